@@ -1,0 +1,22 @@
+// AppSettings: where chats go and how the bundled services run, stored with QSettings.
+// Secrets are never stored here: a remote router's token is read from a file the user
+// names (the keychain takes over with the chat-app issue).
+#pragma once
+
+#include <QString>
+
+namespace tidelane::app {
+
+struct AppSettings {
+  enum class Endpoint { Bundled, RemoteRouter };
+
+  Endpoint endpoint = Endpoint::Bundled;
+  QString remoteAddress;    // HOST:PORT of a remote tidelane-router
+  QString remoteTokenFile;  // file holding that router's bearer token
+  QString workerProfile = QStringLiteral("mid");
+
+  static AppSettings load();
+  void save() const;
+};
+
+}  // namespace tidelane::app

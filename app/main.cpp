@@ -1,0 +1,54 @@
+// tidelane: the desktop chat app. Starts the bundled router and worker (or connects to a
+// remote router, from the settings or the command line) and opens the chat window.
+#include <QApplication>
+#include <QCommandLineParser>
+#include <QDir>
+#include <QStandardPaths>
+
+#include "app/app_controller.h"
+#include "app/app_settings.h"
+
+int main(int argc, char** argv) {
+  QApplication qapp(argc, argv);
+  QApplication::setOrganizationName(QStringLiteral("Tidelane"));
+  QApplication::setApplicationName(QStringLiteral("Tidelane"));
+  QApplication::setApplicationVersion(QStringLiteral(TIDELANE_VERSION));
+
+  QCommandLineParser cli;
+  cli.setApplicationDescription(QApplication::translate(
+      "main", "Chat with a bundled local model, a Tidelane router or any compatible endpoint."));
+  cli.addHelpOption();
+  cli.addVersionOption();
+  const QCommandLineOption remote(QStringLiteral("remote"),
+                                  QApplication::translate("main", "Use the remote router at HOST:PORT."),
+                                  QStringLiteral("HOST:PORT"));
+  const QCommandLineOption tokenFile(
+      QStringLiteral("token-file"),
+      QApplication::translate("main", "File with the remote router's bearer token."),
+      QStringLiteral("PATH"));
+  const QCommandLineOption dataDir(
+      QStringLiteral("data-dir"),
+      QApplication::translate("main", "Directory for the bundled router's state and logs."),
+      QStringLiteral("DIR"));
+  const QCommandLineOption profile(
+      QStringLiteral("worker-profile"),
+      QApplication::translate("main", "Speed class the bundled synthetic worker models: high, mid, low."),
+      QStringLiteral("PROFILE"));
+  cli.addOptions({remote, tokenFile, dataDir, profile});
+  cli.process(qapp);
+
+  auto settings = tidelane::app::AppSettings::load();
+  if (cli.isSet(remote)) {
+    settings.endpoint = tidelane::app::AppSettings::Endpoint::RemoteRouter;
+    settings.remoteAddress = cli.value(remote);
+    settings.remoteTokenFile = cli.value(tokenFile);
+  }
+  if (cli.isSet(profile)) settings.workerProfile = cli.value(profile);
+  const QString data = cli.isSet(dataDir)
+                           ? cli.value(dataDir)
+                           : QStandardPaths::writableLocation(QStandardPaths::AppDataLocation);
+
+  tidelane::app::AppController controller(settings, QCoreApplication::applicationDirPath(), data);
+  controller.start();
+  return QApplication::exec();
+}

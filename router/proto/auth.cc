@@ -1,0 +1,67 @@
+#include "router/proto/auth.h"
+
+#include <sodium.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <stdexcept>
+
+namespace tidelane::auth {
+namespace {
+
+constexpr std::string_view kScheme = "Bearer ";
+
+std::string_view Trim(std::string_view s) {
+  const auto first = s.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos) return {};
+  const auto last = s.find_last_not_of(" \t\r\n");
+  return s.substr(first, last - first + 1);
+}
+
+}  // namespace
+
+std::string ReadTokenFile(const std::filesystem::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    throw std::runtime_error("auth token file " + path.string() + " does not exist or cannot be read");
+  }
+  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    throw std::runtime_error("auth token file " + path.string() +
+                             " is accessible by group or others; run: chmod 600 " + path.string());
+  }
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("auth token file " + path.string() + " cannot be opened");
+  std::string line;
+  std::getline(in, line);
+  const std::string token(Trim(line));
+  if (token.empty()) throw std::runtime_error("auth token file " + path.string() + " is empty");
+  return token;
+}
+
+bool ConstantTimeEquals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  if (a.empty()) return true;
+  return sodium_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+grpc::Status CheckBearer(const grpc::ServerContext& context, std::string_view expected) {
+  const auto& metadata = context.client_metadata();
+  const auto it = metadata.find("authorization");
+  if (it == metadata.end()) {
+    return {grpc::StatusCode::UNAUTHENTICATED, "missing 'authorization: Bearer <token>' metadata"};
+  }
+  const std::string_view value(it->second.data(), it->second.size());
+  if (value.substr(0, kScheme.size()) != kScheme) {
+    return {grpc::StatusCode::UNAUTHENTICATED, "authorization metadata must use the Bearer scheme"};
+  }
+  if (!ConstantTimeEquals(value.substr(kScheme.size()), expected)) {
+    return {grpc::StatusCode::UNAUTHENTICATED, "bearer token not accepted"};
+  }
+  return grpc::Status::OK;
+}
+
+void AttachBearer(grpc::ClientContext& context, std::string_view token) {
+  context.AddMetadata("authorization", std::string(kScheme) + std::string(token));
+}
+
+}  // namespace tidelane::auth

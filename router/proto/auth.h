@@ -1,0 +1,36 @@
+// Bearer-token authentication shared by every Tidelane process.
+//
+// Every RPC carries metadata "authorization: Bearer <token>". Servers call CheckBearer at
+// the top of each handler; clients call AttachBearer on each ClientContext. Tokens live in
+// files readable only by their owner, never on command lines or in logs.
+//
+// All functions are thread-safe (they touch no shared state).
+#pragma once
+
+#include <grpcpp/client_context.h>
+#include <grpcpp/server_context.h>
+#include <grpcpp/support/status.h>
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+namespace tidelane::auth {
+
+// Reads the token from the first line of `path` (surrounding whitespace trimmed).
+// Throws std::runtime_error naming the path when the file is missing, unreadable, empty,
+// or readable or writable by group or others (a leaked secret must not be used silently).
+std::string ReadTokenFile(const std::filesystem::path& path);
+
+// OK when the call's "authorization" metadata is exactly "Bearer <expected>"; otherwise
+// UNAUTHENTICATED with a message that says what was wrong but never echoes a token.
+// The comparison takes the same time wherever the tokens differ.
+grpc::Status CheckBearer(const grpc::ServerContext& context, std::string_view expected);
+
+// Adds "authorization: Bearer <token>" to an outgoing call.
+void AttachBearer(grpc::ClientContext& context, std::string_view token);
+
+// True when `a` equals `b`, in time that depends only on their lengths.
+bool ConstantTimeEquals(std::string_view a, std::string_view b);
+
+}  // namespace tidelane::auth

@@ -1,0 +1,124 @@
+// NodeTable: the router's view of its workers and its admission queue, in one place because
+// admission ("is there a free slot?") and placement ("which node?") are one decision.
+//
+// A request takes a ticket and waits in FIFO order until it is at the head and the routing
+// policy places it on a node with a free slot; the waiter hears its position and expected
+// wait whenever they change. Leases are returned with Release.
+//
+// Threading: every method is thread-safe (one mutex); waiters block on a condition variable
+// and never hold the lock while calling back into the caller.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "router/core/policy.h"
+#include "tidelane/v1/chat.pb.h"
+#include "tidelane/v1/monitor.pb.h"
+#include "tidelane/v1/registry.pb.h"
+#include "tidelane/v1/worker.grpc.pb.h"
+
+namespace tidelane::server {
+
+// A slot on a node, held while a request runs there.
+struct Lease {
+  std::string node;
+  std::uint64_t connection = 0;  // which registration of that node (names survive restarts)
+  v1::Lane lane = v1::LANE_MIXED;
+  std::shared_ptr<v1::WorkerService::StubInterface> stub;
+  std::chrono::steady_clock::time_point since;
+};
+
+struct AcquireResult {
+  std::optional<Lease> lease;
+  v1::ErrorCode error = v1::ERROR_CODE_UNSPECIFIED;  // set when there is no lease
+  std::string message;
+};
+
+struct WaitUpdate {
+  std::uint32_t position = 0;  // requests ahead in the queue
+  std::uint32_t eta_ms = 0;
+};
+
+class NodeTable {
+ public:
+  explicit NodeTable(std::unique_ptr<core::RoutingPolicy> policy);
+
+  // Adds a worker, replacing any earlier registration of the same name. Returns the
+  // connection id that identifies this registration in Remove and UpdateTelemetry.
+  std::uint64_t Add(const v1::Register& registration,
+                    std::shared_ptr<v1::WorkerService::StubInterface> stub);
+  // Removes the registration `connection` of `name`; a no-op when a newer one replaced it.
+  void Remove(const std::string& name, std::uint64_t connection);
+  void UpdateTelemetry(const std::string& name, std::uint64_t connection, const v1::Telemetry& t);
+
+  // Waits for a slot as described above. `exclude` lists connections that must not be chosen
+  // (one that just failed this request). Returns an error when `cancelled` turns true, the
+  // table is shutting down, or no worker has been registered for `no_node_timeout`.
+  AcquireResult Acquire(const core::RequestView& request, const std::set<std::uint64_t>& exclude,
+                        const std::function<bool()>& cancelled,
+                        const std::function<void(WaitUpdate)>& on_wait,
+                        std::chrono::milliseconds no_node_timeout);
+  // Gives the slot back; `served` says whether the request finished there.
+  void Release(const Lease& lease, bool served);
+
+  enum class Outcome { kAccepted, kServed, kFailed, kRejected };
+  void Count(Outcome outcome);
+  void RecordRedirect(const v1::RedirectRecord& record);
+
+  // Routing policy by name; false when there is no such policy.
+  bool SetPolicy(const std::string& name);
+  bool SetNodeState(const std::string& node, v1::NodeState state);
+
+  // A consistent copy of everything the monitor shows. Flows and redirects are those after
+  // event number `*cursor` (0 for all still kept), and `*cursor` moves past them, so each
+  // watcher sees every event once however many watch.
+  v1::ClusterSnapshot Snapshot(std::uint64_t* cursor);
+  // Wakes every waiter with an error; used at shutdown.
+  void Shutdown();
+
+ private:
+  struct Node {
+    v1::Register registration;
+    std::uint64_t connection = 0;
+    std::shared_ptr<v1::WorkerService::StubInterface> stub;
+    v1::Lane lane = v1::LANE_MIXED;
+    v1::NodeState state = v1::NODE_STATE_READY;
+    std::uint32_t active = 0;
+    std::uint64_t served = 0;
+    v1::Telemetry telemetry;
+  };
+
+  std::uint32_t PositionOf(std::uint64_t ticket) const;
+  std::uint32_t EtaMs(std::uint32_t position) const;
+  void RemoveTicket(std::uint64_t ticket);
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::unique_ptr<core::RoutingPolicy> policy_;
+  std::map<std::string, Node> nodes_;
+  std::deque<std::uint64_t> queue_;
+  std::uint64_t next_ticket_ = 1;
+  std::uint64_t next_connection_ = 1;
+  double mean_service_ms_ = 2000;  // EWMA of lease durations, for ETAs
+  bool shutting_down_ = false;
+  v1::Counters counters_;
+  // Recent flows and redirects for watchers, numbered; bounded so an unwatched router's
+  // memory does not grow.
+  static constexpr std::size_t kEventLog = 4096;
+  std::uint64_t next_event_ = 1;
+  std::deque<std::pair<std::uint64_t, v1::Flow>> flows_;
+  std::deque<std::pair<std::uint64_t, v1::RedirectRecord>> redirects_;
+};
+
+}  // namespace tidelane::server

@@ -1,0 +1,46 @@
+#include <grpcpp/create_channel.h>
+#include <spdlog/spdlog.h>
+
+#include "router/proto/auth.h"
+#include "router/server/services.h"
+
+namespace tidelane::server {
+
+RegistryServiceImpl::RegistryServiceImpl(const RouterConfig& config, NodeTable& nodes)
+    : config_(config), nodes_(nodes) {}
+
+grpc::Status RegistryServiceImpl::Connect(
+    grpc::ServerContext* context,
+    grpc::ServerReaderWriter<v1::RouterDirective, v1::WorkerMessage>* stream) {
+  if (auto s = auth::CheckBearer(*context, config_.token); !s.ok()) return s;
+
+  v1::WorkerMessage first;
+  if (!stream->Read(&first)) return {grpc::StatusCode::CANCELLED, "worker left before registering"};
+  if (!first.has_register_()) {
+    return {grpc::StatusCode::INVALID_ARGUMENT, "the first message must be Register"};
+  }
+  const v1::Register& reg = first.register_();
+  if (reg.name().empty() || reg.address().empty() || reg.max_batch() == 0) {
+    return {grpc::StatusCode::INVALID_ARGUMENT, "Register needs a name, an address and max_batch > 0"};
+  }
+
+  auto channel = grpc::CreateChannel(reg.address(), grpc::InsecureChannelCredentials());
+  const auto connection = nodes_.Add(reg, v1::WorkerService::NewStub(channel));
+  spdlog::info("worker {} joined from {} (engine {}, model {}, max batch {})", reg.name(),
+               reg.address(), reg.engine(), reg.model(), reg.max_batch());
+
+  v1::RouterDirective welcome;
+  welcome.mutable_welcome()->set_node(reg.name());
+  welcome.mutable_welcome()->set_telemetry_interval_ms(config_.telemetry_interval_ms);
+  if (stream->Write(welcome)) {
+    v1::WorkerMessage m;
+    while (stream->Read(&m)) {
+      if (m.has_telemetry()) nodes_.UpdateTelemetry(reg.name(), connection, m.telemetry());
+    }
+  }
+  nodes_.Remove(reg.name(), connection);
+  spdlog::warn("worker {} left", reg.name());
+  return grpc::Status::OK;
+}
+
+}  // namespace tidelane::server

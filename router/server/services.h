@@ -1,0 +1,76 @@
+// The router's gRPC services. Each checks the bearer token first and works through the
+// shared NodeTable; none owns state of its own beyond configuration.
+//
+// Threading: gRPC's synchronous server runs each call on a thread of its pool; handlers
+// block (waiting in the admission queue, streaming tokens) without holding any lock.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <string>
+
+#include "router/server/node_table.h"
+#include "tidelane/v1/chat.grpc.pb.h"
+#include "tidelane/v1/monitor.grpc.pb.h"
+#include "tidelane/v1/registry.grpc.pb.h"
+
+namespace tidelane::server {
+
+struct RouterConfig {
+  std::string token;
+  // How long a request waits for the first worker to join before it gets NO_WORKER.
+  std::chrono::milliseconds no_worker_timeout{15000};
+  std::uint32_t telemetry_interval_ms = 250;
+  std::uint32_t max_prompt_bytes = 1 << 20;
+  std::uint32_t max_tokens_limit = 4096;
+  int max_redirects = 3;
+};
+
+class ChatServiceImpl final : public v1::ChatService::Service {
+ public:
+  ChatServiceImpl(const RouterConfig& config, NodeTable& nodes);
+
+  grpc::Status Chat(grpc::ServerContext* context, const v1::ChatRequest* request,
+                    grpc::ServerWriter<v1::ChatEvent>* writer) override;
+  grpc::Status ListModels(grpc::ServerContext* context, const v1::ListModelsRequest* request,
+                          v1::ListModelsResponse* response) override;
+
+ private:
+  const RouterConfig& config_;
+  NodeTable& nodes_;
+};
+
+class RegistryServiceImpl final : public v1::RegistryService::Service {
+ public:
+  RegistryServiceImpl(const RouterConfig& config, NodeTable& nodes);
+
+  grpc::Status Connect(grpc::ServerContext* context,
+                       grpc::ServerReaderWriter<v1::RouterDirective, v1::WorkerMessage>* stream)
+      override;
+
+ private:
+  const RouterConfig& config_;
+  NodeTable& nodes_;
+};
+
+class MonitorServiceImpl final : public v1::MonitorService::Service {
+ public:
+  MonitorServiceImpl(const RouterConfig& config, NodeTable& nodes);
+
+  grpc::Status Watch(grpc::ServerContext* context, const v1::WatchRequest* request,
+                     grpc::ServerWriter<v1::ClusterSnapshot>* writer) override;
+  grpc::Status SetPolicy(grpc::ServerContext* context, const v1::SetPolicyRequest* request,
+                         v1::SetPolicyResponse* response) override;
+  grpc::Status SetNodeState(grpc::ServerContext* context, const v1::SetNodeStateRequest* request,
+                            v1::SetNodeStateResponse* response) override;
+
+  // Ends every Watch stream; called before the server shuts down.
+  void Stop() { stopping_ = true; }
+
+ private:
+  const RouterConfig& config_;
+  NodeTable& nodes_;
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace tidelane::server

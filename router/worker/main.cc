@@ -1,0 +1,145 @@
+// tidelane-worker: runs an engine, serves WorkerService on loopback and joins a router.
+#include <CLI/CLI.hpp>
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/server_builder.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+
+#include "router/core/node_profile.h"
+#include "router/proto/auth.h"
+#include "router/worker/registry_client.h"
+#include "router/worker/synthetic_engine.h"
+#include "router/worker/worker_service.h"
+
+namespace {
+
+using namespace tidelane;
+
+v1::Tier ToProto(core::Tier t) {
+  switch (t) {
+    case core::Tier::kHigh: return v1::TIER_HIGH;
+    case core::Tier::kMid: return v1::TIER_MID;
+    case core::Tier::kLow: return v1::TIER_LOW;
+  }
+  return v1::TIER_UNSPECIFIED;
+}
+
+std::string HostOf(const std::string& address) {
+  const auto colon = address.rfind(':');
+  return colon == std::string::npos ? address : address.substr(0, colon);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App cli{"tidelane-worker: runs inference for a Tidelane router"};
+  std::string router = "127.0.0.1:7443";
+  std::string token_file;
+  std::string engine_kind = "synthetic";
+  std::string model;
+  std::string profile_name = "mid";
+  std::string name;
+  std::string listen = "127.0.0.1:0";
+  double time_scale = 1.0;
+  cli.add_option("--router", router, "Router's gRPC address, HOST:PORT")->capture_default_str();
+  cli.add_option("--auth-token-file", token_file,
+                 "File holding the bearer token shared with the router (mode 0600)")
+      ->required();
+  cli.add_option("--engine", engine_kind, "Engine: synthetic (built in) or gguf (needs --model)")
+      ->check(CLI::IsMember({"synthetic", "gguf"}))
+      ->capture_default_str();
+  cli.add_option("--model", model, "GGUF model file, for --engine gguf");
+  cli.add_option("--profile", profile_name,
+                 "Node class whose speed the synthetic engine models: high, mid or low")
+      ->check(CLI::IsMember({"high", "mid", "low"}))
+      ->capture_default_str();
+  cli.add_option("--name", name, "Node name shown by the router and monitor (default: HOST-PID)");
+  cli.add_option("--listen", listen, "Address for this worker's WorkerService; port 0 picks a free one")
+      ->capture_default_str();
+  cli.add_option("--time-scale", time_scale,
+                 "Multiplies the synthetic engine's modelled delays (0 = no delay)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  CLI11_PARSE(cli, argc, argv);
+
+  spdlog::set_default_logger(spdlog::stderr_color_mt("worker"));
+
+  std::string token;
+  try {
+    token = auth::ReadTokenFile(token_file);
+  } catch (const std::exception& e) {
+    std::cerr << "tidelane-worker: " << e.what() << "\n";
+    return 2;
+  }
+  if (engine_kind == "gguf") {
+    std::cerr << "tidelane-worker: the gguf engine is not built yet (it lands with the inference "
+                 "engine); use --engine synthetic\n";
+    return 2;
+  }
+  const auto profile = core::FindProfile(profile_name);
+  auto engine = std::make_unique<worker::SyntheticEngine>(*profile, time_scale);
+  if (name.empty()) name = "worker-" + std::to_string(::getpid());
+
+  // Signals are taken synchronously by sigwait below, so block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  worker::WorkerServiceImpl service(*engine, token);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  auto server = builder.BuildAndStart();
+  if (!server || port == 0) {
+    std::cerr << "tidelane-worker: cannot listen on " << listen << "\n";
+    return 1;
+  }
+  const std::string address = HostOf(listen) + ":" + std::to_string(port);
+
+  v1::Register registration;
+  registration.set_name(name);
+  registration.set_address(address);
+  registration.set_tier(ToProto(profile->tier));
+  registration.set_engine(std::string(engine->Kind()));
+  registration.set_model(engine->Model());
+  registration.set_max_batch(engine->MaxBatch());
+  registration.set_prefill_tokens_per_s(profile->prefill_tokens_per_s);
+  registration.set_decode_ms_per_token(profile->decode_ms_per_token);
+
+  const auto telemetry = [&] {
+    v1::Telemetry t;
+    const double occupancy = static_cast<double>(engine->Active()) / engine->MaxBatch();
+    t.set_active_requests(engine->Active());
+    t.set_served_total(service.ServedTotal());
+    t.mutable_saturation()->set_batch_occupancy(occupancy);
+    t.mutable_saturation()->set_compute(occupancy);
+    return t;
+  };
+  bool announced = false;
+  const auto on_welcome = [&](const v1::Welcome&) {
+    if (std::exchange(announced, true)) return;
+    // The supervisor and tests wait for this exact line on stdout.
+    std::printf("tidelane-worker ready name=%s listen=%s\n", name.c_str(), address.c_str());
+    std::fflush(stdout);
+  };
+  worker::RegistryClient registry(router, token, registration, telemetry, on_welcome);
+  registry.Start();
+  spdlog::info("worker {} serving on {} (engine {}, profile {}), joining router {}", name, address,
+               engine->Kind(), profile->name, router);
+
+  int signal = 0;
+  sigwait(&signals, &signal);
+  spdlog::info("signal {}: shutting down", signal);
+  registry.Stop();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  return 0;
+}

@@ -1,0 +1,122 @@
+#include "router/worker/synthetic_engine.h"
+
+#include <array>
+#include <chrono>
+#include <cctype>
+#include <stdexcept>
+#include <thread>
+
+namespace tidelane::worker {
+namespace {
+
+constexpr std::uint32_t kDefaultMaxTokens = 48;
+
+constexpr std::array<std::string_view, 32> kWords{
+    "the",   "tide",    "lane",    "router",  "shaves",  "every", "peak",   "so",
+    "no",    "node",    "drowns",  "while",   "each",    "user",  "waits",  "briefly",
+    "and",   "answers", "flow",    "through", "quiet",   "water", "between", "prefill",
+    "decode", "stages", "spread",  "softly",  "across",  "many",  "modest", "machines"};
+
+// FNV-1a: a stable hash, so the same conversation gives the same answer on every worker.
+std::uint64_t Fnv1a(std::string_view s, std::uint64_t h = 1469598103934665603ull) {
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+// SplitMix64: a tiny counter-based generator; token i depends only on (seed, i).
+std::uint64_t SplitMix(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+void SleepMs(double ms) {
+  if (ms > 0) std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(ms));
+}
+
+struct ActiveGuard {
+  std::atomic<std::uint32_t>& n;
+  explicit ActiveGuard(std::atomic<std::uint32_t>& counter) : n(counter) { ++n; }
+  ~ActiveGuard() { --n; }
+  ActiveGuard(const ActiveGuard&) = delete;
+  ActiveGuard& operator=(const ActiveGuard&) = delete;
+};
+
+}  // namespace
+
+SyntheticEngine::SyntheticEngine(core::NodeProfile profile, double time_scale)
+    : profile_(profile), time_scale_(time_scale) {}
+
+std::uint32_t SyntheticEngine::CountTokens(std::string_view text) {
+  std::uint32_t n = 0;
+  bool in_word = false;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c >= 0x80) {
+      if (!in_word) ++n;
+      in_word = true;
+    } else {
+      in_word = false;
+      if (!std::isspace(c)) ++n;
+    }
+  }
+  return n;
+}
+
+std::vector<std::string> SyntheticEngine::AnswerTokens(const std::vector<Message>& messages,
+                                                       std::uint32_t max_tokens) {
+  std::uint64_t seed = Fnv1a("tidelane");
+  for (const auto& m : messages) seed = Fnv1a(m.content, Fnv1a(m.role, seed));
+  const std::uint32_t n = max_tokens ? max_tokens : kDefaultMaxTokens;
+  // The answer ends with a full stop at a length drawn from the seed, like a model's EOS.
+  const std::uint32_t natural = 12 + static_cast<std::uint32_t>(SplitMix(seed) % 28);
+  std::vector<std::string> tokens;
+  tokens.reserve(std::min(n, natural));
+  for (std::uint32_t i = 0; i < n && i < natural; ++i) {
+    std::string_view word = kWords[SplitMix(seed + i + 1) % kWords.size()];
+    std::string t = i == 0 ? "" : " ";
+    t += word;
+    if (i == 0) t[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(t[0])));
+    if (i + 1 == natural) t += ".";
+    tokens.push_back(std::move(t));
+  }
+  return tokens;
+}
+
+GenerationResult SyntheticEngine::Run(const GenerationInput& input, const TokenSink& sink) {
+  bool has_user = false;
+  std::uint32_t prompt_tokens = 0;
+  for (const auto& m : input.messages) {
+    has_user = has_user || m.role == "user";
+    prompt_tokens += CountTokens(m.content) + 4;  // + role markers of a chat template
+  }
+  if (!has_user) throw std::invalid_argument("the conversation has no user message");
+
+  ActiveGuard guard(active_);
+  const auto answer = AnswerTokens(input.messages, input.max_tokens);
+  GenerationResult result;
+  result.prompt_tokens = prompt_tokens;
+  result.prefill_ms = profile_.PrefillMs(prompt_tokens) * time_scale_;
+  // A resumed request re-prefills its prompt plus what was generated so far.
+  const auto start = static_cast<std::uint32_t>(input.generated.size());
+  SleepMs(profile_.PrefillMs(prompt_tokens + start) * time_scale_);
+
+  std::uint32_t i = start;
+  for (; i < answer.size(); ++i) {
+    if (i > start) SleepMs(profile_.DecodeStepMs(active_.load()) * time_scale_);
+    if (!sink(i, answer[i])) {
+      result.completion_tokens = i;
+      result.finish_reason = "cancelled";
+      return result;
+    }
+  }
+  result.completion_tokens = std::max<std::uint32_t>(i, start);
+  // Only a natural end carries the full stop; anything else was cut by max_tokens.
+  result.finish_reason = !answer.empty() && answer.back().ends_with('.') ? "stop" : "length";
+  return result;
+}
+
+}  // namespace tidelane::worker

@@ -1,0 +1,42 @@
+// WorkerServiceImpl: the gRPC face of an Engine. Every call must carry the bearer token.
+//
+// Threading: gRPC calls handlers from its own thread pool; the engine is thread-safe and
+// the cancel table is guarded by a mutex.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "router/worker/engine.h"
+#include "tidelane/v1/worker.grpc.pb.h"
+
+namespace tidelane::worker {
+
+class WorkerServiceImpl final : public v1::WorkerService::Service {
+ public:
+  // `engine` must outlive the service.
+  WorkerServiceImpl(Engine& engine, std::string token);
+
+  grpc::Status Generate(grpc::ServerContext* context, const v1::GenerateRequest* request,
+                        grpc::ServerWriter<v1::GenerateEvent>* writer) override;
+  grpc::Status Cancel(grpc::ServerContext* context, const v1::CancelRequest* request,
+                      v1::CancelResult* result) override;
+
+  // Requests served to completion since start.
+  std::uint64_t ServedTotal() const { return served_.load(); }
+  // Output tokens streamed since start.
+  std::uint64_t TokensTotal() const { return tokens_.load(); }
+
+ private:
+  Engine& engine_;
+  const std::string token_;
+  std::atomic<std::uint64_t> served_{0};
+  std::atomic<std::uint64_t> tokens_{0};
+  std::mutex mu_;
+  std::unordered_map<std::string, std::shared_ptr<std::atomic<bool>>> cancelled_;
+};
+
+}  // namespace tidelane::worker
