@@ -18,8 +18,9 @@ AppSettings AppSettings::load() {
 
 void AppSettings::save() const {
   QSettings s;
-  s.setValue(QStringLiteral("endpoint/kind"),
-             endpoint == Endpoint::RemoteRouter ? QStringLiteral("remote") : QStringLiteral("bundled"));
+  s.setValue(QStringLiteral("endpoint/kind"), endpoint == Endpoint::RemoteRouter
+                                                  ? QStringLiteral("remote")
+                                                  : QStringLiteral("bundled"));
   s.setValue(QStringLiteral("endpoint/remoteAddress"), remoteAddress);
   s.setValue(QStringLiteral("endpoint/remoteTokenFile"), remoteTokenFile);
   s.setValue(QStringLiteral("bundled/workerProfile"), workerProfile);

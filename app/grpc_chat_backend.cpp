@@ -12,13 +12,18 @@ namespace {
 
 QString laneName(v1::Lane lane) {
   switch (lane) {
-    case v1::LANE_PREFILL: return QObject::tr("prefill");
-    case v1::LANE_DECODE: return QObject::tr("decode");
-    default: return QObject::tr("mixed");
+    case v1::LANE_PREFILL:
+      return QObject::tr("prefill");
+    case v1::LANE_DECODE:
+      return QObject::tr("decode");
+    default:
+      return QObject::tr("mixed");
   }
 }
 
-QString q(const std::string& s) { return QString::fromStdString(s); }
+QString q(const std::string& s) {
+  return QString::fromStdString(s);
+}
 
 }  // namespace
 
@@ -54,7 +59,9 @@ void GrpcChatBackend::setEndpoint(const QString& address, const QString& token) 
   if (wasReady != isReady() || isReady()) emit readyChanged(isReady());
 }
 
-QString GrpcChatBackend::describe() const { return tr("router at %1").arg(address_); }
+QString GrpcChatBackend::describe() const {
+  return tr("router at %1").arg(address_);
+}
 
 QString GrpcChatBackend::send(const QList<ui::ChatTurn>& conversation, int maxTokens) {
   reap();
@@ -72,8 +79,9 @@ QString GrpcChatBackend::send(const QList<ui::ChatTurn>& conversation, int maxTo
   call->token = token_.toStdString();
   const QString id = call->id;
   if (!call->stub) {
-    QMetaObject::invokeMethod(this, [this, id] { emit failed(id, tr("not connected to a router")); },
-                              Qt::QueuedConnection);
+    QMetaObject::invokeMethod(
+        this, [this, id] { emit failed(id, tr("not connected to a router")); },
+        Qt::QueuedConnection);
     return id;
   }
   auth::AttachBearer(call->context, call->token);
@@ -151,8 +159,8 @@ void GrpcChatBackend::run(std::shared_ptr<Call> call) {
       s.finishReason = QStringLiteral("cancelled");
       post([=, this] { emit finished(id, s); });
     } else {
-      const QString message = status.ok() ? tr("the router ended the answer early")
-                                          : q(status.error_message());
+      const QString message =
+          status.ok() ? tr("the router ended the answer early") : q(status.error_message());
       post([=, this] { emit failed(id, message); });
     }
   }

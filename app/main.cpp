@@ -19,9 +19,10 @@ int main(int argc, char** argv) {
       "main", "Chat with a bundled local model, a Tidelane router or any compatible endpoint."));
   cli.addHelpOption();
   cli.addVersionOption();
-  const QCommandLineOption remote(QStringLiteral("remote"),
-                                  QApplication::translate("main", "Use the remote router at HOST:PORT."),
-                                  QStringLiteral("HOST:PORT"));
+  const QCommandLineOption remote(
+      QStringLiteral("remote"),
+      QApplication::translate("main", "Use the remote router at HOST:PORT."),
+      QStringLiteral("HOST:PORT"));
   const QCommandLineOption tokenFile(
       QStringLiteral("token-file"),
       QApplication::translate("main", "File with the remote router's bearer token."),
@@ -32,7 +33,8 @@ int main(int argc, char** argv) {
       QStringLiteral("DIR"));
   const QCommandLineOption profile(
       QStringLiteral("worker-profile"),
-      QApplication::translate("main", "Speed class the bundled synthetic worker models: high, mid, low."),
+      QApplication::translate("main",
+                              "Speed class the bundled synthetic worker models: high, mid, low."),
       QStringLiteral("PROFILE"));
   cli.addOptions({remote, tokenFile, dataDir, profile});
   cli.process(qapp);

@@ -34,7 +34,9 @@ ServiceSupervisor::ServiceSupervisor(Options options, QObject* parent)
   clock_.start();
 }
 
-ServiceSupervisor::~ServiceSupervisor() { stop(); }
+ServiceSupervisor::~ServiceSupervisor() {
+  stop();
+}
 
 QString ServiceSupervisor::tokenFile() const {
   return runtimeDir_ ? runtimeDir_->filePath(QStringLiteral("token")) : QString();
@@ -55,9 +57,11 @@ QString ServiceSupervisor::logPath(const Child& child) const {
 void ServiceSupervisor::start() {
   stopping_ = false;
   // QTemporaryDir creates its directory with mode 0700: only this user can reach the token.
-  runtimeDir_ = std::make_unique<QTemporaryDir>(QDir::temp().filePath(QStringLiteral("tidelane-XXXXXX")));
+  runtimeDir_ =
+      std::make_unique<QTemporaryDir>(QDir::temp().filePath(QStringLiteral("tidelane-XXXXXX")));
   if (!runtimeDir_->isValid()) {
-    emit failed(tr("Cannot create a private runtime directory: %1").arg(runtimeDir_->errorString()));
+    emit failed(
+        tr("Cannot create a private runtime directory: %1").arg(runtimeDir_->errorString()));
     return;
   }
   token_ = randomToken();
@@ -105,11 +109,13 @@ void ServiceSupervisor::launch(Child& child, const QStringList& args) {
   // If the app is killed, the kernel sends the children SIGTERM instead of orphaning them.
   p->setChildProcessModifier([] { ::prctl(PR_SET_PDEATHSIG, SIGTERM); });
   connect(p, &QProcess::readyReadStandardOutput, this, [this, &child] { onReadyRead(child); });
-  connect(p, &QProcess::finished, this,
-          [this, &child](int code, QProcess::ExitStatus status) { onFinished(child, code, status); });
+  connect(p, &QProcess::finished, this, [this, &child](int code, QProcess::ExitStatus status) {
+    onFinished(child, code, status);
+  });
   connect(p, &QProcess::errorOccurred, this, [this, &child](QProcess::ProcessError error) {
     if (error == QProcess::FailedToStart) {
-      emit failed(tr("Cannot start %1: %2").arg(child.process->program(), child.process->errorString()));
+      emit failed(
+          tr("Cannot start %1: %2").arg(child.process->program(), child.process->errorString()));
     }
   });
   p->start();
@@ -142,15 +148,16 @@ void ServiceSupervisor::onReadyRead(Child& child) {
 void ServiceSupervisor::onFinished(Child& child, int exitCode, QProcess::ExitStatus status) {
   if (stopping_) return;
   (&child == &router_ ? routerReady_ : workerReady_) = false;
-  const QString how = status == QProcess::CrashExit ? tr("crashed")
-                                                    : tr("exited with code %1").arg(exitCode);
+  const QString how =
+      status == QProcess::CrashExit ? tr("crashed") : tr("exited with code %1").arg(exitCode);
   const qint64 now = clock_.elapsed();
   child.crashTimes.append(now);
   while (!child.crashTimes.isEmpty() && now - child.crashTimes.first() > 60000) {
     child.crashTimes.removeFirst();
   }
   if (child.crashTimes.size() > options_.maxRestartsPerMinute) {
-    emit failed(tr("The bundled %1 %2 and keeps failing; see %3").arg(child.name, how, logPath(child)));
+    emit failed(
+        tr("The bundled %1 %2 and keeps failing; see %3").arg(child.name, how, logPath(child)));
     return;
   }
   emit statusChanged(tr("The bundled %1 %2; restarting it").arg(child.name, how));

@@ -50,10 +50,10 @@ class ServiceSupervisor : public QObject {
   qint64 workerPid() const;
 
  signals:
-  void ready();                         // both children up (at start and after each restart)
+  void ready();  // both children up (at start and after each restart)
   void statusChanged(const QString& message);
   void childRestarted(const QString& which);  // "router" or "worker"
-  void failed(const QString& message);  // gave up; the message says why and where the log is
+  void failed(const QString& message);        // gave up; the message says why and where the log is
 
  private:
   struct Child {

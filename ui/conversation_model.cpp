@@ -20,12 +20,18 @@ QVariant ConversationModel::data(const QModelIndex& index, int role) const {
     }
     case Qt::AccessibleTextRole:
       return (m.role == QLatin1String("user") ? tr("You said: ") : tr("Answer: ")) + m.text;
-    case RoleRole: return m.role;
-    case TextRole: return m.text;
-    case TraceRole: return m.trace.join(QStringLiteral(" · "));
-    case StateRole: return QVariant::fromValue(m.state);
-    case RequestIdRole: return m.requestId;
-    default: return {};
+    case RoleRole:
+      return m.role;
+    case TextRole:
+      return m.text;
+    case TraceRole:
+      return m.trace.join(QStringLiteral(" · "));
+    case StateRole:
+      return QVariant::fromValue(m.state);
+    case RequestIdRole:
+      return m.requestId;
+    default:
+      return {};
   }
 }
 
@@ -49,7 +55,8 @@ void ConversationModel::appendUser(const QString& text) {
 void ConversationModel::beginAnswer(const QString& requestId) {
   const int row = static_cast<int>(messages_.size());
   beginInsertRows({}, row, row);
-  messages_.append(Message{QStringLiteral("assistant"), {}, requestId, State::Waiting, 0, {}, {}, {}});
+  messages_.append(
+      Message{QStringLiteral("assistant"), {}, requestId, State::Waiting, 0, {}, {}, {}});
   endInsertRows();
 }
 

@@ -19,8 +19,8 @@ class ConversationModel : public QAbstractListModel {
   enum Role {
     RoleRole = Qt::UserRole + 1,  // "user", "assistant" or "system"
     TextRole,
-    TraceRole,      // "queued #3 · routed to node-a (mixed) · TTFT 120 ms · 40 tok/s"
-    StateRole,      // State below
+    TraceRole,  // "queued #3 · routed to node-a (mixed) · TTFT 120 ms · 40 tok/s"
+    StateRole,  // State below
     RequestIdRole,
   };
   enum class State { Complete, Waiting, Streaming, Failed, Cancelled };

@@ -11,7 +11,9 @@
 namespace tidelane::ui {
 
 MainWindow::MainWindow(ChatBackend* backend, QWidget* parent)
-    : QMainWindow(parent), backend_(backend), chat_(new ChatView(backend, this)),
+    : QMainWindow(parent),
+      backend_(backend),
+      chat_(new ChatView(backend, this)),
       status_(new QLabel(this)) {
   setWindowTitle(tr("Tidelane"));
   setCentralWidget(chat_);
@@ -32,6 +34,8 @@ MainWindow::MainWindow(ChatBackend* backend, QWidget* parent)
                                         : tr("Starting…"));
 }
 
-void MainWindow::showServiceStatus(const QString& message) { status_->setText(message); }
+void MainWindow::showServiceStatus(const QString& message) {
+  status_->setText(message);
+}
 
 }  // namespace tidelane::ui

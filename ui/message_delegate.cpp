@@ -42,16 +42,18 @@ MessageDelegate::Layout MessageDelegate::layout(const QStyleOptionViewItem& opti
   l.text = QRect(x, y, width, textBox.height());
   y += l.text.height();
   if (!trace.isEmpty()) {
-    const QRect traceBox = traceFm.boundingRect(QRect(0, 0, width, 1 << 20), Qt::TextWordWrap, trace);
+    const QRect traceBox =
+        traceFm.boundingRect(QRect(0, 0, width, 1 << 20), Qt::TextWordWrap, trace);
     l.trace = QRect(x, y + 4, width, traceBox.height());
     y = l.trace.bottom() + 1;
   }
-  l.bubble = QRect(option.rect.left() + kMargin, option.rect.top() + kMargin,
-                   width + 2 * kPadding, y + kPadding - option.rect.top() - kMargin);
+  l.bubble = QRect(option.rect.left() + kMargin, option.rect.top() + kMargin, width + 2 * kPadding,
+                   y + kPadding - option.rect.top() - kMargin);
   return l;
 }
 
-QSize MessageDelegate::sizeHint(const QStyleOptionViewItem& option, const QModelIndex& index) const {
+QSize MessageDelegate::sizeHint(const QStyleOptionViewItem& option,
+                                const QModelIndex& index) const {
   const Layout l = layout(option, index);
   return {option.rect.width(), l.bubble.height() + 2 * kMargin};
 }

@@ -23,7 +23,8 @@ std::string_view Trim(std::string_view s) {
 std::string ReadTokenFile(const std::filesystem::path& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
-    throw std::runtime_error("auth token file " + path.string() + " does not exist or cannot be read");
+    throw std::runtime_error("auth token file " + path.string() +
+                             " does not exist or cannot be read");
   }
   if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
     throw std::runtime_error("auth token file " + path.string() +

@@ -95,8 +95,8 @@ grpc::Status ChatServiceImpl::Chat(grpc::ServerContext* context, const v1::ChatR
   double ttft_ms = -1;
 
   for (int attempt = 0; attempt <= config_.max_redirects; ++attempt) {
-    auto acquired = nodes_.Acquire(view, failed_connections, cancelled, on_wait,
-                                   config_.no_worker_timeout);
+    auto acquired =
+        nodes_.Acquire(view, failed_connections, cancelled, on_wait, config_.no_worker_timeout);
     if (!acquired.lease) {
       if (context->IsCancelled()) return {grpc::StatusCode::CANCELLED, "client cancelled"};
       return send_error(acquired.error, acquired.message);
@@ -191,13 +191,12 @@ grpc::Status ChatServiceImpl::Chat(grpc::ServerContext* context, const v1::ChatR
     failed_connections.insert(lease.connection);
     previous = lease;
   }
-  return send_error(v1::ERROR_CODE_WORKER_FAILED,
-                    "gave up after " + std::to_string(config_.max_redirects) +
-                        " redirects; last: " + last_failure);
+  return send_error(v1::ERROR_CODE_WORKER_FAILED, "gave up after " +
+                                                      std::to_string(config_.max_redirects) +
+                                                      " redirects; last: " + last_failure);
 }
 
-grpc::Status ChatServiceImpl::ListModels(grpc::ServerContext* context,
-                                         const v1::ListModelsRequest*,
+grpc::Status ChatServiceImpl::ListModels(grpc::ServerContext* context, const v1::ListModelsRequest*,
                                          v1::ListModelsResponse* response) {
   if (auto s = auth::CheckBearer(*context, config_.token); !s.ok()) return s;
   std::uint64_t cursor = ~0ull;  // no flows or redirects wanted

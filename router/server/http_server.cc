@@ -1,9 +1,9 @@
 #include "router/server/http_server.h"
 
-#include <boost/asio.hpp>
-#include <boost/beast.hpp>
 #include <spdlog/spdlog.h>
 
+#include <boost/asio.hpp>
+#include <boost/beast.hpp>
 #include <sstream>
 #include <thread>
 
@@ -74,10 +74,11 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Write(Response res) {
     res_ = std::move(res);
-    http::async_write(stream_, res_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-      if (ec || !self->res_.keep_alive()) return self->Close();
-      self->Read();
-    });
+    http::async_write(stream_, res_,
+                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                        if (ec || !self->res_.keep_alive()) return self->Close();
+                        self->Read();
+                      });
   }
 
   void Close() {
@@ -118,7 +119,9 @@ struct HttpServer::Impl {
 HttpServer::HttpServer(NodeTable& nodes, std::string token)
     : impl_(new Impl{nodes, std::move(token)}) {}
 
-HttpServer::~HttpServer() { Stop(); }
+HttpServer::~HttpServer() {
+  Stop();
+}
 
 std::optional<std::string> HttpServer::Start(const std::string& address) {
   const auto colon = address.rfind(':');

@@ -1,10 +1,10 @@
 // tidelane-router: admits, queues and routes chat requests to the workers that join it.
-#include <CLI/CLI.hpp>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/server_builder.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -55,7 +55,8 @@ int main(int argc, char** argv) {
   std::error_code ec;
   std::filesystem::create_directories(data_dir, ec);
   if (ec) {
-    std::cerr << "tidelane-router: cannot create data dir " << data_dir << ": " << ec.message() << "\n";
+    std::cerr << "tidelane-router: cannot create data dir " << data_dir << ": " << ec.message()
+              << "\n";
     return 2;
   }
 

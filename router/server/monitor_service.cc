@@ -35,7 +35,8 @@ grpc::Status MonitorServiceImpl::SetPolicy(grpc::ServerContext* context,
   if (auto s = auth::CheckBearer(*context, config_.token); !s.ok()) return s;
   for (const auto name : core::PolicyNames()) response->add_available(std::string(name));
   if (!nodes_.SetPolicy(request->policy())) {
-    return {grpc::StatusCode::INVALID_ARGUMENT, "no routing policy called '" + request->policy() + "'"};
+    return {grpc::StatusCode::INVALID_ARGUMENT,
+            "no routing policy called '" + request->policy() + "'"};
   }
   response->set_policy(request->policy());
   return grpc::Status::OK;
@@ -46,7 +47,8 @@ grpc::Status MonitorServiceImpl::SetNodeState(grpc::ServerContext* context,
                                               v1::SetNodeStateResponse*) {
   if (auto s = auth::CheckBearer(*context, config_.token); !s.ok()) return s;
   const auto st = request->state();
-  if (st != v1::NODE_STATE_READY && st != v1::NODE_STATE_DRAINING && st != v1::NODE_STATE_CORDONED) {
+  if (st != v1::NODE_STATE_READY && st != v1::NODE_STATE_DRAINING &&
+      st != v1::NODE_STATE_CORDONED) {
     return {grpc::StatusCode::INVALID_ARGUMENT, "state must be READY, DRAINING or CORDONED"};
   }
   if (!nodes_.SetNodeState(request->node(), st)) {

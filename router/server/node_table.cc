@@ -108,7 +108,8 @@ AcquireResult NodeTable::Acquire(const core::RequestView& request,
         cv_.notify_all();
         return {Lease{n.registration.name(), n.connection, n.lane, n.stub,
                       std::chrono::steady_clock::now()},
-                v1::ERROR_CODE_UNSPECIFIED, {}};
+                v1::ERROR_CODE_UNSPECIFIED,
+                {}};
       }
     }
     const bool any_node = std::any_of(nodes_.begin(), nodes_.end(), [&](const auto& kv) {
@@ -139,9 +140,9 @@ void NodeTable::Release(const Lease& lease, bool served) {
       if (served) ++it->second.served;
     }
     if (served) {
-      const double ms = std::chrono::duration<double, std::milli>(
-                            std::chrono::steady_clock::now() - lease.since)
-                            .count();
+      const double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - lease.since)
+              .count();
       mean_service_ms_ = 0.8 * mean_service_ms_ + 0.2 * ms;
     }
   }
@@ -158,10 +159,18 @@ void NodeTable::RecordRedirect(const v1::RedirectRecord& record) {
 void NodeTable::Count(Outcome outcome) {
   std::lock_guard lock(mu_);
   switch (outcome) {
-    case Outcome::kAccepted: counters_.set_accepted(counters_.accepted() + 1); break;
-    case Outcome::kServed: counters_.set_served(counters_.served() + 1); break;
-    case Outcome::kFailed: counters_.set_failed(counters_.failed() + 1); break;
-    case Outcome::kRejected: counters_.set_rejected(counters_.rejected() + 1); break;
+    case Outcome::kAccepted:
+      counters_.set_accepted(counters_.accepted() + 1);
+      break;
+    case Outcome::kServed:
+      counters_.set_served(counters_.served() + 1);
+      break;
+    case Outcome::kFailed:
+      counters_.set_failed(counters_.failed() + 1);
+      break;
+    case Outcome::kRejected:
+      counters_.set_rejected(counters_.rejected() + 1);
+      break;
   }
 }
 

@@ -21,7 +21,8 @@ grpc::Status RegistryServiceImpl::Connect(
   }
   const v1::Register& reg = first.register_();
   if (reg.name().empty() || reg.address().empty() || reg.max_batch() == 0) {
-    return {grpc::StatusCode::INVALID_ARGUMENT, "Register needs a name, an address and max_batch > 0"};
+    return {grpc::StatusCode::INVALID_ARGUMENT,
+            "Register needs a name, an address and max_batch > 0"};
   }
 
   auto channel = grpc::CreateChannel(reg.address(), grpc::InsecureChannelCredentials());

@@ -44,9 +44,9 @@ class RegistryServiceImpl final : public v1::RegistryService::Service {
  public:
   RegistryServiceImpl(const RouterConfig& config, NodeTable& nodes);
 
-  grpc::Status Connect(grpc::ServerContext* context,
-                       grpc::ServerReaderWriter<v1::RouterDirective, v1::WorkerMessage>* stream)
-      override;
+  grpc::Status Connect(
+      grpc::ServerContext* context,
+      grpc::ServerReaderWriter<v1::RouterDirective, v1::WorkerMessage>* stream) override;
 
  private:
   const RouterConfig& config_;

@@ -46,7 +46,7 @@ class Engine {
   virtual std::string_view Kind() const = 0;  // "synthetic", "gguf", "upstream"
   virtual std::string Model() const = 0;      // the model id it serves
   virtual std::uint32_t MaxBatch() const = 0;
-  virtual std::uint32_t Active() const = 0;   // requests running now
+  virtual std::uint32_t Active() const = 0;  // requests running now
 
   // Runs one request to completion, cancellation or a sink refusal. Blocking.
   // Throws std::invalid_argument for input it cannot serve (no user message, say).

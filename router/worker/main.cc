@@ -1,10 +1,10 @@
 // tidelane-worker: runs an engine, serves WorkerService on loopback and joins a router.
-#include <CLI/CLI.hpp>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/server_builder.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -22,9 +22,12 @@ using namespace tidelane;
 
 v1::Tier ToProto(core::Tier t) {
   switch (t) {
-    case core::Tier::kHigh: return v1::TIER_HIGH;
-    case core::Tier::kMid: return v1::TIER_MID;
-    case core::Tier::kLow: return v1::TIER_LOW;
+    case core::Tier::kHigh:
+      return v1::TIER_HIGH;
+    case core::Tier::kMid:
+      return v1::TIER_MID;
+    case core::Tier::kLow:
+      return v1::TIER_LOW;
   }
   return v1::TIER_UNSPECIFIED;
 }
@@ -59,7 +62,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"high", "mid", "low"}))
       ->capture_default_str();
   cli.add_option("--name", name, "Node name shown by the router and monitor (default: HOST-PID)");
-  cli.add_option("--listen", listen, "Address for this worker's WorkerService; port 0 picks a free one")
+  cli.add_option("--listen", listen,
+                 "Address for this worker's WorkerService; port 0 picks a free one")
       ->capture_default_str();
   cli.add_option("--time-scale", time_scale,
                  "Multiplies the synthetic engine's modelled delays (0 = no delay)")

@@ -18,9 +18,13 @@ RegistryClient::RegistryClient(std::string router_address, std::string token,
       telemetry_(std::move(telemetry)),
       on_welcome_(std::move(on_welcome)) {}
 
-RegistryClient::~RegistryClient() { Stop(); }
+RegistryClient::~RegistryClient() {
+  Stop();
+}
 
-void RegistryClient::Start() { thread_ = std::thread([this] { Loop(); }); }
+void RegistryClient::Start() {
+  thread_ = std::thread([this] { Loop(); });
+}
 
 void RegistryClient::Stop() {
   {

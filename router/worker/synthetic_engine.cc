@@ -1,8 +1,8 @@
 #include "router/worker/synthetic_engine.h"
 
 #include <array>
-#include <chrono>
 #include <cctype>
+#include <chrono>
 #include <stdexcept>
 #include <thread>
 
@@ -12,10 +12,10 @@ namespace {
 constexpr std::uint32_t kDefaultMaxTokens = 48;
 
 constexpr std::array<std::string_view, 32> kWords{
-    "the",   "tide",    "lane",    "router",  "shaves",  "every", "peak",   "so",
-    "no",    "node",    "drowns",  "while",   "each",    "user",  "waits",  "briefly",
-    "and",   "answers", "flow",    "through", "quiet",   "water", "between", "prefill",
-    "decode", "stages", "spread",  "softly",  "across",  "many",  "modest", "machines"};
+    "the",    "tide",    "lane",   "router",  "shaves", "every", "peak",    "so",
+    "no",     "node",    "drowns", "while",   "each",   "user",  "waits",   "briefly",
+    "and",    "answers", "flow",   "through", "quiet",  "water", "between", "prefill",
+    "decode", "stages",  "spread", "softly",  "across", "many",  "modest",  "machines"};
 
 // FNV-1a: a stable hash, so the same conversation gives the same answer on every worker.
 std::uint64_t Fnv1a(std::string_view s, std::uint64_t h = 1469598103934665603ull) {

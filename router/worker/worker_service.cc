@@ -31,7 +31,8 @@ grpc::Status WorkerServiceImpl::Generate(grpc::ServerContext* context,
   {
     std::lock_guard lock(mu_);
     if (!cancelled_.emplace(input.request_id, flag).second) {
-      return {grpc::StatusCode::ALREADY_EXISTS, "request " + input.request_id + " is already running here"};
+      return {grpc::StatusCode::ALREADY_EXISTS,
+              "request " + input.request_id + " is already running here"};
     }
   }
   struct Unregister {
@@ -77,8 +78,7 @@ grpc::Status WorkerServiceImpl::Generate(grpc::ServerContext* context,
 }
 
 grpc::Status WorkerServiceImpl::Cancel(grpc::ServerContext* context,
-                                       const v1::CancelRequest* request,
-                                       v1::CancelResult* result) {
+                                       const v1::CancelRequest* request, v1::CancelResult* result) {
   if (auto s = auth::CheckBearer(*context, token_); !s.ok()) return s;
   std::lock_guard lock(mu_);
   const auto it = cancelled_.find(request->request_id());

@@ -47,9 +47,9 @@ class TestChatWindow : public QObject {
     auto* model = window->chatView()->model();
     QCOMPARE(model->rowCount(), 2);
     const auto answer = model->index(1);
-    QTRY_COMPARE_WITH_TIMEOUT(answer.data(ui::ConversationModel::StateRole)
-                                  .value<ui::ConversationModel::State>(),
-                              ui::ConversationModel::State::Complete, 30000);
+    QTRY_COMPARE_WITH_TIMEOUT(
+        answer.data(ui::ConversationModel::StateRole).value<ui::ConversationModel::State>(),
+        ui::ConversationModel::State::Complete, 30000);
 
     std::string expected;
     for (const auto& t : worker::SyntheticEngine::AnswerTokens({{"user", "Hello, Tidelane!"}}, 0)) {
@@ -58,7 +58,8 @@ class TestChatWindow : public QObject {
     QCOMPARE(answer.data(ui::ConversationModel::TextRole).toString().toStdString(), expected);
     // It streamed: one signal per token, not one lump.
     QVERIFY(tokens.count() > 5);
-    QVERIFY(answer.data(ui::ConversationModel::TraceRole).toString().contains(QStringLiteral("local")));
+    QVERIFY(
+        answer.data(ui::ConversationModel::TraceRole).toString().contains(QStringLiteral("local")));
     QVERIFY(send->isEnabled() == false);  // composer is empty again
 
     const QString shot = qEnvironmentVariable("TIDELANE_SCREENSHOT");

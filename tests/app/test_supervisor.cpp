@@ -14,7 +14,9 @@ using namespace tidelane;
 
 namespace {
 
-bool processExists(qint64 pid) { return pid > 0 && ::kill(static_cast<pid_t>(pid), 0) == 0; }
+bool processExists(qint64 pid) {
+  return pid > 0 && ::kill(static_cast<pid_t>(pid), 0) == 0;
+}
 
 // Sends one message and waits for its answer; returns the answer text or "" on failure.
 QString ask(app::GrpcChatBackend& backend, const QString& text) {
@@ -28,13 +30,14 @@ QString ask(app::GrpcChatBackend& backend, const QString& text) {
                    });
   QObject::connect(&backend, &ui::ChatBackend::finished, &ctx,
                    [&](const QString& rid, const ui::AnswerSummary&) { done = done || rid == id; });
-  QObject::connect(&backend, &ui::ChatBackend::failed, &ctx, [&](const QString& rid, const QString& m) {
-    if (rid == id) {
-      qWarning() << "chat failed:" << m;
-      answer.clear();
-      done = true;
-    }
-  });
+  QObject::connect(&backend, &ui::ChatBackend::failed, &ctx,
+                   [&](const QString& rid, const QString& m) {
+                     if (rid == id) {
+                       qWarning() << "chat failed:" << m;
+                       answer.clear();
+                       done = true;
+                     }
+                   });
   id = backend.send({{QStringLiteral("user"), text}}, 8);
   if (!QTest::qWaitFor([&] { return done; }, 30000)) return {};
   return answer;

@@ -73,7 +73,8 @@ class TestProtocol : public QObject {
     std::ofstream(empty) << "\n";
     ::chmod(empty.c_str(), 0600);
     QVERIFY_THROWS_EXCEPTION(std::runtime_error, auth::ReadTokenFile(empty));
-    QVERIFY_THROWS_EXCEPTION(std::runtime_error, auth::ReadTokenFile(dir.filePath("missing").toStdString()));
+    QVERIFY_THROWS_EXCEPTION(std::runtime_error,
+                             auth::ReadTokenFile(dir.filePath("missing").toStdString()));
   }
 };
 

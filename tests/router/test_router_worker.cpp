@@ -21,7 +21,8 @@ using namespace tidelane;
 
 namespace {
 
-v1::ChatRequest makeRequest(const std::string& id, const std::string& text, unsigned maxTokens = 0) {
+v1::ChatRequest makeRequest(const std::string& id, const std::string& text,
+                            unsigned maxTokens = 0) {
   v1::ChatRequest r;
   r.set_request_id(id);
   r.set_user("tester");
@@ -48,7 +49,9 @@ class TestRouterWorker : public QObject {
   std::unique_ptr<app::ServiceSupervisor> services_;
   std::shared_ptr<grpc::Channel> channel_;
 
-  void withToken(grpc::ClientContext& c) { auth::AttachBearer(c, services_->token().toStdString()); }
+  void withToken(grpc::ClientContext& c) {
+    auth::AttachBearer(c, services_->token().toStdString());
+  }
 
   // Reads the whole stream of a Chat call.
   std::vector<v1::ChatEvent> chat(const v1::ChatRequest& request, grpc::Status* status) {
@@ -100,7 +103,8 @@ class TestRouterWorker : public QObject {
       }
     }
     QCOMPARE(tokens, expectedAnswer(request));
-    QCOMPARE(events.back().done().usage().completion_tokens(), static_cast<unsigned>(tokens.size()));
+    QCOMPARE(events.back().done().usage().completion_tokens(),
+             static_cast<unsigned>(tokens.size()));
     QVERIFY(events.back().done().timings().ttft_ms() > 0);
     QVERIFY(events.back().done().timings().total_ms() >= events.back().done().timings().ttft_ms());
   }
@@ -182,8 +186,8 @@ class TestRouterWorker : public QObject {
     second.setProgram(QStringLiteral(TIDELANE_BIN_DIR "/tidelane-worker"));
     second.setArguments({QStringLiteral("--router"), services_->grpcAddress(),
                          QStringLiteral("--auth-token-file"), services_->tokenFile(),
-                         QStringLiteral("--profile"), QStringLiteral("low"), QStringLiteral("--name"),
-                         QStringLiteral("second")});
+                         QStringLiteral("--profile"), QStringLiteral("low"),
+                         QStringLiteral("--name"), QStringLiteral("second")});
     second.start();
     QVERIFY(second.waitForStarted());
     QByteArray out;
@@ -231,7 +235,8 @@ class TestRouterWorker : public QObject {
     QCOMPARE(redirect->redirected().from_node(), std::string("second"));
     QCOMPARE(redirect->redirected().to_node(), std::string("local"));
     // It resumes exactly after the last token the client already had.
-    const auto before = std::count_if(events.begin(), redirect, [](const auto& e) { return e.has_token(); });
+    const auto before =
+        std::count_if(events.begin(), redirect, [](const auto& e) { return e.has_token(); });
     QVERIFY(before >= 3);
     QCOMPARE(redirect->redirected().resume_index(), static_cast<unsigned>(before));
     QVERIFY(events.back().has_done());
