@@ -78,7 +78,15 @@ grpc::Status ChatServiceImpl::Chat(grpc::ServerContext* context, const v1::ChatR
 
   std::uint32_t prompt_bytes = 0;
   for (const auto& m : request->messages()) prompt_bytes += m.content().size();
-  const core::RequestView view{id, prompt_bytes / 4};
+  core::Request view;
+  view.id = std::hash<std::string>{}(id);
+  view.user = static_cast<std::uint32_t>(std::hash<std::string>{}(request->user()));
+  view.priority = request->priority() == v1::PRIORITY_BATCH ? core::Priority::kBatch
+                                                            : core::Priority::kInteractive;
+  view.prompt_tokens = prompt_bytes / 4 + 1;  // ~4 bytes per token until the engine tokenizes
+  view.max_tokens = request->sampling().max_tokens();
+  view.expected_output_tokens = view.max_tokens ? view.max_tokens : 256;
+  view.session = std::hash<std::string>{}(request->conversation_id());
   const auto cancelled = [&] { return context->IsCancelled(); };
   const auto on_wait = [&](WaitUpdate u) {
     v1::ChatEvent e;
@@ -101,7 +109,7 @@ grpc::Status ChatServiceImpl::Chat(grpc::ServerContext* context, const v1::ChatR
       if (context->IsCancelled()) return {grpc::StatusCode::CANCELLED, "client cancelled"};
       return send_error(acquired.error, acquired.message);
     }
-    const Lease lease = *acquired.lease;
+    Lease lease = *acquired.lease;
     if (queue_ms < 0) queue_ms = MsSince(accepted_at);
 
     v1::ChatEvent routed_or_redirected;
@@ -146,6 +154,7 @@ grpc::Status ChatServiceImpl::Chat(grpc::ServerContext* context, const v1::ChatR
         // Tokens carry their index, so a resumed stream can never repeat or skip one.
         if (event.token().index() != generated.size()) continue;
         if (ttft_ms < 0) ttft_ms = MsSince(accepted_at);
+        nodes_.MarkPrefilled(lease);
         generated.push_back(event.token().text());
         v1::ChatEvent e;
         *e.mutable_token() = event.token();

@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
   std::string http_listen = "127.0.0.1:8080";
   std::string token_file;
   std::string data_dir;
-  std::string policy = "least-outstanding";
+  std::string policy = "tidal";
   unsigned no_worker_timeout_ms = 15000;
   cli.add_option("--grpc-listen", grpc_listen,
                  "gRPC address for chat, monitor and worker registry; port 0 picks a free one")

@@ -16,6 +16,16 @@ std::uint64_t NodeTable::Add(const v1::Register& registration,
     n.registration = registration;
     n.connection = connection = next_connection_++;
     n.stub = std::move(stub);
+    // The worker's own figures; what it does not report comes from its tier's profile.
+    const auto tier = registration.tier() == v1::TIER_HIGH  ? "high"
+                      : registration.tier() == v1::TIER_LOW ? "low"
+                                                            : "mid";
+    n.profile = *core::FindProfile(tier);
+    n.profile.max_batch = std::max(1u, registration.max_batch());
+    if (registration.prefill_tokens_per_s() > 0)
+      n.profile.prefill_tokens_per_s = registration.prefill_tokens_per_s();
+    if (registration.decode_ms_per_token() > 0)
+      n.profile.decode_ms_per_token = registration.decode_ms_per_token();
   }
   cv_.notify_all();
   return connection;
@@ -59,7 +69,15 @@ void NodeTable::RemoveTicket(std::uint64_t ticket) {
   if (it != queue_.end()) queue_.erase(it);
 }
 
-AcquireResult NodeTable::Acquire(const core::RequestView& request,
+namespace {
+
+double SecondsNow() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+AcquireResult NodeTable::Acquire(const core::Request& request,
                                  const std::set<std::uint64_t>& exclude,
                                  const std::function<bool()>& cancelled,
                                  const std::function<void(WaitUpdate)>& on_wait,
@@ -87,27 +105,52 @@ AcquireResult NodeTable::Acquire(const core::RequestView& request,
       continue;  // the world may have changed while unlocked
     }
     if (position == 0) {
-      std::vector<core::NodeView> views;
+      std::vector<core::NodeState> states;
       std::vector<Node*> order;
       for (auto& [name, n] : nodes_) {
-        const bool ok = n.state == v1::NODE_STATE_READY && !exclude.contains(n.connection);
-        views.push_back({name, n.active, std::max(1u, n.registration.max_batch()), ok});
+        core::NodeState st;
+        st.id = static_cast<std::uint32_t>(n.connection);
+        st.name = name;
+        st.profile = &n.profile;
+        st.lane = n.lane == v1::LANE_PREFILL  ? core::Lane::kPrefill
+                  : n.lane == v1::LANE_DECODE ? core::Lane::kDecode
+                                              : core::Lane::kMixed;
+        // A node takes new work while ready, not excluded, and with a free batch slot.
+        st.accepting = n.state == v1::NODE_STATE_READY && !exclude.contains(n.connection) &&
+                       n.active < n.profile.max_batch;
+        const auto& sat = n.telemetry.saturation();
+        st.saturation[core::Dim::kPrefillBacklog] = sat.prefill_backlog();
+        st.saturation[core::Dim::kBatch] = sat.batch_occupancy();
+        st.saturation[core::Dim::kKv] = sat.kv_blocks();
+        st.saturation[core::Dim::kCompute] = sat.compute();
+        st.saturation[core::Dim::kDecodeLatency] = sat.decode_latency();
+        st.saturation[core::Dim::kErrors] = sat.error_rate();
+        st.saturation[core::Dim::kKvTransfer] = sat.kv_transfer_backlog();
+        st.running = n.telemetry.active_requests();
+        st.outstanding = n.active;
+        st.outstanding_prefill_tokens = n.outstanding_prefill_tokens;
+        states.push_back(st);
         order.push_back(&n);
       }
-      if (const auto pick = policy_->Pick(request, views)) {
-        Node& n = *order[*pick];
+      const core::ClusterView view{states, SecondsNow(), {}};
+      if (const auto placement = policy_->Route(request, view)) {
+        policy_->OnPlaced(request, *placement, view);
+        // Split placements need KV handoff between workers, which the daemons do not do
+        // yet; the request runs whole on the prefill node.
+        Node& n = *order[placement->prefill];
         ++n.active;
+        n.outstanding_prefill_tokens += request.prompt_tokens;
         counters_.set_in_flight(counters_.in_flight() + 1);
         RemoveTicket(ticket);
         v1::Flow flow;
-        flow.set_request_id(std::string(request.request_id));
+        flow.set_request_id(std::to_string(request.id));
         flow.set_to_node(n.registration.name());
         flow.set_stage(v1::STAGE_WHOLE);
         flows_.emplace_back(next_event_++, std::move(flow));
         if (flows_.size() > kEventLog) flows_.pop_front();
         cv_.notify_all();
         return {Lease{n.registration.name(), n.connection, n.lane, n.stub,
-                      std::chrono::steady_clock::now()},
+                      std::chrono::steady_clock::now(), request.prompt_tokens},
                 v1::ERROR_CODE_UNSPECIFIED,
                 {}};
       }
@@ -137,6 +180,10 @@ void NodeTable::Release(const Lease& lease, bool served) {
     const auto it = nodes_.find(lease.node);
     if (it != nodes_.end() && it->second.connection == lease.connection) {
       --it->second.active;
+      if (!lease.prefilled) {
+        it->second.outstanding_prefill_tokens -=
+            std::min<std::uint64_t>(lease.prompt_tokens, it->second.outstanding_prefill_tokens);
+      }
       if (served) ++it->second.served;
     }
     if (served) {
@@ -172,6 +219,15 @@ void NodeTable::Count(Outcome outcome) {
       counters_.set_rejected(counters_.rejected() + 1);
       break;
   }
+}
+
+void NodeTable::MarkPrefilled(Lease& lease) {
+  if (std::exchange(lease.prefilled, true)) return;
+  std::lock_guard lock(mu_);
+  const auto it = nodes_.find(lease.node);
+  if (it == nodes_.end() || it->second.connection != lease.connection) return;
+  it->second.outstanding_prefill_tokens -=
+      std::min<std::uint64_t>(lease.prompt_tokens, it->second.outstanding_prefill_tokens);
 }
 
 bool NodeTable::SetPolicy(const std::string& name) {

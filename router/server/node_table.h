@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "router/core/node_profile.h"
 #include "router/core/policy.h"
 #include "tidelane/v1/chat.pb.h"
 #include "tidelane/v1/monitor.pb.h"
@@ -37,6 +38,8 @@ struct Lease {
   v1::Lane lane = v1::LANE_MIXED;
   std::shared_ptr<v1::WorkerService::StubInterface> stub;
   std::chrono::steady_clock::time_point since;
+  std::uint32_t prompt_tokens = 0;
+  bool prefilled = false;
 };
 
 struct AcquireResult {
@@ -65,12 +68,14 @@ class NodeTable {
   // Waits for a slot as described above. `exclude` lists connections that must not be chosen
   // (one that just failed this request). Returns an error when `cancelled` turns true, the
   // table is shutting down, or no worker has been registered for `no_node_timeout`.
-  AcquireResult Acquire(const core::RequestView& request, const std::set<std::uint64_t>& exclude,
+  AcquireResult Acquire(const core::Request& request, const std::set<std::uint64_t>& exclude,
                         const std::function<bool()>& cancelled,
                         const std::function<void(WaitUpdate)>& on_wait,
                         std::chrono::milliseconds no_node_timeout);
   // Gives the slot back; `served` says whether the request finished there.
   void Release(const Lease& lease, bool served);
+  // The request on `lease` produced its first token: its prompt is no longer queued there.
+  void MarkPrefilled(Lease& lease);
 
   enum class Outcome { kAccepted, kServed, kFailed, kRejected };
   void Count(Outcome outcome);
@@ -97,6 +102,8 @@ class NodeTable {
     std::uint32_t active = 0;
     std::uint64_t served = 0;
     v1::Telemetry telemetry;
+    core::NodeProfile profile{};  // from the registration
+    std::uint64_t outstanding_prefill_tokens = 0;
   };
 
   std::uint32_t PositionOf(std::uint64_t ticket) const;
