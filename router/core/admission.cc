@@ -102,8 +102,8 @@ class TidalAdmission final : public Admission {
 
   OfferResult Offer(const Request& r, double now, const ClusterView& c) override {
     Refresh(now, c);
-    if (queue_.empty() && in_flight_ < cap_) {
-      ++in_flight_;
+    if (queue_.empty() && Fits(r)) {
+      Admit(r);
       return {};
     }
     const double eta = EtaFor(queue_.size() + 1);
@@ -128,7 +128,7 @@ class TidalAdmission final : public Admission {
 
   void Poll(double now, const ClusterView& c, std::vector<Released>& out) override {
     Refresh(now, c);
-    while (!order_.empty() && in_flight_ < cap_) {
+    while (!order_.empty() && Fits(queue_.at(*order_.begin()).request)) {
       const Key key = *order_.begin();
       order_.erase(order_.begin());
       auto node = queue_.extract(key);
@@ -142,8 +142,8 @@ class TidalAdmission final : public Admission {
         rel.request.expected_output_tokens =
             std::min(rel.request.expected_output_tokens, o_.degraded_max_tokens);
       }
+      Admit(rel.request);
       out.push_back(std::move(rel));
-      ++in_flight_;
     }
   }
 
@@ -189,9 +189,29 @@ class TidalAdmission final : public Admission {
       __gnu_pbds::tree<Key, __gnu_pbds::null_type, std::less<Key>, __gnu_pbds::rb_tree_tag,
                        __gnu_pbds::tree_order_statistics_node_update>;
 
+  // Two dimensions bound admission: running sequences (cap_) and prompt tokens waiting for
+  // prefill, which may not exceed what the prefill-capable nodes clear in half the TTFT SLO;
+  // so a surge of long prompts is held at the door instead of piling up on the nodes.
+  bool Fits(const Request& r) const {
+    if (in_flight_ >= cap_) return false;
+    return pending_prefill_ <= 0 || pending_prefill_ + r.prompt_tokens <= prefill_budget_;
+  }
+  void Admit(const Request& r) {
+    ++in_flight_;
+    pending_prefill_ += r.prompt_tokens;
+  }
+
   void Refresh(double now, const ClusterView& c) {
     if (now - refreshed_at_ < 0.05 && refreshed_at_ >= 0) return;
     refreshed_at_ = now;
+    double pending = 0;
+    double rate = 0;
+    for (const auto& n : c.nodes) {
+      pending += static_cast<double>(n.outstanding_prefill_tokens);
+      if (n.accepting && n.lane != Lane::kDecode) rate += n.profile->prefill_tokens_per_s;
+    }
+    pending_prefill_ = pending;
+    prefill_budget_ = rate * c.slo.ttft_ms / 1000.0 * 0.5;
     const double slo_slots = SloConcurrency(c);
     // Little's law: what the cluster really sustains, when measured, may lower the bound
     // (nodes slower than their spec) but never below half of it, so one slow window
@@ -211,6 +231,8 @@ class TidalAdmission final : public Admission {
 
   TidalAdmissionOptions o_;
   double cap_ = 1;
+  double pending_prefill_ = 0;
+  double prefill_budget_ = 0;
   double refreshed_at_ = -1;
   std::size_t in_flight_ = 0;
   double rate_ = 0;

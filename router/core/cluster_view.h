@@ -1,5 +1,5 @@
 // ClusterView: what a policy sees of the cluster when it decides. Telemetry fields are as
-// last reported (stale by report_age_s); the router's own counts (outstanding, sent since
+// last reported (stale by now_s - reported_at_s); the router's own counts (outstanding, sent since
 // the report) are exact, because the router made them.
 #pragma once
 
@@ -28,7 +28,7 @@ struct NodeState {
 
   // The node's last telemetry report.
   Saturation saturation;
-  double report_age_s = 0;
+  double reported_at_s = 0;   // when the report was taken (ClusterView::now_s clock)
   std::uint32_t running = 0;  // sequences in its batch
   std::uint32_t waiting = 0;  // sequences queued on the node
   std::uint64_t queued_prefill_tokens = 0;

@@ -36,6 +36,15 @@ double LaneController::PrefillShare(const ClusterView& c, double now) {
 
 std::vector<LaneMove> LaneController::Plan(const ClusterView& c, double now) {
   std::vector<LaneMove> moves;
+  // Low-tier nodes prefill too slowly to share steps with anyone's decode (a 1k-token prompt
+  // takes seconds on a CPU): they serve the decode lane, fed by handoffs, from the start.
+  for (const auto& n : c.nodes) {
+    if (n.profile->tier == Tier::kLow && n.lane == Lane::kMixed && !last_move_.contains(n.id)) {
+      moves.push_back({n.id, Lane::kDecode});
+      last_move_[n.id] = now;
+    }
+  }
+  if (!moves.empty()) return moves;
   const double share = PrefillShare(c, now);
   while (!moves_.empty() && moves_.front() < now - 60) moves_.pop_front();
 

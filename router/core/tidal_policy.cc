@@ -43,10 +43,12 @@ class Tidal final : public RoutingPolicy {
       if (candidates_.size() >= o_.prefix_candidates) break;
       if (const auto i = IndexOfId(c, id); i && c.nodes[*i].accepting) Add(*i);
     }
+    // Random candidates in proportion to each node's capacity within the SLO, so a
+    // heterogeneous cluster's big nodes are considered as often as their size deserves.
     const std::size_t wanted = candidates_.size() + o_.candidates;
     for (std::uint32_t tries = 0; tries < 4 * o_.candidates && candidates_.size() < wanted;
          ++tries) {
-      const std::uint32_t i = rng_.Below(n);
+      const std::uint32_t i = SampleByCapacity(n);
       if (c.nodes[i].accepting) Add(i);
     }
     if (candidates_.empty()) {  // few accepting nodes: scan for any
@@ -67,7 +69,7 @@ class Tidal final : public RoutingPolicy {
       const std::uint32_t i = candidates_[k];
       const NodeState& s = c.nodes[i];
       costs[k] = Cost(r, s, c);
-      staleness = std::max(staleness, s.report_age_s / o_.report_interval_s);
+      staleness = std::max(staleness, (c.now_s - s.reported_at_s) / o_.report_interval_s);
       if (s.lane == Lane::kMixed) options_.push_back({{i, i}, costs[k].prefill + costs[k].decode});
       if (s.lane != Lane::kDecode &&
           (!best_prefill || costs[k].prefill < costs[IndexIn(*best_prefill)].prefill)) {
@@ -81,12 +83,16 @@ class Tidal final : public RoutingPolicy {
     if (best_prefill && best_decode && *best_prefill != *best_decode) {
       const NodeState& p = c.nodes[*best_prefill];
       const NodeState& d = c.nodes[*best_decode];
-      // The handoff delays the first token by the KV transfer over the slower link.
+      // The first token comes from the prefill node; the KV handoff (over the slower link,
+      // behind what that link already carries) delays the second, spread over the answer.
       const double link = std::min(p.profile->link_gbytes_per_s, d.profile->link_gbytes_per_s);
       const double transfer_ms =
-          1000.0 * r.prompt_tokens * p.profile->kv_bytes_per_token / (link * 1e9);
+          1000.0 * (r.prompt_tokens * p.profile->kv_bytes_per_token / (link * 1e9) +
+                    std::max(p.saturation[Dim::kKvTransfer], d.saturation[Dim::kKvTransfer]));
+      const double out = std::max<double>(1, r.expected_output_tokens);
       const double split_cost = costs[IndexIn(*best_prefill)].prefill +
-                                transfer_ms / c.slo.ttft_ms + costs[IndexIn(*best_decode)].decode;
+                                transfer_ms / out / c.slo.tpot_ms +
+                                costs[IndexIn(*best_decode)].decode;
       const bool lanes_force = options_.empty();
       const double best_whole = lanes_force ? 1e300 : MinCost();
       if (lanes_force || (o_.split && split_cost < (1.0 - o_.split_margin) * best_whole)) {
@@ -161,17 +167,28 @@ class Tidal final : public RoutingPolicy {
     const Saturation e = Estimate(s);
     const std::uint32_t cached =
         std::min(r.prompt_tokens, prefixes_.Match(s.id, r.prefix_blocks) * p.block_tokens);
-    const double backlog_ms = 1000.0 *
-                              (s.queued_prefill_tokens + s.sent_prefill_tokens_since_report) /
-                              p.prefill_tokens_per_s;
-    // Sequences beyond the batch wait for a slot: about one answer's decode time per batch.
+    // Prompt tokens queued ahead of this one on the node (last report + what we sent since).
+    const double backlog =
+        static_cast<double>(s.queued_prefill_tokens + s.sent_prefill_tokens_since_report);
+    const double uncached = r.prompt_tokens - cached;
+    // With chunked prefill, a mixed node interleaves a decode step with each prompt chunk, so
+    // prompts move at chunk / (decode step + chunk time), and decodes slow by the chunk time
+    // while any prompt is pending.
     const double occupants = s.running + s.waiting + s.sent_since_report + 1.0;
+    const auto batch = static_cast<std::uint32_t>(std::min<double>(occupants, p.max_batch));
+    const double chunk = p.prefill_chunk_tokens;
+    const double chunk_ms = 1000.0 * chunk / p.prefill_tokens_per_s;
+    const bool mixed = s.lane == Lane::kMixed;
+    const double decode_ms = s.running > 0 && mixed ? p.DecodeStepMs(batch) : 0;
+    const double prefill_ms =
+        (backlog + uncached) / chunk * (chunk_ms + decode_ms) + p.ttft_overhead_ms;
+    // Sequences beyond the batch wait for a slot: about one answer's decode time per batch.
     const double over = std::max(0.0, occupants - p.max_batch);
     const double out = std::max<double>(1, r.expected_output_tokens);
     const double slot_wait_ms = over / p.max_batch * out * p.DecodeStepMs(p.max_batch);
-    const double ttft_ms = backlog_ms + slot_wait_ms + p.PrefillMs(r.prompt_tokens - cached);
+    const double ttft_ms = prefill_ms + slot_wait_ms;
     const double tpot_ms =
-        p.DecodeStepMs(static_cast<std::uint32_t>(std::min<double>(occupants, p.max_batch)));
+        p.DecodeStepMs(batch) + (mixed ? std::min(chunk, backlog) / chunk * chunk_ms : 0.0);
     NodeCost cost;
     cost.ttft_ms = ttft_ms;
     cost.prefill =
@@ -187,6 +204,13 @@ class Tidal final : public RoutingPolicy {
     return cost;
   }
 
+  std::uint32_t SampleByCapacity(std::uint32_t n) {
+    if (cumulative_.size() != n || cumulative_.back() <= 0) return rng_.Below(n);
+    const double x = rng_.Uniform() * cumulative_.back();
+    const auto it = std::upper_bound(cumulative_.begin(), cumulative_.end(), x);
+    return static_cast<std::uint32_t>(std::min<std::ptrdiff_t>(it - cumulative_.begin(), n - 1));
+  }
+
   static constexpr std::size_t Idx(Dim d) { return static_cast<std::size_t>(d); }
 
   // Dimension weights follow the binding resource: the cluster-wide mean of each dimension,
@@ -200,6 +224,15 @@ class Tidal final : public RoutingPolicy {
       for (std::size_t d = 0; d < kDims; ++d) mean[d] += s.saturation.v[d];
     }
     const double top = *std::max_element(mean.begin(), mean.end());
+    // Capacity of each node: decode tokens per second at its largest batch within the SLO.
+    cumulative_.resize(c.nodes.size());
+    double total = 0;
+    for (std::size_t i = 0; i < c.nodes.size(); ++i) {
+      const NodeProfile& p = *c.nodes[i].profile;
+      const std::uint32_t b = p.BatchWithinTpot(c.slo.tpot_ms);
+      total += 1000.0 * b / p.DecodeStepMs(b);
+      cumulative_[i] = total;
+    }
     for (std::size_t d = 0; d < kDims; ++d) weights_[d] = 1.0 + (top > 0 ? mean[d] / top : 0.0);
   }
 
@@ -213,6 +246,7 @@ class Tidal final : public RoutingPolicy {
   std::vector<std::uint32_t> candidates_;
   std::vector<Option> options_;
   std::vector<NodeCost> costs_;
+  std::vector<double> cumulative_;  // running sum of node capacities, for weighted sampling
 };
 
 }  // namespace

@@ -4,6 +4,14 @@
 
 namespace tidelane::server {
 
+namespace {
+
+double SecondsNow() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
 NodeTable::NodeTable(std::unique_ptr<core::RoutingPolicy> policy) : policy_(std::move(policy)) {}
 
 std::uint64_t NodeTable::Add(const v1::Register& registration,
@@ -41,7 +49,10 @@ void NodeTable::UpdateTelemetry(const std::string& name, std::uint64_t connectio
                                 const v1::Telemetry& t) {
   std::lock_guard lock(mu_);
   const auto it = nodes_.find(name);
-  if (it != nodes_.end() && it->second.connection == connection) it->second.telemetry = t;
+  if (it != nodes_.end() && it->second.connection == connection) {
+    it->second.telemetry = t;
+    it->second.reported_at_s = SecondsNow();
+  }
 }
 
 std::uint32_t NodeTable::PositionOf(std::uint64_t ticket) const {
@@ -68,14 +79,6 @@ void NodeTable::RemoveTicket(std::uint64_t ticket) {
   const auto it = std::find(queue_.begin(), queue_.end(), ticket);
   if (it != queue_.end()) queue_.erase(it);
 }
-
-namespace {
-
-double SecondsNow() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-}  // namespace
 
 AcquireResult NodeTable::Acquire(const core::Request& request,
                                  const std::set<std::uint64_t>& exclude,
@@ -128,6 +131,7 @@ AcquireResult NodeTable::Acquire(const core::Request& request,
         st.saturation[core::Dim::kKvTransfer] = sat.kv_transfer_backlog();
         st.running = n.telemetry.active_requests();
         st.outstanding = n.active;
+        st.reported_at_s = n.reported_at_s;
         st.outstanding_prefill_tokens = n.outstanding_prefill_tokens;
         states.push_back(st);
         order.push_back(&n);

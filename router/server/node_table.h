@@ -104,6 +104,7 @@ class NodeTable {
     v1::Telemetry telemetry;
     core::NodeProfile profile{};  // from the registration
     std::uint64_t outstanding_prefill_tokens = 0;
+    double reported_at_s = 0;  // steady-clock seconds of the last telemetry
   };
 
   std::uint32_t PositionOf(std::uint64_t ticket) const;
