@@ -20,7 +20,11 @@ void PrefixIndex::Insert(std::uint32_t node, std::uint32_t capacity_blocks,
                          std::span<const std::uint64_t> blocks) {
   NodeCache& c = nodes_[node];
   c.capacity = std::max<std::uint32_t>(1, capacity_blocks);
-  for (const std::uint64_t b : blocks) {
+  // Deepest block first, so the prompt's first block ends up most recently used: eviction
+  // then trims prefixes from their tails, as a radix cache evicts leaves, and "holds block i"
+  // keeps implying "holds blocks 0..i-1".
+  for (auto rit = blocks.rbegin(); rit != blocks.rend(); ++rit) {
+    const std::uint64_t b = *rit;
     if (const auto it = c.where.find(b); it != c.where.end()) {
       c.lru.splice(c.lru.begin(), c.lru, it->second);
       continue;
