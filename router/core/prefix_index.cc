@@ -44,9 +44,20 @@ void PrefixIndex::Insert(std::uint32_t node, std::uint32_t capacity_blocks,
 std::uint32_t PrefixIndex::Match(std::uint32_t node, std::span<const std::uint64_t> blocks) const {
   const auto it = nodes_.find(node);
   if (it == nodes_.end()) return 0;
-  std::uint32_t n = 0;
-  while (n < blocks.size() && it->second.where.contains(blocks[n])) ++n;
-  return n;
+  // Held blocks form a prefix (tails are evicted first), so binary search the depth.
+  const auto& where = it->second.where;
+  if (blocks.empty() || !where.contains(blocks[0])) return 0;
+  std::size_t lo = 1;
+  std::size_t hi = blocks.size();
+  while (lo < hi) {
+    const std::size_t mid = (lo + hi + 1) / 2;
+    if (where.contains(blocks[mid - 1])) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return static_cast<std::uint32_t>(lo);
 }
 
 PrefixIndex::Best PrefixIndex::Longest(std::span<const std::uint64_t> blocks) const {

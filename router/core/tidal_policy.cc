@@ -39,6 +39,7 @@ class Tidal final : public RoutingPolicy {
     // Candidates: nodes holding the longest prefix, then d random accepting nodes.
     candidates_.clear();
     const auto best = prefixes_.Longest(r.prefix_blocks);
+    longest_depth_ = best.depth;
     for (std::uint32_t id : best.nodes) {
       if (candidates_.size() >= o_.prefix_candidates) break;
       if (const auto i = IndexOfId(c, id); i && c.nodes[*i].accepting) Add(*i);
@@ -152,6 +153,14 @@ class Tidal final : public RoutingPolicy {
     return m;
   }
 
+  // Blocks of r's prompt the node is believed to hold: no node holds more than the longest
+  // holder found for this decision, and most nodes do not hold even the first block.
+  std::uint32_t CachedBlocks(std::uint32_t id, const Request& r) const {
+    if (longest_depth_ == 0) return 0;
+    const std::span<const std::uint64_t> blocks(r.prefix_blocks.data(), longest_depth_);
+    return prefixes_.Match(id, blocks);
+  }
+
   // The node's saturation now: the last report plus what this router sent since.
   Saturation Estimate(const NodeState& s) const {
     Saturation e = s.saturation;
@@ -165,8 +174,7 @@ class Tidal final : public RoutingPolicy {
   NodeCost Cost(const Request& r, const NodeState& s, const ClusterView& c) const {
     const NodeProfile& p = *s.profile;
     const Saturation e = Estimate(s);
-    const std::uint32_t cached =
-        std::min(r.prompt_tokens, prefixes_.Match(s.id, r.prefix_blocks) * p.block_tokens);
+    const std::uint32_t cached = std::min(r.prompt_tokens, CachedBlocks(s.id, r) * p.block_tokens);
     // Prompt tokens queued ahead of this one on the node (last report + what we sent since).
     const double backlog =
         static_cast<double>(s.queued_prefill_tokens + s.sent_prefill_tokens_since_report);
@@ -246,7 +254,8 @@ class Tidal final : public RoutingPolicy {
   std::vector<std::uint32_t> candidates_;
   std::vector<Option> options_;
   std::vector<NodeCost> costs_;
-  std::vector<double> cumulative_;  // running sum of node capacities, for weighted sampling
+  std::vector<double> cumulative_;   // running sum of node capacities, for weighted sampling
+  std::uint32_t longest_depth_ = 0;  // of the current decision's prompt
 };
 
 }  // namespace
