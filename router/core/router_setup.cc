@@ -1,5 +1,7 @@
 #include "router/core/router_setup.h"
 
+#include <algorithm>
+
 #include "router/core/baselines.h"
 #include "router/core/tidal_policy.h"
 
@@ -23,9 +25,15 @@ std::unique_ptr<RoutingPolicy> MakePolicy(std::string_view name, std::uint64_t s
   if (name == "dynamo-kv") return MakeDynamoKv(seed);
   if (name == "vllm-prefix") return MakeVllmPrefix(seed);
   TidalOptions o;
-  o.name = name;
-  if (name == "tidal" || name == "tidal-no-admission" || name == "tidal-no-lanes")
+  // The policy keeps a view of its name: point it at our literal, not the caller's string.
+  const auto names = PolicyNames();
+  const auto known = std::find(names.begin(), names.end(), name);
+  if (known == names.end()) return nullptr;
+  o.name = *known;
+  if (name == "tidal" || name == "tidal-no-admission" || name == "tidal-no-lanes" ||
+      name == "tidal-no-degrade") {
     return MakeTidal(o, seed);
+  }
   if (name == "tidal-no-soft") {
     o.soft = false;
     return MakeTidal(o, seed);
@@ -38,8 +46,9 @@ std::unique_ptr<RoutingPolicy> MakePolicy(std::string_view name, std::uint64_t s
 }
 
 std::vector<std::string_view> PolicyNames() {
-  std::vector<std::string_view> names = {"tidal", "tidal-no-admission", "tidal-no-soft",
-                                         "tidal-no-lanes", "tidal-no-split"};
+  std::vector<std::string_view> names = {"tidal",          "tidal-no-admission",
+                                         "tidal-no-soft",  "tidal-no-lanes",
+                                         "tidal-no-split", "tidal-no-degrade"};
   names.insert(names.end(), std::begin(kBaselines), std::end(kBaselines));
   return names;
 }
@@ -63,6 +72,10 @@ std::optional<RouterSetup> MakeRouter(std::string_view name, std::uint64_t seed)
   if (capped && tidal) return std::nullopt;  // tidal has its own front door
   if (capped) {
     s.admission = MakeFifoCap();
+  } else if (policy == "tidal-no-degrade") {
+    TidalAdmissionOptions o;
+    o.degrade_after_s = 1e18;
+    s.admission = MakeTidalAdmission(o);
   } else if (tidal && policy != "tidal-no-admission") {
     s.admission = MakeTidalAdmission();
   } else {

@@ -7,6 +7,7 @@
 //   tidal-no-soft          ... argmin instead of softmax sampling (ablation)
 //   tidal-no-lanes         ... without the lane controller (ablation)
 //   tidal-no-split         ... never splitting prefill and decode (ablation)
+//   tidal-no-degrade       ... never cutting the answers of long waiters (ablation)
 //   round-robin, random, least-request, power-of-two, sglang-cache-aware, llm-d, dynamo-kv,
 //   vllm-prefix            baselines as published (no admission)
 //   <baseline>+admission   the same behind the generic FIFO concurrency cap
