@@ -56,7 +56,7 @@ class Admission {
 struct TidalAdmissionOptions {
   double degrade_after_s = 30;  // waited this long: serve it with fewer tokens
   std::uint32_t degraded_max_tokens = 128;
-  double reject_after_s = 900;         // expected wait beyond this: reject with retry-after
+  double reject_after_s = 3600;        // expected wait beyond this: reject with retry-after
   std::size_t max_queued = 1'000'000;  // hard memory bound
   double interactive_weight = 4;       // WFQ weight of interactive vs batch (1)
 };

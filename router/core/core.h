@@ -13,3 +13,4 @@
 #include "router/core/router_setup.h"     // RouterSetup, MakeRouter: policies by name
 #include "router/core/saturation.h"       // Saturation: the per-node saturation vector
 #include "router/core/tidal_policy.h"     // our policy
+#include "router/core/work_stealing.h"    // PlanSteal: idle nodes take queued work

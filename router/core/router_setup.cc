@@ -82,6 +82,8 @@ std::optional<RouterSetup> MakeRouter(std::string_view name, std::uint64_t seed)
     s.admission = MakeNoAdmission();
   }
   if (tidal && policy != "tidal-no-lanes") s.lanes = std::make_unique<LaneController>();
+  s.keeps_contexts = tidal;
+  s.steals_work = tidal;
   return s;
 }
 

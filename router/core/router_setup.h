@@ -31,6 +31,10 @@ struct RouterSetup {
   std::unique_ptr<RoutingPolicy> policy;
   std::unique_ptr<Admission> admission;
   std::unique_ptr<LaneController> lanes;  // null when lanes are off
+  // Contexts live outside the nodes (the router's ledger), so a request on a failed node
+  // resumes elsewhere at its next token; published routers fail it back to the client.
+  bool keeps_contexts = false;
+  bool steals_work = false;  // idle nodes take queued requests (PlanSteal)
 };
 
 // Every router name, ours first, then the baselines, then the baselines with admission.

@@ -47,6 +47,10 @@ ClusterSpec LoadCluster(const std::string& preset_or_path) {
     throw std::runtime_error("'" + preset_or_path +
                              "' is neither a cluster preset nor a readable file");
   }
+  return ParseCluster(in, preset_or_path);
+}
+
+ClusterSpec ParseCluster(std::istream& in, const std::string& preset_or_path) {
   nlohmann::json j;
   try {
     in >> j;
@@ -63,17 +67,22 @@ ClusterSpec LoadCluster(const std::string& preset_or_path) {
       throw std::runtime_error(preset_or_path + ": each node entry needs a \"profile\"");
     }
     const std::string profile = entry["profile"];
-    const int count = entry.value("count", 1);
+    const auto& count_field = entry.contains("count") ? entry["count"] : nlohmann::json(1);
+    if (!count_field.is_number_integer()) {
+      throw std::runtime_error(preset_or_path + ": \"count\" must be an integer");
+    }
+    const auto count = count_field.get<std::int64_t>();
     if (count < 1 || count > 100000)
       throw std::runtime_error(preset_or_path + ": count must be 1..100000");
     const std::size_t first = c.nodes.size();
-    AddNodes(c, profile, count);
+    AddNodes(c, profile, static_cast<int>(count));
     for (std::size_t i = first; i < c.nodes.size(); ++i) {
       auto& p = c.nodes[i].profile;
       for (const auto& [key, value] : entry.items()) {
         if (key == "profile" || key == "count") continue;
-        if (!value.is_number() || value.get<double>() <= 0) {
-          throw std::runtime_error(preset_or_path + ": \"" + key + "\" must be a positive number");
+        if (!value.is_number() || !(value.get<double>() > 0) || value.get<double>() > 1e9) {
+          throw std::runtime_error(preset_or_path + ": \"" + key +
+                                   "\" must be a positive number up to 1e9");
         }
         const double v = value.get<double>();
         if (key == "prefill_tokens_per_s")

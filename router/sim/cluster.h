@@ -7,6 +7,7 @@
 // may override any of its numeric fields.
 #pragma once
 
+#include <istream>
 #include <string>
 #include <vector>
 
@@ -32,5 +33,7 @@ std::vector<std::string> ClusterPresetNames();
 // A preset name or the path of a JSON file as above. Throws std::runtime_error saying what is
 // wrong (unknown preset, unreadable file, bad JSON, unknown profile or field).
 ClusterSpec LoadCluster(const std::string& preset_or_path);
+// A JSON cluster description from a stream; `name` appears in error messages.
+ClusterSpec ParseCluster(std::istream& in, const std::string& name);
 
 }  // namespace tidelane::sim

@@ -69,6 +69,7 @@ PolicyReport Summarize(const SimResult& r, const SimOptions& o, const Window& wi
   rep.decision_ns_p50 = Percentile(decisions, 50);
   rep.decision_ns_p99 = Percentile(decisions, 99);
   rep.redirects = r.redirects;
+  rep.steals = r.steals;
   for (const auto& n : r.nodes) {
     rep.paralysis_node_seconds += n.paralysis_s;
     rep.preemptions += n.preemptions;

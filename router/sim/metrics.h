@@ -36,7 +36,7 @@ struct PolicyReport {
   double queue_wait_p50_ms = 0, queue_wait_p99_ms = 0;
   double accepted_within_1s = 0;
   std::uint64_t arrivals = 0, completed = 0, degraded = 0, rejected = 0, lost_contexts = 0;
-  std::uint64_t redirects = 0, splits = 0, preemptions = 0, lane_moves = 0;
+  std::uint64_t redirects = 0, steals = 0, splits = 0, preemptions = 0, lane_moves = 0;
   double paralysis_node_seconds = 0;
   double jain_fairness = 0;
   double decision_ns_p50 = 0, decision_ns_p99 = 0;

@@ -43,6 +43,7 @@ nlohmann::json ToJson(const PolicyReport& r) {
           {"lost_contexts", r.lost_contexts},
           {"paralysis_node_seconds", r.paralysis_node_seconds},
           {"redirects", r.redirects},
+          {"steals", r.steals},
           {"splits", r.splits},
           {"preemptions", r.preemptions},
           {"lane_moves", r.lane_moves},

@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "router/core/prefix_index.h"
+#include "router/core/work_stealing.h"
 
 namespace tidelane::sim {
 namespace {
@@ -258,10 +259,40 @@ class Simulation {
     Kick(s.prefill_node);
   }
 
+  // An idle node takes queued, not yet started requests from the most backlogged node.
+  void Steal(std::uint32_t n) {
+    Node& node = nodes_[n];
+    const auto free = static_cast<std::uint32_t>(node.spec.profile.max_batch - node.running.size());
+    const auto plan = core::PlanSteal(View(), n, free);
+    if (!plan) return;
+    Node& victim = nodes_[plan->victim];
+    std::uint32_t moved = 0;
+    for (auto it = victim.waiting.end(); it != victim.waiting.begin() && moved < plan->count;) {
+      --it;
+      Seq& s = seqs_[*it];
+      if (s.split || s.generated > 0 || s.prefill_left != s.prompt) continue;
+      auto& from = view_[plan->victim];
+      auto& to = view_[n];
+      from.outstanding -= std::min(from.outstanding, 1u);
+      from.outstanding_prefill_tokens -=
+          std::min<std::uint64_t>(from.outstanding_prefill_tokens, s.prompt);
+      from.outstanding_blocks -= std::min<std::uint64_t>(from.outstanding_blocks, s.est_blocks);
+      to.outstanding++;
+      to.outstanding_prefill_tokens += s.prompt;
+      to.outstanding_blocks += s.est_blocks;
+      s.prefill_node = s.decode_node = s.node = n;
+      node.waiting.push_back(*it);
+      it = victim.waiting.erase(it);
+      ++moved;
+      ++result_.steals;
+    }
+  }
+
   void Kick(std::uint32_t n) {
     Node& node = nodes_[n];
     if (node.stepping || node.failed) return;
     const auto& p = node.spec.profile;
+    if (router_.steals_work && node.waiting.empty() && node.running.size() < p.max_batch) Steal(n);
     // Admit waiting sequences while the batch and the KV cache have room.
     while (node.running.size() < p.max_batch && !node.waiting.empty()) {
       const std::uint32_t i = node.waiting.front();
@@ -458,7 +489,7 @@ class Simulation {
   // request elsewhere; the published routers fail the request back to the client.
   void Redirect(std::uint32_t i, const char* /*reason*/) {
     Seq& s = seqs_[i];
-    if (router_.name.rfind("tidal", 0) != 0) {
+    if (!router_.keeps_contexts) {
       Lose(i);
       return;
     }

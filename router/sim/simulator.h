@@ -77,6 +77,7 @@ struct SimResult {
   std::vector<double> decision_ns;
   std::vector<SeriesPoint> series;
   std::uint64_t redirects = 0;
+  std::uint64_t steals = 0;  // requests an idle node took from a backlogged one
   double end_s = 0;
 };
 

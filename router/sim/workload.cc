@@ -1,6 +1,7 @@
 #include "router/sim/workload.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -61,6 +62,22 @@ double ParseTimestamp(const std::string& s, std::size_t line) {
   return d * 86400.0 + h * 3600.0 + mi * 60.0 + sec;
 }
 
+// A token count: digits only (a trailing CR from Windows line ends is allowed), at most a
+// million; a million-token request is beyond any model such a trace describes.
+std::uint32_t ParseCount(std::string field, std::size_t line) {
+  if (!field.empty() && field.back() == '\r') field.pop_back();
+  std::uint64_t value = 0;
+  const auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), value);
+  if (field.empty() || ec != std::errc() || end != field.data() + field.size()) {
+    throw std::runtime_error("trace line " + std::to_string(line) + ": token count '" +
+                             field.substr(0, 32) + "' is not a non-negative integer");
+  }
+  if (value > 1'000'000) {
+    throw std::runtime_error("trace line " + std::to_string(line) + ": token count over 1,000,000");
+  }
+  return static_cast<std::uint32_t>(value);
+}
+
 void Sort(Workload& w) {
   std::stable_sort(w.requests.begin(), w.requests.end(), [](const auto& a, const auto& b) {
     return a.request.arrival_s < b.request.arrival_s;
@@ -74,6 +91,11 @@ void Sort(Workload& w) {
 Workload LoadAzureTrace(const std::string& path, double max_duration_s, std::uint64_t seed) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error("cannot open trace " + path);
+  return ParseAzureTrace(in, path, max_duration_s, seed);
+}
+
+Workload ParseAzureTrace(std::istream& in, const std::string& path, double max_duration_s,
+                         std::uint64_t seed) {
   std::string line;
   std::getline(in, line);
   if (line.rfind("TIMESTAMP,ContextTokens,GeneratedTokens", 0) != 0) {
@@ -95,14 +117,8 @@ Workload LoadAzureTrace(const std::string& path, double max_duration_s, std::uin
     const double t = ParseTimestamp(ts, n);
     if (t0 < 0) t0 = t;
     if (max_duration_s > 0 && t - t0 > max_duration_s) break;
-    std::uint32_t prompt = 0, output = 0;
-    try {
-      prompt = static_cast<std::uint32_t>(std::stoul(ctx));
-      output = static_cast<std::uint32_t>(std::stoul(gen));
-    } catch (const std::exception&) {
-      throw std::runtime_error("trace line " + std::to_string(n) +
-                               ": token counts must be integers");
-    }
+    const std::uint32_t prompt = ParseCount(ctx, n);
+    const std::uint32_t output = ParseCount(gen, n);
     // The trace has no users or contents: each row is its own user and conversation.
     w.requests.push_back(
         Make(0, t - t0, prompt, output, static_cast<std::uint32_t>(1000000 + n), rng.Next()));

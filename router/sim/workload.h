@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <istream>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,9 @@ struct Workload {
 // "Splitwise", ISCA 2024), times relative to the first row, keeping rows before
 // `max_duration_s` (0 = all). Throws std::runtime_error with the line number on bad input.
 Workload LoadAzureTrace(const std::string& path, double max_duration_s, std::uint64_t seed);
+// The same from a stream; `name` appears in error messages.
+Workload ParseAzureTrace(std::istream& in, const std::string& name, double max_duration_s,
+                         std::uint64_t seed);
 
 // Poisson arrivals at `rate` per second for `duration_s`, sizes drawn from a log-normal fit of
 // the Azure conversation trace (median prompt ~1k, median answer ~200 tokens).

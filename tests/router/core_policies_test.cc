@@ -334,3 +334,20 @@ TEST(Registry, EveryNamedRouterExistsAndUnknownNamesDoNot) {
   EXPECT_EQ(MakeRouter("tidal", 1)->admission->Name(), "tidal");
   EXPECT_FALSE(MakeRouter("tidal-no-lanes", 1)->lanes);
 }
+
+TEST(WorkStealing, AnIdleNodeTakesHalfTheLongestQueueWithinItsFreeSlots) {
+  Cluster c{"mid", "mid", "mid", "low"};
+  c.nodes[1].waiting = 10;  // 10 / 16 of a batch
+  c.nodes[3].waiting = 4;   // 4 / 4: the worst backlog relative to its size
+  auto steal = PlanSteal(c.View(), 0, 16);
+  ASSERT_TRUE(steal);
+  EXPECT_EQ(steal->victim, 3u);
+  EXPECT_EQ(steal->count, 2u);
+  steal = PlanSteal(c.View(), 0, 1);
+  EXPECT_EQ(steal->count, 1u);  // never more than the thief's free slots
+  c.nodes[0].lane = Lane::kDecode;
+  EXPECT_FALSE(PlanSteal(c.View(), 0, 16));  // decode nodes cannot prefill what they steal
+  Cluster calm{"mid", "mid"};
+  calm.nodes[1].waiting = 1;
+  EXPECT_FALSE(PlanSteal(calm.View(), 0, 16));
+}

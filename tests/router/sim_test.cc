@@ -97,7 +97,12 @@ TEST(Simulator, ANodeDyingMidSurgeLosesNothingWithTidalButDoesWithPublishedRoute
 }
 
 TEST(Simulator, AdmissionShavesThePeakOffTheNodes) {
-  const auto w = SmallSurge(8);
+  auto w = sim::Poisson(2, 60, 8);
+  sim::SurgeOptions s;
+  s.users = 600;
+  s.at_s = 10;
+  s.window_s = 5;
+  sim::AddSurge(w, s, 8);
   const auto with = sim::Summarize(Simulated("tidal", w, 8), {}, {});
   const auto without = sim::Summarize(Simulated("tidal-no-admission", w, 8), {}, {});
   EXPECT_LT(with.paralysis_node_seconds, without.paralysis_node_seconds);
