@@ -1,13 +1,18 @@
 #include "router/server/http_server.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
+#include <array>
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
+#include <chrono>
+#include <map>
+#include <random>
 #include <sstream>
-#include <thread>
 
 #include "router/proto/auth.h"
+#include "router/server/openai_api.h"
 
 namespace tidelane::server {
 namespace {
@@ -20,104 +25,354 @@ using tcp = asio::ip::tcp;
 using Request = http::request<http::string_body>;
 using Response = http::response<http::string_body>;
 
-Response Reply(const Request& req, http::status status, std::string body,
-               std::string content_type = "text/plain; charset=utf-8") {
-  Response res{status, req.version()};
+std::int64_t UnixNow() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// "chatcmpl-" and 24 random hex digits, as OpenAI's ids look.
+std::string NewCompletionId() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "chatcmpl-%016llx%08x", static_cast<unsigned long long>(rng()),
+                static_cast<unsigned>(rng()));
+  return buf;
+}
+
+Response Reply(unsigned version, bool keep_alive, http::status status, std::string body,
+               std::string content_type = "application/json") {
+  Response res{status, version};
   res.set(http::field::server, "tidelane-router");
   res.set(http::field::content_type, content_type);
-  res.keep_alive(req.keep_alive());
+  res.keep_alive(keep_alive);
   res.body() = std::move(body);
   res.prepare_payload();
   return res;
 }
 
-// One connection: read a request, answer it, repeat while keep-alive.
-class Session : public std::enable_shared_from_this<Session> {
- public:
-  Session(tcp::socket socket, NodeTable& nodes, const std::string& token)
-      : stream_(std::move(socket)), nodes_(nodes), token_(token) {}
+Response ApiErrorReply(const Request& req, const openai::ApiError& e) {
+  return Reply(req.version(), req.keep_alive(), static_cast<http::status>(e.http_status),
+               openai::ErrorBody(e));
+}
 
-  void Read() {
-    req_ = {};
-    stream_.expires_after(std::chrono::seconds(30));
-    http::async_read(stream_, buffer_, req_,
-                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                       if (ec) return self->Close();
-                       self->Write(self->Handle());
-                     });
+// Events of a non-streamed request, gathered until the end.
+class CollectSink final : public EventSink {
+ public:
+  bool Send(const v1::ChatEvent& e) override {
+    if (e.has_token()) text += e.token().text();
+    if (e.has_done()) done = e.done();
+    if (e.has_error()) error = e.error();
+    return true;
+  }
+  bool Cancelled() const override { return false; }
+  std::string text;
+  std::optional<v1::Done> done;
+  std::optional<v1::Error> error;
+};
+
+// Events of a streamed request, written as SSE in HTTP chunks as they come.
+class SseSink final : public EventSink {
+ public:
+  SseSink(tcp::socket& socket, const openai::ParsedRequest& req, std::string id)
+      : socket_(socket), req_(req), id_(std::move(id)), created_(UnixNow()) {}
+
+  bool Send(const v1::ChatEvent& e) override {
+    switch (e.event_case()) {
+      case v1::ChatEvent::kAccepted:
+        return Write(": accepted queue_position=" + std::to_string(e.accepted().queue_position()) +
+                     " eta_ms=" + std::to_string(e.accepted().eta_ms()) + "\n\n");
+      case v1::ChatEvent::kRouted:
+        return Write(": routed node=" + e.routed().node() + "\n\n");
+      case v1::ChatEvent::kRedirected:
+        return Write(": redirected from=" + e.redirected().from_node() +
+                     " to=" + e.redirected().to_node() +
+                     " resume_index=" + std::to_string(e.redirected().resume_index()) + "\n\n");
+      case v1::ChatEvent::kDegraded:
+        return Write(": degraded " + e.degraded().reason() + "\n\n");
+      case v1::ChatEvent::kToken: {
+        const bool ok =
+            Data(openai::ChunkJson(id_, created_, req_.model, e.token().text(), first_, ""));
+        first_ = false;
+        return ok;
+      }
+      case v1::ChatEvent::kDone: {
+        bool ok = Data(
+            openai::ChunkJson(id_, created_, req_.model, "", first_, e.done().finish_reason()));
+        if (req_.include_usage)
+          ok = ok && Data(openai::UsageChunkJson(id_, created_, req_.model, e.done().usage()));
+        return ok && Write("data: [DONE]\n\n");
+      }
+      case v1::ChatEvent::kError:
+        return Data(openai::ErrorBody(openai::FromChatError(e.error()))) &&
+               Write("data: [DONE]\n\n");
+      case v1::ChatEvent::EVENT_NOT_SET:
+        return true;
+    }
+    return true;
+  }
+
+  // The client has gone when its side of the socket reads as closed.
+  bool Cancelled() const override {
+    if (broken_) return true;
+    char c;
+    const auto n = ::recv(socket_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0;
   }
 
  private:
-  Response Handle() {
-    if (req_.method() != http::verb::get) {
-      return Reply(req_, http::status::method_not_allowed, "only GET is served here\n");
-    }
-    const auto target = req_.target();
-    if (target == "/healthz") return Reply(req_, http::status::ok, "ok\n");
-    if (target == "/metrics") {
-      const auto header = req_[http::field::authorization];
-      const std::string_view auth(header.data(), header.size());
-      const std::string_view scheme = "Bearer ";
-      if (auth.substr(0, scheme.size()) != scheme ||
-          !auth::ConstantTimeEquals(
-              std::string_view(auth.data() + scheme.size(), auth.size() - scheme.size()), token_)) {
-        auto res = Reply(req_, http::status::unauthorized, "bearer token required\n");
-        res.set(http::field::www_authenticate, "Bearer");
-        return res;
-      }
-      std::uint64_t cursor = ~0ull;
-      return Reply(req_, http::status::ok, RenderMetrics(nodes_.Snapshot(&cursor)),
-                   "text/plain; version=0.0.4; charset=utf-8");
-    }
-    return Reply(req_, http::status::not_found, "no such endpoint\n");
-  }
-
-  void Write(Response res) {
-    res_ = std::move(res);
-    http::async_write(stream_, res_,
-                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                        if (ec || !self->res_.keep_alive()) return self->Close();
-                        self->Read();
-                      });
-  }
-
-  void Close() {
+  bool Data(const std::string& json) { return Write("data: " + json + "\n\n"); }
+  bool Write(const std::string& text) {
+    if (broken_) return false;
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    asio::write(socket_, http::make_chunk(asio::buffer(text)), ec);
+    broken_ = static_cast<bool>(ec);
+    return !broken_;
   }
 
-  beast::tcp_stream stream_;
-  beast::flat_buffer buffer_;
-  Request req_;
-  Response res_;
-  NodeTable& nodes_;
-  const std::string& token_;
+  tcp::socket& socket_;
+  const openai::ParsedRequest& req_;
+  std::string id_;
+  std::int64_t created_;
+  bool first_ = true;
+  bool broken_ = false;
 };
 
 }  // namespace
 
 struct HttpServer::Impl {
+  const RouterConfig& config;
   NodeTable& nodes;
-  std::string token;
-  asio::io_context io{1};
+  ChatPipeline& pipeline;
+  asio::io_context io;
   tcp::acceptor acceptor{io};
-  std::thread thread;
+  std::thread accept_thread;
+  std::atomic<bool> stopping{false};
 
-  void Accept() {
-    acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
+  struct Connection {
+    std::shared_ptr<tcp::socket> socket;
+    std::thread thread;
+    std::atomic<bool> done{false};
+  };
+  std::mutex mu;
+  std::list<Connection> connections;
+
+  Impl(const RouterConfig& c, NodeTable& n, ChatPipeline& p) : config(c), nodes(n), pipeline(p) {}
+
+  bool Authorized(const Request& req) const {
+    const auto header = req[http::field::authorization];
+    const std::string_view value(header.data(), header.size());
+    constexpr std::string_view kScheme = "Bearer ";
+    return value.substr(0, kScheme.size()) == kScheme &&
+           auth::ConstantTimeEquals(value.substr(kScheme.size()), config.token);
+  }
+
+  v1::ListModelsResponse Models() {
+    std::uint64_t cursor = ~0ull;
+    const auto snapshot = nodes.Snapshot(&cursor);
+    std::map<std::string, std::uint32_t> count;
+    for (const auto& n : snapshot.nodes()) ++count[n.model()];
+    v1::ListModelsResponse out;
+    for (const auto& [id, k] : count) {
+      auto* m = out.add_models();
+      m->set_id(id);
+      m->set_nodes(k);
+    }
+    return out;
+  }
+
+  void AcceptLoop() {
+    while (!stopping) {
+      auto socket = std::make_shared<tcp::socket>(io);
+      beast::error_code ec;
+      acceptor.accept(*socket, ec);
       if (ec) {
-        if (ec != asio::error::operation_aborted) spdlog::warn("http accept: {}", ec.message());
-        if (!acceptor.is_open()) return;
-      } else {
-        std::make_shared<Session>(std::move(socket), nodes, token)->Read();
+        if (stopping) return;
+        spdlog::warn("http accept: {}", ec.message());
+        continue;
       }
-      Accept();
-    });
+      std::lock_guard lock(mu);
+      // Reap finished connections so the list stays as long as the live ones.
+      for (auto it = connections.begin(); it != connections.end();) {
+        if (it->done) {
+          it->thread.join();
+          it = connections.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      if (connections.size() >= kMaxConnections) {
+        const auto res = Reply(
+            11, false, http::status::service_unavailable,
+            openai::ErrorBody({503, "server_error", "too many connections", {}, "overloaded"}));
+        http::write(*socket, res, ec);
+        continue;
+      }
+      auto& conn = connections.emplace_back();
+      conn.socket = socket;
+      conn.thread = std::thread([this, &conn] {
+        Serve(*conn.socket);
+        beast::error_code ignored;
+        conn.socket->shutdown(tcp::socket::shutdown_both, ignored);
+        conn.done = true;
+      });
+    }
+  }
+
+  void Serve(tcp::socket& socket) {
+    // An idle connection is closed after 60 s without a request.
+    timeval tv{60, 0};
+    ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    beast::flat_buffer buffer;
+    const openai::Limits limits{config.max_prompt_bytes * 2 + 4096, config.max_tokens_limit};
+    for (;;) {
+      http::request_parser<http::string_body> parser;
+      parser.body_limit(limits.max_body_bytes);
+      parser.header_limit(64 * 1024);
+      beast::error_code ec;
+      http::read(socket, buffer, parser, ec);
+      if (ec == http::error::body_limit) {
+        const auto res = Reply(
+            11, false, http::status::payload_too_large,
+            openai::ErrorBody(
+                {413, "invalid_request_error", "request body too large", {}, "request_too_large"}));
+        http::write(socket, res, ec);
+        // Read (and drop) what the client is still sending, up to a bound, so it gets to read
+        // the answer instead of blocking on a full socket.
+        socket.shutdown(tcp::socket::shutdown_send, ec);
+        timeval drain{2, 0};
+        ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &drain, sizeof drain);
+        std::array<char, 65536> sink;
+        for (std::size_t total = 0; total < (64u << 20);) {
+          const auto n = socket.read_some(asio::buffer(sink), ec);
+          if (ec) break;
+          total += n;
+        }
+        return;
+      }
+      if (ec) return;  // closed, timed out or not HTTP
+      const Request req = parser.release();
+      if (!Handle(socket, req)) return;
+      if (!req.keep_alive()) return;
+    }
+  }
+
+  // Answers one request; false when the connection must close.
+  bool Handle(tcp::socket& socket, const Request& req) {
+    beast::error_code ec;
+    const auto send = [&](const Response& res) {
+      http::write(socket, res, ec);
+      return !ec;
+    };
+    const std::string_view target(req.target().data(), req.target().size());
+    if (target == "/healthz")
+      return send(Reply(req.version(), req.keep_alive(), http::status::ok, "ok\n", "text/plain"));
+    if (!Authorized(req)) {
+      auto res = ApiErrorReply(req, {401,
+                                     "invalid_request_error",
+                                     "a valid 'Authorization: Bearer <token>' header is required",
+                                     {},
+                                     "invalid_api_key"});
+      res.set(http::field::www_authenticate, "Bearer");
+      return send(res);
+    }
+    if (target == "/metrics" && req.method() == http::verb::get) {
+      std::uint64_t cursor = ~0ull;
+      return send(Reply(req.version(), req.keep_alive(), http::status::ok,
+                        RenderMetrics(nodes.Snapshot(&cursor)),
+                        "text/plain; version=0.0.4; charset=utf-8"));
+    }
+    if (target == "/v1/models" && req.method() == http::verb::get) {
+      return send(Reply(req.version(), req.keep_alive(), http::status::ok,
+                        openai::ModelsJson(Models(), UnixNow())));
+    }
+    if (target == "/v1/chat/completions") {
+      if (req.method() != http::verb::post) {
+        return send(ApiErrorReply(req, {405, "invalid_request_error", "use POST", {}, {}}));
+      }
+      return ChatCompletions(socket, req);
+    }
+    return send(ApiErrorReply(
+        req, {404, "invalid_request_error", "no such endpoint: " + std::string(target), {}, {}}));
+  }
+
+  bool ChatCompletions(tcp::socket& socket, const Request& req) {
+    beast::error_code ec;
+    auto parsed = openai::ParseChatRequest(
+        req.body(), {config.max_prompt_bytes * 2 + 4096, config.max_tokens_limit});
+    if (const auto* e = std::get_if<openai::ApiError>(&parsed)) {
+      http::write(socket, ApiErrorReply(req, *e), ec);
+      return !ec;
+    }
+    auto& p = std::get<openai::ParsedRequest>(parsed);
+    if (const auto problem = pipeline.Problem(p.request); !problem.empty()) {
+      http::write(socket,
+                  ApiErrorReply(req, {400, "invalid_request_error", problem, "messages", {}}), ec);
+      return !ec;
+    }
+    const auto models = Models();
+    if (models.models_size() > 0) {
+      bool known = false;
+      for (const auto& m : models.models()) known = known || m.id() == p.model;
+      if (!known) {
+        http::write(socket,
+                    ApiErrorReply(req, {404, "invalid_request_error",
+                                        "the model '" + p.model + "' does not exist on this router",
+                                        "model", "model_not_found"}),
+                    ec);
+        return !ec;
+      }
+    }
+    const std::string id = NewCompletionId();
+    p.request.set_request_id(id);
+
+    if (!p.stream) {
+      CollectSink sink;
+      const auto status = pipeline.Run(p.request, sink);
+      if (!status.ok()) {
+        http::write(socket,
+                    ApiErrorReply(
+                        req, {status.error_code() == grpc::StatusCode::INVALID_ARGUMENT ? 400 : 500,
+                              "invalid_request_error",
+                              status.error_message(),
+                              {},
+                              {}}),
+                    ec);
+        return !ec;
+      }
+      if (sink.error || !sink.done) {
+        const auto e =
+            sink.error ? openai::FromChatError(*sink.error)
+                       : openai::ApiError{500, "server_error", "the answer ended early", {}, {}};
+        http::write(socket, ApiErrorReply(req, e), ec);
+        return !ec;
+      }
+      http::write(socket,
+                  Reply(req.version(), req.keep_alive(), http::status::ok,
+                        openai::CompletionJson(id, UnixNow(), p.model, sink.text,
+                                               sink.done->finish_reason(), sink.done->usage())),
+                  ec);
+      return !ec;
+    }
+
+    http::response<http::empty_body> res{http::status::ok, req.version()};
+    res.set(http::field::server, "tidelane-router");
+    res.set(http::field::content_type, "text/event-stream");
+    res.set(http::field::cache_control, "no-cache");
+    res.keep_alive(req.keep_alive());
+    res.chunked(true);
+    http::response_serializer<http::empty_body> header{res};
+    http::write_header(socket, header, ec);
+    if (ec) return false;
+    SseSink sink(socket, p, id);
+    pipeline.Run(p.request, sink);
+    asio::write(socket, http::make_chunk_last(), ec);
+    return !ec;
   }
 };
 
-HttpServer::HttpServer(NodeTable& nodes, std::string token)
-    : impl_(new Impl{nodes, std::move(token)}) {}
+HttpServer::HttpServer(const RouterConfig& config, NodeTable& nodes, ChatPipeline& pipeline)
+    : impl_(std::make_unique<Impl>(config, nodes, pipeline)) {}
 
 HttpServer::~HttpServer() {
   Stop();
@@ -142,19 +397,26 @@ std::optional<std::string> HttpServer::Start(const std::string& address) {
     return std::nullopt;
   }
   const auto bound = impl_->acceptor.local_endpoint();
-  impl_->Accept();
-  impl_->thread = std::thread([this] { impl_->io.run(); });
+  impl_->accept_thread = std::thread([this] { impl_->AcceptLoop(); });
   return bound.address().to_string() + ":" + std::to_string(bound.port());
 }
 
 void HttpServer::Stop() {
-  if (!impl_->thread.joinable()) return;
-  asio::post(impl_->io, [this] {
-    beast::error_code ec;
-    impl_->acceptor.close(ec);
-  });
-  impl_->io.stop();
-  impl_->thread.join();
+  if (!impl_->accept_thread.joinable()) return;
+  impl_->stopping = true;
+  beast::error_code ec;
+  impl_->acceptor.cancel(ec);
+  ::shutdown(impl_->acceptor.native_handle(), SHUT_RDWR);  // wakes the blocking accept
+  impl_->acceptor.close(ec);
+  impl_->accept_thread.join();
+  std::lock_guard lock(impl_->mu);
+  for (auto& c : impl_->connections) {
+    c.socket->shutdown(tcp::socket::shutdown_both, ec);
+  }
+  for (auto& c : impl_->connections) {
+    if (c.thread.joinable()) c.thread.join();
+  }
+  impl_->connections.clear();
 }
 
 std::string RenderMetrics(const v1::ClusterSnapshot& s) {

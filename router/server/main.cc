@@ -28,7 +28,8 @@ int main(int argc, char** argv) {
                  "gRPC address for chat, monitor and worker registry; port 0 picks a free one")
       ->capture_default_str();
   cli.add_option("--http-listen", http_listen,
-                 "HTTP address for /healthz and /metrics; port 0 picks a free one")
+                 "HTTP address for the OpenAI-compatible API, /metrics and /healthz; port 0 picks "
+                 "a free one")
       ->capture_default_str();
   cli.add_option("--auth-token-file", token_file,
                  "File holding the bearer token every client and worker must present (mode 0600)")
@@ -84,7 +85,8 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  server::HttpServer http(nodes, config.token);
+  server::ChatPipeline pipeline(config, nodes);
+  server::HttpServer http(config, nodes, pipeline);
   const auto http_bound = http.Start(http_listen);
   if (!http_bound) {
     std::cerr << "tidelane-router: cannot listen for HTTP on " << http_listen << ": "

@@ -9,22 +9,13 @@
 #include <chrono>
 #include <string>
 
+#include "router/server/chat_pipeline.h"
 #include "router/server/node_table.h"
 #include "tidelane/v1/chat.grpc.pb.h"
 #include "tidelane/v1/monitor.grpc.pb.h"
 #include "tidelane/v1/registry.grpc.pb.h"
 
 namespace tidelane::server {
-
-struct RouterConfig {
-  std::string token;
-  // How long a request waits for the first worker to join before it gets NO_WORKER.
-  std::chrono::milliseconds no_worker_timeout{15000};
-  std::uint32_t telemetry_interval_ms = 250;
-  std::uint32_t max_prompt_bytes = 1 << 20;
-  std::uint32_t max_tokens_limit = 4096;
-  int max_redirects = 3;
-};
 
 class ChatServiceImpl final : public v1::ChatService::Service {
  public:
@@ -38,6 +29,7 @@ class ChatServiceImpl final : public v1::ChatService::Service {
  private:
   const RouterConfig& config_;
   NodeTable& nodes_;
+  ChatPipeline pipeline_;
 };
 
 class RegistryServiceImpl final : public v1::RegistryService::Service {
