@@ -24,7 +24,7 @@ struct TidalOptions {
   bool split = true;                // false: never split prefill/decode (tidal-no-split)
   double temperature = 0.05;        // base softmax temperature, in cost units
   double report_interval_s = 0.25;  // the telemetry period staleness is measured against
-  double split_margin = 0.3;        // a split must save this fraction of the cost
+  double split_margin = 0.5;        // a split must save this fraction of the cost
   std::string_view name = "tidal";
 };
 
