@@ -36,7 +36,9 @@ grpc::Status RegistryServiceImpl::Connect(
   if (stream->Write(welcome)) {
     v1::WorkerMessage m;
     while (stream->Read(&m)) {
-      if (m.has_telemetry()) nodes_.UpdateTelemetry(reg.name(), connection, m.telemetry());
+      if (!m.has_telemetry()) continue;
+      nodes_.UpdateTelemetry(reg.name(), connection, m.telemetry());
+      if (m.telemetry().draining()) nodes_.SetNodeState(reg.name(), v1::NODE_STATE_DRAINING);
     }
   }
   nodes_.Remove(reg.name(), connection);

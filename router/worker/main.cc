@@ -5,13 +5,16 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <thread>
 
 #include "router/core/node_profile.h"
 #include "router/proto/auth.h"
+#include "router/worker/hardware_probe.h"
 #include "router/worker/registry_client.h"
 #include "router/worker/synthetic_engine.h"
 #include "router/worker/worker_service.h"
@@ -49,6 +52,7 @@ int main(int argc, char** argv) {
   std::string name;
   std::string listen = "127.0.0.1:0";
   double time_scale = 1.0;
+  double drain_timeout_s = 30;
   cli.add_option("--router", router, "Router's gRPC address, HOST:PORT")->capture_default_str();
   cli.add_option("--auth-token-file", token_file,
                  "File holding the bearer token shared with the router (mode 0600)")
@@ -67,6 +71,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   cli.add_option("--time-scale", time_scale,
                  "Multiplies the synthetic engine's modelled delays (0 = no delay)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cli.add_option(
+         "--drain-timeout", drain_timeout_s,
+         "On SIGTERM, seconds to finish running requests (taking no new ones) before exiting")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   CLI11_PARSE(cli, argc, argv);
@@ -119,13 +128,26 @@ int main(int argc, char** argv) {
   registration.set_prefill_tokens_per_s(profile->prefill_tokens_per_s);
   registration.set_decode_ms_per_token(profile->decode_ms_per_token);
 
+  std::atomic<bool> draining{false};
+  worker::HardwareProbe hardware;
+  spdlog::info("GPUs: {}", hardware.GpuStatus());
+  std::uint64_t tokens_before = 0;
+  auto sampled_at = std::chrono::steady_clock::now();
   const auto telemetry = [&] {
     v1::Telemetry t;
+    *t.mutable_hardware() = hardware.Sample();
+    const auto now = std::chrono::steady_clock::now();
+    const double seconds = std::chrono::duration<double>(now - sampled_at).count();
+    const std::uint64_t tokens = service.TokensTotal();
+    if (seconds > 0) t.set_tokens_per_s((tokens - tokens_before) / seconds);
+    tokens_before = tokens;
+    sampled_at = now;
     const double occupancy = static_cast<double>(engine->Active()) / engine->MaxBatch();
     t.set_active_requests(engine->Active());
     t.set_served_total(service.ServedTotal());
     t.mutable_saturation()->set_batch_occupancy(occupancy);
     t.mutable_saturation()->set_compute(occupancy);
+    t.set_draining(draining.load());
     return t;
   };
   bool announced = false;
@@ -142,7 +164,16 @@ int main(int argc, char** argv) {
 
   int signal = 0;
   sigwait(&signals, &signal);
-  spdlog::info("signal {}: shutting down", signal);
+  // Drain: tell the router to send nothing new, let running requests finish (bounded), then go.
+  draining = true;
+  spdlog::info("signal {}: draining {} running request(s), at most {} s", signal, engine->Active(),
+               drain_timeout_s);
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                            std::chrono::duration<double>(drain_timeout_s));
+  while (engine->Active() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   registry.Stop();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   return 0;

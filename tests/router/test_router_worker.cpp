@@ -242,6 +242,56 @@ class TestRouterWorker : public QObject {
     QVERIFY(events.back().has_done());
     QCOMPARE(tokens, expectedAnswer(request));
   }
+
+  // SIGTERM drains: the router stops sending the worker new requests, the answer it is
+  // streaming finishes there (no redirect), and the worker then exits cleanly.
+  void sigtermDrainsRunningAnswersBeforeExiting() {
+    QProcess third;
+    third.setProgram(QStringLiteral(TIDELANE_BIN_DIR "/tidelane-worker"));
+    third.setArguments({QStringLiteral("--router"), services_->grpcAddress(),
+                        QStringLiteral("--auth-token-file"), services_->tokenFile(),
+                        QStringLiteral("--profile"), QStringLiteral("low"),
+                        QStringLiteral("--name"), QStringLiteral("third")});
+    third.start();
+    QVERIFY(third.waitForStarted());
+    QByteArray out;
+    QTRY_VERIFY_WITH_TIMEOUT((out += third.readAllStandardOutput()).contains("ready"), 20000);
+
+    auto monitor = v1::MonitorService::NewStub(channel_);
+    const auto setState = [&](const char* node, v1::NodeState state) {
+      grpc::ClientContext c;
+      withToken(c);
+      v1::SetNodeStateRequest req;
+      req.set_node(node);
+      req.set_state(state);
+      v1::SetNodeStateResponse res;
+      return monitor->SetNodeState(&c, req, &res);
+    };
+    QVERIFY(setState("local", v1::NODE_STATE_CORDONED).ok());
+    const auto request = makeRequest("rw-drain", "Take your time with this one.", 20);
+    auto stub = v1::ChatService::NewStub(channel_);
+    grpc::ClientContext c;
+    withToken(c);
+    auto reader = stub->Chat(&c, request);
+    std::vector<std::string> tokens;
+    bool redirected = false;
+    for (v1::ChatEvent e; reader->Read(&e);) {
+      redirected = redirected || e.has_redirected();
+      if (e.has_routed()) QCOMPARE(e.routed().node(), std::string("third"));
+      if (!e.has_token()) continue;
+      tokens.push_back(e.token().text());
+      if (tokens.size() == 2) {
+        QVERIFY(setState("local", v1::NODE_STATE_READY).ok());
+        third.terminate();  // SIGTERM
+      }
+    }
+    QVERIFY(reader->Finish().ok());
+    QVERIFY(!redirected);
+    QCOMPARE(tokens, expectedAnswer(request));
+    QVERIFY(third.waitForFinished(30000));
+    QCOMPARE(third.exitStatus(), QProcess::NormalExit);
+    QCOMPARE(third.exitCode(), 0);
+  }
 };
 
 QTEST_GUILESS_MAIN(TestRouterWorker)
