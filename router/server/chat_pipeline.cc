@@ -50,21 +50,172 @@ std::string Validate(const v1::ChatRequest& r, const RouterConfig& config) {
 
 }  // namespace
 
-ChatPipeline::ChatPipeline(const RouterConfig& config, NodeTable& nodes)
-    : config_(config), nodes_(nodes) {}
+ChatPipeline::ChatPipeline(const RouterConfig& config, NodeTable& nodes, Ledger* ledger)
+    : config_(config), nodes_(nodes), ledger_(ledger) {}
+
+std::shared_ptr<LiveRequests::Live> LiveRequests::Begin(const std::string& id,
+                                                        const std::vector<std::string>& tokens) {
+  std::lock_guard lock(mu_);
+  auto live = std::make_shared<Live>();
+  live->tokens = tokens;
+  live_[id] = live;
+  return live;
+}
+
+std::shared_ptr<LiveRequests::Live> LiveRequests::Find(const std::string& id) {
+  std::lock_guard lock(mu_);
+  const auto it = live_.find(id);
+  return it == live_.end() ? nullptr : it->second;
+}
+
+void LiveRequests::End(const std::string& id) {
+  std::shared_ptr<Live> live;
+  {
+    std::lock_guard lock(mu_);
+    const auto it = live_.find(id);
+    if (it == live_.end()) return;
+    live = it->second;
+    live_.erase(it);
+  }
+  std::lock_guard lock(live->mu);
+  if (!live->terminal) {
+    v1::ChatEvent e;
+    e.set_request_id(id);
+    e.mutable_error()->set_code(v1::ERROR_CODE_UNSPECIFIED);
+    e.mutable_error()->set_message("the request was interrupted; Resume it to continue");
+    live->terminal = e;
+  }
+  live->cv.notify_all();
+}
+
+bool PublishingSink::Send(const v1::ChatEvent& e) {
+  if (ledger_) {
+    bool ok = true;
+    if (e.has_routed()) ok = ledger_->Route(id_, e.routed().node());
+    if (e.has_redirected()) ok = ledger_->Route(id_, e.redirected().to_node());
+    if (e.has_token()) ok = ledger_->AppendToken(id_, e.token().index(), e.token().text());
+    if (e.has_done()) ok = ledger_->Finish(id_, Ledger::State::kDone, e.done().finish_reason(), "");
+    if (e.has_error()) ok = ledger_->Finish(id_, Ledger::State::kFailed, "", e.error().message());
+    if (!ok && !warned_) {
+      warned_ = true;
+      spdlog::error("ledger write failed for request {}: {}", id_, ledger_->LastError());
+    }
+  }
+  {
+    std::lock_guard lock(live_.mu);
+    if (e.has_token() && e.token().index() == live_.tokens.size())
+      live_.tokens.push_back(e.token().text());
+    if (e.has_done() || e.has_error()) live_.terminal = e;
+  }
+  live_.cv.notify_all();
+  return client_.Send(e);
+}
+
+grpc::Status PublishingSink::Cancel() {
+  if (ledger_) ledger_->Finish(id_, Ledger::State::kCancelled, "cancelled", "");
+  return {grpc::StatusCode::CANCELLED, "client went away"};
+}
 
 std::string ChatPipeline::Problem(const v1::ChatRequest& request) const {
   return Validate(request, config_);
 }
 
-grpc::Status ChatPipeline::Run(const v1::ChatRequest& req, EventSink& sink) {
-  const v1::ChatRequest* request = &req;
-  if (const auto problem = Validate(*request, config_); !problem.empty()) {
+grpc::Status ChatPipeline::Run(const v1::ChatRequest& request, EventSink& sink) {
+  if (const auto problem = Validate(request, config_); !problem.empty()) {
     return {grpc::StatusCode::INVALID_ARGUMENT, problem};
   }
-  const std::string id = request->request_id().empty() ? NewRequestId() : request->request_id();
-  const auto accepted_at = Clock::now();
+  const std::string id = request.request_id().empty() ? NewRequestId() : request.request_id();
+  if (ledger_ && !ledger_->Accept(id, request)) {
+    // Nothing may run that the ledger cannot keep: refuse this request, clearly.
+    v1::ChatEvent e;
+    e.set_request_id(id);
+    e.mutable_error()->set_code(v1::ERROR_CODE_INTERNAL);
+    e.mutable_error()->set_message("the router cannot record requests (" + ledger_->LastError() +
+                                   "); is its disk full?");
+    e.mutable_error()->set_retry_after_ms(10000);
+    sink.Send(e);
+    nodes_.Count(NodeTable::Outcome::kFailed);
+    spdlog::error("ledger refused request {}: {}", id, ledger_->LastError());
+    return grpc::Status::OK;
+  }
   nodes_.Count(NodeTable::Outcome::kAccepted);
+  return Execute(id, request, {}, sink);
+}
+
+grpc::Status ChatPipeline::Resume(const std::string& id, std::uint32_t from_index,
+                                  EventSink& sink) {
+  // A request still running here: replay what it said and follow it live.
+  if (auto live = live_.Find(id)) return Follow(*live, id, from_index, sink);
+  if (!ledger_)
+    return {grpc::StatusCode::NOT_FOUND, "no request " + id + " (this router keeps no ledger)"};
+  auto entry = ledger_->Load(id);
+  if (!entry) return {grpc::StatusCode::NOT_FOUND, "no request " + id + " in the ledger"};
+  for (std::uint32_t i = from_index; i < entry->tokens.size(); ++i) {
+    v1::ChatEvent e;
+    e.set_request_id(id);
+    e.mutable_token()->set_index(i);
+    e.mutable_token()->set_text(entry->tokens[i]);
+    if (!sink.Send(e)) return {grpc::StatusCode::CANCELLED, "client went away"};
+  }
+  if (entry->state == Ledger::State::kDone || entry->state == Ledger::State::kFailed) {
+    v1::ChatEvent e;
+    e.set_request_id(id);
+    if (entry->state == Ledger::State::kDone) {
+      e.mutable_done()->set_finish_reason(entry->finish_reason);
+      e.mutable_done()->mutable_usage()->set_completion_tokens(
+          static_cast<std::uint32_t>(entry->tokens.size()));
+    } else {
+      e.mutable_error()->set_code(v1::ERROR_CODE_WORKER_FAILED);
+      e.mutable_error()->set_message(entry->error);
+    }
+    sink.Send(e);
+    return grpc::Status::OK;
+  }
+  // Interrupted (router restart, client gone): continue at the next token index.
+  spdlog::info("resuming request {} at token {}", id, entry->tokens.size());
+  ReplaySink replay(sink, from_index);
+  return Execute(id, entry->request, std::move(entry->tokens), replay);
+}
+
+grpc::Status ChatPipeline::Follow(LiveRequests::Live& live, const std::string& id,
+                                  std::uint32_t from_index, EventSink& sink) {
+  std::uint32_t next = from_index;
+  for (;;) {
+    std::unique_lock lock(live.mu);
+    live.cv.wait_for(lock, std::chrono::milliseconds(200),
+                     [&] { return live.tokens.size() > next || live.terminal.has_value(); });
+    while (next < live.tokens.size()) {
+      v1::ChatEvent e;
+      e.set_request_id(id);
+      e.mutable_token()->set_index(next);
+      e.mutable_token()->set_text(live.tokens[next++]);
+      lock.unlock();
+      if (!sink.Send(e)) return {grpc::StatusCode::CANCELLED, "client went away"};
+      lock.lock();
+    }
+    if (live.terminal) {
+      const v1::ChatEvent terminal = *live.terminal;
+      lock.unlock();
+      sink.Send(terminal);
+      return grpc::Status::OK;
+    }
+    lock.unlock();
+    if (sink.Cancelled()) return {grpc::StatusCode::CANCELLED, "client went away"};
+  }
+}
+
+grpc::Status ChatPipeline::Execute(const std::string& id, const v1::ChatRequest& req,
+                                   std::vector<std::string> generated, EventSink& client) {
+  const v1::ChatRequest* request = &req;
+  const auto accepted_at = Clock::now();
+  const auto live = live_.Begin(id, generated);
+  // Every event goes to the client, to the ledger and to anyone following with Resume.
+  PublishingSink sink(client, *live, ledger_, id);
+  struct EndLive {
+    LiveRequests& registry;
+    const std::string& id;
+    ~EndLive() { registry.End(id); }
+  } end_live{live_, id};
 
   const auto send = [&](v1::ChatEvent& e) {
     e.set_request_id(id);
@@ -99,7 +250,6 @@ grpc::Status ChatPipeline::Run(const v1::ChatRequest& req, EventSink& sink) {
     send(e);
   };
 
-  std::vector<std::string> generated;
   std::set<std::uint64_t> failed_connections;
   std::optional<Lease> previous;
   std::string last_failure;
@@ -110,7 +260,7 @@ grpc::Status ChatPipeline::Run(const v1::ChatRequest& req, EventSink& sink) {
     auto acquired =
         nodes_.Acquire(view, failed_connections, cancelled, on_wait, config_.no_worker_timeout);
     if (!acquired.lease) {
-      if (sink.Cancelled()) return {grpc::StatusCode::CANCELLED, "client cancelled"};
+      if (sink.Cancelled()) return sink.Cancel();
       return send_error(acquired.error, acquired.message);
     }
     Lease lease = *acquired.lease;
@@ -137,7 +287,7 @@ grpc::Status ChatPipeline::Run(const v1::ChatRequest& req, EventSink& sink) {
     }
     if (!send(routed_or_redirected)) {
       nodes_.Release(lease, false);
-      return {grpc::StatusCode::CANCELLED, "client went away"};
+      return sink.Cancel();
     }
 
     v1::GenerateRequest work;
@@ -174,7 +324,7 @@ grpc::Status ChatPipeline::Run(const v1::ChatRequest& req, EventSink& sink) {
     const grpc::Status status = stream->Finish();
     if (client_gone || sink.Cancelled()) {
       nodes_.Release(lease, false);
-      return {grpc::StatusCode::CANCELLED, "client went away"};
+      return sink.Cancel();
     }
     if (status.ok() && done) {
       nodes_.Release(lease, true);

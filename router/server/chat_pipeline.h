@@ -10,9 +10,16 @@
 #include <grpcpp/support/status.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <vector>
 
+#include "router/server/ledger.h"
 #include "router/server/node_table.h"
 #include "tidelane/v1/chat.pb.h"
 
@@ -38,10 +45,62 @@ class EventSink {
   virtual bool Cancelled() const = 0;
 };
 
+// Requests running in this router, so Resume can follow one live.
+class LiveRequests {
+ public:
+  struct Live {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<std::string> tokens;
+    std::optional<v1::ChatEvent> terminal;  // Done or Error
+  };
+  std::shared_ptr<Live> Begin(const std::string& id, const std::vector<std::string>& tokens);
+  std::shared_ptr<Live> Find(const std::string& id);
+  // The request stopped running here; followers get its terminal event (or an interruption).
+  void End(const std::string& id);
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Live>> live_;
+};
+
+// Sends each event on to the client, records it in the ledger and shares it with followers.
+class PublishingSink final : public EventSink {
+ public:
+  PublishingSink(EventSink& client, LiveRequests::Live& live, Ledger* ledger, std::string id)
+      : client_(client), live_(live), ledger_(ledger), id_(std::move(id)) {}
+  bool Send(const v1::ChatEvent& event) override;
+  bool Cancelled() const override { return client_.Cancelled(); }
+  // The client left: the ledger keeps what was said, resumable later.
+  grpc::Status Cancel();
+
+ private:
+  EventSink& client_;
+  LiveRequests::Live& live_;
+  Ledger* ledger_;
+  std::string id_;
+  bool warned_ = false;
+};
+
+// Replays a resumed request's stored tokens from `from` before its new ones: drops tokens the
+// client already has.
+class ReplaySink final : public EventSink {
+ public:
+  ReplaySink(EventSink& client, std::uint32_t from) : client_(client), from_(from) {}
+  bool Send(const v1::ChatEvent& e) override {
+    return e.has_token() && e.token().index() < from_ ? true : client_.Send(e);
+  }
+  bool Cancelled() const override { return client_.Cancelled(); }
+
+ private:
+  EventSink& client_;
+  std::uint32_t from_;
+};
+
 class ChatPipeline {
  public:
-  // `config` and `nodes` must outlive the pipeline.
-  ChatPipeline(const RouterConfig& config, NodeTable& nodes);
+  // `config`, `nodes` and `ledger` (which may be null: nothing is kept) outlive the pipeline.
+  ChatPipeline(const RouterConfig& config, NodeTable& nodes, Ledger* ledger);
 
   // Runs `request` to its end. OK once a terminal event (Done or Error) was sent;
   // INVALID_ARGUMENT (nothing sent) for a request that cannot be served as asked, with a
@@ -52,9 +111,21 @@ class ChatPipeline {
   // protocols that must answer before they start streaming.
   std::string Problem(const v1::ChatRequest& request) const;
 
+  // Sends request `id`'s tokens from `from_index`, then follows it: live when it runs here,
+  // from the ledger when it finished, and by continuing it at its next token index on a
+  // worker when it was interrupted (router restart, client gone). NOT_FOUND for unknown ids.
+  grpc::Status Resume(const std::string& id, std::uint32_t from_index, EventSink& sink);
+
  private:
+  grpc::Status Execute(const std::string& id, const v1::ChatRequest& request,
+                       std::vector<std::string> generated, EventSink& client);
+  grpc::Status Follow(LiveRequests::Live& live, const std::string& id, std::uint32_t from_index,
+                      EventSink& sink);
+
   const RouterConfig& config_;
   NodeTable& nodes_;
+  Ledger* ledger_;
+  LiveRequests live_;
 };
 
 }  // namespace tidelane::server

@@ -21,14 +21,24 @@ class GrpcSink final : public EventSink {
 
 }  // namespace
 
-ChatServiceImpl::ChatServiceImpl(const RouterConfig& config, NodeTable& nodes)
-    : config_(config), nodes_(nodes), pipeline_(config, nodes) {}
+ChatServiceImpl::ChatServiceImpl(const RouterConfig& config, NodeTable& nodes,
+                                 ChatPipeline& pipeline)
+    : config_(config), nodes_(nodes), pipeline_(pipeline) {}
 
 grpc::Status ChatServiceImpl::Chat(grpc::ServerContext* context, const v1::ChatRequest* request,
                                    grpc::ServerWriter<v1::ChatEvent>* writer) {
   if (auto s = auth::CheckBearer(*context, config_.token); !s.ok()) return s;
   GrpcSink sink(*context, *writer);
   return pipeline_.Run(*request, sink);
+}
+
+grpc::Status ChatServiceImpl::Resume(grpc::ServerContext* context, const v1::ResumeRequest* request,
+                                     grpc::ServerWriter<v1::ChatEvent>* writer) {
+  if (auto s = auth::CheckBearer(*context, config_.token); !s.ok()) return s;
+  if (request->request_id().empty())
+    return {grpc::StatusCode::INVALID_ARGUMENT, "request_id is required"};
+  GrpcSink sink(*context, *writer);
+  return pipeline_.Resume(request->request_id(), request->from_index(), sink);
 }
 
 grpc::Status ChatServiceImpl::ListModels(grpc::ServerContext* context, const v1::ListModelsRequest*,

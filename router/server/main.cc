@@ -13,6 +13,7 @@
 #include "router/core/policy.h"
 #include "router/proto/auth.h"
 #include "router/server/http_server.h"
+#include "router/server/ledger.h"
 #include "router/server/services.h"
 
 int main(int argc, char** argv) {
@@ -34,7 +35,9 @@ int main(int argc, char** argv) {
   cli.add_option("--auth-token-file", token_file,
                  "File holding the bearer token every client and worker must present (mode 0600)")
       ->required();
-  cli.add_option("--data-dir", data_dir, "Directory for the router's durable state")->required();
+  cli.add_option("--data-dir", data_dir,
+                 "Directory for the router's durable state (the request ledger)")
+      ->required();
   cli.add_option("--policy", policy, "Routing policy at start")
       ->check(CLI::IsMember(core::PolicyNames()))
       ->capture_default_str();
@@ -67,8 +70,20 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  std::string ledger_error;
+  const auto ledger = server::Ledger::Open(data_dir, &ledger_error);
+  if (!ledger) {
+    std::cerr << "tidelane-router: " << ledger_error << "\n";
+    return 2;
+  }
+  if (const auto unfinished = ledger->Unfinished(); !unfinished.empty()) {
+    spdlog::info("{} unfinished request(s) in the ledger; clients resume them by id",
+                 unfinished.size());
+  }
+
   server::NodeTable nodes(core::MakePolicy(policy, 0));
-  server::ChatServiceImpl chat(config, nodes);
+  server::ChatPipeline pipeline(config, nodes, ledger.get());
+  server::ChatServiceImpl chat(config, nodes, pipeline);
   server::RegistryServiceImpl registry(config, nodes);
   server::MonitorServiceImpl monitor(config, nodes);
 
@@ -85,7 +100,6 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  server::ChatPipeline pipeline(config, nodes);
   server::HttpServer http(config, nodes, pipeline);
   const auto http_bound = http.Start(http_listen);
   if (!http_bound) {

@@ -19,17 +19,20 @@ namespace tidelane::server {
 
 class ChatServiceImpl final : public v1::ChatService::Service {
  public:
-  ChatServiceImpl(const RouterConfig& config, NodeTable& nodes);
+  // All three must outlive the service; the pipeline is shared with the HTTP API.
+  ChatServiceImpl(const RouterConfig& config, NodeTable& nodes, ChatPipeline& pipeline);
 
   grpc::Status Chat(grpc::ServerContext* context, const v1::ChatRequest* request,
                     grpc::ServerWriter<v1::ChatEvent>* writer) override;
+  grpc::Status Resume(grpc::ServerContext* context, const v1::ResumeRequest* request,
+                      grpc::ServerWriter<v1::ChatEvent>* writer) override;
   grpc::Status ListModels(grpc::ServerContext* context, const v1::ListModelsRequest* request,
                           v1::ListModelsResponse* response) override;
 
  private:
   const RouterConfig& config_;
   NodeTable& nodes_;
-  ChatPipeline pipeline_;
+  ChatPipeline& pipeline_;
 };
 
 class RegistryServiceImpl final : public v1::RegistryService::Service {

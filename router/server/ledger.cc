@@ -1,0 +1,251 @@
+#include "router/server/ledger.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <chrono>
+
+namespace tidelane::server {
+namespace {
+
+std::int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// A prepared statement, finalized on scope exit.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) {
+    ok_ = sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) == SQLITE_OK;
+  }
+  ~Stmt() { sqlite3_finalize(s_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  bool ok() const { return ok_; }
+  Stmt& Text(int i, const std::string& v) {
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& Blob(int i, const std::string& v) {
+    sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& Int(int i, std::int64_t v) {
+    sqlite3_bind_int64(s_, i, v);
+    return *this;
+  }
+  int Step() { return sqlite3_step(s_); }
+  std::string ColumnText(int i) const {
+    const auto* p = sqlite3_column_text(s_, i);
+    return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(s_, i))
+             : std::string();
+  }
+  std::string ColumnBlob(int i) const {
+    const auto* p = static_cast<const char*>(sqlite3_column_blob(s_, i));
+    return p ? std::string(p, sqlite3_column_bytes(s_, i)) : std::string();
+  }
+  std::int64_t ColumnInt(int i) const { return sqlite3_column_int64(s_, i); }
+
+ private:
+  sqlite3_stmt* s_ = nullptr;
+  bool ok_ = false;
+};
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS requests(
+  id TEXT PRIMARY KEY,
+  conversation TEXT NOT NULL,
+  request BLOB NOT NULL,            -- the tidelane.v1.ChatRequest as sent
+  state INTEGER NOT NULL,           -- Ledger::State
+  node TEXT NOT NULL DEFAULT '',
+  finish_reason TEXT NOT NULL DEFAULT '',
+  error TEXT NOT NULL DEFAULT '',
+  created_ms INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS requests_by_state ON requests(state);
+CREATE TABLE IF NOT EXISTS tokens(
+  request_id TEXT NOT NULL,
+  idx INTEGER NOT NULL,
+  text TEXT NOT NULL,
+  PRIMARY KEY(request_id, idx)) WITHOUT ROWID;
+)sql";
+
+}  // namespace
+
+const char* LedgerStateName(Ledger::State s) {
+  switch (s) {
+    case Ledger::State::kQueued:
+      return "queued";
+    case Ledger::State::kRunning:
+      return "running";
+    case Ledger::State::kDone:
+      return "done";
+    case Ledger::State::kFailed:
+      return "failed";
+    case Ledger::State::kCancelled:
+      return "cancelled";
+  }
+  return "?";
+}
+
+std::unique_ptr<Ledger> Ledger::Open(const std::filesystem::path& dir, std::string* error,
+                                     std::uint64_t max_bytes) {
+  const auto path = dir / "ledger.sqlite3";
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                      nullptr) != SQLITE_OK) {
+    *error =
+        "cannot open ledger " + path.string() + ": " + (db ? sqlite3_errmsg(db) : "out of memory");
+    sqlite3_close(db);
+    return nullptr;
+  }
+  std::unique_ptr<Ledger> ledger(new Ledger(db));
+  sqlite3_busy_timeout(db, 5000);
+  // WAL: readers never block the writer, and a crash loses nothing committed.
+  int version = -1;
+  {
+    Stmt v(db, "PRAGMA user_version");
+    if (v.ok() && v.Step() == SQLITE_ROW) version = static_cast<int>(v.ColumnInt(0));
+  }
+  if (version < 0) {
+    *error =
+        "ledger " + path.string() + " is not a readable SQLite database: " + sqlite3_errmsg(db);
+    return nullptr;
+  }
+  if (version > kSchemaVersion) {
+    *error = "ledger " + path.string() + " has schema version " + std::to_string(version) +
+             ", newer than this router understands (" + std::to_string(kSchemaVersion) + ")";
+    return nullptr;
+  }
+  if (!ledger->Exec("PRAGMA journal_mode=WAL") || !ledger->Exec("PRAGMA synchronous=NORMAL") ||
+      !ledger->Exec("BEGIN") || !ledger->Exec(kSchema) ||
+      !ledger->Exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str()) ||
+      !ledger->Exec("COMMIT")) {
+    *error = "ledger " + path.string() + ": " + ledger->LastError();
+    return nullptr;
+  }
+  if (max_bytes > 0) {
+    Stmt page(db, "PRAGMA page_size");
+    const std::int64_t page_size =
+        page.ok() && page.Step() == SQLITE_ROW ? page.ColumnInt(0) : 4096;
+    ledger->Exec(("PRAGMA max_page_count=" +
+                  std::to_string(std::max<std::uint64_t>(1, max_bytes / page_size)))
+                     .c_str());
+  }
+  // The integrity check is cheap at start-up sizes and catches a corrupt file before use.
+  Stmt check(db, "PRAGMA quick_check");
+  if (!check.ok() || check.Step() != SQLITE_ROW || check.ColumnText(0) != "ok") {
+    *error = "ledger " + path.string() +
+             " is corrupt (quick_check failed); move it aside to start afresh";
+    return nullptr;
+  }
+  return ledger;
+}
+
+Ledger::Ledger(sqlite3* db) : db_(db) {}
+
+Ledger::~Ledger() {
+  sqlite3_close(db_);
+}
+
+bool Ledger::Exec(const char* sql) {
+  char* message = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &message) != SQLITE_OK) {
+    error_ = message ? message : sqlite3_errmsg(db_);
+    sqlite3_free(message);
+    return false;
+  }
+  return true;
+}
+
+bool Ledger::Fail(const char* what) {
+  error_ = std::string(what) + ": " + sqlite3_errmsg(db_);
+  return false;
+}
+
+std::string Ledger::LastError() const {
+  std::lock_guard lock(mu_);
+  return error_;
+}
+
+bool Ledger::Accept(const std::string& id, const v1::ChatRequest& request) {
+  std::lock_guard lock(mu_);
+  Stmt s(db_,
+         "INSERT INTO requests(id, conversation, request, state, created_ms, updated_ms) "
+         "VALUES(?,?,?,?,?,?) "
+         "ON CONFLICT(id) DO UPDATE SET request=excluded.request, state=excluded.state, "
+         "updated_ms=excluded.updated_ms");
+  if (!s.ok()) return Fail("prepare accept");
+  const auto now = NowMs();
+  s.Text(1, id).Text(2, request.conversation_id()).Blob(3, request.SerializeAsString());
+  s.Int(4, static_cast<int>(State::kQueued)).Int(5, now).Int(6, now);
+  return s.Step() == SQLITE_DONE || Fail("record request");
+}
+
+bool Ledger::Route(const std::string& id, const std::string& node) {
+  std::lock_guard lock(mu_);
+  Stmt s(db_, "UPDATE requests SET state=?, node=?, updated_ms=? WHERE id=?");
+  if (!s.ok()) return Fail("prepare route");
+  s.Int(1, static_cast<int>(State::kRunning)).Text(2, node).Int(3, NowMs()).Text(4, id);
+  return s.Step() == SQLITE_DONE || Fail("record route");
+}
+
+bool Ledger::AppendToken(const std::string& id, std::uint32_t index, const std::string& text) {
+  std::lock_guard lock(mu_);
+  // OR IGNORE: a token index is written once; a replay after a redirect cannot duplicate it.
+  Stmt s(db_, "INSERT OR IGNORE INTO tokens(request_id, idx, text) VALUES(?,?,?)");
+  if (!s.ok()) return Fail("prepare token");
+  s.Text(1, id).Int(2, index).Text(3, text);
+  return s.Step() == SQLITE_DONE || Fail("record token");
+}
+
+bool Ledger::Finish(const std::string& id, State state, const std::string& finish_reason,
+                    const std::string& error) {
+  std::lock_guard lock(mu_);
+  Stmt s(db_, "UPDATE requests SET state=?, finish_reason=?, error=?, updated_ms=? WHERE id=?");
+  if (!s.ok()) return Fail("prepare finish");
+  s.Int(1, static_cast<int>(state))
+      .Text(2, finish_reason)
+      .Text(3, error)
+      .Int(4, NowMs())
+      .Text(5, id);
+  return s.Step() == SQLITE_DONE || Fail("record finish");
+}
+
+std::optional<Ledger::Entry> Ledger::Load(const std::string& id) {
+  std::lock_guard lock(mu_);
+  Stmt r(db_, "SELECT request, state, node, finish_reason, error FROM requests WHERE id=?");
+  if (!r.ok()) return std::nullopt;
+  r.Text(1, id);
+  if (r.Step() != SQLITE_ROW) return std::nullopt;
+  Entry e;
+  if (!e.request.ParseFromString(r.ColumnBlob(0))) return std::nullopt;
+  e.state = static_cast<State>(r.ColumnInt(1));
+  e.node = r.ColumnText(2);
+  e.finish_reason = r.ColumnText(3);
+  e.error = r.ColumnText(4);
+  Stmt t(db_, "SELECT idx, text FROM tokens WHERE request_id=? ORDER BY idx");
+  if (!t.ok()) return std::nullopt;
+  t.Text(1, id);
+  while (t.Step() == SQLITE_ROW) {
+    // Indices are contiguous from 0 by construction; stop at a gap rather than misplace text.
+    if (t.ColumnInt(0) != static_cast<std::int64_t>(e.tokens.size())) break;
+    e.tokens.push_back(t.ColumnText(1));
+  }
+  return e;
+}
+
+std::vector<std::string> Ledger::Unfinished() {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> ids;
+  Stmt s(db_, "SELECT id FROM requests WHERE state IN (?, ?) ORDER BY created_ms");
+  if (!s.ok()) return ids;
+  s.Int(1, static_cast<int>(State::kQueued)).Int(2, static_cast<int>(State::kRunning));
+  while (s.Step() == SQLITE_ROW) ids.push_back(s.ColumnText(0));
+  return ids;
+}
+
+}  // namespace tidelane::server

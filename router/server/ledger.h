@@ -1,0 +1,75 @@
+// Ledger: the router's durable memory of every request (SQLite in WAL mode under --data-dir),
+// so that nothing in flight lives only in memory: a request is written when it is accepted,
+// each token as it is produced (with its index), and its end. After a crash or restart, an
+// unfinished request is found here and resumed at its next token index.
+//
+// Errors: Open returns an error for an unusable directory or database (corrupt, wrong schema,
+// not a database). Writes return false with LastError() when the disk is full or the database
+// fails; the router then refuses new requests with a clear error and keeps serving others.
+//
+// Threading: every method is thread-safe (one connection behind a mutex).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tidelane/v1/chat.pb.h"
+
+struct sqlite3;
+
+namespace tidelane::server {
+
+class Ledger {
+ public:
+  enum class State { kQueued, kRunning, kDone, kFailed, kCancelled };
+
+  struct Entry {
+    v1::ChatRequest request;
+    State state = State::kQueued;
+    std::string node;
+    std::vector<std::string> tokens;  // tokens[i] has index i
+    std::string finish_reason;
+    std::string error;
+  };
+
+  // Opens (creating when absent) DIR/ledger.sqlite3. On failure returns nullptr and sets
+  // *error to a message naming the file and the cause.
+  // `max_bytes` (0 = no limit) bounds the database file; past it writes fail as on a full disk.
+  static std::unique_ptr<Ledger> Open(const std::filesystem::path& dir, std::string* error,
+                                      std::uint64_t max_bytes = 0);
+  ~Ledger();
+  Ledger(const Ledger&) = delete;
+  Ledger& operator=(const Ledger&) = delete;
+
+  bool Accept(const std::string& id, const v1::ChatRequest& request);
+  bool Route(const std::string& id, const std::string& node);
+  bool AppendToken(const std::string& id, std::uint32_t index, const std::string& text);
+  bool Finish(const std::string& id, State state, const std::string& finish_reason,
+              const std::string& error);
+
+  // The request and everything recorded for it, or nothing when the id is unknown.
+  std::optional<Entry> Load(const std::string& id);
+  // Ids of requests that were accepted or running when the router stopped.
+  std::vector<std::string> Unfinished();
+
+  std::string LastError() const;
+  static constexpr int kSchemaVersion = 1;
+
+ private:
+  explicit Ledger(sqlite3* db);
+  bool Exec(const char* sql);
+  bool Fail(const char* what);
+
+  mutable std::mutex mu_;
+  sqlite3* db_;
+  std::string error_;
+};
+
+const char* LedgerStateName(Ledger::State state);
+
+}  // namespace tidelane::server

@@ -1,0 +1,101 @@
+// The router's ledger keeps every request and token across restarts, never duplicates a
+// token index, refuses corrupt or too-new files with a clear message, and reports a full disk
+// as a failed write instead of crashing.
+#include "router/server/ledger.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <fstream>
+
+using tidelane::server::Ledger;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path FreshDir(const std::string& name) {
+  const auto dir =
+      fs::temp_directory_path() / ("tidelane-ledger-" + name + "-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+tidelane::v1::ChatRequest Request(const std::string& text) {
+  tidelane::v1::ChatRequest r;
+  r.set_conversation_id("conv-1");
+  auto* m = r.add_messages();
+  m->set_role("user");
+  m->set_content(text);
+  return r;
+}
+
+}  // namespace
+
+TEST(Ledger, KeepsRequestsAndTokensAcrossReopen) {
+  const auto dir = FreshDir("reopen");
+  std::string error;
+  {
+    auto ledger = Ledger::Open(dir, &error);
+    ASSERT_TRUE(ledger) << error;
+    ASSERT_TRUE(ledger->Accept("a", Request("hello")));
+    ASSERT_TRUE(ledger->Accept("b", Request("bye")));
+    ASSERT_TRUE(ledger->Route("a", "node-1"));
+    ASSERT_TRUE(ledger->AppendToken("a", 0, "Hi"));
+    ASSERT_TRUE(ledger->AppendToken("a", 1, " there"));
+    ASSERT_TRUE(ledger->AppendToken("a", 1, " THERE"));  // a replayed index is ignored
+    ASSERT_TRUE(ledger->Finish("b", Ledger::State::kDone, "stop", ""));
+  }
+  auto ledger = Ledger::Open(dir, &error);
+  ASSERT_TRUE(ledger) << error;
+  const auto a = ledger->Load("a");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->state, Ledger::State::kRunning);
+  EXPECT_EQ(a->node, "node-1");
+  EXPECT_EQ(a->tokens, (std::vector<std::string>{"Hi", " there"}));
+  EXPECT_EQ(a->request.messages(0).content(), "hello");
+  EXPECT_EQ(ledger->Load("b")->state, Ledger::State::kDone);
+  EXPECT_EQ(ledger->Unfinished(), (std::vector<std::string>{"a"}));
+  EXPECT_FALSE(ledger->Load("nope"));
+  fs::remove_all(dir);
+}
+
+TEST(Ledger, RefusesCorruptAndNewerFilesWithAClearMessage) {
+  const auto dir = FreshDir("corrupt");
+  std::ofstream(dir / "ledger.sqlite3") << std::string(8192, 'x');
+  std::string error;
+  EXPECT_FALSE(Ledger::Open(dir, &error));
+  EXPECT_NE(error.find("ledger.sqlite3"), std::string::npos) << error;
+
+  fs::remove(dir / "ledger.sqlite3");
+  {
+    auto ledger = Ledger::Open(dir, &error);
+    ASSERT_TRUE(ledger) << error;
+  }
+  {
+    // A future version of the router wrote it.
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir / "ledger.sqlite3").c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version=99", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  EXPECT_FALSE(Ledger::Open(dir, &error));
+  EXPECT_NE(error.find("schema version 99"), std::string::npos) << error;
+  fs::remove_all(dir);
+}
+
+TEST(Ledger, AFullDiskFailsTheWriteAndSaysSo) {
+  const auto dir = FreshDir("full");
+  std::string error;
+  auto ledger = Ledger::Open(dir, &error, 64 * 1024);
+  ASSERT_TRUE(ledger) << error;
+  bool failed = false;
+  for (int i = 0; i < 10000 && !failed; ++i)
+    failed = !ledger->Accept("r" + std::to_string(i), Request(std::string(500, 'z')));
+  ASSERT_TRUE(failed) << "a 64 KiB ledger must fill up";
+  EXPECT_NE(ledger->LastError().find("full"), std::string::npos) << ledger->LastError();
+  // What was written before is still there.
+  EXPECT_TRUE(ledger->Load("r0"));
+  fs::remove_all(dir);
+}
