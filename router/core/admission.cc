@@ -28,6 +28,7 @@ class NoAdmission final : public Admission {
   }
   void Poll(double, const ClusterView&, std::vector<Released>&) override {}
   void OnFinished(double, double) override { --in_flight_; }
+  bool Withdraw(std::uint64_t) override { return false; }
   std::uint32_t PositionOf(std::uint64_t) const override { return 0; }
   std::size_t Queued() const override { return 0; }
   std::size_t InFlight() const override { return in_flight_; }
@@ -62,6 +63,13 @@ class FifoCap final : public Admission {
     }
   }
   void OnFinished(double, double) override { --in_flight_; }
+  bool Withdraw(std::uint64_t id) override {
+    const auto it =
+        std::find_if(queue_.begin(), queue_.end(), [&](const auto& q) { return q.first.id == id; });
+    if (it == queue_.end()) return false;
+    queue_.erase(it);
+    return true;
+  }
   std::uint32_t PositionOf(std::uint64_t id) const override {
     for (std::size_t i = 0; i < queue_.size(); ++i) {
       if (queue_[i].first.id == id) return static_cast<std::uint32_t>(i + 1);
@@ -159,6 +167,15 @@ class TidalAdmission final : public Admission {
       completions_in_window_ = 0;
     }
     service_s_ = service_s_ <= 0 ? service_s : 0.95 * service_s_ + 0.05 * service_s;
+  }
+
+  bool Withdraw(std::uint64_t id) override {
+    const auto it = index_.find(id);
+    if (it == index_.end()) return false;
+    order_.erase(it->second);
+    queue_.erase(it->second);
+    index_.erase(it);
+    return true;
   }
 
   std::uint32_t PositionOf(std::uint64_t id) const override {

@@ -45,6 +45,8 @@ class Admission {
   virtual void Poll(double now, const ClusterView& cluster, std::vector<Released>& out) = 0;
   // A dispatched request left the cluster after `service_s`; frees its capacity.
   virtual void OnFinished(double now, double service_s) = 0;
+  // Takes a queued request out of line (its client gave up); false when it was not queued.
+  virtual bool Withdraw(std::uint64_t request_id) = 0;
   // The current place in line of a queued request, or 0 when it is not queued.
   virtual std::uint32_t PositionOf(std::uint64_t request_id) const = 0;
 

@@ -239,8 +239,9 @@ grpc::Status ChatPipeline::Execute(const std::string& id, const v1::ChatRequest&
   view.priority = request->priority() == v1::PRIORITY_BATCH ? core::Priority::kBatch
                                                             : core::Priority::kInteractive;
   view.prompt_tokens = prompt_bytes / 4 + 1;  // ~4 bytes per token until the engine tokenizes
-  view.max_tokens = request->sampling().max_tokens();
-  view.expected_output_tokens = view.max_tokens ? view.max_tokens : 256;
+  view.max_tokens = request->sampling().max_tokens() ? request->sampling().max_tokens()
+                                                     : config_.max_tokens_limit;
+  view.expected_output_tokens = std::min<std::uint32_t>(view.max_tokens, 256);
   view.session = std::hash<std::string>{}(request->conversation_id());
   const auto cancelled = [&] { return sink.Cancelled(); };
   const auto on_wait = [&](WaitUpdate u) {
@@ -249,6 +250,37 @@ grpc::Status ChatPipeline::Execute(const std::string& id, const v1::ChatRequest&
     e.mutable_accepted()->set_eta_ms(u.eta_ms);
     send(e);
   };
+  // After the front door, a request waits for a free slot only in a brief race; say so only
+  // when it really queues.
+  const auto on_slot_wait = [&](WaitUpdate u) {
+    if (u.position > 0) on_wait(u);
+  };
+
+  const auto admitted = nodes_.Admit(view, cancelled, on_wait);
+  if (!admitted.admitted) {
+    if (sink.Cancelled() || admitted.error == v1::ERROR_CODE_UNSPECIFIED) return sink.Cancel();
+    v1::ChatEvent e;
+    e.mutable_error()->set_code(admitted.error);
+    e.mutable_error()->set_message(admitted.message);
+    e.mutable_error()->set_retry_after_ms(admitted.retry_after_ms);
+    send(e);
+    return grpc::Status::OK;
+  }
+  struct LeaveOnExit {
+    NodeTable& nodes;
+    Clock::time_point since;
+    ~LeaveOnExit() { nodes.Leave(std::chrono::duration<double>(Clock::now() - since).count()); }
+  } leave{nodes_, Clock::now()};
+  v1::SamplingParams sampling = request->sampling();
+  if (admitted.degraded) {
+    sampling.set_max_tokens(admitted.max_tokens);
+    v1::ChatEvent e;
+    e.mutable_degraded()->set_reason("waited long in a surge: answering with at most " +
+                                     std::to_string(admitted.max_tokens) + " tokens");
+    e.mutable_degraded()->set_max_tokens(admitted.max_tokens);
+    e.mutable_degraded()->set_model(request->model());
+    send(e);
+  }
 
   std::set<std::uint64_t> failed_connections;
   std::optional<Lease> previous;
@@ -257,8 +289,8 @@ grpc::Status ChatPipeline::Execute(const std::string& id, const v1::ChatRequest&
   double ttft_ms = -1;
 
   for (int attempt = 0; attempt <= config_.max_redirects; ++attempt) {
-    auto acquired =
-        nodes_.Acquire(view, failed_connections, cancelled, on_wait, config_.no_worker_timeout);
+    auto acquired = nodes_.Acquire(view, failed_connections, cancelled, on_slot_wait,
+                                   config_.no_worker_timeout);
     if (!acquired.lease) {
       if (sink.Cancelled()) return sink.Cancel();
       return send_error(acquired.error, acquired.message);
@@ -294,7 +326,7 @@ grpc::Status ChatPipeline::Execute(const std::string& id, const v1::ChatRequest&
     work.set_request_id(id);
     work.set_model(request->model());
     *work.mutable_messages() = request->messages();
-    *work.mutable_sampling() = request->sampling();
+    *work.mutable_sampling() = sampling;
     for (const auto& t : generated) work.add_generated(t);
 
     grpc::ClientContext upstream;

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "router/core/admission.h"
 #include "router/core/policy.h"
 #include "router/proto/auth.h"
 #include "router/server/http_server.h"
@@ -81,7 +82,7 @@ int main(int argc, char** argv) {
                  unfinished.size());
   }
 
-  server::NodeTable nodes(core::MakePolicy(policy, 0));
+  server::NodeTable nodes(core::MakePolicy(policy, 0), core::MakeTidalAdmission());
   server::ChatPipeline pipeline(config, nodes, ledger.get());
   server::ChatServiceImpl chat(config, nodes, pipeline);
   server::RegistryServiceImpl registry(config, nodes);

@@ -1,6 +1,7 @@
 #include "router/server/node_table.h"
 
 #include <algorithm>
+#include <map>
 
 namespace tidelane::server {
 
@@ -12,7 +13,120 @@ double SecondsNow() {
 
 }  // namespace
 
-NodeTable::NodeTable(std::unique_ptr<core::RoutingPolicy> policy) : policy_(std::move(policy)) {}
+NodeTable::NodeTable(std::unique_ptr<core::RoutingPolicy> policy,
+                     std::unique_ptr<core::Admission> admission)
+    : policy_(std::move(policy)), admission_(std::move(admission)) {}
+
+std::vector<core::NodeState> NodeTable::States(const std::set<std::uint64_t>& exclude,
+                                               bool slot_gate, std::vector<Node*>* order) {
+  std::vector<core::NodeState> states;
+  for (auto& [name, n] : nodes_) {
+    core::NodeState st;
+    st.id = static_cast<std::uint32_t>(n.connection);
+    st.name = name;
+    st.profile = &n.profile;
+    st.lane = n.lane == v1::LANE_PREFILL  ? core::Lane::kPrefill
+              : n.lane == v1::LANE_DECODE ? core::Lane::kDecode
+                                          : core::Lane::kMixed;
+    st.accepting = n.state == v1::NODE_STATE_READY && !exclude.contains(n.connection) &&
+                   (!slot_gate || n.active < n.profile.max_batch);
+    const auto& sat = n.telemetry.saturation();
+    st.saturation[core::Dim::kPrefillBacklog] = sat.prefill_backlog();
+    st.saturation[core::Dim::kBatch] = sat.batch_occupancy();
+    st.saturation[core::Dim::kKv] = sat.kv_blocks();
+    st.saturation[core::Dim::kCompute] = sat.compute();
+    st.saturation[core::Dim::kDecodeLatency] = sat.decode_latency();
+    st.saturation[core::Dim::kErrors] = sat.error_rate();
+    st.saturation[core::Dim::kKvTransfer] = sat.kv_transfer_backlog();
+    st.running = n.telemetry.active_requests();
+    st.outstanding = n.active;
+    st.reported_at_s = n.reported_at_s;
+    st.outstanding_prefill_tokens = n.outstanding_prefill_tokens;
+    states.push_back(st);
+    if (order) order->push_back(&n);
+  }
+  return states;
+}
+
+void NodeTable::PollAdmission() {
+  if (!admission_) return;
+  const auto states = States({}, false, nullptr);
+  std::vector<core::Released> out;
+  admission_->Poll(SecondsNow(), core::ClusterView{states, SecondsNow(), {}}, out);
+  for (auto& r : out) {
+    const auto id = r.request.id;
+    released_.insert(id);
+    release_info_[id] = std::move(r);
+    if (const auto it = admission_waiters_.find(id); it != admission_waiters_.end())
+      it->second->notify_one();
+  }
+}
+
+AdmitResult NodeTable::Admit(const core::Request& request, const std::function<bool()>& cancelled,
+                             const std::function<void(WaitUpdate)>& on_wait) {
+  std::unique_lock lock(mu_);
+  if (!admission_) {
+    lock.unlock();
+    on_wait({0, 0});
+    return {.admitted = true};
+  }
+  const auto states = States({}, false, nullptr);
+  const auto offer =
+      admission_->Offer(request, SecondsNow(), core::ClusterView{states, SecondsNow(), {}});
+  if (offer.kind == core::OfferResult::Kind::kRejected) {
+    counters_.set_rejected(counters_.rejected() + 1);
+    AdmitResult r;
+    r.error = v1::ERROR_CODE_OVERLOADED;
+    r.retry_after_ms = static_cast<std::uint32_t>(offer.retry_after_s * 1000);
+    r.message = "the router is at capacity: the expected wait is " +
+                std::to_string(static_cast<int>(offer.eta_s)) + " s; retry later";
+    return r;
+  }
+  if (offer.kind == core::OfferResult::Kind::kNow) {
+    lock.unlock();
+    on_wait({0, 0});
+    return {.admitted = true};
+  }
+  std::uint32_t told = offer.position;
+  lock.unlock();
+  on_wait({offer.position, static_cast<std::uint32_t>(offer.eta_s * 1000)});
+  lock.lock();
+  std::condition_variable my_turn;
+  admission_waiters_[request.id] = &my_turn;
+  for (;;) {
+    if (released_.erase(request.id)) {
+      admission_waiters_.erase(request.id);
+      const auto info = std::move(release_info_[request.id]);
+      release_info_.erase(request.id);
+      counters_.set_degraded(counters_.degraded() + (info.degraded ? 1 : 0));
+      lock.unlock();
+      on_wait({0, 0});
+      return {.admitted = true, .degraded = info.degraded, .max_tokens = info.request.max_tokens};
+    }
+    if (shutting_down_ || cancelled()) {
+      admission_waiters_.erase(request.id);
+      admission_->Withdraw(request.id);
+      return {.error = v1::ERROR_CODE_UNSPECIFIED, .message = "cancelled while waiting"};
+    }
+    const std::uint32_t position = admission_->PositionOf(request.id);
+    if (position != 0 && position != told) {
+      told = position;
+      lock.unlock();  // my_turn stays registered: a release meanwhile is seen on relock
+      on_wait({position, EtaMs(position)});
+      lock.lock();
+      continue;
+    }
+    // Woken when released; otherwise once a second to tell the new place in line.
+    my_turn.wait_for(lock, std::chrono::seconds(1));
+  }
+}
+
+void NodeTable::Leave(double service_s) {
+  if (!admission_) return;
+  std::lock_guard lock(mu_);
+  admission_->OnFinished(SecondsNow(), service_s);
+  PollAdmission();
+}
 
 std::uint64_t NodeTable::Add(const v1::Register& registration,
                              std::shared_ptr<v1::WorkerService::StubInterface> stub) {
@@ -30,10 +144,12 @@ std::uint64_t NodeTable::Add(const v1::Register& registration,
                                                             : "mid";
     n.profile = *core::FindProfile(tier);
     n.profile.max_batch = std::max(1u, registration.max_batch());
+    n.profile.kv_blocks = std::max(n.profile.kv_blocks, 1u);
     if (registration.prefill_tokens_per_s() > 0)
       n.profile.prefill_tokens_per_s = registration.prefill_tokens_per_s();
     if (registration.decode_ms_per_token() > 0)
       n.profile.decode_ms_per_token = registration.decode_ms_per_token();
+    PollAdmission();  // more capacity: queued requests may go
   }
   cv_.notify_all();
   return connection;
@@ -108,34 +224,8 @@ AcquireResult NodeTable::Acquire(const core::Request& request,
       continue;  // the world may have changed while unlocked
     }
     if (position == 0) {
-      std::vector<core::NodeState> states;
       std::vector<Node*> order;
-      for (auto& [name, n] : nodes_) {
-        core::NodeState st;
-        st.id = static_cast<std::uint32_t>(n.connection);
-        st.name = name;
-        st.profile = &n.profile;
-        st.lane = n.lane == v1::LANE_PREFILL  ? core::Lane::kPrefill
-                  : n.lane == v1::LANE_DECODE ? core::Lane::kDecode
-                                              : core::Lane::kMixed;
-        // A node takes new work while ready, not excluded, and with a free batch slot.
-        st.accepting = n.state == v1::NODE_STATE_READY && !exclude.contains(n.connection) &&
-                       n.active < n.profile.max_batch;
-        const auto& sat = n.telemetry.saturation();
-        st.saturation[core::Dim::kPrefillBacklog] = sat.prefill_backlog();
-        st.saturation[core::Dim::kBatch] = sat.batch_occupancy();
-        st.saturation[core::Dim::kKv] = sat.kv_blocks();
-        st.saturation[core::Dim::kCompute] = sat.compute();
-        st.saturation[core::Dim::kDecodeLatency] = sat.decode_latency();
-        st.saturation[core::Dim::kErrors] = sat.error_rate();
-        st.saturation[core::Dim::kKvTransfer] = sat.kv_transfer_backlog();
-        st.running = n.telemetry.active_requests();
-        st.outstanding = n.active;
-        st.reported_at_s = n.reported_at_s;
-        st.outstanding_prefill_tokens = n.outstanding_prefill_tokens;
-        states.push_back(st);
-        order.push_back(&n);
-      }
+      const auto states = States(exclude, true, &order);
       const core::ClusterView view{states, SecondsNow(), {}};
       if (const auto placement = policy_->Route(request, view)) {
         policy_->OnPlaced(request, *placement, view);

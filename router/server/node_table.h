@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "router/core/admission.h"
 #include "router/core/node_profile.h"
 #include "router/core/policy.h"
 #include "tidelane/v1/chat.pb.h"
@@ -48,6 +49,15 @@ struct AcquireResult {
   std::string message;
 };
 
+struct AdmitResult {
+  bool admitted = false;
+  bool degraded = false;         // admitted after a long wait, with max_tokens cut
+  std::uint32_t max_tokens = 0;  // the cut, when degraded
+  v1::ErrorCode error = v1::ERROR_CODE_UNSPECIFIED;
+  std::string message;
+  std::uint32_t retry_after_ms = 0;
+};
+
 struct WaitUpdate {
   std::uint32_t position = 0;  // requests ahead in the queue
   std::uint32_t eta_ms = 0;
@@ -55,7 +65,9 @@ struct WaitUpdate {
 
 class NodeTable {
  public:
-  explicit NodeTable(std::unique_ptr<core::RoutingPolicy> policy);
+  // `admission` may be null: no front door, every request goes straight to placement.
+  NodeTable(std::unique_ptr<core::RoutingPolicy> policy,
+            std::unique_ptr<core::Admission> admission);
 
   // Adds a worker, replacing any earlier registration of the same name. Returns the
   // connection id that identifies this registration in Remove and UpdateTelemetry.
@@ -64,6 +76,14 @@ class NodeTable {
   // Removes the registration `connection` of `name`; a no-op when a newer one replaced it.
   void Remove(const std::string& name, std::uint64_t connection);
   void UpdateTelemetry(const std::string& name, std::uint64_t connection, const v1::Telemetry& t);
+
+  // The front door (router/core admission: capacity by Little's law, a weighted fair queue
+  // per user, degrade past a wait, reject only past the bound). Blocks while the request is
+  // queued, telling on_wait its place whenever it moves. Every admitted request must Leave.
+  AdmitResult Admit(const core::Request& request, const std::function<bool()>& cancelled,
+                    const std::function<void(WaitUpdate)>& on_wait);
+  // An admitted request has finished (or failed, or was cancelled) after `service_s` seconds.
+  void Leave(double service_s);
 
   // Waits for a slot as described above. `exclude` lists connections that must not be chosen
   // (one that just failed this request). Returns an error when `cancelled` turns true, the
@@ -108,12 +128,23 @@ class NodeTable {
   };
 
   std::uint32_t PositionOf(std::uint64_t ticket) const;
+  // The nodes as routing sees them; `slot_gate` marks nodes without a free slot as not
+  // accepting (placement), otherwise only state and `exclude` count (capacity estimates).
+  std::vector<core::NodeState> States(const std::set<std::uint64_t>& exclude, bool slot_gate,
+                                      std::vector<Node*>* order);
+  void PollAdmission();
   std::uint32_t EtaMs(std::uint32_t position) const;
   void RemoveTicket(std::uint64_t ticket);
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::unique_ptr<core::RoutingPolicy> policy_;
+  std::unique_ptr<core::Admission> admission_;
+  std::set<std::uint64_t> released_;  // admitted from the queue, not yet picked up
+  std::map<std::uint64_t, core::Released> release_info_;
+  // Each queued request sleeps on its own condition variable, so a release wakes exactly the
+  // requests released, not every waiter (thousands in a surge).
+  std::map<std::uint64_t, std::condition_variable*> admission_waiters_;
   std::map<std::string, Node> nodes_;
   std::deque<std::uint64_t> queue_;
   std::uint64_t next_ticket_ = 1;

@@ -110,5 +110,58 @@ class RouterFromPython(unittest.TestCase):
         self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
 
 
+class SurgeAtTheFrontDoor(unittest.TestCase):
+    """A small node (4 slots) and 16 users at once: those beyond capacity hear their place in
+    line at once, positions and waits are real, and every one of them is answered."""
+
+    def test_queued_users_hear_their_place_and_all_are_answered(self):
+        import threading
+        token = secrets.token_hex(24)
+        work = tempfile.mkdtemp(prefix="tidelane-pysurge-")
+        self.addCleanup(shutil.rmtree, work, True)
+        token_file = os.path.join(work, "token")
+        with open(os.open(token_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write(token + "\n")
+        router, fields = start(
+            [os.path.join(BIN_DIR, "tidelane-router"), "--grpc-listen", "127.0.0.1:0",
+             "--http-listen", "127.0.0.1:0", "--auth-token-file", token_file,
+             "--data-dir", os.path.join(work, "data")], "tidelane-router ready")
+        worker, _ = start(
+            [os.path.join(BIN_DIR, "tidelane-worker"), "--router", fields["grpc"],
+             "--auth-token-file", token_file, "--profile", "low", "--name", "small"],
+            "tidelane-worker ready")
+        try:
+            channel = grpc.insecure_channel(fields["grpc"])
+            stub = chat_pb2_grpc.ChatServiceStub(channel)
+            results = [None] * 16
+
+            def user(i):
+                request = chat_pb2.ChatRequest(
+                    request_id=f"surge-{i}", user=f"user-{i}",
+                    messages=[common_pb2.ChatMessage(role="user", content=f"question {i}")],
+                    sampling=common_pb2.SamplingParams(max_tokens=6))
+                results[i] = list(stub.Chat(request, metadata=[("authorization", "Bearer " + token)]))
+
+            threads = [threading.Thread(target=user, args=(i,)) for i in range(16)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=120)
+            firsts = [events[0] for events in results]
+            self.assertTrue(all(e.WhichOneof("event") == "accepted" for e in firsts))
+            queued = [e.accepted for e in firsts if e.accepted.queue_position > 0]
+            self.assertGreaterEqual(len(queued), 8, "16 users on 4 slots: most must queue")
+            self.assertTrue(all(a.eta_ms > 0 for a in queued))
+            for events in results:
+                self.assertEqual(events[-1].WhichOneof("event"), "done")
+                indices = [e.token.index for e in events if e.HasField("token")]
+                self.assertEqual(indices, list(range(len(indices))))
+            channel.close()
+        finally:
+            for p in (worker, router):
+                p.terminate()
+                p.wait(timeout=10)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
