@@ -108,16 +108,21 @@ AdmitResult NodeTable::Admit(const core::Request& request, const std::function<b
       admission_->Withdraw(request.id);
       return {.error = v1::ERROR_CODE_UNSPECIFIED, .message = "cancelled while waiting"};
     }
+    // A new place is worth a message when it moved by a twentieth (or to the front five):
+    // ten thousand waiters re-told every second would cost more than the answers.
     const std::uint32_t position = admission_->PositionOf(request.id);
-    if (position != 0 && position != told) {
+    const bool moved =
+        position != 0 && position != told &&
+        (position <= 5 || told - std::min(told, position) >= std::max(1u, told / 20));
+    if (moved) {
       told = position;
       lock.unlock();  // my_turn stays registered: a release meanwhile is seen on relock
       on_wait({position, EtaMs(position)});
       lock.lock();
       continue;
     }
-    // Woken when released; otherwise once a second to tell the new place in line.
-    my_turn.wait_for(lock, std::chrono::seconds(1));
+    // Woken when released; otherwise every two seconds to see whether the place moved.
+    my_turn.wait_for(lock, std::chrono::seconds(2));
   }
 }
 
@@ -223,7 +228,9 @@ AcquireResult NodeTable::Acquire(const core::Request& request,
       lock.lock();
       continue;  // the world may have changed while unlocked
     }
-    if (position == 0) {
+    // Requests reach here already admitted (and ordered) by the front door; any of them may
+    // take a free slot, so one waiter never holds up the others behind it.
+    {
       std::vector<Node*> order;
       const auto states = States(exclude, true, &order);
       const core::ClusterView view{states, SecondsNow(), {}};
