@@ -369,9 +369,12 @@ grpc::Status ChatPipeline::Execute(const std::string& id, const v1::ChatRequest&
       d->mutable_timings()->set_queue_ms(queue_ms);
       d->mutable_timings()->set_ttft_ms(ttft_ms < 0 ? total : ttft_ms);
       d->mutable_timings()->set_total_ms(total);
+      double tpot_s = 0;
       if (generated.size() > 1 && total > ttft_ms) {
         d->mutable_timings()->set_decode_tok_s((generated.size() - 1) * 1000.0 / (total - ttft_ms));
+        tpot_s = (total - ttft_ms) / 1000.0 / (generated.size() - 1);
       }
+      nodes_.RecordLatency(d->timings().ttft_ms() / 1000.0, tpot_s);
       send(e);
       return grpc::Status::OK;
     }

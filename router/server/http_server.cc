@@ -279,7 +279,7 @@ struct HttpServer::Impl {
     if (target == "/metrics" && req.method() == http::verb::get) {
       std::uint64_t cursor = ~0ull;
       return send(Reply(req.version(), req.keep_alive(), http::status::ok,
-                        RenderMetrics(nodes.Snapshot(&cursor)),
+                        RenderMetrics(nodes.Snapshot(&cursor), nodes.Latencies()),
                         "text/plain; version=0.0.4; charset=utf-8"));
     }
     if (target == "/v1/models" && req.method() == http::verb::get) {
@@ -419,7 +419,23 @@ void HttpServer::Stop() {
   impl_->connections.clear();
 }
 
-std::string RenderMetrics(const v1::ClusterSnapshot& s) {
+namespace {
+
+void RenderHistogram(std::ostringstream& out, const std::string& name, const std::string& help,
+                     const Histogram& h) {
+  out << "# HELP " << name << " " << help << "\n# TYPE " << name << " histogram\n";
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < h.bounds.size(); ++i) {
+    cumulative += h.counts[i];
+    out << name << "_bucket{le=\"" << h.bounds[i] << "\"} " << cumulative << "\n";
+  }
+  out << name << "_bucket{le=\"+Inf\"} " << h.count << "\n";
+  out << name << "_sum " << h.sum << "\n" << name << "_count " << h.count << "\n";
+}
+
+}  // namespace
+
+std::string RenderMetrics(const v1::ClusterSnapshot& s, const LatencyHistograms& latencies) {
   std::ostringstream out;
   const auto& c = s.counters();
   out << "# HELP tidelane_requests_total Requests by outcome since the router started.\n"
@@ -450,6 +466,11 @@ std::string RenderMetrics(const v1::ClusterSnapshot& s) {
     out << "tidelane_node_batch_occupancy{node=\"" << n.name() << "\"} "
         << n.saturation().batch_occupancy() << "\n";
   }
+  RenderHistogram(out, "tidelane_ttft_seconds",
+                  "Time from acceptance to the first token of served requests.", latencies.ttft_s);
+  RenderHistogram(out, "tidelane_tpot_seconds",
+                  "Mean time per output token after the first, per served request.",
+                  latencies.tpot_s);
   return out.str();
 }
 

@@ -49,6 +49,6 @@ class HttpServer {
 };
 
 // The Prometheus exposition of a snapshot; exposed for tests.
-std::string RenderMetrics(const v1::ClusterSnapshot& snapshot);
+std::string RenderMetrics(const v1::ClusterSnapshot& snapshot, const LatencyHistograms& latencies);
 
 }  // namespace tidelane::server

@@ -297,6 +297,24 @@ void NodeTable::Release(const Lease& lease, bool served) {
   cv_.notify_all();
 }
 
+void Histogram::Observe(double v) {
+  const auto bucket = std::lower_bound(bounds.begin(), bounds.end(), v) - bounds.begin();
+  ++counts[static_cast<std::size_t>(bucket)];
+  sum += v;
+  ++count;
+}
+
+void NodeTable::RecordLatency(double ttft_s, double tpot_s) {
+  std::lock_guard lock(mu_);
+  latencies_.ttft_s.Observe(ttft_s);
+  if (tpot_s > 0) latencies_.tpot_s.Observe(tpot_s);
+}
+
+LatencyHistograms NodeTable::Latencies() const {
+  std::lock_guard lock(mu_);
+  return latencies_;
+}
+
 void NodeTable::RecordRedirect(const v1::RedirectRecord& record) {
   std::lock_guard lock(mu_);
   counters_.set_redirects(counters_.redirects() + 1);

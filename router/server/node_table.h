@@ -58,6 +58,20 @@ struct AdmitResult {
   std::uint32_t retry_after_ms = 0;
 };
 
+// A Prometheus-style cumulative histogram.
+struct Histogram {
+  std::vector<double> bounds;         // upper bounds, ascending (the +Inf bucket is implied)
+  std::vector<std::uint64_t> counts;  // per bucket, not cumulative; size bounds + 1
+  double sum = 0;
+  std::uint64_t count = 0;
+  void Observe(double v);
+};
+
+struct LatencyHistograms {
+  Histogram ttft_s;  // accepted -> first token
+  Histogram tpot_s;  // mean time per output token after the first
+};
+
 struct WaitUpdate {
   std::uint32_t position = 0;  // requests ahead in the queue
   std::uint32_t eta_ms = 0;
@@ -100,6 +114,9 @@ class NodeTable {
   enum class Outcome { kAccepted, kServed, kFailed, kRejected };
   void Count(Outcome outcome);
   void RecordRedirect(const v1::RedirectRecord& record);
+  // A served request's latencies, for /metrics.
+  void RecordLatency(double ttft_s, double tpot_s);
+  LatencyHistograms Latencies() const;
 
   // Routing policy by name; false when there is no such policy.
   bool SetPolicy(const std::string& name);
@@ -152,6 +169,9 @@ class NodeTable {
   double mean_service_ms_ = 2000;  // EWMA of lease durations, for ETAs
   bool shutting_down_ = false;
   v1::Counters counters_;
+  LatencyHistograms latencies_{
+      {{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}, std::vector<std::uint64_t>(12), 0, 0},
+      {{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}, std::vector<std::uint64_t>(8), 0, 0}};
   // Recent flows and redirects for watchers, numbered; bounded so an unwatched router's
   // memory does not grow.
   static constexpr std::size_t kEventLog = 4096;

@@ -162,11 +162,18 @@ class OpenAiHttpApi(unittest.TestCase):
         self.assertEqual(status, 200)
 
     def test_metrics_in_prometheus_text_format(self):
+        self.assertEqual(self.call("POST", "/v1/chat/completions", self.chat("for the histograms"))[0], 200)
         self.assertEqual(self.call("GET", "/metrics", token=False)[0], 401)
         status, body = self.call("GET", "/metrics")
         self.assertEqual(status, 200)
         self.assertIn('# TYPE tidelane_requests_total counter', body)
         self.assertIn('tidelane_node_active_requests{node="http-worker"}', body)
+        self.assertIn('tidelane_ttft_seconds_bucket{le="+Inf"}', body)
+        # Prometheus's own linter accepts the exposition (Debian package prometheus).
+        promtool = shutil.which("promtool")
+        self.assertIsNotNone(promtool, "promtool missing: scripts/bootstrap installs prometheus")
+        check = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, text=True)
+        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
 
     def test_curl_streams_to_done(self):
         out = subprocess.run(
