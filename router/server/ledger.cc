@@ -37,6 +37,10 @@ class Stmt {
     return *this;
   }
   int Step() { return sqlite3_step(s_); }
+  void Reset() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
   std::string ColumnText(int i) const {
     const auto* p = sqlite3_column_text(s_, i);
     return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(s_, i))
@@ -145,10 +149,95 @@ std::unique_ptr<Ledger> Ledger::Open(const std::filesystem::path& dir, std::stri
   return ledger;
 }
 
-Ledger::Ledger(sqlite3* db) : db_(db) {}
+Ledger::Ledger(sqlite3* db) : db_(db) {
+  writer_ = std::thread([this] { WriterLoop(); });
+}
 
 Ledger::~Ledger() {
+  {
+    std::lock_guard lock(queue_mu_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  writer_.join();
+  Flush();
   sqlite3_close(db_);
+}
+
+bool Ledger::Enqueue(Op op) {
+  {
+    std::lock_guard lock(queue_mu_);
+    queue_.push_back(std::move(op));
+  }
+  return !writes_failing_.load();
+}
+
+void Ledger::WriterLoop() {
+  std::unique_lock lock(queue_mu_);
+  while (!stopping_) {
+    queue_cv_.wait_for(lock, std::chrono::milliseconds(kGroupCommitMs));
+    if (queue_.empty()) continue;
+    std::vector<Op> ops;
+    ops.swap(queue_);
+    lock.unlock();
+    {
+      std::lock_guard db(mu_);
+      writes_failing_ = !Apply(ops);
+    }
+    lock.lock();
+  }
+}
+
+void Ledger::Flush() {
+  std::vector<Op> ops;
+  {
+    std::lock_guard lock(queue_mu_);
+    ops.swap(queue_);
+  }
+  if (ops.empty()) return;
+  std::lock_guard db(mu_);
+  writes_failing_ = !Apply(ops);
+}
+
+bool Ledger::Apply(std::vector<Op>& ops) {
+  if (!Exec("BEGIN")) return false;
+  Stmt route(db_, "UPDATE requests SET state=?, node=?, updated_ms=? WHERE id=?");
+  // OR IGNORE: a token index is written once; a replay after a redirect cannot duplicate it.
+  Stmt token(db_, "INSERT OR IGNORE INTO tokens(request_id, idx, text) VALUES(?,?,?)");
+  Stmt finish(db_,
+              "UPDATE requests SET state=?, finish_reason=?, error=?, updated_ms=? WHERE id=?");
+  if (!route.ok() || !token.ok() || !finish.ok()) {
+    Fail("prepare");
+    Exec("ROLLBACK");
+    return false;
+  }
+  const auto now = NowMs();
+  for (const auto& op : ops) {
+    Stmt* s = nullptr;
+    switch (op.kind) {
+      case Op::Kind::kRoute:
+        route.Int(1, static_cast<int>(State::kRunning)).Text(2, op.text).Int(3, now).Text(4, op.id);
+        s = &route;
+        break;
+      case Op::Kind::kToken:
+        token.Text(1, op.id).Int(2, op.number).Text(3, op.text);
+        s = &token;
+        break;
+      case Op::Kind::kFinish:
+        finish.Int(1, op.number).Text(2, op.text).Text(3, op.error).Int(4, now).Text(5, op.id);
+        s = &finish;
+        break;
+    }
+    if (s->Step() != SQLITE_DONE) {
+      Fail("record");
+      Exec("ROLLBACK");
+      return false;
+    }
+    s->Reset();
+  }
+  if (Exec("COMMIT")) return true;
+  Exec("ROLLBACK");
+  return false;
 }
 
 bool Ledger::Exec(const char* sql) {
@@ -186,36 +275,20 @@ bool Ledger::Accept(const std::string& id, const v1::ChatRequest& request) {
 }
 
 bool Ledger::Route(const std::string& id, const std::string& node) {
-  std::lock_guard lock(mu_);
-  Stmt s(db_, "UPDATE requests SET state=?, node=?, updated_ms=? WHERE id=?");
-  if (!s.ok()) return Fail("prepare route");
-  s.Int(1, static_cast<int>(State::kRunning)).Text(2, node).Int(3, NowMs()).Text(4, id);
-  return s.Step() == SQLITE_DONE || Fail("record route");
+  return Enqueue({Op::Kind::kRoute, id, node, {}, 0});
 }
 
 bool Ledger::AppendToken(const std::string& id, std::uint32_t index, const std::string& text) {
-  std::lock_guard lock(mu_);
-  // OR IGNORE: a token index is written once; a replay after a redirect cannot duplicate it.
-  Stmt s(db_, "INSERT OR IGNORE INTO tokens(request_id, idx, text) VALUES(?,?,?)");
-  if (!s.ok()) return Fail("prepare token");
-  s.Text(1, id).Int(2, index).Text(3, text);
-  return s.Step() == SQLITE_DONE || Fail("record token");
+  return Enqueue({Op::Kind::kToken, id, text, {}, index});
 }
 
 bool Ledger::Finish(const std::string& id, State state, const std::string& finish_reason,
                     const std::string& error) {
-  std::lock_guard lock(mu_);
-  Stmt s(db_, "UPDATE requests SET state=?, finish_reason=?, error=?, updated_ms=? WHERE id=?");
-  if (!s.ok()) return Fail("prepare finish");
-  s.Int(1, static_cast<int>(state))
-      .Text(2, finish_reason)
-      .Text(3, error)
-      .Int(4, NowMs())
-      .Text(5, id);
-  return s.Step() == SQLITE_DONE || Fail("record finish");
+  return Enqueue({Op::Kind::kFinish, id, finish_reason, error, static_cast<int>(state)});
 }
 
 std::optional<Ledger::Entry> Ledger::Load(const std::string& id) {
+  Flush();
   std::lock_guard lock(mu_);
   Stmt r(db_, "SELECT request, state, node, finish_reason, error FROM requests WHERE id=?");
   if (!r.ok()) return std::nullopt;
@@ -239,6 +312,7 @@ std::optional<Ledger::Entry> Ledger::Load(const std::string& id) {
 }
 
 std::vector<std::string> Ledger::Unfinished() {
+  Flush();
   std::lock_guard lock(mu_);
   std::vector<std::string> ids;
   Stmt s(db_, "SELECT id FROM requests WHERE state IN (?, ?) ORDER BY created_ms");

@@ -3,6 +3,12 @@
 // each token as it is produced (with its index), and its end. After a crash or restart, an
 // unfinished request is found here and resumed at its next token index.
 //
+// Durability: Accept commits before it returns (a request is never in flight unrecorded).
+// Route, AppendToken and Finish are group-committed by a writer thread every few
+// milliseconds, so the token stream does not wait on the disk; a crash loses at most that
+// window, which Resume regenerates at the next index. Load and Unfinished see every write
+// made before them.
+//
 // Errors: Open returns an error for an unusable directory or database (corrupt, wrong schema,
 // not a database). Writes return false with LastError() when the disk is full or the database
 // fails; the router then refuses new requests with a clear error and keeps serving others.
@@ -10,12 +16,15 @@
 // Threading: every method is thread-safe (one connection behind a mutex).
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tidelane/v1/chat.pb.h"
@@ -59,15 +68,35 @@ class Ledger {
 
   std::string LastError() const;
   static constexpr int kSchemaVersion = 1;
+  static constexpr int kGroupCommitMs = 5;
 
  private:
+  struct Op {
+    enum class Kind { kRoute, kToken, kFinish } kind;
+    std::string id;
+    std::string text;         // node, token text or finish reason
+    std::string error;        // for kFinish
+    std::int64_t number = 0;  // token index or state
+  };
   explicit Ledger(sqlite3* db);
   bool Exec(const char* sql);
   bool Fail(const char* what);
+  bool Enqueue(Op op);
+  void WriterLoop();
+  // Commits queued operations in one transaction; needs mu_.
+  bool Apply(std::vector<Op>& ops);
+  void Flush();
 
-  mutable std::mutex mu_;
+  mutable std::mutex mu_;  // the connection
   sqlite3* db_;
   std::string error_;
+
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::vector<Op> queue_;
+  bool stopping_ = false;
+  std::atomic<bool> writes_failing_{false};
+  std::thread writer_;
 };
 
 const char* LedgerStateName(Ledger::State state);
