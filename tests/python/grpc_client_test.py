@@ -13,6 +13,9 @@ import sys
 import tempfile
 import unittest
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import start  # noqa: E402
+
 BIN_DIR, PROTO_DIR = sys.argv[1], sys.argv[2]
 del sys.argv[1:3]
 
@@ -30,15 +33,6 @@ import grpc  # noqa: E402
 from tidelane.v1 import chat_pb2, chat_pb2_grpc, common_pb2  # noqa: E402
 
 
-def start(args, ready_prefix):
-    """Starts a daemon and returns (process, fields of its ready line)."""
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = proc.stdout.readline()
-    if not line.startswith(ready_prefix):
-        proc.kill()
-        raise RuntimeError(f"{args[0]} did not become ready: {line!r}")
-    fields = dict(kv.split("=", 1) for kv in line.split()[2:])
-    return proc, fields
 
 
 class RouterFromPython(unittest.TestCase):

@@ -16,18 +16,14 @@ import sys
 import tempfile
 import unittest
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import start  # noqa: E402
+
 BIN_DIR = sys.argv[1]
 del sys.argv[1:2]
 WORK = tempfile.mkdtemp(prefix="tidelane-http-")
 
 
-def start(args, ready_prefix):
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = proc.stdout.readline()
-    if not line.startswith(ready_prefix):
-        proc.kill()
-        raise RuntimeError(f"{args[0]} did not become ready: {line!r}")
-    return proc, dict(kv.split("=", 1) for kv in line.split()[2:])
 
 
 class OpenAiHttpApi(unittest.TestCase):

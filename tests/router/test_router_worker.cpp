@@ -53,6 +53,32 @@ class TestRouterWorker : public QObject {
     auth::AttachBearer(c, services_->token().toStdString());
   }
 
+  // Starts one more synthetic worker joined to the router; returns once it is ready.
+  bool startWorker(QProcess& worker, const char* profile, const char* name) {
+    worker.setProgram(QStringLiteral(TIDELANE_BIN_DIR "/tidelane-worker"));
+    worker.setArguments({QStringLiteral("--router"), services_->grpcAddress(),
+                         QStringLiteral("--auth-token-file"), services_->tokenFile(),
+                         QStringLiteral("--profile"), QString::fromLatin1(profile),
+                         QStringLiteral("--name"), QString::fromLatin1(name)});
+    worker.start();
+    if (!worker.waitForStarted()) return false;
+    QByteArray out;
+    return QTest::qWaitFor(
+        [&] { return (out += worker.readAllStandardOutput()).contains("ready"); }, 20000);
+  }
+
+  // Cordons, drains or resumes a node through MonitorService.SetNodeState.
+  grpc::Status setState(const char* node, v1::NodeState state) {
+    auto monitor = v1::MonitorService::NewStub(channel_);
+    grpc::ClientContext c;
+    withToken(c);
+    v1::SetNodeStateRequest req;
+    req.set_node(node);
+    req.set_state(state);
+    v1::SetNodeStateResponse res;
+    return monitor->SetNodeState(&c, req, &res);
+  }
+
   // Reads the whole stream of a Chat call.
   std::vector<v1::ChatEvent> chat(const v1::ChatRequest& request, grpc::Status* status) {
     auto stub = v1::ChatService::NewStub(channel_);
@@ -183,26 +209,8 @@ class TestRouterWorker : public QObject {
   // SIGKILL after a few tokens and the router must finish the answer on "local".
   void killedWorkerMidAnswerIsRedirectedWithoutLoss() {
     QProcess second;
-    second.setProgram(QStringLiteral(TIDELANE_BIN_DIR "/tidelane-worker"));
-    second.setArguments({QStringLiteral("--router"), services_->grpcAddress(),
-                         QStringLiteral("--auth-token-file"), services_->tokenFile(),
-                         QStringLiteral("--profile"), QStringLiteral("low"),
-                         QStringLiteral("--name"), QStringLiteral("second")});
-    second.start();
-    QVERIFY(second.waitForStarted());
-    QByteArray out;
-    QTRY_VERIFY_WITH_TIMEOUT((out += second.readAllStandardOutput()).contains("ready"), 20000);
+    QVERIFY(startWorker(second, "low", "second"));
 
-    auto monitor = v1::MonitorService::NewStub(channel_);
-    const auto setState = [&](const char* node, v1::NodeState state) {
-      grpc::ClientContext c;
-      withToken(c);
-      v1::SetNodeStateRequest req;
-      req.set_node(node);
-      req.set_state(state);
-      v1::SetNodeStateResponse res;
-      return monitor->SetNodeState(&c, req, &res);
-    };
     QVERIFY(setState("local", v1::NODE_STATE_CORDONED).ok());
 
     const auto request = makeRequest("rw-failover", "A long story about the sea, please.", 30);
@@ -247,26 +255,8 @@ class TestRouterWorker : public QObject {
   // streaming finishes there (no redirect), and the worker then exits cleanly.
   void sigtermDrainsRunningAnswersBeforeExiting() {
     QProcess third;
-    third.setProgram(QStringLiteral(TIDELANE_BIN_DIR "/tidelane-worker"));
-    third.setArguments({QStringLiteral("--router"), services_->grpcAddress(),
-                        QStringLiteral("--auth-token-file"), services_->tokenFile(),
-                        QStringLiteral("--profile"), QStringLiteral("low"),
-                        QStringLiteral("--name"), QStringLiteral("third")});
-    third.start();
-    QVERIFY(third.waitForStarted());
-    QByteArray out;
-    QTRY_VERIFY_WITH_TIMEOUT((out += third.readAllStandardOutput()).contains("ready"), 20000);
+    QVERIFY(startWorker(third, "low", "third"));
 
-    auto monitor = v1::MonitorService::NewStub(channel_);
-    const auto setState = [&](const char* node, v1::NodeState state) {
-      grpc::ClientContext c;
-      withToken(c);
-      v1::SetNodeStateRequest req;
-      req.set_node(node);
-      req.set_state(state);
-      v1::SetNodeStateResponse res;
-      return monitor->SetNodeState(&c, req, &res);
-    };
     QVERIFY(setState("local", v1::NODE_STATE_CORDONED).ok());
     const auto request = makeRequest("rw-drain", "Take your time with this one.", 20);
     auto stub = v1::ChatService::NewStub(channel_);
