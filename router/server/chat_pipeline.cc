@@ -62,6 +62,14 @@ std::shared_ptr<LiveRequests::Live> LiveRequests::Begin(const std::string& id,
   return live;
 }
 
+std::pair<std::shared_ptr<LiveRequests::Live>, bool> LiveRequests::Claim(const std::string& id) {
+  std::lock_guard lock(mu_);
+  if (const auto it = live_.find(id); it != live_.end()) return {it->second, false};
+  auto live = std::make_shared<Live>();
+  live_[id] = live;
+  return {live, true};
+}
+
 std::shared_ptr<LiveRequests::Live> LiveRequests::Find(const std::string& id) {
   std::lock_guard lock(mu_);
   const auto it = live_.find(id);
@@ -145,7 +153,17 @@ grpc::Status ChatPipeline::Run(const v1::ChatRequest& request, EventSink& sink) 
 grpc::Status ChatPipeline::Resume(const std::string& id, std::uint32_t from_index,
                                   EventSink& sink) {
   // A request still running here: replay what it said and follow it live.
-  if (auto live = live_.Find(id)) return Follow(*live, id, from_index, sink);
+  auto [live, mine] = live_.Claim(id);
+  if (!mine) return Follow(*live, id, from_index, sink);
+  // From here this call owns the record: it continues the request or ends the record.
+  struct EndUnlessRun {
+    LiveRequests& registry;
+    const std::string& id;
+    bool run = false;
+    ~EndUnlessRun() {
+      if (!run) registry.End(id);
+    }
+  } end{live_, id};
   if (!ledger_)
     return {grpc::StatusCode::NOT_FOUND, "no request " + id + " (this router keeps no ledger)"};
   auto entry = ledger_->Load(id);
@@ -174,7 +192,12 @@ grpc::Status ChatPipeline::Resume(const std::string& id, std::uint32_t from_inde
   // Interrupted (router restart, client gone): continue at the next token index.
   spdlog::info("resuming request {} at token {}", id, entry->tokens.size());
   ReplaySink replay(sink, from_index);
-  return Execute(id, entry->request, std::move(entry->tokens), replay);
+  {
+    std::lock_guard lock(live->mu);
+    live->tokens = entry->tokens;
+  }
+  end.run = true;  // Execute ends the record
+  return Execute(id, entry->request, std::move(entry->tokens), replay, live);
 }
 
 grpc::Status ChatPipeline::Follow(LiveRequests::Live& live, const std::string& id,
@@ -205,10 +228,11 @@ grpc::Status ChatPipeline::Follow(LiveRequests::Live& live, const std::string& i
 }
 
 grpc::Status ChatPipeline::Execute(const std::string& id, const v1::ChatRequest& req,
-                                   std::vector<std::string> generated, EventSink& client) {
+                                   std::vector<std::string> generated, EventSink& client,
+                                   std::shared_ptr<LiveRequests::Live> claimed) {
   const v1::ChatRequest* request = &req;
   const auto accepted_at = Clock::now();
-  const auto live = live_.Begin(id, generated);
+  const auto live = claimed ? claimed : live_.Begin(id, generated);
   // Every event goes to the client, to the ledger and to anyone following with Resume.
   PublishingSink sink(client, *live, ledger_, id);
   struct EndLive {

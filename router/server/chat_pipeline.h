@@ -55,6 +55,9 @@ class LiveRequests {
     std::optional<v1::ChatEvent> terminal;  // Done or Error
   };
   std::shared_ptr<Live> Begin(const std::string& id, const std::vector<std::string>& tokens);
+  // The live record of `id` and false when it runs already; else a new empty record, now
+  // registered, and true: the caller runs it (or Ends it), so two Resumes never both do.
+  std::pair<std::shared_ptr<Live>, bool> Claim(const std::string& id);
   std::shared_ptr<Live> Find(const std::string& id);
   // The request stopped running here; followers get its terminal event (or an interruption).
   void End(const std::string& id);
@@ -117,8 +120,11 @@ class ChatPipeline {
   grpc::Status Resume(const std::string& id, std::uint32_t from_index, EventSink& sink);
 
  private:
+  // Runs the request from `generated` on; `claimed` is its live record when Resume already
+  // registered one, else Execute registers it.
   grpc::Status Execute(const std::string& id, const v1::ChatRequest& request,
-                       std::vector<std::string> generated, EventSink& client);
+                       std::vector<std::string> generated, EventSink& client,
+                       std::shared_ptr<LiveRequests::Live> claimed = nullptr);
   grpc::Status Follow(LiveRequests::Live& live, const std::string& id, std::uint32_t from_index,
                       EventSink& sink);
 
