@@ -77,7 +77,7 @@ QString GrpcChatBackend::send(const QList<ui::ChatTurn>& conversation, int maxTo
   if (maxTokens > 0) call->request.mutable_sampling()->set_max_tokens(maxTokens);
   call->stub = std::static_pointer_cast<v1::ChatService::Stub>(stub_);
   call->token = token_.toStdString();
-  const QString id = call->id;
+  QString id = call->id;
   if (!call->stub) {
     QMetaObject::invokeMethod(
         this, [this, id] { emit failed(id, tr("not connected to a router")); },
@@ -106,7 +106,7 @@ void GrpcChatBackend::reap() {
 }
 
 // Runs on the call's own thread; every emit is queued to the GUI thread.
-void GrpcChatBackend::run(std::shared_ptr<Call> call) {
+void GrpcChatBackend::run(const std::shared_ptr<Call>& call) {
   const QString id = call->id;
   const auto post = [this](auto fn) { QMetaObject::invokeMethod(this, fn, Qt::QueuedConnection); };
   auto reader = call->stub->Chat(&call->context, call->request);

@@ -38,7 +38,7 @@ class GrpcChatBackend : public ui::ChatBackend {
 
  private:
   struct Call;
-  void run(std::shared_ptr<Call> call);
+  void run(const std::shared_ptr<Call>& call);
   void reap();
 
   QString address_;

@@ -34,7 +34,7 @@ std::string ReadTokenFile(const std::filesystem::path& path) {
   if (!in) throw std::runtime_error("auth token file " + path.string() + " cannot be opened");
   std::string line;
   std::getline(in, line);
-  const std::string token(Trim(line));
+  std::string token(Trim(line));
   if (token.empty()) throw std::runtime_error("auth token file " + path.string() + " is empty");
   return token;
 }

@@ -229,7 +229,7 @@ grpc::Status ChatPipeline::Follow(LiveRequests::Live& live, const std::string& i
 
 grpc::Status ChatPipeline::Execute(const std::string& id, const v1::ChatRequest& req,
                                    std::vector<std::string> generated, EventSink& client,
-                                   std::shared_ptr<LiveRequests::Live> claimed) {
+                                   const std::shared_ptr<LiveRequests::Live>& claimed) {
   const v1::ChatRequest* request = &req;
   const auto accepted_at = Clock::now();
   const auto live = claimed ? claimed : live_.Begin(id, generated);

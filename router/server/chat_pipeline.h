@@ -124,7 +124,7 @@ class ChatPipeline {
   // registered one, else Execute registers it.
   grpc::Status Execute(const std::string& id, const v1::ChatRequest& request,
                        std::vector<std::string> generated, EventSink& client,
-                       std::shared_ptr<LiveRequests::Live> claimed = nullptr);
+                       const std::shared_ptr<LiveRequests::Live>& claimed = nullptr);
   grpc::Status Follow(LiveRequests::Live& live, const std::string& id, std::uint32_t from_index,
                       EventSink& sink);
 

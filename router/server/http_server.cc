@@ -41,10 +41,10 @@ std::string NewCompletionId() {
 }
 
 Response Reply(unsigned version, bool keep_alive, http::status status, std::string body,
-               std::string content_type = "application/json") {
+               std::string_view content_type = "application/json") {
   Response res{status, version};
   res.set(http::field::server, "tidelane-router");
-  res.set(http::field::content_type, content_type);
+  res.set(http::field::content_type, beast::string_view(content_type.data(), content_type.size()));
   res.keep_alive(keep_alive);
   res.body() = std::move(body);
   res.prepare_payload();

@@ -17,7 +17,9 @@
 #include "router/server/ledger.h"
 #include "router/server/services.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+int Run(int argc, char** argv) {
   using namespace tidelane;
   CLI::App cli{"tidelane-router: admission, fair queueing and soft routing for Tidelane workers"};
   std::string grpc_listen = "127.0.0.1:7443";
@@ -126,4 +128,16 @@ int main(int argc, char** argv) {
   http.Stop();
   grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   return 0;
+}
+
+}  // namespace
+
+// Errors are reported where they happen; anything escaping is a bug, said plainly.
+int main(int argc, char** argv) {
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "fatal: " << e.what() << "\n";
+    return 1;
+  }
 }

@@ -28,7 +28,9 @@ std::vector<std::string> Split(const std::string& s, char sep) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+namespace {
+
+int Run(int argc, char** argv) {
   CLI::App cli{"tidelane-sim: discrete-event simulation of routers in front of a cluster"};
   std::string trace, synthetic, cluster_name = "hetero-28", policies = "all", json_out, csv_dir;
   double duration = 0, surge_at = 60, surge_window = 10, ttft_slo = 2000, tpot_slo = 100;
@@ -162,4 +164,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   return 0;
+}
+
+}  // namespace
+
+// Errors are reported where they happen; anything escaping is a bug, said plainly.
+int main(int argc, char** argv) {
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "fatal: " << e.what() << "\n";
+    return 1;
+  }
 }

@@ -191,7 +191,9 @@ double PeakRssMb(int pid) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+namespace {
+
+int Run(int argc, char** argv) {
   CLI::App cli{
       "tidelane-surge: a surge of users, each with a conversation, against a Tidelane router"};
   std::string target, token_file, json_out;
@@ -303,4 +305,16 @@ int main(int argc, char** argv) {
     std::_Exit(3);
   }
   return 0;
+}
+
+}  // namespace
+
+// Errors are reported where they happen; anything escaping is a bug, said plainly.
+int main(int argc, char** argv) {
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "fatal: " << e.what() << "\n";
+    return 1;
+  }
 }

@@ -12,11 +12,11 @@ namespace {
 // The few NVML declarations we use (nvml.h, NVML API v2); NVML returns 0 on success.
 using nvmlReturn_t = int;
 using nvmlDevice_t = struct nvmlDevice_st*;
-struct nvmlUtilization_t {
+struct nvmlUtilization_t {  // NOLINT(readability-identifier-naming): NVML's own name
   unsigned int gpu;
   unsigned int memory;
 };
-struct nvmlMemory_t {
+struct nvmlMemory_t {  // NOLINT(readability-identifier-naming): NVML's own name
   unsigned long long total;
   unsigned long long free;
   unsigned long long used;

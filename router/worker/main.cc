@@ -42,7 +42,9 @@ std::string HostOf(const std::string& address) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+namespace {
+
+int Run(int argc, char** argv) {
   CLI::App cli{"tidelane-worker: runs inference for a Tidelane router"};
   std::string router = "127.0.0.1:7443";
   std::string token_file;
@@ -177,4 +179,16 @@ int main(int argc, char** argv) {
   registry.Stop();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   return 0;
+}
+
+}  // namespace
+
+// Errors are reported where they happen; anything escaping is a bug, said plainly.
+int main(int argc, char** argv) {
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "fatal: " << e.what() << "\n";
+    return 1;
+  }
 }
