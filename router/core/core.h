@@ -7,6 +7,7 @@
 #include "router/core/lane_controller.h"  // LaneController: the tide moving node roles
 #include "router/core/node_profile.h"     // NodeProfile, Tier: speed and capacity of a node class
 #include "router/core/policy.h"           // RoutingPolicy: one routing decision
+#include "router/core/flat_set.h"         // FlatSet: open-addressed set of hashes (hot path)
 #include "router/core/prefix_index.h"     // PrefixIndex: which KV blocks each node holds
 #include "router/core/random.h"           // Rng: seeded, platform-independent
 #include "router/core/request.h"          // Request: what a decision may know of a request

@@ -31,11 +31,13 @@ void PrefixIndex::Insert(std::uint32_t node, std::uint32_t capacity_blocks,
     }
     c.lru.push_front(b);
     c.where[b] = c.lru.begin();
+    c.present.Insert(b);
     AddHolder(b, node);
     while (c.lru.size() > c.capacity) {
       const std::uint64_t old = c.lru.back();
       c.lru.pop_back();
       c.where.erase(old);
+      c.present.Erase(old);
       RemoveHolder(old, node);
     }
   }
@@ -45,13 +47,13 @@ std::uint32_t PrefixIndex::Match(std::uint32_t node, std::span<const std::uint64
   const auto it = nodes_.find(node);
   if (it == nodes_.end()) return 0;
   // Held blocks form a prefix (tails are evicted first), so binary search the depth.
-  const auto& where = it->second.where;
-  if (blocks.empty() || !where.contains(blocks[0])) return 0;
+  const auto& where = it->second.present;
+  if (blocks.empty() || !where.Contains(blocks[0])) return 0;
   std::size_t lo = 1;
   std::size_t hi = blocks.size();
   while (lo < hi) {
     const std::size_t mid = (lo + hi + 1) / 2;
-    if (where.contains(blocks[mid - 1])) {
+    if (where.Contains(blocks[mid - 1])) {
       lo = mid;
     } else {
       hi = mid - 1;

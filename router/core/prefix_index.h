@@ -12,6 +12,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "router/core/flat_set.h"
+
 namespace tidelane::core {
 
 class PrefixIndex {
@@ -38,6 +40,7 @@ class PrefixIndex {
     std::uint32_t capacity = 0;
     std::list<std::uint64_t> lru;  // most recent first
     std::unordered_map<std::uint64_t, std::list<std::uint64_t>::iterator> where;
+    FlatSet present;  // the keys of `where`, for fast membership on the routing path
   };
   void AddHolder(std::uint64_t block, std::uint32_t node);
   void RemoveHolder(std::uint64_t block, std::uint32_t node);

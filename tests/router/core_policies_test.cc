@@ -6,8 +6,10 @@
 
 #include <array>
 #include <map>
+#include <set>
 
 #include "router/core/core.h"
+#include "router/core/flat_set.h"
 
 using namespace tidelane::core;
 
@@ -350,4 +352,30 @@ TEST(WorkStealing, AnIdleNodeTakesHalfTheLongestQueueWithinItsFreeSlots) {
   Cluster calm{"mid", "mid"};
   calm.nodes[1].waiting = 1;
   EXPECT_FALSE(PlanSteal(calm.View(), 0, 16));
+}
+
+TEST(FlatSet, BehavesAsASetThroughGrowthErasureAndReuse) {
+  FlatSet s;
+  std::set<std::uint64_t> reference;
+  Rng rng(5);
+  for (int i = 0; i < 20000; ++i) {
+    const std::uint64_t k = rng.Below(3000) * 0x9E3779B97F4A7C15ull + (i % 3 == 0 ? 0 : 1);
+    if (rng.Below(3) == 0) {
+      s.Erase(k);
+      reference.erase(k);
+    } else {
+      s.Insert(k);
+      reference.insert(k);
+    }
+  }
+  EXPECT_EQ(s.Size(), reference.size());
+  for (const auto k : reference) EXPECT_TRUE(s.Contains(k));
+  for (int i = 0; i < 1000; ++i) {
+    const std::uint64_t k = rng.Next();
+    EXPECT_EQ(s.Contains(k), reference.contains(k));
+  }
+  s.Insert(0);  // the reserved values still work as keys
+  s.Insert(1);
+  EXPECT_TRUE(s.Contains(0));
+  EXPECT_TRUE(s.Contains(1));
 }
