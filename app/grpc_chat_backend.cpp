@@ -129,6 +129,7 @@ void GrpcChatBackend::run(const std::shared_ptr<Call>& call) {
         });
         break;
       case v1::ChatEvent::kDegraded:
+        post([=, this, reason = q(e.degraded().reason())] { emit degraded(id, reason); });
         break;
       case v1::ChatEvent::kDone: {
         const auto& d = e.done();

@@ -49,6 +49,8 @@ class ChatBackend : public QObject {
   void tokenReceived(const QString& id, int index, const QString& text);
   void redirected(const QString& id, const QString& fromNode, const QString& toNode,
                   const QString& reason);
+  // The answer will be shorter than asked (a long wait in a surge); `reason` says why.
+  void degraded(const QString& id, const QString& reason);
   void finished(const QString& id, const tidelane::ui::AnswerSummary& summary);
   void failed(const QString& id, const QString& message);
 };

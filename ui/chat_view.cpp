@@ -57,6 +57,7 @@ ChatView::ChatView(ChatBackend* backend, QWidget* parent)
   connect(backend_, &ChatBackend::routed, &model_, &ConversationModel::onRouted);
   connect(backend_, &ChatBackend::tokenReceived, &model_, &ConversationModel::onToken);
   connect(backend_, &ChatBackend::redirected, &model_, &ConversationModel::onRedirected);
+  connect(backend_, &ChatBackend::degraded, &model_, &ConversationModel::onDegraded);
   connect(backend_, &ChatBackend::finished, &model_, &ConversationModel::onFinished);
   connect(backend_, &ChatBackend::failed, &model_, &ConversationModel::onFailed);
   const auto settle = [this](const QString& id) {

@@ -113,6 +113,13 @@ void ConversationModel::onRedirected(const QString& requestId, const QString& fr
   changed(row);
 }
 
+void ConversationModel::onDegraded(const QString& requestId, const QString& reason) {
+  const int row = rowOf(requestId);
+  if (row < 0) return;
+  messages_[row].trace.append(tr("shortened: %1").arg(reason));
+  changed(row);
+}
+
 void ConversationModel::onFinished(const QString& requestId, const AnswerSummary& s) {
   const int row = rowOf(requestId);
   if (row < 0) return;
@@ -121,7 +128,7 @@ void ConversationModel::onFinished(const QString& requestId, const AnswerSummary
   m.state = cancelled ? State::Cancelled : State::Complete;
   QStringList trace = {tr("%1 (%2)").arg(m.node, m.lane)};
   for (const auto& t : m.trace) {
-    if (t.startsWith(tr("redirected"))) trace.append(t);
+    if (t.startsWith(tr("redirected")) || t.startsWith(tr("shortened"))) trace.append(t);
   }
   if (s.queueMs >= 1) trace.append(tr("waited %1 ms").arg(qRound(s.queueMs)));
   trace.append(tr("TTFT %1 ms").arg(qRound(s.ttftMs)));

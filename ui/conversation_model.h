@@ -42,6 +42,7 @@ class ConversationModel : public QAbstractListModel {
   void onToken(const QString& requestId, int index, const QString& text);
   void onRedirected(const QString& requestId, const QString& from, const QString& to,
                     const QString& reason);
+  void onDegraded(const QString& requestId, const QString& reason);
   void onFinished(const QString& requestId, const AnswerSummary& summary);
   void onFailed(const QString& requestId, const QString& message);
 
