@@ -14,7 +14,7 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import start  # noqa: E402
+from harness import start_router_and_worker  # noqa: E402
 
 BIN_DIR, PROTO_DIR = sys.argv[1], sys.argv[2]
 del sys.argv[1:3]
@@ -38,19 +38,9 @@ from tidelane.v1 import chat_pb2, chat_pb2_grpc, common_pb2  # noqa: E402
 class RouterFromPython(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.token = secrets.token_hex(24)
-        token_file = os.path.join(WORK, "token")
-        with open(os.open(token_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
-            f.write(cls.token + "\n")
-        cls.router, fields = start(
-            [os.path.join(BIN_DIR, "tidelane-router"), "--grpc-listen", "127.0.0.1:0",
-             "--http-listen", "127.0.0.1:0", "--auth-token-file", token_file,
-             "--data-dir", os.path.join(WORK, "data")], "tidelane-router ready")
+        cls.token, cls.router, cls.worker, fields = start_router_and_worker(
+            BIN_DIR, WORK, "high", "py-worker")
         cls.address = fields["grpc"]
-        cls.worker, _ = start(
-            [os.path.join(BIN_DIR, "tidelane-worker"), "--router", cls.address,
-             "--auth-token-file", token_file, "--engine", "synthetic", "--profile", "high",
-             "--name", "py-worker"], "tidelane-worker ready")
         cls.channel = grpc.insecure_channel(cls.address)
         cls.stub = chat_pb2_grpc.ChatServiceStub(cls.channel)
 
@@ -110,20 +100,9 @@ class SurgeAtTheFrontDoor(unittest.TestCase):
 
     def test_queued_users_hear_their_place_and_all_are_answered(self):
         import threading
-        token = secrets.token_hex(24)
         work = tempfile.mkdtemp(prefix="tidelane-pysurge-")
         self.addCleanup(shutil.rmtree, work, True)
-        token_file = os.path.join(work, "token")
-        with open(os.open(token_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
-            f.write(token + "\n")
-        router, fields = start(
-            [os.path.join(BIN_DIR, "tidelane-router"), "--grpc-listen", "127.0.0.1:0",
-             "--http-listen", "127.0.0.1:0", "--auth-token-file", token_file,
-             "--data-dir", os.path.join(work, "data")], "tidelane-router ready")
-        worker, _ = start(
-            [os.path.join(BIN_DIR, "tidelane-worker"), "--router", fields["grpc"],
-             "--auth-token-file", token_file, "--profile", "low", "--name", "small"],
-            "tidelane-worker ready")
+        token, router, worker, fields = start_router_and_worker(BIN_DIR, work, "low", "small")
         try:
             channel = grpc.insecure_channel(fields["grpc"])
             stub = chat_pb2_grpc.ChatServiceStub(channel)

@@ -11,3 +11,28 @@ def start(args, ready_prefix):
         proc.kill()
         raise RuntimeError(f"{args[0]} did not become ready: {line!r}")
     return proc, dict(kv.split("=", 1) for kv in line.split()[2:])
+
+
+def start_router_and_worker(bin_dir, work, profile, name):
+    """Writes a fresh token to WORK/token (mode 0600), starts a router on free loopback ports
+    and one synthetic worker joined to it. Returns (token, token_file, router, worker, fields),
+    where fields are the router's ready-line fields (grpc=, http=)."""
+    import os
+    import secrets
+    token = secrets.token_hex(24)
+    token_file = os.path.join(work, "token")
+    with open(os.open(token_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+        f.write(token + "\n")
+    router, fields = start(
+        [os.path.join(bin_dir, "tidelane-router"), "--grpc-listen", "127.0.0.1:0",
+         "--http-listen", "127.0.0.1:0", "--auth-token-file", token_file,
+         "--data-dir", os.path.join(work, "data")], "tidelane-router ready")
+    try:
+        worker, _ = start(
+            [os.path.join(bin_dir, "tidelane-worker"), "--router", fields["grpc"],
+             "--auth-token-file", token_file, "--profile", profile, "--name", name],
+            "tidelane-worker ready")
+    except Exception:
+        router.kill()
+        raise
+    return token, router, worker, fields

@@ -8,7 +8,6 @@ Usage: openai_http_test.py BIN_DIR
 import http.client
 import json
 import os
-import secrets
 import shutil
 import socket
 import subprocess
@@ -17,7 +16,7 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import start  # noqa: E402
+from harness import start_router_and_worker  # noqa: E402
 
 BIN_DIR = sys.argv[1]
 del sys.argv[1:2]
@@ -29,19 +28,9 @@ WORK = tempfile.mkdtemp(prefix="tidelane-http-")
 class OpenAiHttpApi(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.token = secrets.token_hex(24)
-        token_file = os.path.join(WORK, "token")
-        with open(os.open(token_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
-            f.write(cls.token + "\n")
-        cls.router, fields = start(
-            [os.path.join(BIN_DIR, "tidelane-router"), "--grpc-listen", "127.0.0.1:0",
-             "--http-listen", "127.0.0.1:0", "--auth-token-file", token_file,
-             "--data-dir", os.path.join(WORK, "data")], "tidelane-router ready")
+        cls.token, cls.router, cls.worker, fields = start_router_and_worker(
+            BIN_DIR, WORK, "high", "http-worker")
         cls.host, cls.port = fields["http"].rsplit(":", 1)
-        cls.worker, _ = start(
-            [os.path.join(BIN_DIR, "tidelane-worker"), "--router", fields["grpc"],
-             "--auth-token-file", token_file, "--profile", "high", "--name", "http-worker"],
-            "tidelane-worker ready")
 
     @classmethod
     def tearDownClass(cls):
