@@ -1,0 +1,97 @@
+// GgufFile: a read-only view of a GGUF v2/v3 file (https://github.com/ggml-org/ggml/blob/
+// master/docs/gguf.md) mapped into memory: its metadata key/values and its tensors.
+//
+// Validation: Open checks everything it reads before trusting it — magic, version, counts
+// against the file size, string and array lengths, value types, tensor dimensions (product
+// overflow), tensor types, alignment, and that every tensor's data lies inside the file and
+// does not overlap another. A corrupt, truncated or lying file gets an error naming the file
+// and what is wrong; never a crash, never an allocation sized by an unchecked field.
+//
+// Ownership: the file is mapped for the object's lifetime; tensor data pointers and
+// string_views returned by accessors point into the mapping and die with the object.
+// Threading: immutable after Open; every const method is safe from any thread.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "router/engine/result.h"
+#include "router/engine/tensor_types.h"
+
+namespace tidelane::engine {
+
+// One metadata value. Arrays of strings and of numbers are materialised (they are small:
+// vocabularies of ~150k entries at most); numbers keep their widest type.
+struct GgufValue {
+  using Array = std::vector<GgufValue>;
+  std::variant<std::uint64_t, std::int64_t, double, bool, std::string, Array> value;
+
+  // Typed reads; nullopt when the value has another type (integers convert when in range).
+  std::optional<std::int64_t> AsInt() const;
+  std::optional<double> AsFloat() const;  // integers convert too
+  std::optional<bool> AsBool() const;
+  const std::string* AsString() const;
+  const Array* AsArray() const;
+};
+
+struct GgufTensor {
+  std::string name;
+  TensorType type = TensorType::kF32;
+  std::vector<std::uint64_t> dims;  // dims[0] is the innermost (row length), as in ggml
+  const std::uint8_t* data = nullptr;
+  std::uint64_t bytes = 0;
+
+  std::uint64_t Elements() const;
+  std::uint64_t Rows() const { return dims.empty() || dims[0] == 0 ? 0 : Elements() / dims[0]; }
+  std::uint64_t RowLength() const { return dims.empty() ? 0 : dims[0]; }
+};
+
+class GgufFile {
+ public:
+  // Maps and validates `path`. Errors name the file and the first problem found.
+  static Result<std::unique_ptr<GgufFile>> Open(const std::filesystem::path& path);
+  // Parses and validates an in-memory image (no copy; `bytes` must outlive the object). Used by
+  // the fuzzer and by tests that build files in memory.
+  static Result<std::unique_ptr<GgufFile>> FromMemory(std::span<const std::uint8_t> bytes,
+                                                      std::string name = "<memory>");
+  ~GgufFile();
+  GgufFile(const GgufFile&) = delete;
+  GgufFile& operator=(const GgufFile&) = delete;
+
+  std::uint32_t version() const { return version_; }
+  const std::string& name() const { return name_; }
+  std::uint64_t file_bytes() const { return bytes_.size(); }
+
+  // Metadata. Find returns nullptr when the key is absent.
+  const GgufValue* Find(std::string_view key) const;
+  std::optional<std::int64_t> GetInt(std::string_view key) const;
+  std::optional<double> GetFloat(std::string_view key) const;
+  std::optional<bool> GetBool(std::string_view key) const;
+  std::optional<std::string> GetString(std::string_view key) const;
+  const std::vector<std::pair<std::string, GgufValue>>& metadata() const { return metadata_; }
+
+  // Tensors, in file order. FindTensor returns nullptr when absent.
+  const std::vector<GgufTensor>& tensors() const { return tensors_; }
+  const GgufTensor* FindTensor(std::string_view name) const;
+
+ private:
+  GgufFile() = default;
+  Status Parse();
+
+  std::string name_;
+  std::span<const std::uint8_t> bytes_;
+  void* map_ = nullptr;
+  std::size_t map_size_ = 0;
+  std::uint32_t version_ = 0;
+  std::vector<std::pair<std::string, GgufValue>> metadata_;
+  std::vector<GgufTensor> tensors_;
+};
+
+}  // namespace tidelane::engine
