@@ -1,0 +1,354 @@
+#include "router/engine/engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+namespace tidelane::engine {
+
+// Activations of one pass, sized for its token count and reused across passes.
+struct Engine::Scratch {
+  std::vector<float> x, xn, q, k, v, att, tmp, gate, up;
+  void Resize(const ModelConfig& c, std::size_t rows) {
+    x.resize(rows * c.dim);
+    xn.resize(rows * c.dim);
+    tmp.resize(rows * c.dim);
+    q.resize(rows * c.q_dim());
+    att.resize(rows * c.q_dim());
+    k.resize(rows * c.kv_dim());
+    v.resize(rows * c.kv_dim());
+    gate.resize(rows * c.ff);
+    up.resize(rows * c.ff);
+  }
+};
+
+namespace {
+
+constexpr std::uint32_t kExportMagic = 0x564B4C54;  // "TLKV"
+constexpr std::uint32_t kExportVersion = 1;
+
+float Silu(float x) {
+  return x / (1.0f + std::exp(-x));
+}
+
+void AddBias(float* y, const std::vector<float>& bias, std::size_t rows) {
+  if (bias.empty()) return;
+  for (std::size_t r = 0; r < rows; ++r) {
+    for (std::size_t i = 0; i < bias.size(); ++i) y[r * bias.size() + i] += bias[i];
+  }
+}
+
+template <typename T>
+void Put(std::vector<std::uint8_t>& out, const T& v) {
+  const auto* p = reinterpret_cast<const std::uint8_t*>(&v);
+  out.insert(out.end(), p, p + sizeof(T));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Engine>> Engine::Load(const std::filesystem::path& path,
+                                             const EngineOptions& options) {
+  auto model = Model::Load(path);
+  if (!model) return Error{model.error()};
+  return std::make_unique<Engine>(std::move(model).value(), options);
+}
+
+Engine::Engine(std::unique_ptr<Model> model, const EngineOptions& options)
+    : model_(std::move(model)),
+      pool_(std::max(options.threads, 1)),
+      kv_(model_->config().layers, model_->config().kv_dim(),
+          std::max<std::size_t>(options.block_tokens, 1),
+          ((options.kv_positions ? options.kv_positions
+                                 : std::max<std::size_t>(model_->config().context, 4096)) +
+           std::max<std::size_t>(options.block_tokens, 1) - 1) /
+              std::max<std::size_t>(options.block_tokens, 1)),
+      scratch_(std::make_unique<Scratch>()) {
+  const ModelConfig& c = model_->config();
+  const auto& factors = model_->rope_freq_factors();
+  inv_freq_.resize(c.rope_dims / 2);
+  for (std::size_t i = 0; i < inv_freq_.size(); ++i) {
+    double f = std::pow(static_cast<double>(c.rope_base),
+                        -2.0 * static_cast<double>(i) / static_cast<double>(c.rope_dims));
+    if (!factors.empty()) f /= factors[i];
+    inv_freq_[i] = static_cast<float>(f / c.rope_linear_scale);
+  }
+}
+
+Engine::~Engine() = default;
+
+SequenceId Engine::NewSequence() {
+  const SequenceId id = next_id_++;
+  seqs_.emplace(id, Sequence{});
+  return id;
+}
+
+void Engine::FreeSequence(SequenceId id) {
+  auto it = seqs_.find(id);
+  if (it == seqs_.end()) return;
+  kv_.Shrink(it->second.blocks, 0);
+  seqs_.erase(it);
+}
+
+const std::vector<std::int32_t>& Engine::Tokens(SequenceId id) const {
+  auto it = seqs_.find(id);
+  if (it == seqs_.end()) throw std::out_of_range("unknown sequence " + std::to_string(id));
+  return it->second.tokens;
+}
+
+void Engine::Truncate(SequenceId id, std::size_t length) {
+  auto it = seqs_.find(id);
+  if (it == seqs_.end() || length >= it->second.tokens.size()) return;
+  it->second.tokens.resize(length);
+  kv_.Shrink(it->second.blocks, length);
+}
+
+// Rotates each head's first rope_dims values by position-dependent angles: adjacent pairs
+// (2i, 2i+1) for llama files (whose Q/K rows the converter permuted), or the halves
+// (i, i + d/2) for NEOX-style models (qwen2, phi3).
+void Engine::Rope(float* v, std::size_t heads, std::size_t pos) const {
+  const ModelConfig& c = model_->config();
+  const std::size_t half = c.rope_dims / 2;
+  for (std::size_t h = 0; h < heads; ++h) {
+    float* x = v + h * c.head_dim;
+    for (std::size_t i = 0; i < half; ++i) {
+      const float angle = static_cast<float>(pos) * inv_freq_[i];
+      const float cs = std::cos(angle), sn = std::sin(angle);
+      const std::size_t a = c.rope_neox ? i : 2 * i, b = c.rope_neox ? i + half : 2 * i + 1;
+      const float x0 = x[a], x1 = x[b];
+      x[a] = x0 * cs - x1 * sn;
+      x[b] = x0 * sn + x1 * cs;
+    }
+  }
+}
+
+void Engine::Attention(std::size_t layer, std::span<const Step> steps,
+                       std::span<const std::size_t> row_step,
+                       std::span<const std::size_t> row_pos) {
+  const ModelConfig& c = model_->config();
+  const std::size_t rows = row_step.size(), group = c.heads / c.kv_heads;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  Scratch& s = *scratch_;
+  pool_.ParallelFor(rows * c.heads, [&](std::size_t begin, std::size_t end, int) {
+    thread_local std::vector<float> scores;
+    for (std::size_t job = begin; job < end; ++job) {
+      const std::size_t r = job / c.heads, h = job % c.heads, kvh = h / group;
+      const Sequence& seq = seqs_.at(steps[row_step[r]].sequence);
+      const std::size_t n = row_pos[r] + 1;  // causal: positions 0..pos
+      scores.resize(n);
+      const float* q = s.q.data() + r * c.q_dim() + h * c.head_dim;
+      for (std::size_t t = 0; t < n; ++t) {
+        scores[t] = Dot(q, kv_.Key(seq.blocks, layer, t) + kvh * c.head_dim, c.head_dim) * scale;
+      }
+      Softmax(scores.data(), n);
+      float* out = s.att.data() + r * c.q_dim() + h * c.head_dim;
+      std::fill(out, out + c.head_dim, 0.0f);
+      for (std::size_t t = 0; t < n; ++t) {
+        Axpy(scores[t], kv_.Value(seq.blocks, layer, t) + kvh * c.head_dim, out, c.head_dim);
+      }
+    }
+  });
+}
+
+Result<std::vector<std::vector<float>>> Engine::Forward(std::span<const Step> steps) {
+  const ModelConfig& c = model_->config();
+  // Check everything before touching any sequence, so a failed pass changes nothing.
+  std::size_t rows = 0;
+  for (const Step& step : steps) {
+    auto it = seqs_.find(step.sequence);
+    if (it == seqs_.end()) return Error{"unknown sequence " + std::to_string(step.sequence)};
+    for (std::int32_t t : step.tokens) {
+      if (t < 0 || static_cast<std::size_t>(t) >= c.vocab) {
+        return Error{"token " + std::to_string(t) + " is outside the vocabulary of " +
+                     std::to_string(c.vocab)};
+      }
+    }
+    if (it->second.tokens.size() + step.tokens.size() > c.context) {
+      return Error{"sequence " + std::to_string(step.sequence) +
+                   " would pass the model's context of " + std::to_string(c.context) + " tokens"};
+    }
+    for (const Step& other : steps) {
+      if (&other != &step && other.sequence == step.sequence)
+        return Error{"a sequence appears twice in one pass"};
+    }
+    rows += step.tokens.size();
+  }
+  if (rows == 0) return std::vector<std::vector<float>>(steps.size());
+  std::vector<KvCache::Blocks> before;
+  for (const Step& step : steps) {
+    Sequence& seq = seqs_.at(step.sequence);
+    before.push_back(seq.blocks);
+    if (!kv_.Reserve(seq.blocks, seq.tokens.size() + step.tokens.size())) {
+      for (std::size_t i = 0; i < before.size(); ++i) {
+        Sequence& undo = seqs_.at(steps[i].sequence);
+        kv_.Shrink(undo.blocks, before[i].ids.size() * kv_.block_tokens());
+      }
+      return Error{"the KV cache is full (" + std::to_string(FreeKvPositions()) +
+                   " positions free)"};
+    }
+  }
+
+  Scratch& s = *scratch_;
+  s.Resize(c, rows);
+  std::vector<std::size_t> row_step(rows), row_pos(rows);
+  {
+    std::size_t r = 0;
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+      const Sequence& seq = seqs_.at(steps[i].sequence);
+      for (std::size_t j = 0; j < steps[i].tokens.size(); ++j, ++r) {
+        row_step[r] = i;
+        row_pos[r] = seq.tokens.size() + j;
+        DequantizeRow(model_->token_embedding().type,
+                      model_->token_embedding().Row(static_cast<std::size_t>(steps[i].tokens[j])),
+                      s.x.data() + r * c.dim, c.dim);
+      }
+    }
+  }
+
+  for (std::size_t l = 0; l < c.layers; ++l) {
+    const LayerWeights& w = model_->layers()[l];
+    for (std::size_t r = 0; r < rows; ++r)
+      RmsNorm(&s.x[r * c.dim], w.attn_norm.data(), c.rms_eps, &s.xn[r * c.dim], c.dim);
+    MatMul(w.wq, s.xn.data(), rows, s.q.data(), pool_);
+    MatMul(w.wk, s.xn.data(), rows, s.k.data(), pool_);
+    MatMul(w.wv, s.xn.data(), rows, s.v.data(), pool_);
+    AddBias(s.q.data(), w.bq, rows);
+    AddBias(s.k.data(), w.bk, rows);
+    AddBias(s.v.data(), w.bv, rows);
+    for (std::size_t r = 0; r < rows; ++r) {
+      Rope(&s.q[r * c.q_dim()], c.heads, row_pos[r]);
+      Rope(&s.k[r * c.kv_dim()], c.kv_heads, row_pos[r]);
+      const Sequence& seq = seqs_.at(steps[row_step[r]].sequence);
+      std::memcpy(kv_.Key(seq.blocks, l, row_pos[r]), &s.k[r * c.kv_dim()],
+                  c.kv_dim() * sizeof(float));
+      std::memcpy(kv_.Value(seq.blocks, l, row_pos[r]), &s.v[r * c.kv_dim()],
+                  c.kv_dim() * sizeof(float));
+    }
+    Attention(l, steps, row_step, row_pos);
+    MatMul(w.wo, s.att.data(), rows, s.tmp.data(), pool_);
+    for (std::size_t i = 0; i < rows * c.dim; ++i) s.x[i] += s.tmp[i];
+
+    for (std::size_t r = 0; r < rows; ++r)
+      RmsNorm(&s.x[r * c.dim], w.ffn_norm.data(), c.rms_eps, &s.xn[r * c.dim], c.dim);
+    MatMul(w.w_gate, s.xn.data(), rows, s.gate.data(), pool_);
+    MatMul(w.w_up, s.xn.data(), rows, s.up.data(), pool_);
+    for (std::size_t i = 0; i < rows * c.ff; ++i) s.gate[i] = Silu(s.gate[i]) * s.up[i];
+    MatMul(w.w_down, s.gate.data(), rows, s.tmp.data(), pool_);
+    for (std::size_t i = 0; i < rows * c.dim; ++i) s.x[i] += s.tmp[i];
+  }
+
+  // Only the rows whose logits are wanted go through the (large) output matrix.
+  std::vector<std::size_t> wanted;
+  {
+    std::size_t r = 0;
+    for (const Step& step : steps) {
+      for (std::size_t j = 0; j < step.tokens.size(); ++j, ++r) {
+        if (step.all_logits || j + 1 == step.tokens.size()) wanted.push_back(r);
+      }
+    }
+  }
+  for (std::size_t i = 0; i < wanted.size(); ++i) {
+    RmsNorm(&s.x[wanted[i] * c.dim], model_->output_norm().data(), c.rms_eps, &s.xn[i * c.dim],
+            c.dim);
+  }
+  std::vector<float> logits(wanted.size() * c.vocab);
+  MatMul(model_->output(), s.xn.data(), wanted.size(), logits.data(), pool_);
+
+  std::vector<std::vector<float>> out(steps.size());
+  std::size_t w_index = 0;
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    Sequence& seq = seqs_.at(steps[i].sequence);
+    seq.tokens.insert(seq.tokens.end(), steps[i].tokens.begin(), steps[i].tokens.end());
+    const std::size_t n = steps[i].tokens.empty() ? 0
+                          : steps[i].all_logits   ? steps[i].tokens.size()
+                                                  : 1;
+    out[i].assign(logits.begin() + static_cast<std::ptrdiff_t>(w_index * c.vocab),
+                  logits.begin() + static_cast<std::ptrdiff_t>((w_index + n) * c.vocab));
+    w_index += n;
+  }
+  return out;
+}
+
+std::uint64_t Engine::Fingerprint() const {
+  // FNV-1a over the shape and a sample of the weights: cheap, and different models (or the
+  // same architecture with other weights) do not collide in practice.
+  const ModelConfig& c = config();
+  std::uint64_t h = 1469598103934665603ULL;
+  auto mix = [&](const void* p, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i)
+      h = (h ^ static_cast<const std::uint8_t*>(p)[i]) * 1099511628211ULL;
+  };
+  for (std::size_t v : {c.vocab, c.dim, c.layers, c.heads, c.kv_heads, c.ff}) mix(&v, sizeof v);
+  const Matrix& e = model_->token_embedding();
+  mix(e.data, std::min<std::size_t>(4096, RowBytes(e.type, e.cols) * e.rows));
+  const Matrix& o = model_->output();
+  mix(o.Row(o.rows - 1), RowBytes(o.type, o.cols));
+  return h;
+}
+
+Result<std::vector<std::uint8_t>> Engine::Export(SequenceId id) const {
+  auto it = seqs_.find(id);
+  if (it == seqs_.end()) return Error{"unknown sequence " + std::to_string(id)};
+  const ModelConfig& c = config();
+  const Sequence& seq = it->second;
+  std::vector<std::uint8_t> out;
+  out.reserve(32 + seq.tokens.size() * (4 + c.layers * 2 * c.kv_dim() * 4));
+  Put(out, kExportMagic);
+  Put(out, kExportVersion);
+  Put(out, Fingerprint());
+  Put(out, static_cast<std::uint64_t>(seq.tokens.size()));
+  for (auto t : seq.tokens) Put(out, t);
+  for (std::size_t pos = 0; pos < seq.tokens.size(); ++pos) {
+    for (std::size_t l = 0; l < c.layers; ++l) {
+      const auto* k = reinterpret_cast<const std::uint8_t*>(kv_.Key(seq.blocks, l, pos));
+      const auto* v = reinterpret_cast<const std::uint8_t*>(kv_.Value(seq.blocks, l, pos));
+      out.insert(out.end(), k, k + c.kv_dim() * sizeof(float));
+      out.insert(out.end(), v, v + c.kv_dim() * sizeof(float));
+    }
+  }
+  return out;
+}
+
+Result<SequenceId> Engine::Import(std::span<const std::uint8_t> blob) {
+  const ModelConfig& c = config();
+  auto read = [&](std::size_t at, auto* v) {
+    if (at + sizeof(*v) > blob.size()) return false;
+    std::memcpy(v, blob.data() + at, sizeof(*v));
+    return true;
+  };
+  std::uint32_t magic = 0, version = 0;
+  std::uint64_t fingerprint = 0, n = 0;
+  if (!read(0, &magic) || magic != kExportMagic || !read(4, &version))
+    return Error{"not a Tidelane KV export"};
+  if (version != kExportVersion)
+    return Error{"KV export version " + std::to_string(version) + " is not supported"};
+  if (!read(8, &fingerprint) || !read(16, &n)) return Error{"KV export truncated"};
+  if (fingerprint != Fingerprint()) return Error{"KV export comes from another model"};
+  const std::size_t per_pos = c.layers * 2 * c.kv_dim() * sizeof(float);
+  if (n > c.context || blob.size() != 24 + n * 4 + n * per_pos)
+    return Error{"KV export has the wrong size"};
+  std::vector<std::int32_t> tokens(n);
+  std::memcpy(tokens.data(), blob.data() + 24, n * 4);
+  for (auto t : tokens) {
+    if (t < 0 || static_cast<std::size_t>(t) >= c.vocab)
+      return Error{"KV export holds a token outside the vocabulary"};
+  }
+  Sequence seq;
+  if (!kv_.Reserve(seq.blocks, n)) return Error{"the KV cache is full"};
+  const std::uint8_t* p = blob.data() + 24 + n * 4;
+  for (std::size_t pos = 0; pos < n; ++pos) {
+    for (std::size_t l = 0; l < c.layers; ++l) {
+      std::memcpy(kv_.Key(seq.blocks, l, pos), p, c.kv_dim() * sizeof(float));
+      p += c.kv_dim() * sizeof(float);
+      std::memcpy(kv_.Value(seq.blocks, l, pos), p, c.kv_dim() * sizeof(float));
+      p += c.kv_dim() * sizeof(float);
+    }
+  }
+  seq.tokens = std::move(tokens);
+  const SequenceId id = next_id_++;
+  seqs_.emplace(id, std::move(seq));
+  return id;
+}
+
+}  // namespace tidelane::engine

@@ -1,0 +1,95 @@
+// Engine: runs a Model over many sequences at once. Each Forward call appends tokens to any
+// number of sequences — a long prompt to one, a single token to each of many others — in one
+// pass whose matrix products cover every token of every sequence (continuous batching), and
+// returns their next-token logits. Sequences can be exported with their KV cache and imported
+// into another Engine that loads the same model, which continues them exactly (the router's
+// prefill/decode split and failover move contexts this way).
+//
+// Errors: Load fails with a message for a file that is not a usable model. Forward fails,
+// changing nothing, for an unknown sequence, a token outside the vocabulary, a sequence that
+// would pass the model's context, or a KV pool too full for the whole batch (the caller may
+// retry with fewer sequences). Import fails for a blob from another model or a corrupt one.
+//
+// Threading: an Engine is driven by one thread at a time (the worker's batch loop or a
+// command-line tool); it parallelises each pass internally over its own ThreadPool.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "router/engine/kv_cache.h"
+#include "router/engine/model.h"
+#include "router/engine/result.h"
+#include "router/engine/thread_pool.h"
+
+namespace tidelane::engine {
+
+struct EngineOptions {
+  int threads = 1;
+  // KV positions shared by all sequences; 0 = the model's context length, at least 4 096.
+  std::size_t kv_positions = 0;
+  std::size_t block_tokens = 16;
+};
+
+using SequenceId = std::uint32_t;
+
+class Engine {
+ public:
+  static Result<std::unique_ptr<Engine>> Load(const std::filesystem::path& model,
+                                              const EngineOptions& options);
+  Engine(std::unique_ptr<Model> model, const EngineOptions& options);
+  ~Engine();
+
+  const Model& model() const { return *model_; }
+  const ModelConfig& config() const { return model_->config(); }
+  int threads() const { return pool_.size(); }
+
+  // Sequences. NewSequence never fails (it takes no KV until tokens arrive).
+  SequenceId NewSequence();
+  void FreeSequence(SequenceId id);
+  bool HasSequence(SequenceId id) const { return seqs_.count(id) != 0; }
+  // The tokens a sequence holds (its KV covers exactly these).
+  const std::vector<std::int32_t>& Tokens(SequenceId id) const;
+  // Forgets positions from `length` on (regenerate, edit), keeping the shared prefix's KV.
+  void Truncate(SequenceId id, std::size_t length);
+  std::size_t FreeKvPositions() const { return kv_.free_blocks() * kv_.block_tokens(); }
+
+  struct Step {
+    SequenceId sequence = 0;
+    std::span<const std::int32_t> tokens;
+    bool all_logits = false;  // logits for every new position, not only the last
+  };
+  // Appends every step's tokens in one pass. Returns, per step, the logits of its last token
+  // (vocab floats) or of all its tokens (tokens × vocab) when all_logits is set.
+  Result<std::vector<std::vector<float>>> Forward(std::span<const Step> steps);
+
+  // A self-describing blob: the model's identity, the tokens and their keys and values.
+  Result<std::vector<std::uint8_t>> Export(SequenceId id) const;
+  Result<SequenceId> Import(std::span<const std::uint8_t> blob);
+
+ private:
+  struct Sequence {
+    std::vector<std::int32_t> tokens;
+    KvCache::Blocks blocks;
+  };
+  struct Scratch;
+
+  void Rope(float* v, std::size_t heads, std::size_t pos) const;
+  void Attention(std::size_t layer, std::span<const Step> steps,
+                 std::span<const std::size_t> row_step, std::span<const std::size_t> row_pos);
+  std::uint64_t Fingerprint() const;
+
+  std::unique_ptr<Model> model_;
+  ThreadPool pool_;
+  KvCache kv_;
+  std::unordered_map<SequenceId, Sequence> seqs_;
+  SequenceId next_id_ = 1;
+  std::vector<float> inv_freq_;
+  std::unique_ptr<Scratch> scratch_;
+};
+
+}  // namespace tidelane::engine

@@ -1,0 +1,64 @@
+#include "router/engine/kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "router/engine/thread_pool.h"
+
+// Runtime dispatch: the loader resolves each clone once (an ifunc), by the CPU's features.
+#define TIDELANE_SIMD_CLONES \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+
+namespace tidelane::engine {
+
+TIDELANE_SIMD_CLONES float Dot(const float* a, const float* b, std::size_t n) {
+  float sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (std::size_t i = 0; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+TIDELANE_SIMD_CLONES void Axpy(float a, const float* x, float* y, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+TIDELANE_SIMD_CLONES void RmsNorm(const float* x, const float* weight, float eps, float* out,
+                                  std::size_t n) {
+  float ss = 0;
+#pragma omp simd reduction(+ : ss)
+  for (std::size_t i = 0; i < n; ++i) ss += x[i] * x[i];
+  const float scale = 1.0f / std::sqrt(ss / static_cast<float>(n) + eps);
+  for (std::size_t i = 0; i < n; ++i) out[i] = x[i] * scale * weight[i];
+}
+
+void Softmax(float* x, std::size_t n) {
+  const float max = *std::max_element(x, x + n);
+  float sum = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - max);
+    sum += x[i];
+  }
+  const float inv = 1.0f / sum;
+  for (std::size_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void MatMul(const Matrix& w, const float* x, std::size_t batch, float* y, ThreadPool& pool) {
+  const std::size_t n = w.cols;
+  pool.ParallelFor(w.rows, [&](std::size_t begin, std::size_t end, int) {
+    thread_local std::vector<float> row;
+    if (w.type != TensorType::kF32) row.resize(n);
+    for (std::size_t r = begin; r < end; ++r) {
+      const float* wr;
+      if (w.type == TensorType::kF32) {
+        wr = reinterpret_cast<const float*>(w.Row(r));
+      } else {
+        DequantizeRow(w.type, w.Row(r), row.data(), n);
+        wr = row.data();
+      }
+      for (std::size_t b = 0; b < batch; ++b) y[b * w.rows + r] = Dot(wr, x + b * n, n);
+    }
+  });
+}
+
+}  // namespace tidelane::engine

@@ -1,0 +1,39 @@
+// Kernels: the numeric building blocks of the forward pass, as plain loops (llama2.c style).
+// Each hot loop is compiled for AVX-512, AVX2+FMA and baseline x86-64 and the best one is
+// picked at run time by the loader (GCC target_clones), so one binary runs everywhere.
+//
+// All functions are pure over their arguments and thread-safe.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "router/engine/tensor_types.h"
+
+namespace tidelane::engine {
+
+class ThreadPool;
+
+// A weight matrix stored in the model file: `rows` rows of `cols` elements of `type`, row-major
+// (the GGUF layout of a [cols, rows] tensor). Points into the mapped file; not owned.
+struct Matrix {
+  TensorType type = TensorType::kF32;
+  const std::uint8_t* data = nullptr;
+  std::size_t rows = 0, cols = 0;
+  const std::uint8_t* Row(std::size_t r) const { return data + r * RowBytes(type, cols); }
+};
+
+float Dot(const float* a, const float* b, std::size_t n);
+// y[i] += a * x[i]
+void Axpy(float a, const float* x, float* y, std::size_t n);
+// out = x / rms(x) * weight
+void RmsNorm(const float* x, const float* weight, float eps, float* out, std::size_t n);
+// In place, numerically stable.
+void Softmax(float* x, std::size_t n);
+
+// y[b][r] = W[r] · x[b] for b in [0, batch), r in [0, W.rows): x is batch×W.cols, y is
+// batch×W.rows. Rows are split across the pool; a quantised row is expanded block by block
+// into a small buffer and reused for every vector of the batch, never the whole matrix.
+void MatMul(const Matrix& w, const float* x, std::size_t batch, float* y, ThreadPool& pool);
+
+}  // namespace tidelane::engine

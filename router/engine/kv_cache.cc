@@ -1,0 +1,36 @@
+#include "router/engine/kv_cache.h"
+
+namespace tidelane::engine {
+
+KvCache::KvCache(std::size_t layers, std::size_t kv_dim, std::size_t block_tokens,
+                 std::size_t blocks)
+    : layers_(layers),
+      kv_dim_(kv_dim),
+      block_tokens_(block_tokens),
+      total_blocks_(blocks),
+      storage_(new float[blocks * layers * 2 * block_tokens * kv_dim]) {
+  free_.reserve(blocks);
+  // Hand out low block numbers first so a small load touches little memory.
+  for (std::size_t i = blocks; i-- > 0;) free_.push_back(static_cast<std::uint32_t>(i));
+}
+
+bool KvCache::Reserve(Blocks& table, std::size_t positions) {
+  const std::size_t need = (positions + block_tokens_ - 1) / block_tokens_;
+  if (need <= table.ids.size()) return true;
+  if (need - table.ids.size() > free_.size()) return false;
+  while (table.ids.size() < need) {
+    table.ids.push_back(free_.back());
+    free_.pop_back();
+  }
+  return true;
+}
+
+void KvCache::Shrink(Blocks& table, std::size_t positions) {
+  const std::size_t keep = (positions + block_tokens_ - 1) / block_tokens_;
+  while (table.ids.size() > keep) {
+    free_.push_back(table.ids.back());
+    table.ids.pop_back();
+  }
+}
+
+}  // namespace tidelane::engine

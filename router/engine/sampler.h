@@ -1,0 +1,39 @@
+// Sampler: picks the next token from logits. Penalties first (repetition as in CTRL /
+// llama.cpp: divide positive logits, multiply negative ones; frequency and presence as in
+// OpenAI's API), then greedy when temperature <= 0, else temperature, top-k, top-p, min-p and
+// a draw from the seeded generator — so a seed reproduces an answer exactly.
+//
+// Threading: a Sampler holds its generator state; one per sequence, used by one thread.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "router/core/random.h"
+
+namespace tidelane::engine {
+
+struct SamplingParams {
+  float temperature = 0.0f;  // <= 0: greedy
+  int top_k = 0;             // <= 0: off
+  float top_p = 1.0f;        // >= 1: off
+  float min_p = 0.0f;        // <= 0: off
+  float repetition_penalty = 1.0f;
+  float frequency_penalty = 0.0f;
+  float presence_penalty = 0.0f;
+  int penalty_window = 64;  // how many recent tokens the penalties look at
+  std::uint64_t seed = 0;
+};
+
+class Sampler {
+ public:
+  explicit Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {}
+  // `logits` is modified (penalties, temperature). `history` is the sequence so far.
+  std::int32_t Sample(std::span<float> logits, std::span<const std::int32_t> history);
+
+ private:
+  SamplingParams params_;
+  core::Rng rng_;
+};
+
+}  // namespace tidelane::engine
