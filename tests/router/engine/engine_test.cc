@@ -1,0 +1,213 @@
+// The engine on a real trained model (../shared/models/aidreams260K.gguf): batching many
+// sequences in one pass gives exactly what each gives alone, a context moved to a fresh engine
+// through export/import continues identically, and bad requests change nothing.
+#include "router/engine/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "router/engine/sampler.h"
+
+namespace tidelane::engine {
+namespace {
+
+constexpr const char* kModel = TIDELANE_SHARED_DIR "/models/aidreams260K.gguf";
+
+std::unique_ptr<Engine> Load(int threads = 2, std::size_t kv_positions = 0) {
+  auto e = Engine::Load(kModel, {.threads = threads, .kv_positions = kv_positions});
+  EXPECT_TRUE(e.ok()) << e.error();
+  return std::move(e).value();
+}
+
+std::int32_t Argmax(const std::vector<float>& v) {
+  return static_cast<std::int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
+}
+
+// Greedy decoding of `n` tokens after `prompt`, one sequence at a time.
+std::vector<std::int32_t> DecodeAlone(Engine& e, const std::vector<std::int32_t>& prompt, int n) {
+  const SequenceId s = e.NewSequence();
+  Engine::Step step{s, prompt};
+  auto logits = e.Forward({&step, 1});
+  EXPECT_TRUE(logits.ok()) << logits.error();
+  std::vector<std::int32_t> out;
+  for (int i = 0; i < n; ++i) {
+    out.push_back(Argmax(logits->front()));
+    const std::int32_t one[] = {out.back()};
+    Engine::Step next{s, one};
+    logits = e.Forward({&next, 1});
+    EXPECT_TRUE(logits.ok()) << logits.error();
+  }
+  e.FreeSequence(s);
+  return out;
+}
+
+std::vector<std::int32_t> Prompt(int i) {
+  std::vector<std::int32_t> p = {1};
+  for (int j = 0; j < 1 + i % 5; ++j) p.push_back(260 + (i * 37 + j * 11) % 240);
+  return p;
+}
+
+TEST(Engine, LoadsTheTrainedModel) {
+  auto e = Load();
+  EXPECT_EQ(e->config().vocab, 512u);
+  EXPECT_EQ(e->config().dim, 64u);
+  EXPECT_EQ(e->config().layers, 4u);
+  EXPECT_EQ(e->config().context, 128u);
+}
+
+TEST(Engine, BatchOfSixteenMatchesEachAlone) {
+  auto e = Load();
+  constexpr int kSeqs = 16, kTokens = 24;
+  std::vector<std::vector<std::int32_t>> alone;
+  for (int i = 0; i < kSeqs; ++i) alone.push_back(DecodeAlone(*e, Prompt(i), kTokens));
+
+  // Now all sixteen in every pass: prompts of different lengths in the first, then one token
+  // each — exactly what the worker's batch loop does.
+  std::vector<SequenceId> ids;
+  std::vector<std::vector<std::int32_t>> prompts, got(kSeqs);
+  for (int i = 0; i < kSeqs; ++i) {
+    ids.push_back(e->NewSequence());
+    prompts.push_back(Prompt(i));
+  }
+  std::vector<Engine::Step> steps;
+  for (int i = 0; i < kSeqs; ++i) steps.push_back({ids[i], prompts[i]});
+  auto logits = e->Forward(steps);
+  ASSERT_TRUE(logits.ok()) << logits.error();
+  for (int t = 0; t < kTokens; ++t) {
+    std::vector<std::int32_t> next(kSeqs);
+    for (int i = 0; i < kSeqs; ++i) got[i].push_back(next[i] = Argmax((*logits)[i]));
+    steps.clear();
+    for (int i = 0; i < kSeqs; ++i) steps.push_back({ids[i], {&next[i], 1}});
+    logits = e->Forward(steps);
+    ASSERT_TRUE(logits.ok()) << logits.error();
+  }
+  for (int i = 0; i < kSeqs; ++i) EXPECT_EQ(got[i], alone[i]) << "sequence " << i;
+}
+
+TEST(Engine, ExportedContextContinuesIdenticallyOnAFreshEngine) {
+  auto a = Load();
+  const auto expected = DecodeAlone(*a, Prompt(3), 30);
+
+  const SequenceId s = a->NewSequence();
+  auto prompt = Prompt(3);
+  Engine::Step step{s, prompt};
+  auto logits = a->Forward({&step, 1});
+  ASSERT_TRUE(logits.ok());
+  std::vector<std::int32_t> got;
+  for (int i = 0; i < 10; ++i) {  // ten tokens here, the rest elsewhere
+    got.push_back(Argmax(logits->front()));
+    const std::int32_t one[] = {got.back()};
+    Engine::Step next{s, one};
+    logits = a->Forward({&next, 1});
+    ASSERT_TRUE(logits.ok());
+  }
+  auto blob = a->Export(s);
+  ASSERT_TRUE(blob.ok()) << blob.error();
+  const std::int32_t pending = Argmax(logits->front());
+
+  auto b = Load(1);  // another engine, another thread count
+  auto moved = b->Import(*blob);
+  ASSERT_TRUE(moved.ok()) << moved.error();
+  EXPECT_EQ(b->Tokens(*moved), a->Tokens(s));
+  got.push_back(pending);
+  for (int i = 11; i < 30; ++i) {
+    const std::int32_t one[] = {got.back()};
+    Engine::Step next{*moved, one};
+    auto l = b->Forward({&next, 1});
+    ASSERT_TRUE(l.ok());
+    got.push_back(Argmax(l->front()));
+  }
+  EXPECT_EQ(got, expected);
+
+  auto corrupt = *blob;
+  corrupt.resize(corrupt.size() - 1);
+  EXPECT_FALSE(b->Import(corrupt).ok());
+  corrupt = *blob;
+  corrupt[9] ^= 0xFF;  // the model fingerprint
+  auto other = b->Import(corrupt);
+  ASSERT_FALSE(other.ok());
+  EXPECT_NE(other.error().find("another model"), std::string::npos);
+}
+
+TEST(Engine, TruncateRegeneratesFromTheSharedPrefix) {
+  auto e = Load();
+  const auto expected = DecodeAlone(*e, Prompt(1), 8);
+  const SequenceId s = e->NewSequence();
+  auto prompt = Prompt(1);
+  std::vector<std::int32_t> junk = {300, 301, 302, 303, 304, 305, 306, 307, 308,
+                                    309, 310, 311, 312, 313, 314, 315, 316};
+  Engine::Step first{s, prompt};
+  ASSERT_TRUE(e->Forward({&first, 1}).ok());
+  Engine::Step more{s, junk};
+  ASSERT_TRUE(e->Forward({&more, 1}).ok());
+  e->Truncate(s, prompt.size() - 1);  // drop the junk and the prompt's last token
+  const std::int32_t last[] = {prompt.back()};
+  Engine::Step again{s, last};
+  auto logits = e->Forward({&again, 1});
+  ASSERT_TRUE(logits.ok());
+  EXPECT_EQ(Argmax(logits->front()), expected.front());
+}
+
+TEST(Engine, BadRequestsFailAndChangeNothing) {
+  auto e = Load(1, 64);  // room for 64 positions only
+  const SequenceId s = e->NewSequence();
+  std::vector<std::int32_t> bad = {1, 512};
+  Engine::Step step{s, bad};
+  auto r = e->Forward({&step, 1});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().find("outside the vocabulary"), std::string::npos);
+  EXPECT_TRUE(e->Tokens(s).empty());
+
+  std::vector<std::int32_t> long_prompt(129, 300);
+  Engine::Step too_long{s, long_prompt};
+  EXPECT_NE(e->Forward({&too_long, 1}).error().find("context"), std::string::npos);
+
+  const SequenceId t = e->NewSequence();
+  std::vector<std::int32_t> fifty(50, 300);
+  Engine::Step a{s, fifty}, b{t, fifty};
+  std::vector<Engine::Step> both = {a, b};
+  auto full = e->Forward(both);
+  ASSERT_FALSE(full.ok());
+  EXPECT_NE(full.error().find("KV cache is full"), std::string::npos);
+  EXPECT_TRUE(e->Tokens(s).empty());
+  EXPECT_EQ(e->FreeKvPositions(), 64u);  // nothing leaked by the failed pass
+  EXPECT_TRUE(e->Forward({&a, 1}).ok());
+  EXPECT_FALSE(e->Forward({&b, 1}).ok());
+  e->FreeSequence(s);
+  EXPECT_TRUE(e->Forward({&b, 1}).ok());
+}
+
+// Sample modifies the logits it is given, so each draw gets a fresh copy.
+std::int32_t Draw(Sampler& s, std::vector<float> logits,
+                  std::span<const std::int32_t> history = {}) {
+  return s.Sample(logits, history);
+}
+
+TEST(Sampler, GreedyIsArgmaxAndASeedReproducesADraw) {
+  const std::vector<float> logits = {0.1f, 2.0f, 1.9f, -1.0f};
+  Sampler greedy({});
+  EXPECT_EQ(Draw(greedy, logits), 1);
+  std::vector<std::int32_t> a, b;
+  Sampler s1({.temperature = 1.0f, .seed = 7}), s2({.temperature = 1.0f, .seed = 7});
+  for (int i = 0; i < 50; ++i) {
+    a.push_back(Draw(s1, logits));
+    b.push_back(Draw(s2, logits));
+  }
+  EXPECT_EQ(a, b);
+  EXPECT_GT(std::count(a.begin(), a.end(), 2), 0);  // not always the argmax
+  Sampler top1({.temperature = 1.0f, .top_k = 1, .seed = 3});
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(Draw(top1, logits), 1);
+  Sampler min_p({.temperature = 1.0f, .min_p = 0.5f, .seed = 3});
+  for (int i = 0; i < 50; ++i) {
+    const auto t = Draw(min_p, logits);
+    EXPECT_TRUE(t == 1 || t == 2);
+  }
+  // A strong repetition penalty steers greedy away from the token just used.
+  Sampler penalised({.repetition_penalty = 10.0f});
+  const std::int32_t history[] = {1};
+  EXPECT_EQ(Draw(penalised, logits, history), 2);
+}
+
+}  // namespace
+}  // namespace tidelane::engine
