@@ -45,7 +45,7 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   return sodium_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
-grpc::Status CheckBearer(const grpc::ServerContext& context, std::string_view expected) {
+grpc::Status CheckBearer(const grpc::ServerContextBase& context, std::string_view expected) {
   const auto& metadata = context.client_metadata();
   const auto it = metadata.find("authorization");
   if (it == metadata.end()) {

@@ -25,7 +25,7 @@ std::string ReadTokenFile(const std::filesystem::path& path);
 // OK when the call's "authorization" metadata is exactly "Bearer <expected>"; otherwise
 // UNAUTHENTICATED with a message that says what was wrong but never echoes a token.
 // The comparison takes the same time wherever the tokens differ.
-grpc::Status CheckBearer(const grpc::ServerContext& context, std::string_view expected);
+grpc::Status CheckBearer(const grpc::ServerContextBase& context, std::string_view expected);
 
 // Adds "authorization: Bearer <token>" to an outgoing call.
 void AttachBearer(grpc::ClientContext& context, std::string_view token);

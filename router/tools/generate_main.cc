@@ -8,8 +8,10 @@
 #include <sstream>
 #include <thread>
 
+#include "router/engine/chat_template.h"
 #include "router/engine/engine.h"
 #include "router/engine/sampler.h"
+#include "router/engine/tokenizer.h"
 
 using namespace tidelane;
 
@@ -39,16 +41,20 @@ std::vector<std::int32_t> ParseTokens(const std::string& s) {
 
 int Run(int argc, char** argv) {
   CLI::App cli{"tidelane-generate: run a GGUF chat model on a prompt"};
-  std::string model_path, prompt_tokens, logits_out;
+  std::string model_path, prompt_text, prompt_tokens, logits_out;
+  bool chat = false;
   int max_tokens = 128;
   int threads = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
   bool json = false;
   engine::SamplingParams sampling;
   sampling.temperature = 0.0f;
   cli.add_option("--model", model_path, "GGUF model file")->required()->check(CLI::ExistingFile);
-  cli.add_option("--prompt-tokens", prompt_tokens,
-                 "Prompt as token ids, used verbatim (no BOS added)")
-      ->required();
+  auto* text_opt = cli.add_option("--prompt", prompt_text,
+                                  "Prompt text (BOS added as the model's metadata says)");
+  auto* ids_opt = cli.add_option("--prompt-tokens", prompt_tokens,
+                                 "Prompt as token ids, used verbatim (no BOS added)");
+  text_opt->excludes(ids_opt);
+  cli.add_flag("--chat", chat, "Apply the model's chat template to the prompt as one user message");
   cli.add_option("--max-tokens", max_tokens, "Tokens to generate")->check(CLI::Range(0, 1 << 20));
   cli.add_option("--temperature", sampling.temperature, "0 = greedy")
       ->check(CLI::Range(0.0, 100.0));
@@ -70,9 +76,43 @@ int Run(int argc, char** argv) {
     return 1;
   }
   engine::Engine& e = **engine;
-  const std::vector<std::int32_t> prompt = ParseTokens(prompt_tokens);
+  auto tokenizer = engine::Tokenizer::FromGguf(e.model().file());
+  if (!tokenizer) {
+    std::cerr << "tidelane-generate: " << tokenizer.error() << "\n";
+    return 1;
+  }
+  const engine::Tokenizer& tok = **tokenizer;
+  std::vector<std::int32_t> prompt;
+  if (!prompt_tokens.empty()) {
+    prompt = ParseTokens(prompt_tokens);
+  } else if (chat) {
+    auto source = e.model().file().GetString("tokenizer.chat_template");
+    if (!source) {
+      std::cerr << "tidelane-generate: " << model_path << " has no chat template; drop --chat\n";
+      return 2;
+    }
+    auto tmpl = engine::ChatTemplate::Parse(*source);
+    if (!tmpl) {
+      std::cerr << "tidelane-generate: the model's chat template: " << tmpl.error() << "\n";
+      return 1;
+    }
+    engine::ChatTemplateInput in;
+    in.messages.push_back({"user", prompt_text});
+    in.add_generation_prompt = true;
+    if (tok.vocab().Contains(tok.bos())) in.bos_token = tok.vocab().text(tok.bos());
+    if (tok.vocab().Contains(tok.eos())) in.eos_token = tok.vocab().text(tok.eos());
+    auto rendered = tmpl->Render(in);
+    if (!rendered) {
+      std::cerr << "tidelane-generate: the model's chat template: " << rendered.error() << "\n";
+      return 1;
+    }
+    const bool has_bos = !in.bos_token.empty() && rendered->starts_with(in.bos_token);
+    prompt = tok.Encode(*rendered, !has_bos, true);
+  } else {
+    prompt = tok.Encode(prompt_text, true, false);
+  }
   if (prompt.empty()) {
-    std::cerr << "tidelane-generate: the prompt is empty\n";
+    std::cerr << "tidelane-generate: the prompt is empty (give --prompt or --prompt-tokens)\n";
     return 2;
   }
   const engine::SequenceId seq = e.NewSequence();
@@ -98,9 +138,15 @@ int Run(int argc, char** argv) {
                           logits->front().end());
   engine::Sampler sampler(sampling);
   std::vector<std::int32_t> generated;
+  std::string text;
+  engine::StreamingDecoder decoder(tok);
   for (int i = 0; i < max_tokens; ++i) {
     const std::int32_t next = sampler.Sample(last, e.Tokens(seq));
+    if (tok.IsEndOfGeneration(next)) break;
     generated.push_back(next);
+    const std::string piece = decoder.Push(next);
+    text += piece;
+    if (!json) std::cout << piece << std::flush;
     if (i + 1 == max_tokens || e.Tokens(seq).size() + 1 >= e.config().context) break;
     const std::int32_t one[] = {next};
     engine::Engine::Step s{seq, one};
@@ -112,17 +158,19 @@ int Run(int argc, char** argv) {
     last = std::move(l->front());
   }
   const auto t2 = Clock::now();
+  const std::string tail = decoder.Finish();
+  text += tail;
   if (json) {
     nlohmann::json j;
     j["prompt_tokens"] = prompt;
     j["tokens"] = generated;
+    j["text"] = text;
     j["prefill_tok_s"] = static_cast<double>(prompt.size()) / Seconds(t0, t1);
     j["decode_tok_s"] =
         generated.size() > 1 ? static_cast<double>(generated.size() - 1) / Seconds(t1, t2) : 0.0;
-    std::cout << j.dump() << "\n";
+    std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
-    for (auto t : generated) std::cout << t << ' ';
-    std::cout << "\n";
+    std::cout << tail << "\n";
   }
   return 0;
 }

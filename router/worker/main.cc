@@ -16,6 +16,7 @@
 #include "router/proto/auth.h"
 #include "router/worker/hardware_probe.h"
 #include "router/worker/registry_client.h"
+#include "router/worker/gguf_engine.h"
 #include "router/worker/synthetic_engine.h"
 #include "router/worker/worker_service.h"
 
@@ -62,7 +63,15 @@ int Run(int argc, char** argv) {
   cli.add_option("--engine", engine_kind, "Engine: synthetic (built in) or gguf (needs --model)")
       ->check(CLI::IsMember({"synthetic", "gguf"}))
       ->capture_default_str();
-  cli.add_option("--model", model, "GGUF model file, for --engine gguf");
+  cli.add_option("--model", model, "GGUF model file, for --engine gguf")->check(CLI::ExistingFile);
+  int threads = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+  std::uint32_t max_batch = 16;
+  cli.add_option("--threads", threads, "CPU threads for the gguf engine")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  cli.add_option("--max-batch", max_batch, "Sequences the gguf engine decodes together")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
   cli.add_option("--profile", profile_name,
                  "Node class whose speed the synthetic engine models: high, mid or low")
       ->check(CLI::IsMember({"high", "mid", "low"}))
@@ -91,13 +100,25 @@ int Run(int argc, char** argv) {
     std::cerr << "tidelane-worker: " << e.what() << "\n";
     return 2;
   }
-  if (engine_kind == "gguf") {
-    std::cerr << "tidelane-worker: the gguf engine is not built yet (it lands with the inference "
-                 "engine); use --engine synthetic\n";
-    return 2;
-  }
   const auto profile = core::FindProfile(profile_name);
-  auto engine = std::make_unique<worker::SyntheticEngine>(*profile, time_scale);
+  std::unique_ptr<worker::Engine> engine;
+  std::uint32_t context_length = 0;
+  if (engine_kind == "gguf") {
+    if (model.empty()) {
+      std::cerr << "tidelane-worker: --engine gguf needs --model FILE.gguf\n";
+      return 2;
+    }
+    auto gguf = worker::GgufEngine::Load(model, {.threads = threads, .max_batch = max_batch});
+    if (!gguf) {
+      std::cerr << "tidelane-worker: " << gguf.error() << "\n";
+      return 2;
+    }
+    context_length = (*gguf)->ContextLength();
+    engine = std::move(gguf).value();
+  } else {
+    engine = std::make_unique<worker::SyntheticEngine>(*profile, time_scale);
+    context_length = worker::SyntheticEngine::kContextLength;
+  }
   if (name.empty()) name = "worker-" + std::to_string(::getpid());
 
   // Signals are taken synchronously by sigwait below, so block them before any thread starts.
@@ -127,6 +148,7 @@ int Run(int argc, char** argv) {
   registration.set_engine(std::string(engine->Kind()));
   registration.set_model(engine->Model());
   registration.set_max_batch(engine->MaxBatch());
+  registration.set_context_length(context_length);
   registration.set_prefill_tokens_per_s(profile->prefill_tokens_per_s);
   registration.set_decode_ms_per_token(profile->decode_ms_per_token);
 

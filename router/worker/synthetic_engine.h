@@ -16,6 +16,8 @@ class SyntheticEngine final : public Engine {
  public:
   // `time_scale` multiplies every modelled delay (1 = real time, 0 = as fast as possible).
   explicit SyntheticEngine(core::NodeProfile profile, double time_scale = 1.0);
+  // The context it claims (it has no real limit; routers plan with this).
+  static constexpr std::uint32_t kContextLength = 32768;
 
   std::string_view Kind() const override { return "synthetic"; }
   std::string Model() const override { return "tidelane-synthetic"; }

@@ -13,9 +13,9 @@ def start(args, ready_prefix):
     return proc, dict(kv.split("=", 1) for kv in line.split()[2:])
 
 
-def start_router_and_worker(bin_dir, work, profile, name):
+def start_router_and_worker(bin_dir, work, profile, name, worker_args=()):
     """Writes a fresh token to WORK/token (mode 0600), starts a router on free loopback ports
-    and one synthetic worker joined to it. Returns (token, token_file, router, worker, fields),
+    and one worker joined to it (synthetic unless worker_args say otherwise). Returns (token, token_file, router, worker, fields),
     where fields are the router's ready-line fields (grpc=, http=)."""
     import os
     import secrets
@@ -30,7 +30,8 @@ def start_router_and_worker(bin_dir, work, profile, name):
     try:
         worker, _ = start(
             [os.path.join(bin_dir, "tidelane-worker"), "--router", fields["grpc"],
-             "--auth-token-file", token_file, "--profile", profile, "--name", name],
+             "--auth-token-file", token_file, "--profile", profile, "--name", name,
+             *worker_args],
             "tidelane-worker ready")
     except Exception:
         router.kill()
