@@ -5,6 +5,7 @@
 
 #include <map>
 #include <random>
+#include <set>
 
 #include "router/proto/auth.h"
 
@@ -49,9 +50,6 @@ std::string Validate(const v1::ChatRequest& r, const RouterConfig& config) {
 }
 
 }  // namespace
-
-ChatPipeline::ChatPipeline(const RouterConfig& config, NodeTable& nodes, Ledger* ledger)
-    : config_(config), nodes_(nodes), ledger_(ledger) {}
 
 std::shared_ptr<LiveRequests::Live> LiveRequests::Begin(const std::string& id,
                                                         const std::vector<std::string>& tokens) {
@@ -124,13 +122,93 @@ grpc::Status PublishingSink::Cancel() {
   return {grpc::StatusCode::CANCELLED, "client went away"};
 }
 
+// One request between its start and its end: what it asked, what it has said so far, and
+// where its events go. Shared by the admission callbacks and the thread that serves it.
+struct ChatPipeline::Flight {
+  std::string id;
+  v1::ChatRequest request;
+  std::vector<std::string> generated;
+  std::shared_ptr<StreamSink> client;
+  std::unique_ptr<ReplaySink> replay;  // resumed: drops tokens the client already has
+  std::shared_ptr<LiveRequests::Live> live;
+  std::unique_ptr<PublishingSink> sink;
+  core::Request view;
+  Clock::time_point accepted_at = Clock::now();
+  // Events of one request are sent one at a time, and a place-in-line message that lost a
+  // race with the release is dropped rather than sent after Routed.
+  std::mutex send_mu;
+  bool admitted = false;
+
+  bool Send(v1::ChatEvent& e) {
+    e.set_request_id(id);
+    std::lock_guard lock(send_mu);
+    return sink->Send(e);
+  }
+};
+
+ChatPipeline::ChatPipeline(const RouterConfig& config, NodeTable& nodes, Ledger* ledger)
+    : config_(config), nodes_(nodes), ledger_(ledger) {
+  housekeeping_ = std::thread([this] { Housekeeping(); });
+}
+
+ChatPipeline::~ChatPipeline() {
+  Shutdown();
+  std::unique_lock lock(mu_);
+  changed_.wait(lock, [&] { return running_ == 0; });
+  lock.unlock();
+  housekeeping_.join();
+}
+
+void ChatPipeline::Shutdown() {
+  std::lock_guard lock(mu_);
+  stopping_ = true;
+  for (auto* c : upstreams_) c->TryCancel();
+  changed_.notify_all();
+}
+
+void ChatPipeline::Spawn(std::function<void()> fn) {
+  {
+    std::lock_guard lock(mu_);
+    ++running_;
+  }
+  std::thread([this, fn = std::move(fn)] {
+    fn();
+    std::lock_guard lock(mu_);
+    if (--running_ == 0) changed_.notify_all();
+  }).detach();
+}
+
+void ChatPipeline::Housekeeping() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    changed_.wait_for(lock, std::chrono::milliseconds(500));
+    if (stopping_) break;
+    // Queued clients that left are taken out of line (no thread waits on them to notice).
+    std::vector<std::uint64_t> gone;
+    for (auto it = queued_.begin(); it != queued_.end();) {
+      auto flight = it->second.lock();
+      if (!flight) {
+        it = queued_.erase(it);
+        continue;
+      }
+      if (flight->client->Cancelled()) gone.push_back(it->first);
+      ++it;
+    }
+    lock.unlock();
+    for (auto id : gone) nodes_.Withdraw(id);
+    nodes_.TellPositions();
+    lock.lock();
+  }
+}
+
 std::string ChatPipeline::Problem(const v1::ChatRequest& request) const {
   return Validate(request, config_);
 }
 
-grpc::Status ChatPipeline::Run(const v1::ChatRequest& request, EventSink& sink) {
+void ChatPipeline::Start(const v1::ChatRequest& request, std::shared_ptr<StreamSink> sink) {
   if (const auto problem = Validate(request, config_); !problem.empty()) {
-    return {grpc::StatusCode::INVALID_ARGUMENT, problem};
+    sink->Close({grpc::StatusCode::INVALID_ARGUMENT, problem});
+    return;
   }
   const std::string id = request.request_id().empty() ? NewRequestId() : request.request_id();
   if (ledger_ && !ledger_->Accept(id, request)) {
@@ -141,20 +219,58 @@ grpc::Status ChatPipeline::Run(const v1::ChatRequest& request, EventSink& sink) 
     e.mutable_error()->set_message("the router cannot record requests (" + ledger_->LastError() +
                                    "); is its disk full?");
     e.mutable_error()->set_retry_after_ms(10000);
-    sink.Send(e);
+    sink->Send(e);
     nodes_.Count(NodeTable::Outcome::kFailed);
     spdlog::error("ledger refused request {}: {}", id, ledger_->LastError());
-    return grpc::Status::OK;
+    sink->Close(grpc::Status::OK);
+    return;
   }
   nodes_.Count(NodeTable::Outcome::kAccepted);
-  return Execute(id, request, {}, sink);
+  auto flight = std::make_shared<Flight>();
+  flight->id = id;
+  flight->request = request;
+  flight->client = std::move(sink);
+  flight->live = live_.Begin(id, {});
+  Begin(std::move(flight));
+}
+
+// Blocks the caller until the request ends, for callers that own a thread anyway.
+grpc::Status ChatPipeline::Run(const v1::ChatRequest& request, EventSink& sink) {
+  struct Waiter final : StreamSink {
+    explicit Waiter(EventSink& s) : inner(s) {}
+    bool Send(const v1::ChatEvent& e) override { return inner.Send(e); }
+    bool Cancelled() const override { return inner.Cancelled(); }
+    void Close(const grpc::Status& s) override {
+      std::lock_guard lock(mu);
+      status = s;
+      cv.notify_all();
+    }
+    EventSink& inner;
+    std::mutex mu;
+    std::condition_variable cv;
+    std::optional<grpc::Status> status;
+  };
+  auto waiter = std::make_shared<Waiter>(sink);
+  Start(request, waiter);
+  std::unique_lock lock(waiter->mu);
+  waiter->cv.wait(lock, [&] { return waiter->status.has_value(); });
+  return *waiter->status;
+}
+
+void ChatPipeline::StartResume(const std::string& id, std::uint32_t from_index,
+                               std::shared_ptr<StreamSink> sink) {
+  Spawn([this, id, from_index, sink] {
+    bool started = false;
+    const auto status = Resume(id, from_index, sink, &started);
+    if (!started) sink->Close(status);  // else the resumed request closes it when it ends
+  });
 }
 
 grpc::Status ChatPipeline::Resume(const std::string& id, std::uint32_t from_index,
-                                  EventSink& sink) {
+                                  const std::shared_ptr<StreamSink>& sink, bool* started) {
   // A request still running here: replay what it said and follow it live.
   auto [live, mine] = live_.Claim(id);
-  if (!mine) return Follow(*live, id, from_index, sink);
+  if (!mine) return Follow(*live, id, from_index, *sink);
   // From here this call owns the record: it continues the request or ends the record.
   struct EndUnlessRun {
     LiveRequests& registry;
@@ -173,7 +289,7 @@ grpc::Status ChatPipeline::Resume(const std::string& id, std::uint32_t from_inde
     e.set_request_id(id);
     e.mutable_token()->set_index(i);
     e.mutable_token()->set_text(entry->tokens[i]);
-    if (!sink.Send(e)) return {grpc::StatusCode::CANCELLED, "client went away"};
+    if (!sink->Send(e)) return {grpc::StatusCode::CANCELLED, "client went away"};
   }
   if (entry->state == Ledger::State::kDone || entry->state == Ledger::State::kFailed) {
     v1::ChatEvent e;
@@ -186,18 +302,26 @@ grpc::Status ChatPipeline::Resume(const std::string& id, std::uint32_t from_inde
       e.mutable_error()->set_code(v1::ERROR_CODE_WORKER_FAILED);
       e.mutable_error()->set_message(entry->error);
     }
-    sink.Send(e);
+    sink->Send(e);
     return grpc::Status::OK;
   }
   // Interrupted (router restart, client gone): continue at the next token index.
   spdlog::info("resuming request {} at token {}", id, entry->tokens.size());
-  ReplaySink replay(sink, from_index);
   {
     std::lock_guard lock(live->mu);
     live->tokens = entry->tokens;
   }
-  end.run = true;  // Execute ends the record
-  return Execute(id, entry->request, std::move(entry->tokens), replay, live);
+  auto flight = std::make_shared<Flight>();
+  flight->id = id;
+  flight->request = entry->request;
+  flight->generated = std::move(entry->tokens);
+  flight->client = sink;
+  flight->replay = std::make_unique<ReplaySink>(*sink, from_index);
+  flight->live = live;
+  end.run = true;  // the flight ends the record
+  *started = true;
+  Begin(std::move(flight));
+  return grpc::Status::OK;
 }
 
 grpc::Status ChatPipeline::Follow(LiveRequests::Live& live, const std::string& id,
@@ -227,24 +351,81 @@ grpc::Status ChatPipeline::Follow(LiveRequests::Live& live, const std::string& i
   }
 }
 
-grpc::Status ChatPipeline::Execute(const std::string& id, const v1::ChatRequest& req,
-                                   std::vector<std::string> generated, EventSink& client,
-                                   const std::shared_ptr<LiveRequests::Live>& claimed) {
-  const v1::ChatRequest* request = &req;
-  const auto accepted_at = Clock::now();
-  const auto live = claimed ? claimed : live_.Begin(id, generated);
-  // Every event goes to the client, to the ledger and to anyone following with Resume.
-  PublishingSink sink(client, *live, ledger_, id);
-  struct EndLive {
-    LiveRequests& registry;
-    const std::string& id;
-    ~EndLive() { registry.End(id); }
-  } end_live{live_, id};
+void ChatPipeline::Finish(Flight& flight, const grpc::Status& status) {
+  live_.End(flight.id);
+  flight.client->Close(status);
+}
 
-  const auto send = [&](v1::ChatEvent& e) {
-    e.set_request_id(id);
-    return sink.Send(e);
+void ChatPipeline::Begin(std::shared_ptr<Flight> flight) {
+  Flight& f = *flight;
+  // Every event goes to the client, to the ledger and to anyone following with Resume.
+  f.sink = std::make_unique<PublishingSink>(
+      f.replay ? static_cast<EventSink&>(*f.replay) : static_cast<EventSink&>(*f.client), *f.live,
+      ledger_, f.id);
+  const v1::ChatRequest& request = f.request;
+  std::uint32_t prompt_bytes = 0;
+  for (const auto& m : request.messages()) prompt_bytes += m.content().size();
+  core::Request& view = f.view;
+  view.id = std::hash<std::string>{}(f.id);
+  view.user = static_cast<std::uint32_t>(std::hash<std::string>{}(request.user()));
+  view.priority = request.priority() == v1::PRIORITY_BATCH ? core::Priority::kBatch
+                                                           : core::Priority::kInteractive;
+  view.prompt_tokens = prompt_bytes / 4 + 1;  // ~4 bytes per token until the engine tokenizes
+  view.max_tokens =
+      request.sampling().max_tokens() ? request.sampling().max_tokens() : config_.max_tokens_limit;
+  view.expected_output_tokens = std::min<std::uint32_t>(view.max_tokens, 256);
+  view.session = std::hash<std::string>{}(request.conversation_id());
+  {
+    std::lock_guard lock(mu_);
+    queued_[view.id] = flight;
+  }
+
+  NodeTable::AdmissionCallbacks callbacks;
+  std::weak_ptr<Flight> weak = flight;
+  callbacks.on_wait = [weak](WaitUpdate u) {
+    auto f = weak.lock();
+    if (!f) return;
+    v1::ChatEvent e;
+    e.mutable_accepted()->set_queue_position(u.position);
+    e.mutable_accepted()->set_eta_ms(u.eta_ms);
+    e.set_request_id(f->id);
+    std::lock_guard lock(f->send_mu);
+    if (!f->admitted) f->sink->Send(e);
   };
+  // The flight lives in this callback until admission ends, however that happens.
+  callbacks.on_done = [this, flight](AdmitResult admitted) {
+    {
+      std::lock_guard lock(mu_);
+      queued_.erase(flight->view.id);
+    }
+    {
+      std::lock_guard lock(flight->send_mu);
+      flight->admitted = true;
+    }
+    if (!admitted.admitted) {
+      if (flight->client->Cancelled() || admitted.error == v1::ERROR_CODE_UNSPECIFIED) {
+        return Finish(*flight, flight->sink->Cancel());
+      }
+      v1::ChatEvent e;
+      e.mutable_error()->set_code(admitted.error);
+      e.mutable_error()->set_message(admitted.message);
+      e.mutable_error()->set_retry_after_ms(admitted.retry_after_ms);
+      flight->Send(e);
+      return Finish(*flight, grpc::Status::OK);
+    }
+    Spawn([this, flight, admitted] { Finish(*flight, Serve(*flight, admitted)); });
+  };
+  nodes_.AdmitAsync(view, std::move(callbacks));
+}
+
+grpc::Status ChatPipeline::Serve(Flight& flight, const AdmitResult& admitted) {
+  const std::string& id = flight.id;
+  const v1::ChatRequest* request = &flight.request;
+  const core::Request& view = flight.view;
+  std::vector<std::string>& generated = flight.generated;
+  const auto accepted_at = flight.accepted_at;
+  PublishingSink& sink = *flight.sink;
+  const auto send = [&](v1::ChatEvent& e) { return flight.Send(e); };
   const auto send_error = [&](v1::ErrorCode code, const std::string& message) {
     v1::ChatEvent e;
     e.mutable_error()->set_code(code);
@@ -254,42 +435,16 @@ grpc::Status ChatPipeline::Execute(const std::string& id, const v1::ChatRequest&
     nodes_.Count(NodeTable::Outcome::kFailed);
     return grpc::Status::OK;
   };
-
-  std::uint32_t prompt_bytes = 0;
-  for (const auto& m : request->messages()) prompt_bytes += m.content().size();
-  core::Request view;
-  view.id = std::hash<std::string>{}(id);
-  view.user = static_cast<std::uint32_t>(std::hash<std::string>{}(request->user()));
-  view.priority = request->priority() == v1::PRIORITY_BATCH ? core::Priority::kBatch
-                                                            : core::Priority::kInteractive;
-  view.prompt_tokens = prompt_bytes / 4 + 1;  // ~4 bytes per token until the engine tokenizes
-  view.max_tokens = request->sampling().max_tokens() ? request->sampling().max_tokens()
-                                                     : config_.max_tokens_limit;
-  view.expected_output_tokens = std::min<std::uint32_t>(view.max_tokens, 256);
-  view.session = std::hash<std::string>{}(request->conversation_id());
   const auto cancelled = [&] { return sink.Cancelled(); };
-  const auto on_wait = [&](WaitUpdate u) {
+  // After the front door, a request waits for a free slot only in a brief race; say so only
+  // when it really queues.
+  const auto on_slot_wait = [&](WaitUpdate u) {
+    if (u.position == 0) return;
     v1::ChatEvent e;
     e.mutable_accepted()->set_queue_position(u.position);
     e.mutable_accepted()->set_eta_ms(u.eta_ms);
     send(e);
   };
-  // After the front door, a request waits for a free slot only in a brief race; say so only
-  // when it really queues.
-  const auto on_slot_wait = [&](WaitUpdate u) {
-    if (u.position > 0) on_wait(u);
-  };
-
-  const auto admitted = nodes_.Admit(view, cancelled, on_wait);
-  if (!admitted.admitted) {
-    if (sink.Cancelled() || admitted.error == v1::ERROR_CODE_UNSPECIFIED) return sink.Cancel();
-    v1::ChatEvent e;
-    e.mutable_error()->set_code(admitted.error);
-    e.mutable_error()->set_message(admitted.message);
-    e.mutable_error()->set_retry_after_ms(admitted.retry_after_ms);
-    send(e);
-    return grpc::Status::OK;
-  }
   struct LeaveOnExit {
     NodeTable& nodes;
     Clock::time_point since;
@@ -355,6 +510,19 @@ grpc::Status ChatPipeline::Execute(const std::string& id, const v1::ChatRequest&
 
     grpc::ClientContext upstream;
     auth::AttachBearer(upstream, config_.token);
+    struct Track {  // so Shutdown can cut this call short
+      ChatPipeline& p;
+      grpc::ClientContext* c;
+      Track(ChatPipeline& pipeline, grpc::ClientContext* context) : p(pipeline), c(context) {
+        std::lock_guard lock(p.mu_);
+        p.upstreams_.insert(c);
+        if (p.stopping_) c->TryCancel();
+      }
+      ~Track() {
+        std::lock_guard lock(p.mu_);
+        p.upstreams_.erase(c);
+      }
+    } track(*this, &upstream);
     auto stream = lease.stub->Generate(&upstream, work);
     v1::GenerateEvent event;
     bool client_gone = false;

@@ -3,20 +3,26 @@
 // at once), route, stream the worker's tokens with their indices, redirect to another worker
 // at the next token index if one fails, and finish with Done or Error.
 //
-// Threading: Run blocks for the request's whole life on the caller's thread; any number of
-// Runs may proceed at once (state lives in the thread-safe NodeTable).
+// Threading: Start returns at once. A request waiting at the front door holds no thread (it
+// is a record with callbacks in the NodeTable), so ten thousand queued users cost memory, not
+// threads; once admitted it runs on a thread of its own until it ends, and admission bounds
+// how many do. Run is the blocking form, for protocols served a thread per connection.
 #pragma once
 
+#include <grpcpp/client_context.h>
 #include <grpcpp/support/status.h>
 
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "router/server/ledger.h"
@@ -35,7 +41,8 @@ struct RouterConfig {
   int max_redirects = 3;
 };
 
-// Where a request's events go.
+// Where a request's events go. The pipeline calls Send from one thread at a time per request
+// (not always the same thread).
 class EventSink {
  public:
   virtual ~EventSink() = default;
@@ -43,6 +50,13 @@ class EventSink {
   virtual bool Send(const v1::ChatEvent& event) = 0;
   // True once the client has gone or given up.
   virtual bool Cancelled() const = 0;
+};
+
+// A client stream the pipeline owns for the request's life: events, then Close exactly once.
+class StreamSink : public EventSink {
+ public:
+  // No more events; `status` ends the stream (OK after a Done or Error event).
+  virtual void Close(const grpc::Status& status) = 0;
 };
 
 // Requests running in this router, so Resume can follow one live.
@@ -103,11 +117,19 @@ class ReplaySink final : public EventSink {
 class ChatPipeline {
  public:
   // `config`, `nodes` and `ledger` (which may be null: nothing is kept) outlive the pipeline.
+  // Starts a housekeeping thread that re-tells queued requests their place.
   ChatPipeline(const RouterConfig& config, NodeTable& nodes, Ledger* ledger);
+  // Waits for running requests to end (call NodeTable::Shutdown first to end queued ones).
+  ~ChatPipeline();
+  // Cuts running requests short (their worker calls are cancelled); for router shutdown.
+  void Shutdown();
 
-  // Runs `request` to its end. OK once a terminal event (Done or Error) was sent;
-  // INVALID_ARGUMENT (nothing sent) for a request that cannot be served as asked, with a
-  // message saying why; CANCELLED when the client went away.
+  // Starts `request`; returns at once. Events follow on `sink`, then sink->Close: OK once a
+  // terminal event (Done or Error) was sent; INVALID_ARGUMENT (nothing sent) for a request
+  // that cannot be served as asked, with a message saying why; CANCELLED when the client
+  // went away.
+  void Start(const v1::ChatRequest& request, std::shared_ptr<StreamSink> sink);
+  // Start, waiting on the caller's thread for the end; returns what Close would get.
   grpc::Status Run(const v1::ChatRequest& request, EventSink& sink);
 
   // What is wrong with `request` (empty when nothing is): the check Run makes first, for
@@ -117,21 +139,38 @@ class ChatPipeline {
   // Sends request `id`'s tokens from `from_index`, then follows it: live when it runs here,
   // from the ledger when it finished, and by continuing it at its next token index on a
   // worker when it was interrupted (router restart, client gone). NOT_FOUND for unknown ids.
-  grpc::Status Resume(const std::string& id, std::uint32_t from_index, EventSink& sink);
+  // Returns at once; events and Close follow on `sink`.
+  void StartResume(const std::string& id, std::uint32_t from_index,
+                   std::shared_ptr<StreamSink> sink);
 
  private:
-  // Runs the request from `generated` on; `claimed` is its live record when Resume already
-  // registered one, else Execute registers it.
-  grpc::Status Execute(const std::string& id, const v1::ChatRequest& request,
-                       std::vector<std::string> generated, EventSink& client,
-                       const std::shared_ptr<LiveRequests::Live>& claimed = nullptr);
+  struct Flight;
+  // Admission, without blocking: the request queues as a record and continues in Serve on a
+  // thread of its own once admitted.
+  void Begin(std::shared_ptr<Flight> flight);
+  // Routes, streams and redirects an admitted request; returns its stream's final status.
+  grpc::Status Serve(Flight& flight, const AdmitResult& admitted);
+  void Finish(Flight& flight, const grpc::Status& status);
+  grpc::Status Resume(const std::string& id, std::uint32_t from_index,
+                      const std::shared_ptr<StreamSink>& sink, bool* started);
   grpc::Status Follow(LiveRequests::Live& live, const std::string& id, std::uint32_t from_index,
                       EventSink& sink);
+  // Runs `fn` on a new thread counted in running_, so the destructor can wait for it.
+  void Spawn(std::function<void()> fn);
+  void Housekeeping();
 
   const RouterConfig& config_;
   NodeTable& nodes_;
   Ledger* ledger_;
   LiveRequests live_;
+
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::map<std::uint64_t, std::weak_ptr<Flight>> queued_;  // by core request id
+  std::set<grpc::ClientContext*> upstreams_;               // running worker calls
+  int running_ = 0;
+  bool stopping_ = false;
+  std::thread housekeeping_;
 };
 
 }  // namespace tidelane::server

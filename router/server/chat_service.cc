@@ -1,3 +1,4 @@
+#include <deque>
 #include <map>
 
 #include "router/proto/auth.h"
@@ -6,18 +7,107 @@
 namespace tidelane::server {
 namespace {
 
-// Streams pipeline events to a gRPC client.
-class GrpcSink final : public EventSink {
+// A chat stream to one gRPC client. The pipeline sends events from its threads; they queue
+// here and gRPC writes them one at a time (the callback API allows one write in flight).
+// The reactor deletes itself when gRPC is done with it; the pipeline may still hold the
+// stream, whose later sends then report the client gone.
+class ChatStream final : public StreamSink, public std::enable_shared_from_this<ChatStream> {
  public:
-  GrpcSink(grpc::ServerContext& context, grpc::ServerWriter<v1::ChatEvent>& writer)
-      : context_(context), writer_(writer) {}
-  bool Send(const v1::ChatEvent& event) override { return writer_.Write(event); }
-  bool Cancelled() const override { return context_.IsCancelled(); }
+  // A client that reads nothing for this many events has stopped reading.
+  static constexpr std::size_t kMaxQueued = 8192;
+
+  class Reactor final : public grpc::ServerWriteReactor<v1::ChatEvent> {
+   public:
+    explicit Reactor(std::shared_ptr<ChatStream> stream) : stream_(std::move(stream)) {}
+    void OnWriteDone(bool ok) override { stream_->WriteDone(ok); }
+    void OnCancel() override { stream_->cancelled_ = true; }
+    void OnDone() override {
+      stream_->Detach();
+      delete this;
+    }
+
+   private:
+    std::shared_ptr<ChatStream> stream_;
+  };
+
+  static std::pair<std::shared_ptr<ChatStream>, Reactor*> Open() {
+    auto stream = std::make_shared<ChatStream>();
+    auto* reactor = new Reactor(stream);
+    stream->reactor_ = reactor;
+    return {stream, reactor};
+  }
+
+  bool Send(const v1::ChatEvent& event) override {
+    std::lock_guard lock(mu_);
+    if (reactor_ == nullptr || finished_ || cancelled_) return false;
+    if (queue_.size() >= kMaxQueued) {
+      cancelled_ = true;
+      FinishLocked({grpc::StatusCode::RESOURCE_EXHAUSTED, "the client stopped reading"});
+      return false;
+    }
+    queue_.push_back(event);
+    if (!writing_) {
+      writing_ = true;
+      reactor_->StartWrite(&queue_.front());
+    }
+    return true;
+  }
+
+  bool Cancelled() const override { return cancelled_; }
+
+  void Close(const grpc::Status& status) override {
+    std::lock_guard lock(mu_);
+    if (writing_) {
+      closing_ = status;  // finished once the queue drains
+    } else {
+      FinishLocked(status);
+    }
+  }
 
  private:
-  grpc::ServerContext& context_;
-  grpc::ServerWriter<v1::ChatEvent>& writer_;
+  void WriteDone(bool ok) {
+    std::lock_guard lock(mu_);
+    writing_ = false;
+    if (!queue_.empty()) queue_.pop_front();
+    if (!ok) {  // the client went away mid-stream
+      cancelled_ = true;
+      queue_.clear();
+      FinishLocked({grpc::StatusCode::CANCELLED, "client went away"});
+      return;
+    }
+    if (!queue_.empty()) {
+      writing_ = true;
+      reactor_->StartWrite(&queue_.front());
+    } else if (closing_) {
+      FinishLocked(*closing_);
+    }
+  }
+  void FinishLocked(const grpc::Status& status) {
+    if (finished_ || reactor_ == nullptr) return;
+    finished_ = true;
+    reactor_->Finish(status);
+  }
+  void Detach() {
+    std::lock_guard lock(mu_);
+    reactor_ = nullptr;
+    cancelled_ = true;
+  }
+
+  std::mutex mu_;
+  Reactor* reactor_ = nullptr;
+  std::deque<v1::ChatEvent> queue_;  // front() is being written; deque keeps it in place
+  bool writing_ = false;
+  bool finished_ = false;
+  std::optional<grpc::Status> closing_;
+  std::atomic<bool> cancelled_{false};
 };
+
+// A stream that ends before it starts (bad token, bad request).
+grpc::ServerWriteReactor<v1::ChatEvent>* Refuse(const grpc::Status& status) {
+  auto [stream, reactor] = ChatStream::Open();
+  stream->Close(status);
+  return reactor;
+}
 
 }  // namespace
 
@@ -25,25 +115,33 @@ ChatServiceImpl::ChatServiceImpl(const RouterConfig& config, NodeTable& nodes,
                                  ChatPipeline& pipeline)
     : config_(config), nodes_(nodes), pipeline_(pipeline) {}
 
-grpc::Status ChatServiceImpl::Chat(grpc::ServerContext* context, const v1::ChatRequest* request,
-                                   grpc::ServerWriter<v1::ChatEvent>* writer) {
-  if (auto s = auth::CheckBearer(*context, config_.token); !s.ok()) return s;
-  GrpcSink sink(*context, *writer);
-  return pipeline_.Run(*request, sink);
+grpc::ServerWriteReactor<v1::ChatEvent>* ChatServiceImpl::Chat(grpc::CallbackServerContext* context,
+                                                               const v1::ChatRequest* request) {
+  if (auto s = auth::CheckBearer(*context, config_.token); !s.ok()) return Refuse(s);
+  auto [stream, reactor] = ChatStream::Open();
+  pipeline_.Start(*request, stream);
+  return reactor;
 }
 
-grpc::Status ChatServiceImpl::Resume(grpc::ServerContext* context, const v1::ResumeRequest* request,
-                                     grpc::ServerWriter<v1::ChatEvent>* writer) {
-  if (auto s = auth::CheckBearer(*context, config_.token); !s.ok()) return s;
-  if (request->request_id().empty())
-    return {grpc::StatusCode::INVALID_ARGUMENT, "request_id is required"};
-  GrpcSink sink(*context, *writer);
-  return pipeline_.Resume(request->request_id(), request->from_index(), sink);
+grpc::ServerWriteReactor<v1::ChatEvent>* ChatServiceImpl::Resume(
+    grpc::CallbackServerContext* context, const v1::ResumeRequest* request) {
+  if (auto s = auth::CheckBearer(*context, config_.token); !s.ok()) return Refuse(s);
+  if (request->request_id().empty()) {
+    return Refuse({grpc::StatusCode::INVALID_ARGUMENT, "request_id is required"});
+  }
+  auto [stream, reactor] = ChatStream::Open();
+  pipeline_.StartResume(request->request_id(), request->from_index(), stream);
+  return reactor;
 }
 
-grpc::Status ChatServiceImpl::ListModels(grpc::ServerContext* context, const v1::ListModelsRequest*,
-                                         v1::ListModelsResponse* response) {
-  if (auto s = auth::CheckBearer(*context, config_.token); !s.ok()) return s;
+grpc::ServerUnaryReactor* ChatServiceImpl::ListModels(grpc::CallbackServerContext* context,
+                                                      const v1::ListModelsRequest*,
+                                                      v1::ListModelsResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  if (auto s = auth::CheckBearer(*context, config_.token); !s.ok()) {
+    reactor->Finish(s);
+    return reactor;
+  }
   std::uint64_t cursor = ~0ull;  // no flows or redirects wanted
   std::map<std::string, std::uint32_t> models;
   const auto snapshot = nodes_.Snapshot(&cursor);
@@ -53,7 +151,8 @@ grpc::Status ChatServiceImpl::ListModels(grpc::ServerContext* context, const v1:
     m->set_id(id);
     m->set_nodes(count);
   }
-  return grpc::Status::OK;
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
 }
 
 }  // namespace tidelane::server

@@ -125,6 +125,7 @@ int Run(int argc, char** argv) {
   spdlog::info("signal {}: shutting down", signal);
   monitor.Stop();
   nodes.Shutdown();
+  pipeline.Shutdown();
   http.Stop();
   grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   return 0;

@@ -48,93 +48,121 @@ std::vector<core::NodeState> NodeTable::States(const std::set<std::uint64_t>& ex
   return states;
 }
 
-void NodeTable::PollAdmission() {
-  if (!admission_) return;
+NodeTable::Wakeups NodeTable::PollAdmission() {
+  Wakeups wakeups;
+  if (!admission_) return wakeups;
   const auto states = States({}, false, nullptr);
   std::vector<core::Released> out;
   admission_->Poll(SecondsNow(), core::ClusterView{states, SecondsNow(), {}}, out);
   for (auto& r : out) {
-    const auto id = r.request.id;
-    released_.insert(id);
-    release_info_[id] = std::move(r);
-    if (const auto it = admission_waiters_.find(id); it != admission_waiters_.end())
-      it->second->notify_one();
+    const auto it = admission_waiters_.find(r.request.id);
+    if (it == admission_waiters_.end()) continue;  // withdrawn meanwhile
+    counters_.set_degraded(counters_.degraded() + (r.degraded ? 1 : 0));
+    wakeups.emplace_back(
+        std::move(it->second.callbacks),
+        AdmitResult{.admitted = true, .degraded = r.degraded, .max_tokens = r.request.max_tokens});
+    admission_waiters_.erase(it);
+  }
+  return wakeups;
+}
+
+void NodeTable::Deliver(Wakeups& wakeups) {
+  for (auto& [callbacks, result] : wakeups) {
+    if (result.admitted && callbacks.on_wait) callbacks.on_wait({0, 0});
+    callbacks.on_done(std::move(result));
   }
 }
 
-AdmitResult NodeTable::Admit(const core::Request& request, const std::function<bool()>& cancelled,
-                             const std::function<void(WaitUpdate)>& on_wait) {
+void NodeTable::AdmitAsync(const core::Request& request, AdmissionCallbacks callbacks) {
   std::unique_lock lock(mu_);
-  if (!admission_) {
+  if (!admission_ || shutting_down_) {
+    const bool down = shutting_down_;
     lock.unlock();
-    on_wait({0, 0});
-    return {.admitted = true};
+    if (down) {
+      callbacks.on_done({.error = v1::ERROR_CODE_INTERNAL, .message = "router is shutting down"});
+      return;
+    }
+    callbacks.on_wait({0, 0});
+    callbacks.on_done({.admitted = true});
+    return;
   }
   const auto states = States({}, false, nullptr);
   const auto offer =
       admission_->Offer(request, SecondsNow(), core::ClusterView{states, SecondsNow(), {}});
   if (offer.kind == core::OfferResult::Kind::kRejected) {
     counters_.set_rejected(counters_.rejected() + 1);
+    lock.unlock();
     AdmitResult r;
     r.error = v1::ERROR_CODE_OVERLOADED;
     r.retry_after_ms = static_cast<std::uint32_t>(offer.retry_after_s * 1000);
     r.message = "the router is at capacity: the expected wait is " +
                 std::to_string(static_cast<int>(offer.eta_s)) + " s; retry later";
-    return r;
+    callbacks.on_done(std::move(r));
+    return;
   }
   if (offer.kind == core::OfferResult::Kind::kNow) {
     lock.unlock();
-    on_wait({0, 0});
-    return {.admitted = true};
+    callbacks.on_wait({0, 0});
+    callbacks.on_done({.admitted = true});
+    return;
   }
-  std::uint32_t told = offer.position;
+  const WaitUpdate first{offer.position, static_cast<std::uint32_t>(offer.eta_s * 1000)};
+  auto on_wait = callbacks.on_wait;
+  admission_waiters_[request.id] = Queued{std::move(callbacks), offer.position};
   lock.unlock();
-  on_wait({offer.position, static_cast<std::uint32_t>(offer.eta_s * 1000)});
-  lock.lock();
-  std::condition_variable my_turn;
-  admission_waiters_[request.id] = &my_turn;
-  for (;;) {
-    if (released_.erase(request.id)) {
-      admission_waiters_.erase(request.id);
-      const auto info = std::move(release_info_[request.id]);
-      release_info_.erase(request.id);
-      counters_.set_degraded(counters_.degraded() + (info.degraded ? 1 : 0));
-      lock.unlock();
-      on_wait({0, 0});
-      return {.admitted = true, .degraded = info.degraded, .max_tokens = info.request.max_tokens};
-    }
-    if (shutting_down_ || cancelled()) {
-      admission_waiters_.erase(request.id);
-      admission_->Withdraw(request.id);
-      return {.error = v1::ERROR_CODE_UNSPECIFIED, .message = "cancelled while waiting"};
-    }
-    // A new place is worth a message when it moved by a twentieth (or to the front five):
-    // ten thousand waiters re-told every second would cost more than the answers.
-    const std::uint32_t position = admission_->PositionOf(request.id);
-    const bool moved =
-        position != 0 && position != told &&
-        (position <= 5 || told - std::min(told, position) >= std::max(1u, told / 20));
-    if (moved) {
-      told = position;
-      lock.unlock();  // my_turn stays registered: a release meanwhile is seen on relock
-      on_wait({position, EtaMs(position)});
-      lock.lock();
-      continue;
-    }
-    // Woken when released; otherwise every two seconds to see whether the place moved.
-    my_turn.wait_for(lock, std::chrono::seconds(2));
+  // Told after registering: a release racing with this message still finds the record.
+  on_wait(first);
+}
+
+void NodeTable::Withdraw(std::uint64_t request_id) {
+  AdmissionCallbacks callbacks;
+  {
+    std::lock_guard lock(mu_);
+    const auto it = admission_waiters_.find(request_id);
+    if (it == admission_waiters_.end()) return;
+    callbacks = std::move(it->second.callbacks);
+    admission_waiters_.erase(it);
+    if (admission_) admission_->Withdraw(request_id);
   }
+  callbacks.on_done({.error = v1::ERROR_CODE_UNSPECIFIED, .message = "cancelled while waiting"});
+}
+
+void NodeTable::TellPositions() {
+  std::vector<std::pair<std::function<void(WaitUpdate)>, WaitUpdate>> updates;
+  Wakeups wakeups;
+  {
+    std::lock_guard lock(mu_);
+    wakeups = PollAdmission();
+    for (auto& [id, q] : admission_waiters_) {
+      // A new place is worth a message when it moved by a twentieth (or within the front
+      // five): ten thousand waiters re-told every second would cost more than the answers.
+      const std::uint32_t position = admission_->PositionOf(id);
+      const bool moved =
+          position != 0 && position != q.told &&
+          (position <= 5 || q.told - std::min(q.told, position) >= std::max(1u, q.told / 20));
+      if (!moved) continue;
+      q.told = position;
+      updates.emplace_back(q.callbacks.on_wait, WaitUpdate{position, EtaMs(position)});
+    }
+  }
+  Deliver(wakeups);
+  for (auto& [tell, update] : updates) tell(update);
 }
 
 void NodeTable::Leave(double service_s) {
   if (!admission_) return;
-  std::lock_guard lock(mu_);
-  admission_->OnFinished(SecondsNow(), service_s);
-  PollAdmission();
+  Wakeups wakeups;
+  {
+    std::lock_guard lock(mu_);
+    admission_->OnFinished(SecondsNow(), service_s);
+    wakeups = PollAdmission();
+  }
+  Deliver(wakeups);
 }
 
 std::uint64_t NodeTable::Add(const v1::Register& registration,
                              std::shared_ptr<v1::WorkerService::StubInterface> stub) {
+  Wakeups wakeups;
   std::uint64_t connection = 0;
   {
     std::lock_guard lock(mu_);
@@ -154,9 +182,10 @@ std::uint64_t NodeTable::Add(const v1::Register& registration,
       n.profile.prefill_tokens_per_s = registration.prefill_tokens_per_s();
     if (registration.decode_ms_per_token() > 0)
       n.profile.decode_ms_per_token = registration.decode_ms_per_token();
-    PollAdmission();  // more capacity: queued requests may go
+    wakeups = PollAdmission();  // more capacity: queued requests may go
   }
   cv_.notify_all();
+  Deliver(wakeups);
   return connection;
 }
 
@@ -402,11 +431,19 @@ v1::ClusterSnapshot NodeTable::Snapshot(std::uint64_t* cursor) {
 }
 
 void NodeTable::Shutdown() {
+  Wakeups wakeups;
   {
     std::lock_guard lock(mu_);
     shutting_down_ = true;
+    for (auto& [id, q] : admission_waiters_) {
+      wakeups.emplace_back(
+          std::move(q.callbacks),
+          AdmitResult{.error = v1::ERROR_CODE_INTERNAL, .message = "router is shutting down"});
+    }
+    admission_waiters_.clear();
   }
   cv_.notify_all();
+  Deliver(wakeups);
 }
 
 }  // namespace tidelane::server

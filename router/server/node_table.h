@@ -5,8 +5,9 @@
 // policy places it on a node with a free slot; the waiter hears its position and expected
 // wait whenever they change. Leases are returned with Release.
 //
-// Threading: every method is thread-safe (one mutex); waiters block on a condition variable
-// and never hold the lock while calling back into the caller.
+// Threading: every method is thread-safe (one mutex). Admission never blocks a thread (a
+// queued request is a record with callbacks); Acquire blocks briefly for a slot. No callback
+// is ever called with the lock held.
 #pragma once
 
 #include <chrono>
@@ -92,10 +93,22 @@ class NodeTable {
   void UpdateTelemetry(const std::string& name, std::uint64_t connection, const v1::Telemetry& t);
 
   // The front door (router/core admission: capacity by Little's law, a weighted fair queue
-  // per user, degrade past a wait, reject only past the bound). Blocks while the request is
-  // queued, telling on_wait its place whenever it moves. Every admitted request must Leave.
-  AdmitResult Admit(const core::Request& request, const std::function<bool()>& cancelled,
-                    const std::function<void(WaitUpdate)>& on_wait);
+  // per user, degrade past a wait, reject only past the bound). Never blocks: on_done is
+  // called exactly once — before AdmitAsync returns when the request goes at once or is
+  // rejected, else later, on the thread that frees its place (a finishing request, a joining
+  // worker, Withdraw, Shutdown). While queued, on_wait hears its place at once and again when
+  // it moves (TellPositions). Callbacks run without the table's lock, so they may call back
+  // into it. Every admitted request must Leave.
+  struct AdmissionCallbacks {
+    std::function<void(WaitUpdate)> on_wait;
+    std::function<void(AdmitResult)> on_done;
+  };
+  void AdmitAsync(const core::Request& request, AdmissionCallbacks callbacks);
+  // A queued request's client went away: takes it out of line; its on_done hears so.
+  void Withdraw(std::uint64_t request_id);
+  // Re-tells queued requests whose place moved enough to be worth a message, and releases
+  // any the admission policy lets go with time. The router calls it about once a second.
+  void TellPositions();
   // An admitted request has finished (or failed, or was cancelled) after `service_s` seconds.
   void Leave(double service_s);
 
@@ -149,7 +162,11 @@ class NodeTable {
   // accepting (placement), otherwise only state and `exclude` count (capacity estimates).
   std::vector<core::NodeState> States(const std::set<std::uint64_t>& exclude, bool slot_gate,
                                       std::vector<Node*>* order);
-  void PollAdmission();
+  // Releases what the admission policy lets go; returns their callbacks and results, to be
+  // called once the lock is dropped.
+  using Wakeups = std::vector<std::pair<AdmissionCallbacks, AdmitResult>>;
+  Wakeups PollAdmission();
+  static void Deliver(Wakeups& wakeups);
   std::uint32_t EtaMs(std::uint32_t position) const;
   void RemoveTicket(std::uint64_t ticket);
 
@@ -157,11 +174,12 @@ class NodeTable {
   std::condition_variable cv_;
   std::unique_ptr<core::RoutingPolicy> policy_;
   std::unique_ptr<core::Admission> admission_;
-  std::set<std::uint64_t> released_;  // admitted from the queue, not yet picked up
-  std::map<std::uint64_t, core::Released> release_info_;
-  // Each queued request sleeps on its own condition variable, so a release wakes exactly the
-  // requests released, not every waiter (thousands in a surge).
-  std::map<std::uint64_t, std::condition_variable*> admission_waiters_;
+  // Requests waiting at the front door, by request id.
+  struct Queued {
+    AdmissionCallbacks callbacks;
+    std::uint32_t told = 0;  // the place last told
+  };
+  std::map<std::uint64_t, Queued> admission_waiters_;
   std::map<std::string, Node> nodes_;
   std::deque<std::uint64_t> queue_;
   std::uint64_t next_ticket_ = 1;

@@ -27,8 +27,9 @@ grpc::Status RegistryServiceImpl::Connect(
 
   auto channel = grpc::CreateChannel(reg.address(), grpc::InsecureChannelCredentials());
   const auto connection = nodes_.Add(reg, v1::WorkerService::NewStub(channel));
-  spdlog::info("worker {} joined from {} (engine {}, model {}, max batch {})", reg.name(),
-               reg.address(), reg.engine(), reg.model(), reg.max_batch());
+  spdlog::info("worker {} joined from {} (engine {}, model {}, context {} tokens, max batch {})",
+               reg.name(), reg.address(), reg.engine(), reg.model(), reg.context_length(),
+               reg.max_batch());
 
   v1::RouterDirective welcome;
   welcome.mutable_welcome()->set_node(reg.name());

@@ -1,8 +1,9 @@
 // The router's gRPC services. Each checks the bearer token first and works through the
 // shared NodeTable; none owns state of its own beyond configuration.
 //
-// Threading: gRPC's synchronous server runs each call on a thread of its pool; handlers
-// block (waiting in the admission queue, streaming tokens) without holding any lock.
+// Threading: ChatService uses gRPC's callback API — a chat stream is a reactor whose writes
+// are queued and completed by gRPC's own threads, so a queued user holds no thread. The
+// registry and monitor streams (a few, long-lived) use the synchronous API, a thread each.
 #pragma once
 
 #include <atomic>
@@ -17,17 +18,18 @@
 
 namespace tidelane::server {
 
-class ChatServiceImpl final : public v1::ChatService::Service {
+class ChatServiceImpl final : public v1::ChatService::CallbackService {
  public:
   // All three must outlive the service; the pipeline is shared with the HTTP API.
   ChatServiceImpl(const RouterConfig& config, NodeTable& nodes, ChatPipeline& pipeline);
 
-  grpc::Status Chat(grpc::ServerContext* context, const v1::ChatRequest* request,
-                    grpc::ServerWriter<v1::ChatEvent>* writer) override;
-  grpc::Status Resume(grpc::ServerContext* context, const v1::ResumeRequest* request,
-                      grpc::ServerWriter<v1::ChatEvent>* writer) override;
-  grpc::Status ListModels(grpc::ServerContext* context, const v1::ListModelsRequest* request,
-                          v1::ListModelsResponse* response) override;
+  grpc::ServerWriteReactor<v1::ChatEvent>* Chat(grpc::CallbackServerContext* context,
+                                                const v1::ChatRequest* request) override;
+  grpc::ServerWriteReactor<v1::ChatEvent>* Resume(grpc::CallbackServerContext* context,
+                                                  const v1::ResumeRequest* request) override;
+  grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
+                                       const v1::ListModelsRequest* request,
+                                       v1::ListModelsResponse* response) override;
 
  private:
   const RouterConfig& config_;
