@@ -91,8 +91,11 @@ class SseSink final : public EventSink {
       case v1::ChatEvent::kDegraded:
         return Write(": degraded " + e.degraded().reason() + "\n\n");
       case v1::ChatEvent::kToken: {
-        const bool ok =
-            Data(openai::ChunkJson(id_, created_, req_.model, e.token().text(), first_, ""));
+        // The token's index rides along as an SSE comment, which OpenAI clients skip and
+        // checkers (tidelane-surge) use to prove no token was lost or repeated.
+        const bool ok = Write(
+            ": index=" + std::to_string(e.token().index()) + "\ndata: " +
+            openai::ChunkJson(id_, created_, req_.model, e.token().text(), first_, "") + "\n\n");
         first_ = false;
         return ok;
       }

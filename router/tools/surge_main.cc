@@ -1,12 +1,16 @@
 // tidelane-surge: N users, each holding a multi-turn conversation, arrive at a router within a
-// ramp, over real gRPC streams (one process, asynchronous callbacks, so thousands of streams
-// need no thread each). It checks every stream: token indices contiguous from 0, no
-// duplicates, a terminal event for every request; and reports what users saw.
+// ramp, over real gRPC streams or real HTTP/SSE connections to the OpenAI-compatible API (one
+// process, asynchronous I/O, so thousands of streams need no thread each). It checks every
+// stream: token indices contiguous from 0, no duplicates, a terminal event for every request;
+// and reports what users saw.
 #include <grpcpp/create_channel.h>
+#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
+#include <boost/asio.hpp>
+#include <boost/beast.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <fstream>
@@ -36,6 +40,10 @@ struct Totals {
 
 struct Options {
   std::string token;
+  bool http = false;
+  std::string model = "tidelane-synthetic";
+  std::string host, port;  // for HTTP
+  boost::asio::io_context* io = nullptr;
   std::uint32_t turns = 2;
   std::uint32_t max_tokens = 32;
   std::uint32_t prompt_words = 40;
@@ -43,7 +51,31 @@ struct Options {
 
 class Conversation;
 
-// One request's stream.
+// What one request's stream showed, whatever carried it: the checks and the tallies.
+class TurnRecord {
+ public:
+  explicit TurnRecord(Conversation& c) : conversation_(c) {}
+  void Heard();  // any event: the first one answers the user
+  void Token(std::uint32_t index, const std::string& text);
+  void Redirected();
+  void Degraded() { degraded_ = true; }
+  void Done() { terminal_ = true; }
+  void Error(bool overloaded);
+  // The stream ended (cleanly or not); tallies the request and starts the next turn.
+  void End(bool ok);
+
+ private:
+  Conversation& conversation_;
+  Clock::time_point started_ = Clock::now();
+  bool answered_ = false;  // heard Accepted or a token
+  bool terminal_ = false;
+  bool degraded_ = false;
+  bool rejected_ = false;
+  std::uint32_t next_index_ = 0;
+  std::string text_;
+};
+
+// One request over gRPC.
 class Turn final : public grpc::ClientReadReactor<v1::ChatEvent> {
  public:
   Turn(Conversation& conversation, v1::ChatService::Stub& stub, const v1::ChatRequest& request,
@@ -52,17 +84,38 @@ class Turn final : public grpc::ClientReadReactor<v1::ChatEvent> {
   void OnDone(const grpc::Status& status) override;
 
  private:
-  Conversation& conversation_;
+  TurnRecord record_;
   grpc::ClientContext context_;
   v1::ChatRequest request_;
   v1::ChatEvent event_;
-  Clock::time_point started_ = Clock::now();
-  bool answered_ = false;  // heard Accepted or a token
-  bool terminal_ = false;
-  bool degraded_ = false;
-  bool rejected_ = false;
-  std::uint32_t next_index_ = 0;
-  std::string text_;
+};
+
+// One request over HTTP: POST /v1/chat/completions with stream=true, read as SSE.
+class HttpTurn final : public std::enable_shared_from_this<HttpTurn> {
+ public:
+  HttpTurn(Conversation& conversation, const Options& o, const v1::ChatRequest& request);
+  void Start();
+
+ private:
+  void Fail() { End(false); }
+  void End(bool ok);
+  void Parse(std::string_view chunk);
+  void Line(std::string_view line);
+
+  TurnRecord record_;
+  const Options& o_;
+  boost::asio::ip::tcp::resolver resolver_;
+  boost::beast::tcp_stream stream_;
+  boost::beast::flat_buffer buffer_;
+  boost::beast::http::request<boost::beast::http::string_body> req_;
+  boost::beast::http::response_parser<boost::beast::http::string_body> parser_;
+  // Chunks of the SSE body are parsed as they come instead of being kept.
+  std::function<std::size_t(std::uint64_t, boost::beast::string_view, boost::beast::error_code&)>
+      on_chunk_;
+  std::string pending_;  // SSE bytes not yet ending in a newline
+  std::uint32_t next_token_index_ = 0;
+  bool has_index_ = false;  // an index comment precedes the next data line
+  bool ended_ = false;
 };
 
 class Conversation {
@@ -82,8 +135,13 @@ class Conversation {
       m->set_content(text);
     }
     r.mutable_sampling()->set_max_tokens(o_.max_tokens);
+    r.set_model(o_.model);
     totals_.requests++;
-    new Turn(*this, stub_, r, o_.token);  // deletes itself when done
+    if (o_.http) {
+      std::make_shared<HttpTurn>(*this, o_, r)->Start();  // kept alive by its I/O
+    } else {
+      new Turn(*this, stub_, r, o_.token);  // deletes itself when done
+    }
   }
 
   // A turn ended; `answer` is what came back (empty if it failed).
@@ -117,9 +175,57 @@ class Conversation {
   std::vector<std::pair<std::string, std::string>> history_;
 };
 
+void TurnRecord::Heard() {
+  if (answered_) return;
+  answered_ = true;
+  Totals& t = conversation_.totals();
+  const double ms = std::chrono::duration<double, std::milli>(Clock::now() - started_).count();
+  if (ms <= 1000) t.accepted_within_1s++;
+  std::lock_guard lock(t.mu);
+  t.accept_ms.push_back(ms);
+}
+
+void TurnRecord::Token(std::uint32_t index, const std::string& text) {
+  Totals& t = conversation_.totals();
+  Heard();
+  if (index < next_index_) {
+    t.duplicate_tokens++;
+    return;
+  }
+  if (index > next_index_) t.gaps++;
+  if (next_index_ == 0) {
+    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - started_).count();
+    std::lock_guard lock(t.mu);
+    t.ttft_ms.push_back(ms);
+  }
+  next_index_ = index + 1;
+  text_ += text;
+  t.tokens++;
+}
+
+void TurnRecord::Redirected() {
+  conversation_.totals().redirects++;
+}
+
+void TurnRecord::Error(bool overloaded) {
+  terminal_ = true;
+  rejected_ = overloaded;
+  if (!rejected_) conversation_.totals().failed++;
+}
+
+void TurnRecord::End(bool ok) {
+  Totals& t = conversation_.totals();
+  const bool completed = ok && terminal_ && !rejected_ && next_index_ > 0;
+  if (completed) t.completed++;
+  if (degraded_) t.degraded++;
+  if (rejected_) t.rejected++;
+  if (!terminal_) t.lost++;  // the stream ended without Done or Error: a lost request
+  conversation_.TurnDone(completed, text_);
+}
+
 Turn::Turn(Conversation& conversation, v1::ChatService::Stub& stub, const v1::ChatRequest& request,
            const std::string& token)
-    : conversation_(conversation), request_(request) {
+    : record_(conversation), request_(request) {
   auth::AttachBearer(context_, token);
   stub.async()->Chat(&context_, &request_, this);
   StartRead(&event_);
@@ -128,51 +234,128 @@ Turn::Turn(Conversation& conversation, v1::ChatService::Stub& stub, const v1::Ch
 
 void Turn::OnReadDone(bool ok) {
   if (!ok) return;
-  Totals& t = conversation_.totals();
-  const double ms = std::chrono::duration<double, std::milli>(Clock::now() - started_).count();
-  if (!answered_ && (event_.has_accepted() || event_.has_token())) {
-    answered_ = true;
-    if (ms <= 1000) t.accepted_within_1s++;
-    std::lock_guard lock(t.mu);
-    t.accept_ms.push_back(ms);
-  }
-  if (event_.has_token()) {
-    const auto index = event_.token().index();
-    if (index < next_index_) {
-      t.duplicate_tokens++;
-    } else {
-      if (index > next_index_) t.gaps++;
-      if (next_index_ == 0) {
-        std::lock_guard lock(t.mu);
-        t.ttft_ms.push_back(ms);
-      }
-      next_index_ = index + 1;
-      text_ += event_.token().text();
-      t.tokens++;
-    }
-  }
-  if (event_.has_redirected()) t.redirects++;
-  if (event_.has_degraded()) degraded_ = true;
-  if (event_.has_done()) terminal_ = true;
-  if (event_.has_error()) {
-    terminal_ = true;
-    rejected_ = event_.error().code() == v1::ERROR_CODE_OVERLOADED;
-    if (!rejected_) t.failed++;
-  }
+  if (event_.has_accepted()) record_.Heard();
+  if (event_.has_token()) record_.Token(event_.token().index(), event_.token().text());
+  if (event_.has_redirected()) record_.Redirected();
+  if (event_.has_degraded()) record_.Degraded();
+  if (event_.has_done()) record_.Done();
+  if (event_.has_error()) record_.Error(event_.error().code() == v1::ERROR_CODE_OVERLOADED);
   StartRead(&event_);
 }
 
 void Turn::OnDone(const grpc::Status& status) {
-  Totals& t = conversation_.totals();
-  const bool completed = status.ok() && terminal_ && !rejected_ && next_index_ > 0;
-  if (completed) t.completed++;
-  if (degraded_) t.degraded++;
-  if (rejected_) t.rejected++;
-  if (!terminal_) t.lost++;  // the stream ended without Done or Error: a lost request
-  Conversation& c = conversation_;
-  const std::string answer = text_;
+  TurnRecord record = record_;
   delete this;
-  c.TurnDone(completed, answer);
+  record.End(status.ok());
+}
+
+namespace http = boost::beast::http;
+
+HttpTurn::HttpTurn(Conversation& conversation, const Options& o, const v1::ChatRequest& request)
+    : record_(conversation), o_(o), resolver_(*o.io), stream_(*o.io) {
+  nlohmann::json body = {{"model", request.model()},
+                         {"stream", true},
+                         {"max_tokens", request.sampling().max_tokens()},
+                         {"user", request.user()},
+                         {"messages", nlohmann::json::array()}};
+  for (const auto& m : request.messages()) {
+    body["messages"].push_back({{"role", m.role()}, {"content", m.content()}});
+  }
+  req_ = {http::verb::post, "/v1/chat/completions", 11};
+  req_.set(http::field::host, o.host);
+  req_.set(http::field::authorization, "Bearer " + o.token);
+  req_.set(http::field::content_type, "application/json");
+  req_.body() = body.dump();
+  req_.prepare_payload();
+  parser_.body_limit(1 << 20);
+  on_chunk_ = [this](std::uint64_t, boost::beast::string_view data, boost::beast::error_code&) {
+    Parse(std::string_view(data.data(), data.size()));
+    return data.size();
+  };
+  parser_.on_chunk_body(on_chunk_);
+}
+
+void HttpTurn::Start() {
+  auto self = shared_from_this();
+  resolver_.async_resolve(o_.host, o_.port, [self](auto ec, auto results) {
+    if (ec) return self->Fail();
+    self->stream_.async_connect(results, [self](auto ec, auto) {
+      if (ec) return self->Fail();
+      http::async_write(self->stream_, self->req_, [self](auto ec, auto) {
+        if (ec) return self->Fail();
+        http::async_read_header(self->stream_, self->buffer_, self->parser_, [self](auto ec, auto) {
+          if (ec) return self->Fail();
+          const auto status = self->parser_.get().result_int();
+          if (status != 200) {
+            // An error object, not a stream: 429 is the router saying "at capacity".
+            http::async_read(self->stream_, self->buffer_, self->parser_,
+                             [self, status](auto, auto) {
+                               self->record_.Heard();
+                               self->record_.Error(status == 429 || status == 503);
+                               self->End(true);
+                             });
+            return;
+          }
+          struct Reader {
+            std::shared_ptr<HttpTurn> t;
+            void operator()(boost::beast::error_code ec, std::size_t) const {
+              if (ec) return t->End(false);
+              if (t->parser_.is_done()) return t->End(true);
+              http::async_read_some(t->stream_, t->buffer_, t->parser_, *this);
+            }
+          };
+          Reader{self}({}, 0);
+        });
+      });
+    });
+  });
+}
+
+void HttpTurn::Parse(std::string_view chunk) {
+  pending_.append(chunk);
+  std::size_t start = 0;
+  for (std::size_t nl; (nl = pending_.find('\n', start)) != std::string::npos; start = nl + 1) {
+    Line(std::string_view(pending_).substr(start, nl - start));
+  }
+  pending_.erase(0, start);
+}
+
+// One SSE line: comments carry the router's events, data lines the OpenAI chunks.
+void HttpTurn::Line(std::string_view line) {
+  if (line.starts_with(": accepted")) record_.Heard();
+  if (line.starts_with(": redirected")) record_.Redirected();
+  if (line.starts_with(": degraded")) record_.Degraded();
+  if (line.starts_with(": index=")) {
+    next_token_index_ = static_cast<std::uint32_t>(std::stoul(std::string(line.substr(8))));
+    has_index_ = true;
+  }
+  if (!line.starts_with("data: ")) return;
+  const std::string_view payload = line.substr(6);
+  if (payload == "[DONE]") return;
+  const auto j = nlohmann::json::parse(payload, nullptr, false);
+  if (j.is_discarded()) return;
+  if (j.contains("error")) {
+    record_.Error(j["error"].value("code", "") == "overloaded" ||
+                  j["error"].value("type", "") == "rate_limit_exceeded");
+    return;
+  }
+  const auto& choices = j.value("choices", nlohmann::json::array());
+  if (choices.empty()) return;
+  const auto& choice = choices[0];
+  const auto& delta = choice.value("delta", nlohmann::json::object());
+  if (has_index_) {
+    record_.Token(next_token_index_, delta.value("content", ""));
+    has_index_ = false;
+  }
+  if (!choice["finish_reason"].is_null()) record_.Done();
+}
+
+void HttpTurn::End(bool ok) {
+  if (ended_) return;
+  ended_ = true;
+  boost::beast::error_code ignored;
+  stream_.socket().shutdown(boost::asio::ip::tcp::socket::shutdown_both, ignored);
+  record_.End(ok);
 }
 
 double Percentile(std::vector<double> v, double p) {
@@ -202,7 +385,9 @@ int Run(int argc, char** argv) {
   int router_pid = 0;
   double timeout_s = 600;
   Options o;
-  cli.add_option("--target", target, "grpc://HOST:PORT of the router")->required();
+  cli.add_option("--target", target,
+                 "grpc://HOST:PORT (ChatService) or http://HOST:PORT (OpenAI API) of the router")
+      ->required();
   cli.add_option("--auth-token-file", token_file, "The router's bearer token (mode 0600)")
       ->required();
   cli.add_option("--users", users, "Users in the surge")->capture_default_str();
@@ -210,6 +395,7 @@ int Run(int argc, char** argv) {
       ->capture_default_str();
   cli.add_option("--turns", o.turns, "Turns per conversation (each waits for the previous answer)")
       ->capture_default_str();
+  cli.add_option("--model", o.model, "Model the users ask for")->capture_default_str();
   cli.add_option("--max-tokens", o.max_tokens, "max_tokens of each request")->capture_default_str();
   cli.add_option("--prompt-words", o.prompt_words, "Words in each question")->capture_default_str();
   cli.add_option("--router-pid", router_pid,
@@ -219,12 +405,28 @@ int Run(int argc, char** argv) {
   cli.add_option("--json", json_out, "Write the report here (default: stdout)");
   CLI11_PARSE(cli, argc, argv);
 
-  if (target.rfind("grpc://", 0) != 0) {
-    std::cerr << "tidelane-surge: only grpc:// targets are supported (the HTTP API can be driven "
-                 "with any\n"
-                 "OpenAI client); got "
+  const bool grpc_target = target.rfind("grpc://", 0) == 0;
+  o.http = target.rfind("http://", 0) == 0;
+  if (!grpc_target && !o.http) {
+    std::cerr << "tidelane-surge: --target must be grpc://HOST:PORT or http://HOST:PORT; got "
               << target << "\n";
     return 2;
+  }
+  const std::string address = target.substr(o.http ? 7 : 7);
+  if (o.http) {
+    const auto colon = address.rfind(':');
+    if (colon == std::string::npos) {
+      std::cerr << "tidelane-surge: " << target << " has no port\n";
+      return 2;
+    }
+    o.host = address.substr(0, colon);
+    o.port = address.substr(colon + 1);
+    // One socket per user: ten thousand users need more descriptors than the default.
+    rlimit files{};
+    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+      files.rlim_cur = files.rlim_max;
+      setrlimit(RLIMIT_NOFILE, &files);
+    }
   }
   try {
     o.token = auth::ReadTokenFile(token_file);
@@ -240,8 +442,16 @@ int Run(int argc, char** argv) {
   for (int i = 0; i < 8; ++i) {
     args.SetInt("tidelane.channel", i);  // distinct args: distinct subchannels
     channels.push_back(
-        grpc::CreateCustomChannel(target.substr(7), grpc::InsecureChannelCredentials(), args));
+        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
     stubs.push_back(v1::ChatService::NewStub(channels.back()));
+  }
+
+  boost::asio::io_context io;
+  auto work = boost::asio::make_work_guard(io);
+  std::vector<std::thread> io_threads;
+  if (o.http) {
+    o.io = &io;
+    for (int i = 0; i < 2; ++i) io_threads.emplace_back([&io] { io.run(); });
   }
 
   Totals totals;
@@ -255,7 +465,11 @@ int Run(int argc, char** argv) {
     std::this_thread::sleep_until(
         start + std::chrono::duration_cast<Clock::duration>(
                     std::chrono::duration<double>(ramp * u / std::max(1u, users))));
-    conversations[u]->StartTurn();
+    if (o.http) {
+      boost::asio::post(io, [c = conversations[u].get()] { c->StartTurn(); });
+    } else {
+      conversations[u]->StartTurn();
+    }
   }
   {
     std::unique_lock lock(totals.done_mu);
@@ -292,6 +506,11 @@ int Run(int argc, char** argv) {
               {"seconds", seconds},
               {"timed_out", timed_out},
               {"router_rss_mb_peak", router_pid > 0 ? PeakRssMb(router_pid) : 0.0}};
+  }
+  if (!timed_out && o.http) {
+    work.reset();
+    io.stop();
+    for (auto& t : io_threads) t.join();
   }
   if (json_out.empty()) {
     std::cout << report.dump(2) << "\n";
