@@ -3,6 +3,8 @@
 #include <grpcpp/client_context.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
+#include <deque>
 #include <map>
 #include <random>
 #include <set>
@@ -211,50 +213,85 @@ void ChatPipeline::Start(const v1::ChatRequest& request, std::shared_ptr<StreamS
     return;
   }
   const std::string id = request.request_id().empty() ? NewRequestId() : request.request_id();
-  if (ledger_ && !ledger_->Accept(id, request)) {
-    // Nothing may run that the ledger cannot keep: refuse this request, clearly.
-    v1::ChatEvent e;
-    e.set_request_id(id);
-    e.mutable_error()->set_code(v1::ERROR_CODE_INTERNAL);
-    e.mutable_error()->set_message("the router cannot record requests (" + ledger_->LastError() +
-                                   "); is its disk full?");
-    e.mutable_error()->set_retry_after_ms(10000);
-    sink->Send(e);
-    nodes_.Count(NodeTable::Outcome::kFailed);
-    spdlog::error("ledger refused request {}: {}", id, ledger_->LastError());
-    sink->Close(grpc::Status::OK);
-    return;
-  }
-  nodes_.Count(NodeTable::Outcome::kAccepted);
   auto flight = std::make_shared<Flight>();
   flight->id = id;
   flight->request = request;
   flight->client = std::move(sink);
-  flight->live = live_.Begin(id, {});
-  Begin(std::move(flight));
+  if (!ledger_) {
+    nodes_.Count(NodeTable::Outcome::kAccepted);
+    flight->live = live_.Begin(id, {});
+    Begin(std::move(flight));
+    return;
+  }
+  // Nothing may run that the ledger cannot keep: the request waits (holding no thread) for
+  // its commit, and is refused clearly when the ledger cannot write.
+  ledger_->AcceptAsync(id, request, [this, flight](bool recorded) {
+    if (!recorded) {
+      v1::ChatEvent e;
+      e.set_request_id(flight->id);
+      e.mutable_error()->set_code(v1::ERROR_CODE_INTERNAL);
+      e.mutable_error()->set_message("the router cannot record requests (" + ledger_->LastError() +
+                                     "); is its disk full?");
+      e.mutable_error()->set_retry_after_ms(10000);
+      flight->client->Send(e);
+      nodes_.Count(NodeTable::Outcome::kFailed);
+      spdlog::error("ledger refused request {}: {}", flight->id, ledger_->LastError());
+      flight->client->Close(grpc::Status::OK);
+      return;
+    }
+    nodes_.Count(NodeTable::Outcome::kAccepted);
+    flight->live = live_.Begin(flight->id, {});
+    Begin(flight);
+  });
 }
 
-// Blocks the caller until the request ends, for callers that own a thread anyway.
+// Blocks the caller until the request ends, for callers that own a thread anyway. Events are
+// handed over through a queue, so the caller's sink is only ever used on the caller's thread
+// and a slow socket never stalls the thread that produced an event.
 grpc::Status ChatPipeline::Run(const v1::ChatRequest& request, EventSink& sink) {
-  struct Waiter final : StreamSink {
-    explicit Waiter(EventSink& s) : inner(s) {}
-    bool Send(const v1::ChatEvent& e) override { return inner.Send(e); }
-    bool Cancelled() const override { return inner.Cancelled(); }
+  struct Handover final : StreamSink {
+    bool Send(const v1::ChatEvent& e) override {
+      std::lock_guard lock(mu);
+      if (gone) return false;
+      events.push_back(e);
+      cv.notify_all();
+      return true;
+    }
+    bool Cancelled() const override { return gone || cancelled_probe; }
     void Close(const grpc::Status& s) override {
       std::lock_guard lock(mu);
       status = s;
       cv.notify_all();
     }
-    EventSink& inner;
     std::mutex mu;
     std::condition_variable cv;
+    std::deque<v1::ChatEvent> events;
     std::optional<grpc::Status> status;
+    std::atomic<bool> gone{false};
+    std::atomic<bool> cancelled_probe{false};
   };
-  auto waiter = std::make_shared<Waiter>(sink);
-  Start(request, waiter);
-  std::unique_lock lock(waiter->mu);
-  waiter->cv.wait(lock, [&] { return waiter->status.has_value(); });
-  return *waiter->status;
+  auto handover = std::make_shared<Handover>();
+  Start(request, handover);
+  std::unique_lock lock(handover->mu);
+  for (;;) {
+    handover->cv.wait_for(lock, std::chrono::milliseconds(500), [&] {
+      return !handover->events.empty() || handover->status.has_value();
+    });
+    while (!handover->events.empty()) {
+      const v1::ChatEvent e = std::move(handover->events.front());
+      handover->events.pop_front();
+      lock.unlock();
+      const bool delivered = handover->gone ? false : sink.Send(e);
+      if (!delivered) handover->gone = true;
+      lock.lock();
+    }
+    if (handover->status) return *handover->status;
+    // The caller's sink knows whether its client left (it may peek at a socket): ask it
+    // here, on its own thread, for the pipeline's Cancelled().
+    lock.unlock();
+    handover->cancelled_probe = sink.Cancelled();
+    lock.lock();
+  }
 }
 
 void ChatPipeline::StartResume(const std::string& id, std::uint32_t from_index,

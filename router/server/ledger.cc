@@ -180,10 +180,7 @@ void Ledger::WriterLoop() {
     std::vector<Op> ops;
     ops.swap(queue_);
     lock.unlock();
-    {
-      std::lock_guard db(mu_);
-      writes_failing_ = !Apply(ops);
-    }
+    Commit(ops);
     lock.lock();
   }
 }
@@ -195,8 +192,31 @@ void Ledger::Flush() {
     ops.swap(queue_);
   }
   if (ops.empty()) return;
-  std::lock_guard db(mu_);
-  writes_failing_ = !Apply(ops);
+  Commit(ops);
+}
+
+void Ledger::Commit(std::vector<Op>& ops) {
+  bool ok;
+  {
+    std::lock_guard db(mu_);
+    ok = Apply(ops);
+    writes_failing_ = !ok;
+  }
+  for (auto& op : ops) {
+    if (op.kind == Op::Kind::kAccept && op.done) op.done(ok);
+  }
+}
+
+void Ledger::AcceptAsync(const std::string& id, const v1::ChatRequest& request,
+                         std::function<void(bool)> done) {
+  Op op{Op::Kind::kAccept, id, request.SerializeAsString(), {}, 0};
+  op.conversation = request.conversation_id();
+  op.done = std::move(done);
+  {
+    std::lock_guard lock(queue_mu_);
+    queue_.push_back(std::move(op));
+  }
+  queue_cv_.notify_one();  // an accept waits for its commit: do not sit out the group window
 }
 
 bool Ledger::Apply(std::vector<Op>& ops) {
@@ -206,7 +226,12 @@ bool Ledger::Apply(std::vector<Op>& ops) {
   Stmt token(db_, "INSERT OR IGNORE INTO tokens(request_id, idx, text) VALUES(?,?,?)");
   Stmt finish(db_,
               "UPDATE requests SET state=?, finish_reason=?, error=?, updated_ms=? WHERE id=?");
-  if (!route.ok() || !token.ok() || !finish.ok()) {
+  Stmt accept(db_,
+              "INSERT INTO requests(id, conversation, request, state, created_ms, updated_ms) "
+              "VALUES(?,?,?,?,?,?) "
+              "ON CONFLICT(id) DO UPDATE SET request=excluded.request, state=excluded.state, "
+              "updated_ms=excluded.updated_ms");
+  if (!route.ok() || !token.ok() || !finish.ok() || !accept.ok()) {
     Fail("prepare");
     Exec("ROLLBACK");
     return false;
@@ -226,6 +251,11 @@ bool Ledger::Apply(std::vector<Op>& ops) {
       case Op::Kind::kFinish:
         finish.Int(1, op.number).Text(2, op.text).Text(3, op.error).Int(4, now).Text(5, op.id);
         s = &finish;
+        break;
+      case Op::Kind::kAccept:
+        accept.Text(1, op.id).Text(2, op.conversation).Blob(3, op.text);
+        accept.Int(4, static_cast<int>(State::kQueued)).Int(5, now).Int(6, now);
+        s = &accept;
         break;
     }
     if (s->Step() != SQLITE_DONE) {

@@ -20,6 +20,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -56,6 +57,11 @@ class Ledger {
   Ledger& operator=(const Ledger&) = delete;
 
   bool Accept(const std::string& id, const v1::ChatRequest& request);
+  // Accept without blocking: the request is written in the writer thread's next group commit
+  // (at once, not after the usual few milliseconds) and `done(true)` runs after that commit,
+  // `done(false)` if it failed — on the writer thread, so `done` must not block.
+  void AcceptAsync(const std::string& id, const v1::ChatRequest& request,
+                   std::function<void(bool)> done);
   bool Route(const std::string& id, const std::string& node);
   bool AppendToken(const std::string& id, std::uint32_t index, const std::string& text);
   bool Finish(const std::string& id, State state, const std::string& finish_reason,
@@ -72,11 +78,13 @@ class Ledger {
 
  private:
   struct Op {
-    enum class Kind { kRoute, kToken, kFinish } kind;
+    enum class Kind { kRoute, kToken, kFinish, kAccept } kind;
     std::string id;
-    std::string text;         // node, token text or finish reason
-    std::string error;        // for kFinish
-    std::int64_t number = 0;  // token index or state
+    std::string text;                // node, token text, finish reason or (kAccept) the request
+    std::string error;               // for kFinish
+    std::int64_t number = 0;         // token index or state
+    std::string conversation;        // for kAccept
+    std::function<void(bool)> done;  // for kAccept: told after the commit
   };
   explicit Ledger(sqlite3* db);
   bool Exec(const char* sql);
@@ -85,6 +93,8 @@ class Ledger {
   void WriterLoop();
   // Commits queued operations in one transaction; needs mu_.
   bool Apply(std::vector<Op>& ops);
+  // Apply under mu_, then tells accepts their outcome without the lock.
+  void Commit(std::vector<Op>& ops);
   void Flush();
 
   mutable std::mutex mu_;  // the connection
