@@ -6,8 +6,11 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <vector>
 
 using tidelane::server::Ledger;
 namespace fs = std::filesystem;
@@ -97,5 +100,40 @@ TEST(Ledger, AFullDiskFailsTheWriteAndSaysSo) {
   EXPECT_NE(ledger->LastError().find("full"), std::string::npos) << ledger->LastError();
   // What was written before is still there.
   EXPECT_TRUE(ledger->Load("r0"));
+  fs::remove_all(dir);
+}
+
+// The router records requests without blocking a thread: AcceptAsync reports after the
+// commit, and reports failure (not success) when the disk is full.
+TEST(Ledger, AcceptAsyncReportsAfterTheCommitAndFailsOnAFullDisk) {
+  const auto dir = FreshDir("async");
+  std::string error;
+  auto ledger = Ledger::Open(dir, &error, 64 * 1024);
+  ASSERT_TRUE(ledger) << error;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::pair<int, bool>> outcomes;
+  constexpr int kRequests = 400;  // 500 bytes each: more than 64 KiB holds
+  for (int i = 0; i < kRequests; ++i) {
+    ledger->AcceptAsync("a" + std::to_string(i), Request(std::string(500, 'y')), [&, i](bool ok) {
+      std::lock_guard lock(mu);
+      outcomes.emplace_back(i, ok);
+      cv.notify_all();
+    });
+  }
+  std::unique_lock lock(mu);
+  ASSERT_TRUE(
+      cv.wait_for(lock, std::chrono::seconds(30), [&] { return outcomes.size() == kRequests; }));
+  lock.unlock();
+  int recorded = 0;
+  for (const auto& [i, ok] : outcomes) {
+    // Whatever was reported as recorded can be loaded: no request runs unrecorded.
+    if (ok) {
+      ++recorded;
+      EXPECT_TRUE(ledger->Load("a" + std::to_string(i))) << i;
+    }
+  }
+  EXPECT_GT(recorded, 0);
+  EXPECT_LT(recorded, kRequests) << "a 64 KiB ledger must fill up";
   fs::remove_all(dir);
 }
