@@ -166,18 +166,43 @@ void ChatPipeline::Shutdown() {
   stopping_ = true;
   for (auto* c : upstreams_) c->TryCancel();
   changed_.notify_all();
+  task_ready_.notify_all();
 }
 
+// An elastic pool: a task takes an idle thread when there is one, else a new thread; threads
+// idle for a while leave. Admission bounds how many run at once, and reusing threads keeps
+// thread creation off each request's path.
 void ChatPipeline::Spawn(std::function<void()> fn) {
-  {
-    std::lock_guard lock(mu_);
-    ++running_;
+  std::lock_guard lock(mu_);
+  tasks_.push_back(std::move(fn));
+  // Enough idle threads for every queued task: wake one. Otherwise start one, so a task never
+  // waits behind another request's whole life.
+  if (static_cast<std::size_t>(idle_) >= tasks_.size()) {
+    task_ready_.notify_one();
+    return;
   }
-  std::thread([this, fn = std::move(fn)] {
-    fn();
-    std::lock_guard lock(mu_);
-    if (--running_ == 0) changed_.notify_all();
-  }).detach();
+  ++running_;
+  std::thread([this] { PoolThread(); }).detach();
+}
+
+void ChatPipeline::PoolThread() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    while (!tasks_.empty()) {
+      auto task = std::move(tasks_.front());
+      tasks_.pop_front();
+      lock.unlock();
+      task();
+      lock.lock();
+    }
+    if (stopping_) break;
+    ++idle_;
+    const bool woken = task_ready_.wait_for(lock, std::chrono::seconds(30),
+                                            [&] { return !tasks_.empty() || stopping_; });
+    --idle_;
+    if (!woken) break;  // idle long enough: leave
+  }
+  if (--running_ == 0) changed_.notify_all();
 }
 
 void ChatPipeline::Housekeeping() {

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -155,8 +156,9 @@ class ChatPipeline {
                       const std::shared_ptr<StreamSink>& sink, bool* started);
   grpc::Status Follow(LiveRequests::Live& live, const std::string& id, std::uint32_t from_index,
                       EventSink& sink);
-  // Runs `fn` on a new thread counted in running_, so the destructor can wait for it.
+  // Runs `fn` on a pool thread (counted in running_, so the destructor can wait for it).
   void Spawn(std::function<void()> fn);
+  void PoolThread();
   void Housekeeping();
 
   const RouterConfig& config_;
@@ -168,7 +170,10 @@ class ChatPipeline {
   std::condition_variable changed_;
   std::map<std::uint64_t, std::weak_ptr<Flight>> queued_;  // by core request id
   std::set<grpc::ClientContext*> upstreams_;               // running worker calls
-  int running_ = 0;
+  int running_ = 0;                                        // pool threads
+  int idle_ = 0;                                           // of which waiting for a task
+  std::deque<std::function<void()>> tasks_;
+  std::condition_variable task_ready_;
   bool stopping_ = false;
   std::thread housekeeping_;
 };
