@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "router/engine/quant_dot.h"
 #include "router/engine/thread_pool.h"
 
 // Runtime dispatch: the loader resolves each clone once (an ifunc), by the CPU's features.
@@ -44,6 +45,8 @@ void Softmax(float* x, std::size_t n) {
 }
 
 void MatMul(const Matrix& w, const float* x, std::size_t batch, float* y, ThreadPool& pool) {
+  // Quantised-activation integer kernels where the type has them (quant_dot.h); else below.
+  if (FastMatMul(w, x, batch, y, pool)) return;
   const std::size_t n = w.cols;
   pool.ParallelFor(w.rows, [&](std::size_t begin, std::size_t end, int) {
     thread_local std::vector<float> row;

@@ -1,0 +1,317 @@
+#include "router/engine/quant_dot.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <vector>
+
+#include "router/engine/quant_dot_internal.h"
+#include "router/engine/thread_pool.h"
+
+namespace tidelane::engine {
+namespace quant_dot {
+
+void QuantizeQ8Scalar(const float* x, void* out, std::size_t n) {
+  auto* b = static_cast<ActQ8*>(out);
+  for (std::size_t i = 0; i < n / 32; ++i, x += 32) {
+    float amax = 0;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
+    const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    b[i].d = d;
+    for (int j = 0; j < 32; ++j) {
+      b[i].qs[j] = static_cast<std::int8_t>(std::clamp(std::nearbyint(x[j] * id), -127.0f, 127.0f));
+    }
+  }
+}
+
+void QuantizeQ8KScalar(const float* x, void* out, std::size_t n) {
+  auto* b = static_cast<ActQ8K*>(out);
+  for (std::size_t i = 0; i < n / 256; ++i, x += 256) {
+    float amax = 0;
+    for (int j = 0; j < 256; ++j) amax = std::max(amax, std::fabs(x[j]));
+    const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    b[i].d = d;
+    for (int j = 0; j < 256; ++j) {
+      b[i].qs[j] = static_cast<std::int8_t>(std::clamp(std::nearbyint(x[j] * id), -127.0f, 127.0f));
+    }
+    for (int g = 0; g < 16; ++g) {
+      int sum = 0;
+      for (int j = 0; j < 16; ++j) sum += b[i].qs[g * 16 + j];
+      b[i].bsums[g] = static_cast<std::int16_t>(sum);
+    }
+  }
+}
+
+namespace {
+
+// Scalar kernels: one weight row against one activation vector at a time. The integer sums
+// are the SIMD kernels' exactly; the float scaling is one scalar accumulator per row·vector.
+
+float DotQ8_0(const std::uint8_t* row, const ActQ8* a, std::size_t nb) {
+  const auto* w = reinterpret_cast<const BlockQ8_0*>(row);
+  float acc = 0;
+  for (std::size_t i = 0; i < nb; ++i) {
+    int sum = 0;
+    for (int j = 0; j < 32; ++j) sum += w[i].qs[j] * a[i].qs[j];
+    acc += HalfToFloat(w[i].d) * a[i].d * static_cast<float>(sum);
+  }
+  return acc;
+}
+
+float DotQ4_0(const std::uint8_t* row, const ActQ8* a, std::size_t nb) {
+  const auto* w = reinterpret_cast<const BlockQ4_0*>(row);
+  float acc = 0;
+  for (std::size_t i = 0; i < nb; ++i) {
+    int sum = 0;
+    for (int j = 0; j < 16; ++j) {
+      sum += ((w[i].qs[j] & 0xF) - 8) * a[i].qs[j];
+      sum += ((w[i].qs[j] >> 4) - 8) * a[i].qs[j + 16];
+    }
+    acc += HalfToFloat(w[i].d) * a[i].d * static_cast<float>(sum);
+  }
+  return acc;
+}
+
+// Q4_K / Q5_K: value = d·sc_j·q − dmin·m_j per sub-block j of 32, so the dot is
+// d·Σ_j sc_j·(q·a)_j − dmin·Σ_j m_j·(Σa)_j, the second sum from the activation's bsums.
+float DotQ4_K(const std::uint8_t* row, const ActQ8K* a, std::size_t nb) {
+  const auto* w = reinterpret_cast<const BlockQ4_K*>(row);
+  float acc = 0;
+  for (std::size_t i = 0; i < nb; ++i) {
+    const std::uint8_t* q4 = w[i].qs;
+    const std::int8_t* q8 = a[i].qs;
+    int sumi = 0, summ = 0;
+    for (int j = 0; j < 4; ++j, q4 += 32, q8 += 64) {
+      std::uint8_t sc0, m0, sc1, m1;
+      ScaleMinK4(2 * j, w[i].scales, &sc0, &m0);
+      ScaleMinK4(2 * j + 1, w[i].scales, &sc1, &m1);
+      int s0 = 0, s1 = 0;
+      for (int l = 0; l < 32; ++l) {
+        s0 += (q4[l] & 0xF) * q8[l];
+        s1 += (q4[l] >> 4) * q8[l + 32];
+      }
+      sumi += sc0 * s0 + sc1 * s1;
+      summ += m0 * (a[i].bsums[4 * j] + a[i].bsums[4 * j + 1]) +
+              m1 * (a[i].bsums[4 * j + 2] + a[i].bsums[4 * j + 3]);
+    }
+    acc += HalfToFloat(w[i].d) * a[i].d * static_cast<float>(sumi);
+    acc -= HalfToFloat(w[i].dmin) * a[i].d * static_cast<float>(summ);
+  }
+  return acc;
+}
+
+float DotQ5_K(const std::uint8_t* row, const ActQ8K* a, std::size_t nb) {
+  const auto* w = reinterpret_cast<const BlockQ5_K*>(row);
+  float acc = 0;
+  for (std::size_t i = 0; i < nb; ++i) {
+    const std::uint8_t* ql = w[i].qs;
+    const std::int8_t* q8 = a[i].qs;
+    int sumi = 0, summ = 0;
+    for (int j = 0; j < 4; ++j, ql += 32, q8 += 64) {
+      std::uint8_t sc0, m0, sc1, m1;
+      ScaleMinK4(2 * j, w[i].scales, &sc0, &m0);
+      ScaleMinK4(2 * j + 1, w[i].scales, &sc1, &m1);
+      const int u0 = 1 << (2 * j), u1 = 2 << (2 * j);
+      int s0 = 0, s1 = 0;
+      for (int l = 0; l < 32; ++l) {
+        s0 += ((ql[l] & 0xF) + ((w[i].qh[l] & u0) ? 16 : 0)) * q8[l];
+        s1 += ((ql[l] >> 4) + ((w[i].qh[l] & u1) ? 16 : 0)) * q8[l + 32];
+      }
+      sumi += sc0 * s0 + sc1 * s1;
+      summ += m0 * (a[i].bsums[4 * j] + a[i].bsums[4 * j + 1]) +
+              m1 * (a[i].bsums[4 * j + 2] + a[i].bsums[4 * j + 3]);
+    }
+    acc += HalfToFloat(w[i].d) * a[i].d * static_cast<float>(sumi);
+    acc -= HalfToFloat(w[i].dmin) * a[i].d * static_cast<float>(summ);
+  }
+  return acc;
+}
+
+// Q6_K: value = d·sc_k·(q − 32) per sub-block k of 16, q in [0, 64). The −32 is taken out once
+// per block as 32·Σ_k sc_k·(Σa)_k.
+float DotQ6_K(const std::uint8_t* row, const ActQ8K* a, std::size_t nb) {
+  const auto* w = reinterpret_cast<const BlockQ6_K*>(row);
+  float acc = 0;
+  for (std::size_t i = 0; i < nb; ++i) {
+    int sumi = 0;
+    for (int n = 0; n < 2; ++n) {
+      const std::uint8_t* ql = w[i].ql + 64 * n;
+      const std::uint8_t* qh = w[i].qh + 32 * n;
+      const std::int8_t* sc = w[i].scales + 8 * n;
+      const std::int8_t* q8 = a[i].qs + 128 * n;
+      int s[8] = {};
+      for (int is = 0; is < 2; ++is) {  // sub-blocks of 16; fixed bounds let the loop vectorise
+        int s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (int l = 16 * is; l < 16 * is + 16; ++l) {
+          s0 += ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) * q8[l];
+          s1 += ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) * q8[l + 32];
+          s2 += ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) * q8[l + 64];
+          s3 += ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) * q8[l + 96];
+        }
+        s[is] = s0, s[is + 2] = s1, s[is + 4] = s2, s[is + 6] = s3;
+      }
+      for (int k = 0; k < 8; ++k) sumi += sc[k] * s[k];
+    }
+    int bias = 0;
+    for (int k = 0; k < 16; ++k) bias += w[i].scales[k] * a[i].bsums[k];
+    sumi -= 32 * bias;
+    acc += HalfToFloat(w[i].d) * a[i].d * static_cast<float>(sumi);
+  }
+  return acc;
+}
+
+template <typename Act, float (*Dot)(const std::uint8_t*, const Act*, std::size_t),
+          std::size_t kBlock>
+void ScalarRows(const RowJob& job, std::size_t begin, std::size_t end) {
+  const Matrix& w = *job.w;
+  const std::size_t nb = w.cols / kBlock;
+  for (std::size_t r = begin; r < end; ++r) {
+    for (std::size_t v = 0; v < job.batch; ++v) {
+      const auto* a = reinterpret_cast<const Act*>(job.act + v * job.act_stride);
+      job.y[v * w.rows + r] = Dot(w.Row(r), a, nb);
+    }
+  }
+}
+
+}  // namespace
+
+const KernelSet& ScalarKernels() {
+  // F32 and F16 have no scalar fast path: the caller's float loop (compiled per ISA) is it.
+  static const KernelSet set = {
+      .quantize_q8 = QuantizeQ8Scalar,
+      .quantize_q8k = QuantizeQ8KScalar,
+      .q8_0 = ScalarRows<ActQ8, DotQ8_0, 32>,
+      .q4_0 = ScalarRows<ActQ8, DotQ4_0, 32>,
+      .q4_k = ScalarRows<ActQ8K, DotQ4_K, 256>,
+      .q5_k = ScalarRows<ActQ8K, DotQ5_K, 256>,
+      .q6_k = ScalarRows<ActQ8K, DotQ6_K, 256>,
+  };
+  return set;
+}
+
+}  // namespace quant_dot
+
+namespace {
+
+using quant_dot::ActFormat;
+using quant_dot::KernelSet;
+
+std::atomic<const KernelSet*> g_active{nullptr};
+
+const KernelSet& Active() {
+  const KernelSet* k = g_active.load(std::memory_order_acquire);
+  if (k == nullptr) {
+    k = quant_dot::Avx512VnniKernels();
+    if (k == nullptr) k = quant_dot::Avx2Kernels();
+    if (k == nullptr) k = &quant_dot::ScalarKernels();
+    g_active.store(k, std::memory_order_release);
+  }
+  return *k;
+}
+
+// Below this many multiply-adds a product runs on the calling thread: waking the pool costs
+// more than it saves.
+constexpr std::size_t kMinParallelWork = 1 << 16;
+
+}  // namespace
+
+FastMatMulIsa ActiveFastMatMulIsa() {
+  const KernelSet* k = &Active();
+  if (k == quant_dot::Avx512VnniKernels()) return FastMatMulIsa::kAvx512Vnni;
+  if (k == quant_dot::Avx2Kernels()) return FastMatMulIsa::kAvx2;
+  return FastMatMulIsa::kScalar;
+}
+
+FastMatMulIsa SetFastMatMulIsaForTesting(FastMatMulIsa isa) {
+  const KernelSet* k = nullptr;
+  if (isa == FastMatMulIsa::kAvx512Vnni) k = quant_dot::Avx512VnniKernels();
+  if (isa == FastMatMulIsa::kAvx2) k = quant_dot::Avx2Kernels();
+  g_active.store(k != nullptr ? k : &quant_dot::ScalarKernels(), std::memory_order_release);
+  return ActiveFastMatMulIsa();
+}
+
+bool FastMatMul(const Matrix& w, const float* x, std::size_t batch, float* y, ThreadPool& pool) {
+  const KernelSet& k = Active();
+  quant_dot::RowKernel kernel = nullptr;
+  ActFormat format = ActFormat::kFloat;
+  switch (w.type) {
+    case TensorType::kF32:
+      kernel = k.f32;
+      break;
+    case TensorType::kF16:
+      kernel = k.f16;
+      break;
+    case TensorType::kQ8_0:
+      kernel = k.q8_0, format = ActFormat::kQ8;
+      break;
+    case TensorType::kQ4_0:
+      kernel = k.q4_0, format = ActFormat::kQ8;
+      break;
+    case TensorType::kQ4_K:
+      kernel = k.q4_k, format = ActFormat::kQ8K;
+      break;
+    case TensorType::kQ5_K:
+      kernel = k.q5_k, format = ActFormat::kQ8K;
+      break;
+    case TensorType::kQ6_K:
+      kernel = k.q6_k, format = ActFormat::kQ8K;
+      break;
+    default:
+      break;
+  }
+  const std::size_t block = format == ActFormat::kQ8K ? 256 : format == ActFormat::kQ8 ? 32 : 1;
+  if (kernel == nullptr || w.cols % block != 0) return false;
+  if (w.rows == 0 || batch == 0) return true;
+
+  quant_dot::RowJob job{&w, reinterpret_cast<const std::uint8_t*>(x), w.cols * sizeof(float), batch,
+                        y};
+  const std::size_t work = w.rows * w.cols * batch;
+  if (format != ActFormat::kFloat) {
+    // Each vector is quantised once for the whole matrix; the buffer lives on the calling
+    // thread and grows to the largest batch seen.
+    struct alignas(64) Line {
+      std::uint8_t bytes[64];
+    };
+    thread_local std::vector<Line> buffer;
+    const std::size_t block_bytes =
+        format == ActFormat::kQ8 ? sizeof(quant_dot::ActQ8) : sizeof(quant_dot::ActQ8K);
+    const quant_dot::QuantizeFn quantize =
+        format == ActFormat::kQ8 ? k.quantize_q8 : k.quantize_q8k;
+    job.act_stride = w.cols / block * block_bytes;
+    buffer.resize((batch * job.act_stride + sizeof(Line) - 1) / sizeof(Line));
+    auto* out = reinterpret_cast<std::uint8_t*>(buffer.data());
+    auto run = [&](std::size_t begin, std::size_t end, int) {
+      for (std::size_t v = begin; v < end; ++v)
+        quantize(x + v * w.cols, out + v * job.act_stride, w.cols);
+    };
+    if (batch * w.cols >= kMinParallelWork) {
+      pool.ParallelFor(batch, run);
+    } else {
+      run(0, batch, 0);
+    }
+    job.act = out;
+  }
+  if (work < kMinParallelWork || pool.size() == 1) {
+    kernel(job, 0, w.rows);
+    return true;
+  }
+  // Rows are handed out in chunks from a shared counter rather than split evenly up front: the
+  // cores are often shared (other processes, SMT siblings), and an even split waits for the
+  // slowest. About eight chunks per thread; at least 64 KiB of weights each, so a chunk
+  // amortises the counter and keeps the kernels' row blocking (prefill) intact.
+  const std::size_t threads = static_cast<std::size_t>(pool.size());
+  const std::size_t row_bytes = RowBytes(w.type, w.cols);
+  const std::size_t chunk =
+      std::max<std::size_t>({w.rows / (threads * 8), (64 * 1024 + row_bytes - 1) / row_bytes, 4});
+  std::atomic<std::size_t> next{0};
+  pool.ParallelFor(threads, [&](std::size_t, std::size_t, int) {
+    for (;;) {
+      const std::size_t begin = next.fetch_add(chunk, std::memory_order_relaxed);
+      if (begin >= w.rows) break;
+      kernel(job, begin, std::min(w.rows, begin + chunk));
+    }
+  });
+  return true;
+}
+
+}  // namespace tidelane::engine

@@ -1,0 +1,312 @@
+// Engine throughput against the machine's limits. Two modes, one process each, so a model's
+// peak RSS is not inflated by the bandwidth buffer:
+//
+//   engine_bench --machine [--threads 1,2]
+//     memory read bandwidth (a streaming read of a 1 GiB buffer, far beyond the caches) and
+//     peak FMA throughput (AVX2 FMAs on 12 independent accumulators), per thread count.
+//   engine_bench --model M.gguf [--threads 1,2] [--prompt 512] [--decode 128]
+//     prefill tok/s (one step of `prompt` tokens), decode tok/s (`decode` tokens, batch 1)
+//     and aggregate decode tok/s at batch 1/4/16, then the process's VmHWM.
+//
+// Each prints one JSON object per line; scripts/bench-engine turns them into the table in
+// docs/benchmarks/engine.md. Not a test: run it on a quiet machine.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "router/engine/engine.h"
+#include "router/engine/quant_dot.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using tidelane::engine::Engine;
+
+double Seconds(Clock::time_point since) {
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+std::vector<int> ParseList(const std::string& s) {
+  std::vector<int> out;
+  std::size_t pos = 0;
+  while (pos <= s.size()) {
+    const std::size_t comma = s.find(',', pos);
+    out.push_back(std::atoi(s.substr(pos, comma - pos).c_str()));
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
+// ---- Machine limits.
+
+// Sums 64-bit words with four independent vector accumulators: loads are the only work.
+__attribute__((target("avx2"))) std::uint64_t ReadSum(const std::uint64_t* p, std::size_t n) {
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+  for (std::size_t i = 0; i + 16 <= n; i += 16) {
+    a0 = _mm256_add_epi64(a0, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i)));
+    a1 = _mm256_add_epi64(a1, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 4)));
+    a2 = _mm256_add_epi64(a2, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 8)));
+    a3 = _mm256_add_epi64(a3, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 12)));
+  }
+  alignas(32) std::uint64_t t[4];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(t),
+                     _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3)));
+  return t[0] + t[1] + t[2] + t[3];
+}
+
+// Best of several passes over the whole buffer, split across `threads`.
+double ReadBandwidth(const std::uint64_t* buf, std::size_t words, int threads) {
+  double best = 0;
+  std::vector<std::uint64_t> sink(static_cast<std::size_t>(threads));
+  for (int rep = 0; rep < 5; ++rep) {
+    const auto t0 = Clock::now();
+    std::vector<std::thread> pool;
+    const std::size_t per = words / static_cast<std::size_t>(threads) / 16 * 16;
+    for (int t = 0; t < threads; ++t) {
+      pool.emplace_back(
+          [&, t] { sink[t] = ReadSum(buf + per * static_cast<std::size_t>(t), per); });
+    }
+    for (auto& th : pool) th.join();
+    const double s = Seconds(t0);
+    best = std::max(best, static_cast<double>(per * static_cast<std::size_t>(threads) * 8) / s);
+  }
+  if (sink[0] == 42) std::fputs("", stderr);  // keep the sums alive
+  return best;
+}
+
+// 12 independent FMA chains hide the 4-cycle latency of 2 FMA pipes (8 in flight needed).
+__attribute__((target("avx2,fma"))) float FmaLoop(long iters) {
+  __m256 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps(static_cast<float>(i) * 1e-3f);
+  const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
+  for (long it = 0; it < iters; ++it) {
+    for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
+  }
+  __m256 s = acc[0];
+  for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, acc[i]);
+  alignas(32) float t[8];
+  _mm256_store_ps(t, s);
+  return t[0];
+}
+
+double PeakFlops(int threads) {
+  const long iters = 50'000'000;
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    std::vector<std::thread> pool;
+    std::vector<float> sink(static_cast<std::size_t>(threads));
+    const auto t0 = Clock::now();
+    for (int t = 0; t < threads; ++t) pool.emplace_back([&, t] { sink[t] = FmaLoop(iters); });
+    for (auto& th : pool) th.join();
+    const double s = Seconds(t0);
+    best = std::max(best, static_cast<double>(iters) * 12 * 16 * threads / s);
+    if (sink[0] == 42) std::fputs("", stderr);
+  }
+  return best;
+}
+
+int Machine(const std::vector<int>& threads) {
+  const std::size_t bytes = std::size_t{1} << 30;
+  auto* buf = static_cast<std::uint64_t*>(std::aligned_alloc(64, bytes));
+  for (std::size_t i = 0; i < bytes / 8; ++i) buf[i] = i;
+  for (int t : threads) {
+    std::printf(
+        "{\"kind\":\"machine\",\"threads\":%d,\"read_bandwidth_bytes_s\":%.4g,"
+        "\"peak_flops\":%.4g}\n",
+        t, ReadBandwidth(buf, bytes / 8, t), PeakFlops(t));
+    std::fflush(stdout);
+  }
+  std::free(buf);
+  return 0;
+}
+
+// ---- The engine.
+
+long VmHwmKib() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::atol(line.c_str() + 6);
+  }
+  return -1;
+}
+
+const char* IsaName() {
+  switch (tidelane::engine::ActiveFastMatMulIsa()) {
+    case tidelane::engine::FastMatMulIsa::kAvx512Vnni:
+      return "avx512-vnni";
+    case tidelane::engine::FastMatMulIsa::kAvx2:
+      return "avx2";
+    default:
+      return "scalar";
+  }
+}
+
+std::int32_t Argmax(const std::vector<float>& v) {
+  return static_cast<std::int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
+}
+
+int Model(const std::string& path, const std::vector<int>& threads, int prompt_len,
+          int decode_len) {
+  constexpr std::size_t kKvPositions = 2048;
+  std::mt19937 rng(1);
+  for (int t : threads) {
+    auto loaded = Engine::Load(path, {.threads = t, .kv_positions = kKvPositions});
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "engine_bench: %s\n", loaded.error().c_str());
+      return 1;
+    }
+    Engine& e = **loaded;
+    const auto& c = e.config();
+    std::uniform_int_distribution<std::int32_t> token(3, static_cast<std::int32_t>(c.vocab) - 1);
+    auto tokens = [&](int n) {
+      std::vector<std::int32_t> v(static_cast<std::size_t>(n));
+      for (auto& x : v) x = token(rng);
+      return v;
+    };
+    auto forward = [&](std::span<const Engine::Step> steps) {
+      auto r = e.Forward(steps);
+      if (!r.ok()) {
+        std::fprintf(stderr, "engine_bench: %s\n", r.error().c_str());
+        std::exit(1);
+      }
+      return std::move(r).value();
+    };
+
+    // Warm-up: touches every mapped weight page once.
+    {
+      const auto s = e.NewSequence();
+      const auto p = tokens(8);
+      Engine::Step step{s, p};
+      forward({&step, 1});
+      e.FreeSequence(s);
+    }
+
+    // Prefill: one step of prompt_len tokens (best of two), then decode on the same sequence.
+    double prefill_s = 1e30;
+    tidelane::engine::SequenceId seq = 0;
+    for (int rep = 0; rep < 2; ++rep) {
+      if (seq != 0) e.FreeSequence(seq);
+      seq = e.NewSequence();
+      const auto p = tokens(prompt_len);
+      Engine::Step step{seq, p};
+      const auto t0 = Clock::now();
+      forward({&step, 1});
+      prefill_s = std::min(prefill_s, Seconds(t0));
+    }
+    std::vector<std::int32_t> next = {token(rng)};
+    const auto t0 = Clock::now();
+    for (int i = 0; i < decode_len; ++i) {
+      Engine::Step step{seq, next};
+      next[0] = Argmax(forward({&step, 1}).front());
+    }
+    const double decode_s = Seconds(t0);
+    e.FreeSequence(seq);
+
+    // Aggregate decode: B sequences with 32-token prompts, then 32 steps of one token each.
+    std::string agg;
+    for (int batch : {1, 4, 16}) {
+      std::vector<tidelane::engine::SequenceId> ids;
+      std::vector<std::vector<std::int32_t>> prompts, last(static_cast<std::size_t>(batch));
+      std::vector<Engine::Step> steps;
+      for (int b = 0; b < batch; ++b) {
+        ids.push_back(e.NewSequence());
+        prompts.push_back(tokens(32));
+      }
+      for (int b = 0; b < batch; ++b) steps.push_back({ids[b], prompts[b]});
+      auto logits = forward(steps);
+      constexpr int kSteps = 32;
+      const auto t1 = Clock::now();
+      for (int i = 0; i < kSteps; ++i) {
+        steps.clear();
+        for (int b = 0; b < batch; ++b) {
+          last[b] = {Argmax(logits[b])};
+          steps.push_back({ids[b], last[b]});
+        }
+        logits = forward(steps);
+      }
+      const double s = Seconds(t1);
+      for (auto id : ids) e.FreeSequence(id);
+      char item[64];
+      std::snprintf(item, sizeof item, "%s\"%d\":%.2f", agg.empty() ? "" : ",", batch,
+                    batch * kSteps / s);
+      agg.append(item);
+    }
+
+    std::uint64_t params = 0;
+    for (const auto& l : e.model().layers()) {
+      for (const auto* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
+        params += m->rows * m->cols;
+    }
+    const std::uint64_t output_params = e.model().output().rows * e.model().output().cols;
+    const std::uint64_t kv_bytes = (kKvPositions + 15) / 16 * 16 * c.layers * 2 * c.kv_dim() * 4;
+    std::printf(
+        "{\"kind\":\"model\",\"model\":\"%s\",\"type\":\"%s\",\"threads\":%d,"
+        "\"layer_params\":%llu,\"output_params\":%llu,\"weight_bytes_per_token\":%llu,"
+        "\"file_bytes\":%llu,\"kv_bytes\":%llu,\"prompt\":%d,\"decode\":%d,"
+        "\"prefill_tok_s\":%.2f,\"decode_tok_s\":%.2f,\"aggregate_tok_s\":{%s},"
+        "\"vmhwm_kib\":%ld,\"kernels\":\"%s\"}\n",
+        c.name.c_str(),
+        std::string(tidelane::engine::TensorTypeName(e.model().layers()[0].wq.type)).c_str(), t,
+        static_cast<unsigned long long>(params), static_cast<unsigned long long>(output_params),
+        static_cast<unsigned long long>(e.model().WeightBytesPerToken()),
+        static_cast<unsigned long long>(std::filesystem::file_size(path)),
+        static_cast<unsigned long long>(kv_bytes), prompt_len, decode_len, prompt_len / prefill_s,
+        decode_len / decode_s, agg.c_str(), VmHwmKib(), IsaName());
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string model;
+  bool machine = false;
+  std::vector<int> threads = {1, 2};
+  int prompt = 512, decode = 128;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "engine_bench: %s needs a value\n", a.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--machine") {
+      machine = true;
+    } else if (a == "--model") {
+      model = value();
+    } else if (a == "--threads") {
+      threads = ParseList(value());
+    } else if (a == "--prompt") {
+      prompt = std::atoi(value().c_str());
+    } else if (a == "--decode") {
+      decode = std::atoi(value().c_str());
+    } else {
+      std::fprintf(stderr,
+                   "usage: engine_bench --machine [--threads 1,2]\n"
+                   "       engine_bench --model M.gguf [--threads 1,2] [--prompt 512] "
+                   "[--decode 128]\n");
+      return 2;
+    }
+  }
+  if (machine) return Machine(threads);
+  if (model.empty()) {
+    std::fprintf(stderr, "engine_bench: --machine or --model M.gguf\n");
+    return 2;
+  }
+  return Model(model, threads, prompt, decode);
+}

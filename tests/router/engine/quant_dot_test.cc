@@ -1,0 +1,284 @@
+// FastMatMul against the reference (DequantizeRow, then a double-precision dot) for every type
+// it covers, with both the AVX2 and the scalar kernels; and the batched-equals-alone guarantee:
+// a vector's result is bitwise the same whatever batch it is computed in.
+#include "router/engine/quant_dot.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "router/engine/kernels.h"
+#include "router/engine/tensor_types.h"
+#include "router/engine/thread_pool.h"
+
+namespace tidelane::engine {
+namespace {
+
+// Random but valid weights: random bytes for the quants, with every half scale replaced by a
+// sane value (random bytes would make NaNs and 65504s), so every bit pattern of the quants and
+// of the packed sub-block scales is exercised.
+std::vector<std::uint8_t> RandomMatrix(TensorType type, std::size_t rows, std::size_t cols,
+                                       std::mt19937& rng) {
+  const std::size_t row_bytes = RowBytes(type, cols);
+  std::vector<std::uint8_t> data(rows * row_bytes);
+  std::uniform_real_distribution<float> value(-1.0f, 1.0f), scale(0.001f, 0.05f);
+  auto put_half = [&](std::size_t offset, float v) {
+    const std::uint16_t h = FloatToHalf(v);
+    std::memcpy(&data[offset], &h, 2);
+  };
+  if (type == TensorType::kF32) {
+    for (std::size_t i = 0; i < rows * cols; ++i) {
+      const float v = value(rng);
+      std::memcpy(&data[i * 4], &v, 4);
+    }
+    return data;
+  }
+  if (type == TensorType::kF16) {
+    for (std::size_t i = 0; i < rows * cols; ++i) put_half(i * 2, value(rng));
+    return data;
+  }
+  for (auto& b : data) b = static_cast<std::uint8_t>(rng());
+  const std::size_t bb = BlockBytes(type);
+  for (std::size_t off = 0; off < data.size(); off += bb) {
+    switch (type) {
+      case TensorType::kQ8_0:
+      case TensorType::kQ4_0:
+        put_half(off, scale(rng));
+        break;
+      case TensorType::kQ4_K:
+      case TensorType::kQ5_K:
+        put_half(off, scale(rng) * 0.1f);      // d
+        put_half(off + 2, scale(rng) * 0.1f);  // dmin
+        break;
+      case TensorType::kQ6_K:
+        put_half(off + 208, scale(rng) * 0.01f);
+        break;
+      default:
+        ADD_FAILURE() << "no generator for " << TensorTypeName(type);
+    }
+  }
+  return data;
+}
+
+// Activations like a normed hidden state: mostly O(1), a few larger outliers.
+std::vector<float> RandomActivations(std::size_t n, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_int_distribution<int> rare(0, 63);
+  std::vector<float> x(n);
+  for (auto& v : x) v = normal(rng) * (rare(rng) == 0 ? 8.0f : 1.0f);
+  return x;
+}
+
+struct Case {
+  TensorType type;
+  std::size_t cols;
+};
+
+std::string Name(const testing::TestParamInfo<std::tuple<Case, FastMatMulIsa>>& info) {
+  const auto& [c, isa] = info.param;
+  return std::string(TensorTypeName(c.type)) + "_" + std::to_string(c.cols) + "_" +
+         (isa == FastMatMulIsa::kAvx512Vnni ? "avx512vnni"
+          : isa == FastMatMulIsa::kAvx2     ? "avx2"
+                                            : "scalar");
+}
+
+class FastMatMulTest : public testing::TestWithParam<std::tuple<Case, FastMatMulIsa>> {
+ protected:
+  void SetUp() override {
+    const FastMatMulIsa want = std::get<1>(GetParam());
+    if (SetFastMatMulIsaForTesting(want) != want) GTEST_SKIP() << "this CPU lacks the features";
+  }
+  void TearDown() override { SetFastMatMulIsaForTesting(FastMatMulIsa::kAvx512Vnni); }
+};
+
+bool HasFastPath(TensorType type) {
+  if (ActiveFastMatMulIsa() == FastMatMulIsa::kScalar)
+    return type != TensorType::kF32 && type != TensorType::kF16;
+  return true;
+}
+
+// Elements per activation block the kernels quantise with (0: float activations).
+std::size_t ActivationBlock(TensorType type) {
+  switch (type) {
+    case TensorType::kF32:
+    case TensorType::kF16:
+      return 0;
+    case TensorType::kQ8_0:
+    case TensorType::kQ4_0:
+      return 32;
+    default:
+      return 256;
+  }
+}
+
+TEST_P(FastMatMulTest, MatchesTheDequantisedReference) {
+  const auto [c, isa] = GetParam();
+  if (!HasFastPath(c.type)) {
+    std::vector<std::uint8_t> w(RowBytes(c.type, c.cols));
+    std::vector<float> x(c.cols);
+    float y[1];
+    ThreadPool pool(1);
+    EXPECT_FALSE(FastMatMul({c.type, w.data(), 1, c.cols}, x.data(), 1, y, pool));
+    return;
+  }
+  std::mt19937 rng(static_cast<unsigned>(c.cols) * 31 + static_cast<unsigned>(c.type));
+  for (std::size_t rows : {1u, 3u, 7u, 37u}) {
+    const auto data = RandomMatrix(c.type, rows, c.cols, rng);
+    const Matrix w{c.type, data.data(), rows, c.cols};
+    std::vector<float> deq(rows * c.cols);
+    for (std::size_t r = 0; r < rows; ++r)
+      DequantizeRow(c.type, w.Row(r), &deq[r * c.cols], c.cols);
+    for (std::size_t batch : {1u, 3u, 16u}) {
+      for (int threads : {1, 2}) {
+        ThreadPool pool(threads);
+        const auto x = RandomActivations(batch * c.cols, rng);
+        std::vector<float> y(batch * rows, NAN);
+        ASSERT_TRUE(FastMatMul(w, x.data(), batch, y.data(), pool));
+        for (std::size_t b = 0; b < batch; ++b) {
+          for (std::size_t r = 0; r < rows; ++r) {
+            const float* wr = &deq[r * c.cols];
+            const float* xb = &x[b * c.cols];
+            double ref = 0, magnitude = 0, quant_bound = 0;
+            for (std::size_t i = 0; i < c.cols; ++i) {
+              ref += static_cast<double>(wr[i]) * xb[i];
+              magnitude += std::fabs(static_cast<double>(wr[i]) * xb[i]);
+            }
+            // 8-bit activations: x[i] is stored as d·round(x[i]/d) with d = amax/127 over its
+            // block, so each element is off by at most d/2 = amax/254 and the dot by at most
+            // Σ|w[i]|·amax(block of i)/254. Float rounding of the block sums and the
+            // accumulation adds a relative ~1e-6 of Σ|w·x| (1e-5 allowed).
+            if (const std::size_t blk = ActivationBlock(c.type)) {
+              for (std::size_t i0 = 0; i0 < c.cols; i0 += blk) {
+                float amax = 0;
+                double wsum = 0;
+                for (std::size_t i = i0; i < i0 + blk; ++i) {
+                  amax = std::max(amax, std::fabs(xb[i]));
+                  wsum += std::fabs(wr[i]);
+                }
+                quant_bound += wsum * amax / 254.0;
+              }
+            }
+            const double tolerance = quant_bound * 1.001 + 1e-5 * magnitude + 1e-30;
+            EXPECT_NEAR(y[b * rows + r], ref, tolerance)
+                << "rows " << rows << " batch " << batch << " threads " << threads << " row " << r
+                << " vector " << b;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_P(FastMatMulTest, AVectorGivesBitwiseTheSameResultAloneAsInAnyBatch) {
+  const auto [c, isa] = GetParam();
+  if (!HasFastPath(c.type)) GTEST_SKIP() << "no fast path";
+  std::mt19937 rng(7);
+  const std::size_t rows = 45;
+  const auto data = RandomMatrix(c.type, rows, c.cols, rng);
+  const Matrix w{c.type, data.data(), rows, c.cols};
+  const std::size_t kMax = 16;
+  const auto x = RandomActivations(kMax * c.cols, rng);
+  ThreadPool one(1), two(2);
+  std::vector<float> alone(kMax * rows);
+  for (std::size_t b = 0; b < kMax; ++b)
+    ASSERT_TRUE(FastMatMul(w, &x[b * c.cols], 1, &alone[b * rows], one));
+  for (std::size_t batch : {2u, 3u, 4u, 5u, 7u, 16u}) {
+    for (ThreadPool* pool : {&one, &two}) {
+      std::vector<float> y(batch * rows);
+      ASSERT_TRUE(FastMatMul(w, x.data(), batch, y.data(), *pool));
+      for (std::size_t i = 0; i < batch * rows; ++i) {
+        ASSERT_EQ(std::memcmp(&y[i], &alone[i], 4), 0)
+            << "batch " << batch << " threads " << pool->size() << " vector " << i / rows << " row "
+            << i % rows << ": " << y[i] << " vs " << alone[i];
+      }
+    }
+  }
+  // A large batch takes the blocked (prefill) loop order; still the same bits.
+  const std::size_t big = 40;
+  std::vector<float> xs(big * c.cols);
+  for (std::size_t b = 0; b < big; ++b)
+    std::copy_n(&x[(b % kMax) * c.cols], c.cols, &xs[b * c.cols]);
+  std::vector<float> y(big * rows);
+  ASSERT_TRUE(FastMatMul(w, xs.data(), big, y.data(), two));
+  for (std::size_t i = 0; i < big * rows; ++i) {
+    const std::size_t b = i / rows, r = i % rows;
+    ASSERT_EQ(std::memcmp(&y[i], &alone[(b % kMax) * rows + r], 4), 0) << "vector " << b;
+  }
+}
+
+const Case kCases[] = {
+    {TensorType::kF32, 64},   {TensorType::kF32, 67},   {TensorType::kF32, 768},
+    {TensorType::kF16, 64},   {TensorType::kF16, 67},   {TensorType::kF16, 768},
+    {TensorType::kQ8_0, 32},  {TensorType::kQ8_0, 96},  {TensorType::kQ8_0, 768},
+    {TensorType::kQ4_0, 32},  {TensorType::kQ4_0, 96},  {TensorType::kQ4_0, 768},
+    {TensorType::kQ4_K, 256}, {TensorType::kQ4_K, 768}, {TensorType::kQ5_K, 256},
+    {TensorType::kQ5_K, 768}, {TensorType::kQ6_K, 256}, {TensorType::kQ6_K, 768},
+};
+
+INSTANTIATE_TEST_SUITE_P(AllTypes, FastMatMulTest,
+                         testing::Combine(testing::ValuesIn(kCases),
+                                          testing::Values(FastMatMulIsa::kAvx512Vnni,
+                                                          FastMatMulIsa::kAvx2,
+                                                          FastMatMulIsa::kScalar)),
+                         Name);
+
+// The types without a fast path say so and leave y alone.
+TEST(FastMatMul, DeclinesTypesItDoesNotCover) {
+  for (TensorType type :
+       {TensorType::kQ4_1, TensorType::kQ5_0, TensorType::kQ5_1, TensorType::kBF16}) {
+    std::vector<std::uint8_t> w(RowBytes(type, 64));
+    std::vector<float> x(64, 1.0f);
+    float y = 42.0f;
+    ThreadPool pool(1);
+    EXPECT_FALSE(FastMatMul({type, w.data(), 1, 64}, x.data(), 1, &y, pool));
+    EXPECT_EQ(y, 42.0f);
+  }
+}
+
+// The SIMD and scalar kernels quantise activations to the same bytes and build the same integer
+// sums, so they agree to float rounding; the VNNI kernels differ from the AVX2 ones only in how
+// the exact integer sums are formed, so those two agree bitwise.
+TEST(FastMatMul, KernelsForEveryInstructionSetAgree) {
+  if (SetFastMatMulIsaForTesting(FastMatMulIsa::kAvx2) != FastMatMulIsa::kAvx2)
+    GTEST_SKIP() << "this CPU lacks AVX2/FMA/F16C";
+  const bool vnni =
+      SetFastMatMulIsaForTesting(FastMatMulIsa::kAvx512Vnni) == FastMatMulIsa::kAvx512Vnni;
+  std::mt19937 rng(3);
+  for (TensorType type : {TensorType::kF32, TensorType::kF16, TensorType::kQ8_0, TensorType::kQ4_0,
+                          TensorType::kQ4_K, TensorType::kQ5_K, TensorType::kQ6_K}) {
+    const std::size_t rows = 9, cols = 512, batch = 5;
+    const auto data = RandomMatrix(type, rows, cols, rng);
+    const Matrix w{type, data.data(), rows, cols};
+    const auto x = RandomActivations(batch * cols, rng);
+    ThreadPool pool(2);
+    std::vector<float> avx2(batch * rows), avx512(batch * rows), scalar(batch * rows);
+    SetFastMatMulIsaForTesting(FastMatMulIsa::kAvx2);
+    ASSERT_TRUE(FastMatMul(w, x.data(), batch, avx2.data(), pool));
+    if (vnni) {
+      SetFastMatMulIsaForTesting(FastMatMulIsa::kAvx512Vnni);
+      ASSERT_TRUE(FastMatMul(w, x.data(), batch, avx512.data(), pool));
+      EXPECT_EQ(std::memcmp(avx2.data(), avx512.data(), avx2.size() * 4), 0)
+          << TensorTypeName(type);
+    }
+    SetFastMatMulIsaForTesting(FastMatMulIsa::kScalar);
+    const bool has_scalar = FastMatMul(w, x.data(), batch, scalar.data(), pool);
+    SetFastMatMulIsaForTesting(FastMatMulIsa::kAvx512Vnni);
+    if (!has_scalar) continue;  // F32/F16: the caller's float loop is the portable path
+    std::vector<float> deq(cols);
+    for (std::size_t i = 0; i < avx2.size(); ++i) {
+      const std::size_t b = i / rows, r = i % rows;
+      DequantizeRow(type, w.Row(r), deq.data(), cols);
+      double magnitude = 0;
+      for (std::size_t j = 0; j < cols; ++j) magnitude += std::fabs(deq[j] * x[b * cols + j]);
+      EXPECT_NEAR(avx2[i], scalar[i], 1e-5 * magnitude) << TensorTypeName(type) << " " << i;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace tidelane::engine
