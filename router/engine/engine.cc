@@ -128,24 +128,31 @@ void Engine::Attention(std::size_t layer, std::span<const Step> steps,
                        std::span<const std::size_t> row_pos) {
   const ModelConfig& c = model_->config();
   const std::size_t rows = row_step.size(), group = c.heads / c.kv_heads;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  const std::size_t block = kv_.block_tokens(), hd = c.head_dim;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   Scratch& s = *scratch_;
-  pool_.ParallelFor(rows * c.heads, [&](std::size_t begin, std::size_t end, int) {
+  // One job per (row, KV head): the query heads sharing that KV head go together, so each
+  // cached key and value is read once per group, a KV block at a time.
+  pool_.ParallelFor(rows * c.kv_heads, [&](std::size_t begin, std::size_t end, int) {
     thread_local std::vector<float> scores;
     for (std::size_t job = begin; job < end; ++job) {
-      const std::size_t r = job / c.heads, h = job % c.heads, kvh = h / group;
+      const std::size_t r = job / c.kv_heads, kvh = job % c.kv_heads;
       const Sequence& seq = seqs_.at(steps[row_step[r]].sequence);
       const std::size_t n = row_pos[r] + 1;  // causal: positions 0..pos
-      scores.resize(n);
-      const float* q = s.q.data() + r * c.q_dim() + h * c.head_dim;
-      for (std::size_t t = 0; t < n; ++t) {
-        scores[t] = Dot(q, kv_.Key(seq.blocks, layer, t) + kvh * c.head_dim, c.head_dim) * scale;
+      scores.resize(group * n);
+      const float* q = s.q.data() + r * c.q_dim() + kvh * group * hd;
+      for (std::size_t first = 0; first < n; first += block) {
+        const std::size_t count = std::min(block, n - first);
+        AttendKeys(q, group, hd, kv_.Key(seq.blocks, layer, first) + kvh * hd, c.kv_dim(), count,
+                   scale, scores.data() + first, n);
       }
-      Softmax(scores.data(), n);
-      float* out = s.att.data() + r * c.q_dim() + h * c.head_dim;
-      std::fill(out, out + c.head_dim, 0.0f);
-      for (std::size_t t = 0; t < n; ++t) {
-        Axpy(scores[t], kv_.Value(seq.blocks, layer, t) + kvh * c.head_dim, out, c.head_dim);
+      for (std::size_t g = 0; g < group; ++g) Softmax(scores.data() + g * n, n);
+      float* out = s.att.data() + r * c.q_dim() + kvh * group * hd;
+      std::fill(out, out + group * hd, 0.0f);
+      for (std::size_t first = 0; first < n; first += block) {
+        const std::size_t count = std::min(block, n - first);
+        AttendValues(scores.data() + first, group, hd,
+                     kv_.Value(seq.blocks, layer, first) + kvh * hd, c.kv_dim(), count, n, out);
       }
     }
   });

@@ -33,6 +33,41 @@ TIDELANE_SIMD_CLONES void RmsNorm(const float* x, const float* weight, float eps
   for (std::size_t i = 0; i < n; ++i) out[i] = x[i] * scale * weight[i];
 }
 
+// Plain loops over one KV block: the compiler vectorises the head_dim loops (restrict: the
+// scores and outputs never alias the cache).
+TIDELANE_SIMD_CLONES void AttendKeys(const float* __restrict q, std::size_t group,
+                                     std::size_t head_dim, const float* __restrict k,
+                                     std::size_t stride, std::size_t n, float scale,
+                                     float* __restrict scores, std::size_t scores_stride) {
+  for (std::size_t g = 0; g < group; ++g) {
+    const float* qg = q + g * head_dim;
+    float* sg = scores + g * scores_stride;
+    for (std::size_t t = 0; t < n; ++t) {
+      const float* kt = k + t * stride;
+      float sum = 0;
+#pragma omp simd reduction(+ : sum)
+      for (std::size_t i = 0; i < head_dim; ++i) sum += qg[i] * kt[i];
+      sg[t] = sum * scale;
+    }
+  }
+}
+
+TIDELANE_SIMD_CLONES void AttendValues(const float* __restrict p, std::size_t group,
+                                       std::size_t head_dim, const float* __restrict v,
+                                       std::size_t stride, std::size_t n, std::size_t p_stride,
+                                       float* __restrict out) {
+  for (std::size_t g = 0; g < group; ++g) {
+    const float* pg = p + g * p_stride;
+    float* og = out + g * head_dim;
+    for (std::size_t t = 0; t < n; ++t) {
+      const float w = pg[t];
+      const float* vt = v + t * stride;
+#pragma omp simd
+      for (std::size_t i = 0; i < head_dim; ++i) og[i] += w * vt[i];
+    }
+  }
+}
+
 void Softmax(float* x, std::size_t n) {
   const float max = *std::max_element(x, x + n);
   float sum = 0;

@@ -31,6 +31,18 @@ void RmsNorm(const float* x, const float* weight, float eps, float* out, std::si
 // In place, numerically stable.
 void Softmax(float* x, std::size_t n);
 
+// Attention over `n` cached positions for the `group` query heads that share one KV head
+// (grouped-query attention reads each key and value once for the whole group). Keys and
+// values of consecutive positions are `stride` floats apart; q and out hold the group's heads
+// one after another (group × head_dim); scores is group rows of `scores_stride`.
+// scores[g][t] = scale * q[g] · k[t]
+void AttendKeys(const float* q, std::size_t group, std::size_t head_dim, const float* k,
+                std::size_t stride, std::size_t n, float scale, float* scores,
+                std::size_t scores_stride);
+// out[g] += Σ_t p[g][t] * v[t]
+void AttendValues(const float* p, std::size_t group, std::size_t head_dim, const float* v,
+                  std::size_t stride, std::size_t n, std::size_t p_stride, float* out);
+
 // y[b][r] = W[r] · x[b] for b in [0, batch), r in [0, W.rows): x is batch×W.cols, y is
 // batch×W.rows. Rows are split across the pool; a quantised row is expanded block by block
 // into a small buffer and reused for every vector of the batch, never the whole matrix.
