@@ -52,12 +52,17 @@ Result<std::unique_ptr<Engine>> Engine::Load(const std::filesystem::path& path,
                                              const EngineOptions& options) {
   auto model = Model::Load(path);
   if (!model) return Error{model.error()};
-  return std::make_unique<Engine>(std::move(model).value(), options);
+  auto engine = std::make_unique<Engine>(std::move(model).value(), options);
+  auto backend = MakeBackend(options.backend, engine->pool_);
+  if (!backend) return Error{backend.error()};
+  engine->backend_ = std::move(backend).value();
+  return engine;
 }
 
 Engine::Engine(std::unique_ptr<Model> model, const EngineOptions& options)
     : model_(std::move(model)),
       pool_(std::max(options.threads, 1)),
+      backend_(MakeCpuBackend(pool_)),
       kv_(model_->config().layers, model_->config().kv_dim(),
           std::max<std::size_t>(options.block_tokens, 1),
           ((options.kv_positions ? options.kv_positions
@@ -217,9 +222,9 @@ Result<std::vector<std::vector<float>>> Engine::Forward(std::span<const Step> st
     const LayerWeights& w = model_->layers()[l];
     for (std::size_t r = 0; r < rows; ++r)
       RmsNorm(&s.x[r * c.dim], w.attn_norm.data(), c.rms_eps, &s.xn[r * c.dim], c.dim);
-    MatMul(w.wq, s.xn.data(), rows, s.q.data(), pool_);
-    MatMul(w.wk, s.xn.data(), rows, s.k.data(), pool_);
-    MatMul(w.wv, s.xn.data(), rows, s.v.data(), pool_);
+    backend_->MatMul(w.wq, s.xn.data(), rows, s.q.data());
+    backend_->MatMul(w.wk, s.xn.data(), rows, s.k.data());
+    backend_->MatMul(w.wv, s.xn.data(), rows, s.v.data());
     AddBias(s.q.data(), w.bq, rows);
     AddBias(s.k.data(), w.bk, rows);
     AddBias(s.v.data(), w.bv, rows);
@@ -233,15 +238,15 @@ Result<std::vector<std::vector<float>>> Engine::Forward(std::span<const Step> st
                   c.kv_dim() * sizeof(float));
     }
     Attention(l, steps, row_step, row_pos);
-    MatMul(w.wo, s.att.data(), rows, s.tmp.data(), pool_);
+    backend_->MatMul(w.wo, s.att.data(), rows, s.tmp.data());
     for (std::size_t i = 0; i < rows * c.dim; ++i) s.x[i] += s.tmp[i];
 
     for (std::size_t r = 0; r < rows; ++r)
       RmsNorm(&s.x[r * c.dim], w.ffn_norm.data(), c.rms_eps, &s.xn[r * c.dim], c.dim);
-    MatMul(w.w_gate, s.xn.data(), rows, s.gate.data(), pool_);
-    MatMul(w.w_up, s.xn.data(), rows, s.up.data(), pool_);
+    backend_->MatMul(w.w_gate, s.xn.data(), rows, s.gate.data());
+    backend_->MatMul(w.w_up, s.xn.data(), rows, s.up.data());
     for (std::size_t i = 0; i < rows * c.ff; ++i) s.gate[i] = Silu(s.gate[i]) * s.up[i];
-    MatMul(w.w_down, s.gate.data(), rows, s.tmp.data(), pool_);
+    backend_->MatMul(w.w_down, s.gate.data(), rows, s.tmp.data());
     for (std::size_t i = 0; i < rows * c.dim; ++i) s.x[i] += s.tmp[i];
   }
 
@@ -260,7 +265,7 @@ Result<std::vector<std::vector<float>>> Engine::Forward(std::span<const Step> st
             c.dim);
   }
   std::vector<float> logits(wanted.size() * c.vocab);
-  MatMul(model_->output(), s.xn.data(), wanted.size(), logits.data(), pool_);
+  backend_->MatMul(model_->output(), s.xn.data(), wanted.size(), logits.data());
 
   std::vector<std::vector<float>> out(steps.size());
   std::size_t w_index = 0;

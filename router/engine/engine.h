@@ -18,9 +18,11 @@
 #include <filesystem>
 #include <memory>
 #include <span>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "router/engine/backend.h"
 #include "router/engine/kv_cache.h"
 #include "router/engine/model.h"
 #include "router/engine/result.h"
@@ -33,6 +35,7 @@ struct EngineOptions {
   // KV positions shared by all sequences; 0 = the model's context length, at least 4 096.
   std::size_t kv_positions = 0;
   std::size_t block_tokens = 16;
+  std::string backend = "cpu";  // see backend.h
 };
 
 using SequenceId = std::uint32_t;
@@ -47,6 +50,7 @@ class Engine {
   const Model& model() const { return *model_; }
   const ModelConfig& config() const { return model_->config(); }
   int threads() const { return pool_.size(); }
+  std::string_view backend() const { return backend_->Name(); }
 
   // Sequences. NewSequence never fails (it takes no KV until tokens arrive).
   SequenceId NewSequence();
@@ -85,6 +89,7 @@ class Engine {
 
   std::unique_ptr<Model> model_;
   ThreadPool pool_;
+  std::unique_ptr<Backend> backend_;
   KvCache kv_;
   std::unordered_map<SequenceId, Sequence> seqs_;
   SequenceId next_id_ = 1;

@@ -211,3 +211,18 @@ TEST(Sampler, GreedyIsArgmaxAndASeedReproducesADraw) {
 
 }  // namespace
 }  // namespace tidelane::engine
+
+namespace tidelane::engine {
+namespace {
+
+TEST(Engine, RunsOnTheCpuBackendAndRefusesOneThisBuildLacks) {
+  auto cpu = Engine::Load(kModel, {.threads = 1});
+  ASSERT_TRUE(cpu.ok()) << cpu.error();
+  EXPECT_EQ((*cpu)->backend(), "cpu");
+  auto cuda = Engine::Load(kModel, {.threads = 1, .backend = "cuda"});
+  ASSERT_FALSE(cuda.ok());
+  EXPECT_NE(cuda.error().find("available: cpu"), std::string::npos) << cuda.error();
+}
+
+}  // namespace
+}  // namespace tidelane::engine
