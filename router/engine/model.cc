@@ -73,7 +73,7 @@ Result<std::unique_ptr<Model>> Model::FromGguf(std::unique_ptr<GgufFile> file) {
     *out = static_cast<std::size_t>(*v);
     return Ok{};
   };
-  for (auto s :
+  for (const auto& s :
        {need("embedding_length", &c.dim, 1 << 16), need("block_count", &c.layers, 1024),
         need("feed_forward_length", &c.ff, 1 << 18), need("attention.head_count", &c.heads, 1024),
         need("context_length", &c.context, 1 << 24)}) {

@@ -6,7 +6,9 @@
 namespace tidelane::engine {
 namespace {
 
-// Block structs as in ggml-common.h; static_asserts pin the on-disk sizes.
+// Block structs as in ggml-common.h (named after ggml's block_q4_0 etc. so the two read side
+// by side); static_asserts pin the on-disk sizes.
+// NOLINTBEGIN(readability-identifier-naming)
 struct BlockQ4_0 {
   std::uint16_t d;
   std::uint8_t qs[16];
@@ -49,6 +51,7 @@ struct BlockQ6_K {
 static_assert(sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20 && sizeof(BlockQ5_0) == 22 &&
               sizeof(BlockQ5_1) == 24 && sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_K) == 144 &&
               sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210);
+// NOLINTEND(readability-identifier-naming)
 
 template <typename Block>
 const Block* Blocks(const void* src) {

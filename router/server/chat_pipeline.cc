@@ -245,7 +245,7 @@ void ChatPipeline::Start(const v1::ChatRequest& request, std::shared_ptr<StreamS
   if (!ledger_) {
     nodes_.Count(NodeTable::Outcome::kAccepted);
     flight->live = live_.Begin(id, {});
-    Begin(std::move(flight));
+    Begin(flight);
     return;
   }
   // Nothing may run that the ledger cannot keep: the request waits (holding no thread) for
@@ -320,7 +320,7 @@ grpc::Status ChatPipeline::Run(const v1::ChatRequest& request, EventSink& sink) 
 }
 
 void ChatPipeline::StartResume(const std::string& id, std::uint32_t from_index,
-                               std::shared_ptr<StreamSink> sink) {
+                               const std::shared_ptr<StreamSink>& sink) {
   Spawn([this, id, from_index, sink] {
     bool started = false;
     const auto status = Resume(id, from_index, sink, &started);
@@ -382,7 +382,7 @@ grpc::Status ChatPipeline::Resume(const std::string& id, std::uint32_t from_inde
   flight->live = live;
   end.run = true;  // the flight ends the record
   *started = true;
-  Begin(std::move(flight));
+  Begin(flight);
   return grpc::Status::OK;
 }
 
@@ -418,7 +418,7 @@ void ChatPipeline::Finish(Flight& flight, const grpc::Status& status) {
   flight.client->Close(status);
 }
 
-void ChatPipeline::Begin(std::shared_ptr<Flight> flight) {
+void ChatPipeline::Begin(const std::shared_ptr<Flight>& flight) {
   Flight& f = *flight;
   // Every event goes to the client, to the ledger and to anyone following with Resume.
   f.sink = std::make_unique<PublishingSink>(

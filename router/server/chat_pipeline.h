@@ -142,13 +142,13 @@ class ChatPipeline {
   // worker when it was interrupted (router restart, client gone). NOT_FOUND for unknown ids.
   // Returns at once; events and Close follow on `sink`.
   void StartResume(const std::string& id, std::uint32_t from_index,
-                   std::shared_ptr<StreamSink> sink);
+                   const std::shared_ptr<StreamSink>& sink);
 
  private:
   struct Flight;
   // Admission, without blocking: the request queues as a record and continues in Serve on a
   // thread of its own once admitted.
-  void Begin(std::shared_ptr<Flight> flight);
+  void Begin(const std::shared_ptr<Flight>& flight);
   // Routes, streams and redirects an admitted request; returns its stream's final status.
   grpc::Status Serve(Flight& flight, const AdmitResult& admitted);
   void Finish(Flight& flight, const grpc::Status& status);

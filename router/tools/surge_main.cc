@@ -412,7 +412,7 @@ int Run(int argc, char** argv) {
               << target << "\n";
     return 2;
   }
-  const std::string address = target.substr(o.http ? 7 : 7);
+  const std::string address = target.substr(target.find("://") + 3);
   if (o.http) {
     const auto colon = address.rfind(':');
     if (colon == std::string::npos) {
