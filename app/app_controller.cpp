@@ -3,8 +3,10 @@
 #include <QFile>
 
 #include "app/grpc_chat_backend.h"
+#include "app/grpc_monitor_client.h"
 #include "app/service_supervisor.h"
 #include "ui/main_window.h"
+#include "ui/monitor/monitor_window.h"
 
 namespace tidelane::app {
 
@@ -13,28 +15,38 @@ AppController::AppController(AppSettings settings, QString binDir, QString dataD
       settings_(std::move(settings)),
       binDir_(std::move(binDir)),
       dataDir_(std::move(dataDir)),
-      backend_(std::make_unique<GrpcChatBackend>()) {
+      backend_(std::make_unique<GrpcChatBackend>()),
+      monitorClient_(std::make_unique<GrpcMonitorClient>()) {
   window_ = std::make_unique<ui::MainWindow>(backend_.get());
+  connect(window_.get(), &ui::MainWindow::monitorRequested, this, &AppController::showMonitor);
 }
 
 AppController::~AppController() {
-  // Window first (it points at the backend), then the backend's calls, then the children.
+  // Windows first (they point at the backend and the monitor client), then the clients'
+  // calls and threads, then the children.
+  monitorWindow_.reset();
   window_.reset();
+  monitorClient_.reset();
   backend_.reset();
   supervisor_.reset();
 }
 
-void AppController::start() {
-  window_->show();
+void AppController::start(StartView view) {
+  if (view == StartView::Monitor) {
+    showMonitor();
+  } else {
+    window_->show();
+  }
   if (settings_.endpoint == AppSettings::Endpoint::RemoteRouter) {
     QFile tokenFile(settings_.remoteTokenFile);
     if (!tokenFile.open(QIODevice::ReadOnly)) {
-      window_->showServiceStatus(tr("Cannot read the remote router's token file %1: %2")
-                                     .arg(settings_.remoteTokenFile, tokenFile.errorString()));
+      const QString message = tr("Cannot read the remote router's token file %1: %2")
+                                  .arg(settings_.remoteTokenFile, tokenFile.errorString());
+      window_->showServiceStatus(message);
+      if (monitorWindow_) monitorWindow_->showStatus(message);
       return;
     }
-    const QString token = QString::fromUtf8(tokenFile.readLine()).trimmed();
-    backend_->setEndpoint(settings_.remoteAddress, token);
+    connectTo(settings_.remoteAddress, QString::fromUtf8(tokenFile.readLine()).trimmed());
     return;
   }
 
@@ -43,16 +55,42 @@ void AppController::start() {
   options.dataDir = dataDir_;
   options.workerProfile = settings_.workerProfile;
   supervisor_ = std::make_unique<ServiceSupervisor>(options);
-  connect(supervisor_.get(), &ServiceSupervisor::statusChanged, window_.get(),
-          &ui::MainWindow::showServiceStatus);
-  connect(supervisor_.get(), &ServiceSupervisor::failed, window_.get(),
-          &ui::MainWindow::showServiceStatus);
+  for (auto signal : {&ServiceSupervisor::statusChanged, &ServiceSupervisor::failed}) {
+    connect(supervisor_.get(), signal, window_.get(), &ui::MainWindow::showServiceStatus);
+    connect(supervisor_.get(), signal, this, [this](const QString& message) {
+      if (monitorWindow_) monitorWindow_->showStatus(message);
+    });
+  }
   connect(supervisor_.get(), &ServiceSupervisor::ready, this, [this] {
-    if (!backend_->isReady()) {
-      backend_->setEndpoint(supervisor_->grpcAddress(), supervisor_->token());
+    // A restarted router comes back on the same port: the clients reconnect by themselves.
+    if (!backend_->isReady() || routerAddress_ != supervisor_->grpcAddress()) {
+      connectTo(supervisor_->grpcAddress(), supervisor_->token());
     }
   });
   supervisor_->start();
+}
+
+void AppController::connectTo(const QString& address, const QString& token) {
+  routerAddress_ = address;
+  routerToken_ = token;
+  backend_->setEndpoint(address, token);
+  if (monitorWindow_) startMonitorClient();
+}
+
+void AppController::showMonitor() {
+  if (!monitorWindow_) {
+    monitorWindow_ = std::make_unique<ui::monitor::MonitorWindow>(monitorClient_.get());
+    if (!routerAddress_.isEmpty()) startMonitorClient();
+  }
+  monitorWindow_->show();
+  monitorWindow_->raise();
+  monitorWindow_->activateWindow();
+}
+
+void AppController::startMonitorClient() {
+  // Watching costs the router a snapshot every 250 ms, so it only runs once the monitor
+  // has been opened.
+  monitorClient_->start(routerAddress_, routerToken_);
 }
 
 }  // namespace tidelane::app

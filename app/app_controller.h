@@ -1,5 +1,6 @@
 // AppController: puts the app together. Either starts the bundled router and worker under
-// a ServiceSupervisor, or points at a remote router; wires the chat backend to the window.
+// a ServiceSupervisor, or points at a remote router; wires the chat backend to the window,
+// and the monitor client to the monitor window (opened from View → Monitor, or at start).
 //
 // Threading: GUI thread only.
 #pragma once
@@ -12,11 +13,15 @@
 
 namespace tidelane::ui {
 class MainWindow;
+namespace monitor {
+class MonitorWindow;
 }
+}  // namespace tidelane::ui
 
 namespace tidelane::app {
 
 class GrpcChatBackend;
+class GrpcMonitorClient;
 class ServiceSupervisor;
 
 class AppController : public QObject {
@@ -27,18 +32,35 @@ class AppController : public QObject {
   AppController(AppSettings settings, QString binDir, QString dataDir, QObject* parent = nullptr);
   ~AppController() override;
 
-  // Starts the services (or connects) and shows the window.
-  void start();
+  enum class StartView { Chat, Monitor };
+
+  // Starts the services (or connects) and shows the chat window, or only the monitor
+  // (`tidelane --monitor`).
+  void start(StartView view = StartView::Chat);
 
   ui::MainWindow* window() { return window_.get(); }
   ServiceSupervisor* supervisor() { return supervisor_.get(); }  // null for a remote router
   GrpcChatBackend* backend() { return backend_.get(); }
+  GrpcMonitorClient* monitorClient() { return monitorClient_.get(); }
+  ui::monitor::MonitorWindow* monitorWindow() { return monitorWindow_.get(); }  // null until shown
+
+ public slots:
+  // Opens (or raises) the monitor window; it watches the router once its address is known.
+  void showMonitor();
 
  private:
+  // The router is reachable at `address`: chats and the monitor go there.
+  void connectTo(const QString& address, const QString& token);
+  void startMonitorClient();
+
   AppSettings settings_;
   QString binDir_;
   QString dataDir_;
+  QString routerAddress_;
+  QString routerToken_;
   std::unique_ptr<GrpcChatBackend> backend_;
+  std::unique_ptr<GrpcMonitorClient> monitorClient_;
+  std::unique_ptr<ui::monitor::MonitorWindow> monitorWindow_;
   std::unique_ptr<ServiceSupervisor> supervisor_;
   std::unique_ptr<ui::MainWindow> window_;
 };

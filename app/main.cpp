@@ -1,5 +1,6 @@
 // tidelane: the desktop chat app. Starts the bundled router and worker (or connects to a
-// remote router, from the settings or the command line) and opens the chat window.
+// remote router, from the settings or the command line) and opens the chat window, or the
+// monitor with --monitor.
 #include <QApplication>
 #include <QCommandLineParser>
 #include <QDir>
@@ -36,7 +37,10 @@ int main(int argc, char** argv) {
       QApplication::translate("main",
                               "Speed class the bundled synthetic worker models: high, mid, low."),
       QStringLiteral("PROFILE"));
-  cli.addOptions({remote, tokenFile, dataDir, profile});
+  const QCommandLineOption monitor(
+      QStringLiteral("monitor"),
+      QApplication::translate("main", "Open straight into the live tidal-lane monitor."));
+  cli.addOptions({remote, tokenFile, dataDir, profile, monitor});
   cli.process(qapp);
 
   auto settings = tidelane::app::AppSettings::load();
@@ -51,6 +55,7 @@ int main(int argc, char** argv) {
                            : QStandardPaths::writableLocation(QStandardPaths::AppDataLocation);
 
   tidelane::app::AppController controller(settings, QCoreApplication::applicationDirPath(), data);
-  controller.start();
+  controller.start(cli.isSet(monitor) ? tidelane::app::AppController::StartView::Monitor
+                                      : tidelane::app::AppController::StartView::Chat);
   return QApplication::exec();
 }

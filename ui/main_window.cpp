@@ -27,6 +27,13 @@ MainWindow::MainWindow(ChatBackend* backend, QWidget* parent)
   quit->setShortcut(QKeySequence::Quit);
   connect(quit, &QAction::triggered, qApp, &QApplication::quit);
 
+  auto* view = menuBar()->addMenu(tr("&View"));
+  auto* monitor = view->addAction(tr("&Monitor"));
+  monitor->setObjectName(QStringLiteral("showMonitor"));
+  monitor->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_M));
+  monitor->setToolTip(tr("Open the live tidal-lane monitor"));
+  connect(monitor, &QAction::triggered, this, &MainWindow::monitorRequested);
+
   connect(backend_, &ChatBackend::readyChanged, this, [this](bool ready) {
     if (ready) showServiceStatus(tr("Connected: %1").arg(backend_->describe()));
   });

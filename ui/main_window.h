@@ -1,5 +1,5 @@
 // MainWindow: the chat view, and a status bar saying where chats go and how the bundled
-// services are doing.
+// services are doing. View → Monitor (Ctrl+M) asks for the monitor with monitorRequested().
 #pragma once
 
 #include <QMainWindow>
@@ -24,6 +24,10 @@ class MainWindow : public QMainWindow {
  public slots:
   // Shows a line about the bundled services ("starting the bundled router…", a restart).
   void showServiceStatus(const QString& message);
+
+ signals:
+  // The user asked for the live monitor (the app opens it; the window does not know how).
+  void monitorRequested();
 
  private:
   ChatBackend* backend_;

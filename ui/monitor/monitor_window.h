@@ -1,0 +1,50 @@
+// MonitorWindow: the monitor as one window: a control row (pause/live, the time line to
+// scrub over the history, zoom), the tidal-lane view, and the charts beneath. Fed by a
+// MonitorSource; owns its model.
+//
+// Threading: GUI thread. `source` must outlive the window (or be null until setSource).
+#pragma once
+
+#include <QPointer>
+#include <QWidget>
+
+#include "ui/monitor/monitor_source.h"
+
+class QLabel;
+class QPushButton;
+class QSlider;
+
+namespace tidelane::ui::monitor {
+
+class MonitorCharts;
+class MonitorModel;
+class TidalLaneView;
+
+class MonitorWindow : public QWidget {
+  Q_OBJECT
+
+ public:
+  explicit MonitorWindow(MonitorSource* source, QWidget* parent = nullptr);
+  ~MonitorWindow() override;
+
+  MonitorModel* model() { return model_; }
+  TidalLaneView* laneView() { return view_; }
+  MonitorCharts* charts() { return charts_; }
+
+ public slots:
+  void showStatus(const QString& message);
+
+ private:
+  void syncControls();
+
+  QPointer<MonitorSource> source_;
+  MonitorModel* model_;
+  TidalLaneView* view_;
+  MonitorCharts* charts_;
+  QPushButton* pause_;
+  QSlider* timeline_;
+  QLabel* timeLabel_;
+  QLabel* status_;
+};
+
+}  // namespace tidelane::ui::monitor
