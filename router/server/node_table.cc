@@ -426,7 +426,9 @@ v1::ClusterSnapshot NodeTable::Snapshot(std::uint64_t* cursor) {
   }
   *cursor = next_event_ - 1;
   *s.mutable_counters() = counters_;
-  s.mutable_counters()->set_queued(static_cast<std::uint32_t>(queue_.size()));
+  // Waiting at the front door (admission) plus admitted but still waiting for a slot.
+  s.mutable_counters()->set_queued(
+      static_cast<std::uint32_t>(admission_waiters_.size() + queue_.size()));
   return s;
 }
 
