@@ -51,8 +51,39 @@ engine::Result<std::unique_ptr<GgufEngine>> GgufEngine::Load(const std::filesyst
   }
   e->model_name_ = e->engine_->config().name;
   e->options_ = options;
+  e->Calibrate();
   e->loop_ = std::thread([raw = e.get()] { raw->Loop(); });
   return e;
+}
+
+void GgufEngine::Calibrate() {
+  const std::size_t vocab = engine_->config().vocab;
+  const std::size_t prompt_len = std::min<std::size_t>(32, engine_->config().context / 2);
+  constexpr int kDecodeSteps = 4;
+  std::vector<std::int32_t> prompt(prompt_len);
+  for (std::size_t i = 0; i < prompt_len; ++i)
+    prompt[i] = static_cast<std::int32_t>((i * 7919) % vocab);
+  const engine::SequenceId seq = engine_->NewSequence();
+  const auto t0 = Clock::now();
+  engine::Engine::Step step{seq, prompt};
+  auto logits = engine_->Forward({&step, 1});
+  const auto t1 = Clock::now();
+  int decoded = 0;
+  for (; logits && decoded < kDecodeSteps &&
+         engine_->Tokens(seq).size() + 1 < engine_->config().context;
+       ++decoded) {
+    const std::int32_t next[] = {prompt[static_cast<std::size_t>(decoded) % prompt_len]};
+    engine::Engine::Step one{seq, next};
+    logits = engine_->Forward({&one, 1});
+  }
+  const auto t2 = Clock::now();
+  engine_->FreeSequence(seq);
+  const double prefill_s = std::chrono::duration<double>(t1 - t0).count();
+  const double decode_ms = std::chrono::duration<double, std::milli>(t2 - t1).count();
+  if (prefill_s > 0) prefill_tokens_per_s_ = static_cast<double>(prompt_len) / prefill_s;
+  if (decoded > 0) decode_ms_per_token_ = decode_ms / decoded;
+  spdlog::info("model {}: prefill {:.0f} tok/s, decode {:.2f} ms/token on {} thread(s)",
+               model_name_, prefill_tokens_per_s_, decode_ms_per_token_, engine_->threads());
 }
 
 GgufEngine::~GgufEngine() {
@@ -64,7 +95,8 @@ GgufEngine::~GgufEngine() {
   if (loop_.joinable()) loop_.join();
 }
 
-engine::Result<std::vector<std::int32_t>> GgufEngine::PromptTokens(const GenerationInput& input) const {
+engine::Result<std::vector<std::int32_t>> GgufEngine::PromptTokens(
+    const GenerationInput& input) const {
   std::string text;
   if (template_) {
     engine::ChatTemplateInput in;
@@ -74,7 +106,8 @@ engine::Result<std::vector<std::int32_t>> GgufEngine::PromptTokens(const Generat
     if (vocab.Contains(tokenizer_->bos())) in.bos_token = vocab.text(tokenizer_->bos());
     if (vocab.Contains(tokenizer_->eos())) in.eos_token = vocab.text(tokenizer_->eos());
     auto rendered = template_->Render(in);
-    if (!rendered) return engine::Error{"the chat template rejected the conversation: " + rendered.error()};
+    if (!rendered)
+      return engine::Error{"the chat template rejected the conversation: " + rendered.error()};
     text = std::move(rendered).value();
   } else {
     // A model without a chat template is a plain text model: it continues the conversation's
@@ -188,8 +221,11 @@ void GgufEngine::Step(std::vector<Job*>& running) {
       Job* j = running.back();
       running.pop_back();
       std::vector<std::int32_t> context = engine_->Tokens(j->seq);
-      if (!j->prefilling()) context.push_back(j->next_token);
-      else context.insert(context.end(), j->prompt.begin() + static_cast<std::ptrdiff_t>(j->fed), j->prompt.end());
+      if (!j->prefilling())
+        context.push_back(j->next_token);
+      else
+        context.insert(context.end(), j->prompt.begin() + static_cast<std::ptrdiff_t>(j->fed),
+                       j->prompt.end());
       engine_->FreeSequence(j->seq);
       j->prompt = std::move(context);
       j->fed = 0;
@@ -212,7 +248,8 @@ void GgufEngine::Step(std::vector<Job*>& running) {
         continue;
       }
       if (j->produced == 0) {
-        j->result.prefill_ms = std::chrono::duration<double, std::milli>(Clock::now() - j->admitted).count();
+        j->result.prefill_ms =
+            std::chrono::duration<double, std::milli>(Clock::now() - j->admitted).count();
       }
     }
     const std::int32_t token = j->sampler.Sample((*logits)[i], engine_->Tokens(j->seq));
@@ -227,7 +264,8 @@ void GgufEngine::Step(std::vector<Job*>& running) {
       finish(j, "cancelled");
       continue;
     }
-    if (j->produced >= j->max_new || engine_->Tokens(j->seq).size() + 1 >= engine_->config().context) {
+    if (j->produced >= j->max_new ||
+        engine_->Tokens(j->seq).size() + 1 >= engine_->config().context) {
       finish(j, "length");
       continue;
     }

@@ -49,7 +49,13 @@ class GgufEngine final : public Engine {
   std::string Model() const override { return model_name_; }
   std::uint32_t MaxBatch() const override { return options_.max_batch; }
   std::uint32_t Active() const override { return active_.load(); }
-  std::uint32_t ContextLength() const { return static_cast<std::uint32_t>(engine_->config().context); }
+  std::uint32_t ContextLength() const {
+    return static_cast<std::uint32_t>(engine_->config().context);
+  }
+  // This machine's speed on this model, measured once at load (a short prompt and a few
+  // decode steps), so the router plans with real figures rather than a tier's defaults.
+  double prefill_tokens_per_s() const { return prefill_tokens_per_s_; }
+  double decode_ms_per_token() const { return decode_ms_per_token_; }
   GenerationResult Run(const GenerationInput& input, const TokenSink& sink) override;
 
   // The prompt tokens a conversation becomes (template + tokenizer); exposed for tests.
@@ -59,6 +65,7 @@ class GgufEngine final : public Engine {
   struct Job;
   GgufEngine() = default;
   void Loop();
+  void Calibrate();
   void Step(std::vector<Job*>& running);
 
   std::unique_ptr<engine::Engine> engine_;
@@ -67,6 +74,8 @@ class GgufEngine final : public Engine {
   std::string model_name_;
   GgufEngineOptions options_;
   std::atomic<std::uint32_t> active_{0};
+  double prefill_tokens_per_s_ = 0;
+  double decode_ms_per_token_ = 0;
 
   std::mutex mu_;
   std::condition_variable wake_;

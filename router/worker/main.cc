@@ -14,9 +14,9 @@
 
 #include "router/core/node_profile.h"
 #include "router/proto/auth.h"
+#include "router/worker/gguf_engine.h"
 #include "router/worker/hardware_probe.h"
 #include "router/worker/registry_client.h"
-#include "router/worker/gguf_engine.h"
 #include "router/worker/synthetic_engine.h"
 #include "router/worker/worker_service.h"
 
@@ -103,6 +103,7 @@ int Run(int argc, char** argv) {
   const auto profile = core::FindProfile(profile_name);
   std::unique_ptr<worker::Engine> engine;
   std::uint32_t context_length = 0;
+  double measured_prefill_tok_s = 0, measured_decode_ms = 0;
   if (engine_kind == "gguf") {
     if (model.empty()) {
       std::cerr << "tidelane-worker: --engine gguf needs --model FILE.gguf\n";
@@ -114,6 +115,8 @@ int Run(int argc, char** argv) {
       return 2;
     }
     context_length = (*gguf)->ContextLength();
+    measured_prefill_tok_s = (*gguf)->prefill_tokens_per_s();
+    measured_decode_ms = (*gguf)->decode_ms_per_token();
     engine = std::move(gguf).value();
   } else {
     engine = std::make_unique<worker::SyntheticEngine>(*profile, time_scale);
@@ -149,8 +152,11 @@ int Run(int argc, char** argv) {
   registration.set_model(engine->Model());
   registration.set_max_batch(engine->MaxBatch());
   registration.set_context_length(context_length);
-  registration.set_prefill_tokens_per_s(profile->prefill_tokens_per_s);
-  registration.set_decode_ms_per_token(profile->decode_ms_per_token);
+  // A real engine reports what it measured; the synthetic one, the profile it imitates.
+  registration.set_prefill_tokens_per_s(measured_prefill_tok_s > 0 ? measured_prefill_tok_s
+                                                                   : profile->prefill_tokens_per_s);
+  registration.set_decode_ms_per_token(measured_decode_ms > 0 ? measured_decode_ms
+                                                              : profile->decode_ms_per_token);
 
   std::atomic<bool> draining{false};
   worker::HardwareProbe hardware;
