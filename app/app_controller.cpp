@@ -2,22 +2,32 @@
 
 #include <QFile>
 
+#include "app/chat_store.h"
 #include "app/grpc_chat_backend.h"
 #include "app/grpc_monitor_client.h"
 #include "app/service_supervisor.h"
+#include "ui/chat_view.h"
 #include "ui/main_window.h"
 #include "ui/monitor/monitor_window.h"
 
 namespace tidelane::app {
 
-AppController::AppController(AppSettings settings, QString binDir, QString dataDir, QObject* parent)
+AppController::AppController(AppSettings settings, QString binDir, QString dataDir,
+                             QString historyPath, QObject* parent)
     : QObject(parent),
       settings_(std::move(settings)),
       binDir_(std::move(binDir)),
       dataDir_(std::move(dataDir)),
+      store_(std::make_unique<ChatStore>()),
       backend_(std::make_unique<GrpcChatBackend>()),
       monitorClient_(std::make_unique<GrpcMonitorClient>()) {
-  window_ = std::make_unique<ui::MainWindow>(backend_.get());
+  if (historyPath.isEmpty()) historyPath = dataDir_ + QStringLiteral("/history.sqlite");
+  if (!store_->open(historyPath)) {
+    historyError_ = store_->lastError();
+    qWarning("%s", qPrintable(historyError_));
+    store_.reset();
+  }
+  window_ = std::make_unique<ui::MainWindow>(backend_.get(), store_.get());
   connect(window_.get(), &ui::MainWindow::monitorRequested, this, &AppController::showMonitor);
 }
 
@@ -28,6 +38,7 @@ AppController::~AppController() {
   window_.reset();
   monitorClient_.reset();
   backend_.reset();
+  store_.reset();  // writes what is left of a streaming answer
   supervisor_.reset();
 }
 
@@ -37,6 +48,7 @@ void AppController::start(StartView view) {
   } else {
     window_->show();
   }
+  if (!historyError_.isEmpty()) window_->showServiceStatus(historyError_);
   if (settings_.endpoint == AppSettings::Endpoint::RemoteRouter) {
     QFile tokenFile(settings_.remoteTokenFile);
     if (!tokenFile.open(QIODevice::ReadOnly)) {
@@ -85,6 +97,23 @@ void AppController::showMonitor() {
   monitorWindow_->show();
   monitorWindow_->raise();
   monitorWindow_->activateWindow();
+}
+
+void AppController::sendWhenReady(const QString& text) {
+  const auto go = [this, text] {
+    window_->chatView()->newConversation();
+    window_->chatView()->sendText(text);
+  };
+  if (backend_->isReady()) {
+    go();
+    return;
+  }
+  auto once = std::make_shared<QMetaObject::Connection>();
+  *once = connect(backend_.get(), &ui::ChatBackend::readyChanged, this, [once, go](bool ready) {
+    if (!ready) return;
+    QObject::disconnect(*once);
+    go();
+  });
 }
 
 void AppController::startMonitorClient() {

@@ -1,6 +1,9 @@
 // AppController: puts the app together. Either starts the bundled router and worker under
-// a ServiceSupervisor, or points at a remote router; wires the chat backend to the window,
-// and the monitor client to the monitor window (opened from View → Monitor, or at start).
+// a ServiceSupervisor, or points at a remote router; opens the chat history (a ChatStore
+// at `historyPath`, by default `<dataDir>/history.sqlite`); wires the chat backend and
+// the history to the window, and the monitor client to the monitor window (opened from
+// View → Monitor, or at start). A history that cannot be opened is left untouched: the
+// app says why in the status bar and chats without history.
 //
 // Threading: GUI thread only.
 #pragma once
@@ -20,6 +23,7 @@ class MonitorWindow;
 
 namespace tidelane::app {
 
+class ChatStore;
 class GrpcChatBackend;
 class GrpcMonitorClient;
 class ServiceSupervisor;
@@ -28,8 +32,10 @@ class AppController : public QObject {
   Q_OBJECT
 
  public:
-  // `binDir` holds the daemons; `dataDir` the router's state and the children's logs.
-  AppController(AppSettings settings, QString binDir, QString dataDir, QObject* parent = nullptr);
+  // `binDir` holds the daemons; `dataDir` the router's state, the children's logs and the
+  // chat history unless `historyPath` names another file.
+  AppController(AppSettings settings, QString binDir, QString dataDir, QString historyPath = {},
+                QObject* parent = nullptr);
   ~AppController() override;
 
   enum class StartView { Chat, Monitor };
@@ -41,12 +47,15 @@ class AppController : public QObject {
   ui::MainWindow* window() { return window_.get(); }
   ServiceSupervisor* supervisor() { return supervisor_.get(); }  // null for a remote router
   GrpcChatBackend* backend() { return backend_.get(); }
+  ChatStore* store() { return store_.get(); }  // null when the history could not be opened
   GrpcMonitorClient* monitorClient() { return monitorClient_.get(); }
   ui::monitor::MonitorWindow* monitorWindow() { return monitorWindow_.get(); }  // null until shown
 
  public slots:
   // Opens (or raises) the monitor window; it watches the router once its address is known.
   void showMonitor();
+  // Sends `text` in a new chat once the backend is ready (`tidelane --send`).
+  void sendWhenReady(const QString& text);
 
  private:
   // The router is reachable at `address`: chats and the monitor go there.
@@ -58,6 +67,8 @@ class AppController : public QObject {
   QString dataDir_;
   QString routerAddress_;
   QString routerToken_;
+  QString historyError_;
+  std::unique_ptr<ChatStore> store_;
   std::unique_ptr<GrpcChatBackend> backend_;
   std::unique_ptr<GrpcMonitorClient> monitorClient_;
   std::unique_ptr<ui::monitor::MonitorWindow> monitorWindow_;

@@ -37,10 +37,18 @@ int main(int argc, char** argv) {
       QApplication::translate("main",
                               "Speed class the bundled synthetic worker models: high, mid, low."),
       QStringLiteral("PROFILE"));
+  const QCommandLineOption history(
+      QStringLiteral("history-db"),
+      QApplication::translate("main", "Chat history file (default: DIR/history.sqlite)."),
+      QStringLiteral("PATH"));
+  const QCommandLineOption send(
+      QStringLiteral("send"),
+      QApplication::translate("main", "Send MESSAGE in a new chat as soon as the model is ready."),
+      QStringLiteral("MESSAGE"));
   const QCommandLineOption monitor(
       QStringLiteral("monitor"),
       QApplication::translate("main", "Open straight into the live tidal-lane monitor."));
-  cli.addOptions({remote, tokenFile, dataDir, profile, monitor});
+  cli.addOptions({remote, tokenFile, dataDir, profile, history, send, monitor});
   cli.process(qapp);
 
   auto settings = tidelane::app::AppSettings::load();
@@ -54,8 +62,10 @@ int main(int argc, char** argv) {
                            ? cli.value(dataDir)
                            : QStandardPaths::writableLocation(QStandardPaths::AppDataLocation);
 
-  tidelane::app::AppController controller(settings, QCoreApplication::applicationDirPath(), data);
+  tidelane::app::AppController controller(settings, QCoreApplication::applicationDirPath(), data,
+                                          cli.value(history));
   controller.start(cli.isSet(monitor) ? tidelane::app::AppController::StartView::Monitor
                                       : tidelane::app::AppController::StartView::Chat);
+  if (cli.isSet(send)) controller.sendWhenReady(cli.value(send));
   return QApplication::exec();
 }

@@ -5,19 +5,21 @@
 #include <QListView>
 #include <QPlainTextEdit>
 #include <QPushButton>
+#include <QScrollBar>
 #include <QVBoxLayout>
 
 #include "ui/message_delegate.h"
 
 namespace tidelane::ui {
 
-ChatView::ChatView(ChatBackend* backend, QWidget* parent)
+ChatView::ChatView(ChatBackend* backend, ConversationStore* store, QWidget* parent)
     : QWidget(parent),
       backend_(backend),
       list_(new QListView(this)),
       composer_(new QPlainTextEdit(this)),
       send_(new QPushButton(tr("Send"), this)),
       stop_(new QPushButton(tr("Stop"), this)) {
+  model_.setStore(store);
   list_->setModel(&model_);
   list_->setItemDelegate(new MessageDelegate(list_));
   list_->setVerticalScrollMode(QAbstractItemView::ScrollPerPixel);
@@ -67,10 +69,15 @@ ChatView::ChatView(ChatBackend* backend, QWidget* parent)
   connect(backend_, &ChatBackend::finished, this, settle);
   connect(backend_, &ChatBackend::failed, this, settle);
   connect(&model_, &QAbstractItemModel::rowsInserted, list_, &QListView::scrollToBottom);
-  connect(&model_, &QAbstractItemModel::dataChanged, list_, [this] {
-    list_->doItemsLayout();  // heights change as tokens arrive
-    list_->scrollToBottom();
+  connect(&model_, &QAbstractItemModel::modelReset, list_, &QListView::scrollToBottom);
+  // Heights change as tokens arrive: lay out again, but at most every kRerenderMs.
+  relayout_.setSingleShot(true);
+  relayout_.setInterval(MessageDelegate::kRerenderMs);
+  connect(&relayout_, &QTimer::timeout, this, &ChatView::relayout);
+  connect(&model_, &QAbstractItemModel::dataChanged, this, [this] {
+    if (!relayout_.isActive()) relayout_.start();
   });
+  connect(&model_, &ConversationModel::conversationStarted, this, &ChatView::conversationChanged);
   updateControls();
 }
 
@@ -82,6 +89,29 @@ void ChatView::sendCurrent() {
   current_ = backend_->send(model_.turns(), 0);
   model_.beginAnswer(current_);
   updateControls();
+}
+
+void ChatView::relayout() {
+  const auto* bar = list_->verticalScrollBar();
+  const bool atBottom = bar->value() >= bar->maximum() - 4;
+  list_->doItemsLayout();
+  if (atBottom) list_->scrollToBottom();
+}
+
+void ChatView::openConversation(qint64 id) {
+  if (!current_.isEmpty()) {
+    backend_->cancel(current_);
+    current_.clear();
+  }
+  model_.load(id);
+  updateControls();
+  composer_->setFocus();
+  emit conversationChanged(id);
+}
+
+void ChatView::sendText(const QString& text) {
+  composer_->setPlainText(text);
+  sendCurrent();
 }
 
 void ChatView::stop() {

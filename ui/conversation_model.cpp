@@ -1,5 +1,8 @@
 #include "ui/conversation_model.h"
 
+#include <QJsonDocument>
+#include <QJsonObject>
+
 namespace tidelane::ui {
 
 int ConversationModel::rowCount(const QModelIndex& parent) const {
@@ -30,6 +33,8 @@ QVariant ConversationModel::data(const QModelIndex& index, int role) const {
       return QVariant::fromValue(m.state);
     case RequestIdRole:
       return m.requestId;
+    case KeyRole:
+      return m.key;
     default:
       return {};
   }
@@ -42,22 +47,92 @@ QHash<int, QByteArray> ConversationModel::roleNames() const {
   names[TraceRole] = "trace";
   names[StateRole] = "state";
   names[RequestIdRole] = "requestId";
+  names[KeyRole] = "key";
   return names;
 }
 
+ConversationModel::Message ConversationModel::make(const QString& role, const QString& text,
+                                                   State state) {
+  Message m;
+  m.role = role;
+  m.text = text;
+  m.state = state;
+  m.key = nextKey_++;
+  return m;
+}
+
+void ConversationModel::load(qint64 id) {
+  for (const auto& m : std::as_const(messages_)) {
+    if (m.state == State::Waiting || m.state == State::Streaming) storeFinish(m);
+  }
+  beginResetModel();
+  messages_.clear();
+  conversationId_ = id;
+  if (store_ && id > 0) {
+    for (const auto& s : store_->messages(id)) {
+      Message m = make(s.role, s.content, State::Complete);
+      m.storeId = s.id;
+      const QJsonObject trace = QJsonDocument::fromJson(s.traceJson.toUtf8()).object();
+      m.node = trace.value(QStringLiteral("node")).toString();
+      m.lane = trace.value(QStringLiteral("lane")).toString();
+      const QString line = trace.value(QStringLiteral("line")).toString();
+      if (!line.isEmpty()) m.trace = line.split(QStringLiteral(" · "));
+      if (s.state == MessageState::Failed) m.state = State::Failed;
+      if (s.state == MessageState::Stopped || s.state == MessageState::Streaming) {
+        m.state = State::Cancelled;
+        if (m.trace.isEmpty()) m.trace = {tr("interrupted")};
+      }
+      messages_.append(m);
+    }
+  }
+  endResetModel();
+}
+
 void ConversationModel::appendUser(const QString& text) {
+  Message m = make(QStringLiteral("user"), text, State::Complete);
+  if (store_) {
+    if (conversationId_ == 0) {
+      conversationId_ = store_->createConversation();
+      if (conversationId_ > 0) emit conversationStarted(conversationId_);
+    }
+    if (conversationId_ > 0) {
+      const qint64 parent = messages_.isEmpty() ? 0 : messages_.back().storeId;
+      m.storeId =
+          store_->appendMessage(conversationId_, m.role, text, MessageState::Complete, parent);
+    }
+  }
   const int row = static_cast<int>(messages_.size());
   beginInsertRows({}, row, row);
-  messages_.append(Message{QStringLiteral("user"), text, {}, State::Complete, 0, {}, {}, {}});
+  messages_.append(m);
   endInsertRows();
 }
 
 void ConversationModel::beginAnswer(const QString& requestId) {
+  Message m = make(QStringLiteral("assistant"), {}, State::Waiting);
+  m.requestId = requestId;
+  if (store_ && conversationId_ > 0) {
+    const qint64 parent = messages_.isEmpty() ? 0 : messages_.back().storeId;
+    m.storeId = store_->appendMessage(conversationId_, m.role, {}, MessageState::Streaming, parent);
+  }
   const int row = static_cast<int>(messages_.size());
   beginInsertRows({}, row, row);
-  messages_.append(
-      Message{QStringLiteral("assistant"), {}, requestId, State::Waiting, 0, {}, {}, {}});
+  messages_.append(m);
   endInsertRows();
+}
+
+void ConversationModel::storeFinish(const Message& m) {
+  if (!store_ || m.storeId == 0) return;
+  MessageState state = MessageState::Complete;
+  if (m.state == State::Failed) state = MessageState::Failed;
+  if (m.state == State::Cancelled || m.state == State::Waiting || m.state == State::Streaming) {
+    state = MessageState::Stopped;
+  }
+  QJsonObject trace;
+  trace.insert(QStringLiteral("line"), m.trace.join(QStringLiteral(" · ")));
+  if (!m.node.isEmpty()) trace.insert(QStringLiteral("node"), m.node);
+  if (!m.lane.isEmpty()) trace.insert(QStringLiteral("lane"), m.lane);
+  store_->finishMessage(m.storeId, state,
+                        QString::fromUtf8(QJsonDocument(trace).toJson(QJsonDocument::Compact)));
 }
 
 int ConversationModel::rowOf(const QString& requestId) const {
@@ -100,6 +175,7 @@ void ConversationModel::onToken(const QString& requestId, int index, const QStri
   m.text += text;
   m.nextIndex = index + 1;
   m.state = State::Streaming;
+  if (store_ && m.storeId > 0) store_->appendToMessage(m.storeId, text);
   changed(row);
 }
 
@@ -135,6 +211,7 @@ void ConversationModel::onFinished(const QString& requestId, const AnswerSummary
   if (s.tokensPerSecond > 0) trace.append(tr("%1 tok/s").arg(s.tokensPerSecond, 0, 'f', 1));
   if (cancelled) trace.append(tr("stopped"));
   m.trace = trace;
+  storeFinish(m);
   changed(row);
 }
 
@@ -144,6 +221,7 @@ void ConversationModel::onFailed(const QString& requestId, const QString& messag
   Message& m = messages_[row];
   m.state = State::Failed;
   m.trace = {tr("failed: %1").arg(message)};
+  storeFinish(m);
   changed(row);
 }
 

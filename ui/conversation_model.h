@@ -1,7 +1,11 @@
 // ConversationModel: the messages of one conversation, as a list model the chat view
 // shows. Assistant messages grow token by token and carry a one-line routing trace.
+// With a ConversationStore set, everything is recorded as it happens: the first user
+// message starts a stored conversation (conversationStarted), each answer is stored as
+// streaming and grows with its tokens, and ends complete, stopped or failed with its
+// trace; load() shows a stored conversation.
 //
-// Threading: GUI thread only.
+// Threading: GUI thread only. The store is not owned and must outlive the model.
 #pragma once
 
 #include <QAbstractListModel>
@@ -9,6 +13,7 @@
 #include <QString>
 
 #include "ui/chat_backend.h"
+#include "ui/conversation_store.h"
 
 namespace tidelane::ui {
 
@@ -22,11 +27,21 @@ class ConversationModel : public QAbstractListModel {
     TraceRole,  // "queued #3 · routed to node-a (mixed) · TTFT 120 ms · 40 tok/s"
     StateRole,  // State below
     RequestIdRole,
+    KeyRole,  // quint64, unique to a message for the model's lifetime (caches key on it)
   };
   enum class State { Complete, Waiting, Streaming, Failed, Cancelled };
   Q_ENUM(State)
 
   using QAbstractListModel::QAbstractListModel;
+
+  // Where messages are recorded; null keeps them in memory only.
+  void setStore(ConversationStore* store) { store_ = store; }
+  ConversationStore* store() const { return store_; }
+  // The stored conversation shown (0: a new chat, stored with its first message).
+  qint64 conversationId() const { return conversationId_; }
+  // Shows conversation `id` from the store (0: a new, empty chat). Answers still coming in
+  // are recorded as stopped first; the caller cancels their requests.
+  void load(qint64 id);
 
   int rowCount(const QModelIndex& parent = {}) const override;
   QVariant data(const QModelIndex& index, int role) const override;
@@ -51,6 +66,10 @@ class ConversationModel : public QAbstractListModel {
   // True while some answer is still coming in.
   bool busy() const;
 
+ signals:
+  // The first message of a new chat was stored as conversation `id`.
+  void conversationStarted(qint64 id);
+
  private:
   struct Message {
     QString role;
@@ -61,10 +80,18 @@ class ConversationModel : public QAbstractListModel {
     QString node;
     QString lane;
     QStringList trace;
+    qint64 storeId = 0;
+    quint64 key = 0;
   };
   int rowOf(const QString& requestId) const;
   void changed(int row);
+  Message make(const QString& role, const QString& text, State state);
+  // Records the end of a stored answer.
+  void storeFinish(const Message& m);
 
+  ConversationStore* store_ = nullptr;
+  qint64 conversationId_ = 0;
+  quint64 nextKey_ = 1;
   QList<Message> messages_;
 };
 

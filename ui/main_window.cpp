@@ -4,25 +4,59 @@
 #include <QApplication>
 #include <QLabel>
 #include <QMenuBar>
+#include <QSplitter>
 #include <QStatusBar>
 
 #include "ui/chat_view.h"
+#include "ui/conversation_sidebar.h"
 
 namespace tidelane::ui {
 
-MainWindow::MainWindow(ChatBackend* backend, QWidget* parent)
+MainWindow::MainWindow(ChatBackend* backend, ConversationStore* store, QWidget* parent)
     : QMainWindow(parent),
       backend_(backend),
-      chat_(new ChatView(backend, this)),
+      chat_(new ChatView(backend, store, this)),
       status_(new QLabel(this)) {
   setWindowTitle(tr("Tidelane"));
-  setCentralWidget(chat_);
+  if (store) {
+    sidebar_ = new ConversationSidebar(store, this);
+    auto* split = new QSplitter(this);
+    split->setObjectName(QStringLiteral("mainSplitter"));
+    split->addWidget(sidebar_);
+    split->addWidget(chat_);
+    split->setStretchFactor(0, 0);
+    split->setStretchFactor(1, 1);
+    split->setSizes({240, 660});
+    split->setChildrenCollapsible(false);
+    setCentralWidget(split);
+    connect(sidebar_, &ConversationSidebar::conversationSelected, chat_,
+            &ChatView::openConversation);
+    connect(sidebar_, &ConversationSidebar::newChatRequested, chat_, &ChatView::newConversation);
+    connect(sidebar_, &ConversationSidebar::conversationRemoved, this, [this](qint64 id) {
+      if (chat_->conversationId() == id) chat_->newConversation();
+    });
+    connect(chat_, &ChatView::conversationChanged, sidebar_,
+            &ConversationSidebar::setCurrentConversation);
+    connect(store, &ConversationStore::errorOccurred, this, &MainWindow::showServiceStatus);
+  } else {
+    setCentralWidget(chat_);
+  }
   status_->setObjectName(QStringLiteral("serviceStatus"));
   status_->setAccessibleName(tr("Service status"));
   statusBar()->addWidget(status_, 1);
   resize(900, 680);
 
   auto* file = menuBar()->addMenu(tr("&File"));
+  auto* newChat = file->addAction(tr("&New chat"));
+  newChat->setObjectName(QStringLiteral("newChatAction"));
+  newChat->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_N));
+  connect(newChat, &QAction::triggered, chat_, &ChatView::newConversation);
+  if (sidebar_) {
+    auto* find = file->addAction(tr("&Search chats"));
+    find->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_F));
+    connect(find, &QAction::triggered, sidebar_, &ConversationSidebar::focusSearch);
+  }
+  file->addSeparator();
   auto* quit = file->addAction(tr("&Quit"));
   quit->setShortcut(QKeySequence::Quit);
   connect(quit, &QAction::triggered, qApp, &QApplication::quit);

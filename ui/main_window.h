@@ -1,25 +1,33 @@
-// MainWindow: the chat view, and a status bar saying where chats go and how the bundled
-// services are doing. View → Monitor (Ctrl+M) asks for the monitor with monitorRequested().
+// MainWindow: the conversation sidebar (when there is a store) beside the chat view, and a
+// status bar saying where chats go and how the bundled services are doing. File → New chat
+// (Ctrl+N), File → Search chats (Ctrl+F); View → Monitor (Ctrl+M) asks for the monitor
+// with monitorRequested(). Selecting a conversation shows it; a new chat is stored with
+// its first message and appears in the sidebar.
 #pragma once
 
 #include <QMainWindow>
 
 #include "ui/chat_backend.h"
+#include "ui/conversation_store.h"
 
 class QLabel;
 
 namespace tidelane::ui {
 
 class ChatView;
+class ConversationSidebar;
 
 class MainWindow : public QMainWindow {
   Q_OBJECT
 
  public:
-  // `backend` must outlive the window.
-  explicit MainWindow(ChatBackend* backend, QWidget* parent = nullptr);
+  // `backend` and `store` must outlive the window; without a store (null) there is no
+  // history and no sidebar.
+  explicit MainWindow(ChatBackend* backend, ConversationStore* store = nullptr,
+                      QWidget* parent = nullptr);
 
   ChatView* chatView() { return chat_; }
+  ConversationSidebar* sidebar() { return sidebar_; }  // null without a store
 
  public slots:
   // Shows a line about the bundled services ("starting the bundled router…", a restart).
@@ -32,6 +40,7 @@ class MainWindow : public QMainWindow {
  private:
   ChatBackend* backend_;
   ChatView* chat_;
+  ConversationSidebar* sidebar_ = nullptr;
   QLabel* status_;
 };
 

@@ -1,7 +1,15 @@
 #include "ui/message_delegate.h"
 
-#include <QApplication>
+#include <QAbstractItemView>
+#include <QAbstractTextDocumentLayout>
+#include <QDateTime>
+#include <QFontDatabase>
 #include <QPainter>
+#include <QTextBlock>
+#include <QTextCursor>
+#include <QTextDocument>
+#include <QTextFrame>
+#include <QTextTable>
 
 #include "ui/conversation_model.h"
 
@@ -10,6 +18,7 @@ namespace {
 
 constexpr int kMargin = 8;
 constexpr int kPadding = 10;
+constexpr std::size_t kMaxCached = 4000;
 
 QFont smaller(QFont f) {
   f.setPointSizeF(f.pointSizeF() * 0.85);
@@ -21,25 +30,163 @@ QFont bold(QFont f) {
   return f;
 }
 
+QTextCharFormat monoFormat(const QFont& body, const QColor& background) {
+  QFont mono = QFontDatabase::systemFont(QFontDatabase::FixedFont);
+  QTextCharFormat f;
+  f.setFontFamilies(QStringList{mono.family(), QStringLiteral("monospace")});
+  f.setFontFixedPitch(true);
+  f.setFontStyleHint(QFont::Monospace);
+  f.setFontPointSize(body.pointSizeF() > 0 ? body.pointSizeF() * 0.95 : 9);
+  if (background.isValid()) f.setBackground(background);
+  return f;
+}
+
 }  // namespace
 
-MessageDelegate::Layout MessageDelegate::layout(const QStyleOptionViewItem& option,
-                                                const QModelIndex& index) const {
-  const int width = std::max(120, option.rect.width() - 2 * kMargin - 2 * kPadding);
+MessageDelegate::MessageDelegate(QObject* parent) : QStyledItemDelegate(parent) {
+  refresh_.setSingleShot(true);
+  refresh_.setInterval(kRerenderMs);
+  connect(&refresh_, &QTimer::timeout, this, [this] {
+    const auto stale = std::exchange(stale_, {});
+    for (const auto& i : stale) {
+      if (i.isValid()) emit sizeHintChanged(i);
+    }
+  });
+}
+
+MessageDelegate::~MessageDelegate() = default;
+
+std::unique_ptr<QTextDocument> MessageDelegate::renderMarkdown(const QString& markdown,
+                                                               const QFont& font,
+                                                               const QPalette& palette) {
+  auto doc = std::make_unique<QTextDocument>();
+  doc->setDefaultFont(font);
+  doc->setDocumentMargin(0);
+  doc->setMarkdown(markdown, QTextDocument::MarkdownDialectGitHub);
+
+  const QColor base = palette.color(QPalette::Base);
+  const QColor tint = base.lightness() > 128 ? base.darker(108) : base.lighter(140);
+  QTextCursor cursor(doc.get());
+  for (QTextBlock block = doc->begin(); block.isValid(); block = block.next()) {
+    const QTextBlockFormat bf = block.blockFormat();
+    if (bf.hasProperty(QTextFormat::BlockCodeFence) ||
+        bf.hasProperty(QTextFormat::BlockCodeLanguage)) {
+      // A code block: monospace on a tinted band.
+      QTextBlockFormat tinted = bf;
+      tinted.setBackground(tint);
+      tinted.setNonBreakableLines(true);
+      cursor.setPosition(block.position());
+      cursor.setBlockFormat(tinted);
+      cursor.setPosition(block.position() + block.length() - 1, QTextCursor::KeepAnchor);
+      cursor.mergeCharFormat(monoFormat(font, {}));
+      cursor.setBlockCharFormat(monoFormat(font, {}));
+      continue;
+    }
+    // Inline `code`: the importer marks it fixed-pitch.
+    for (auto it = block.begin(); !it.atEnd(); ++it) {
+      const QTextFragment fragment = it.fragment();
+      if (!fragment.isValid() || !fragment.charFormat().fontFixedPitch()) continue;
+      cursor.setPosition(fragment.position());
+      cursor.setPosition(fragment.position() + fragment.length(), QTextCursor::KeepAnchor);
+      cursor.mergeCharFormat(monoFormat(font, tint));
+    }
+  }
+  for (QTextFrame* frame : doc->rootFrame()->childFrames()) {
+    if (auto* table = qobject_cast<QTextTable*>(frame)) {
+      QTextTableFormat tf = table->format();
+      tf.setBorder(1);
+      tf.setBorderStyle(QTextFrameFormat::BorderStyle_Solid);
+      tf.setBorderBrush(palette.color(QPalette::Mid));
+      tf.setBorderCollapse(true);
+      tf.setCellPadding(4);
+      tf.setCellSpacing(0);
+      table->setFormat(tf);
+    }
+  }
+  return doc;
+}
+
+int MessageDelegate::contentWidth(const QStyleOptionViewItem& option) const {
+  int full = option.rect.width();
+  if (const auto* view = qobject_cast<const QAbstractItemView*>(option.widget)) {
+    full = view->viewport()->width();
+  }
+  return std::max(120, full - 2 * kMargin - 2 * kPadding);
+}
+
+MessageDelegate::Entry* MessageDelegate::entry(const QStyleOptionViewItem& option,
+                                               const QModelIndex& index, bool render) const {
+  const quint64 key = index.data(ConversationModel::KeyRole).toULongLong();
   const QString text = index.data(ConversationModel::TextRole).toString();
+  const int state =
+      static_cast<int>(index.data(ConversationModel::StateRole).value<ConversationModel::State>());
+  auto it = cache_.find(key);
+  if (it == cache_.end() && !render) return nullptr;
+  if (it == cache_.end()) {
+    if (cache_.size() > kMaxCached) cache_.clear();
+    it = cache_.emplace(key, Entry{}).first;
+  }
+  Entry& e = it->second;
+  const qint64 now = QDateTime::currentMSecsSinceEpoch();
+  const bool changed = !e.doc || e.text != text || e.state != state;
+  const bool streaming = state == static_cast<int>(ConversationModel::State::Streaming);
+  if (changed && e.doc && streaming && now - e.renderedAt < kRerenderMs) {
+    // Too soon to parse the growing answer again: show the last rendering and come back.
+    stale_.append(QPersistentModelIndex(index));
+    if (!refresh_.isActive()) refresh_.start(kRerenderMs);
+  } else if (changed) {
+    const bool user = index.data(ConversationModel::RoleRole).toString() == QLatin1String("user");
+    const QString shown = text.isEmpty() ? QStringLiteral("…") : text;
+    if (user) {
+      e.doc = std::make_unique<QTextDocument>();
+      e.doc->setDefaultFont(option.font);
+      e.doc->setDocumentMargin(0);
+      e.doc->setPlainText(shown);
+    } else {
+      e.doc = renderMarkdown(shown, option.font, option.palette);
+    }
+    e.text = text;
+    e.state = state;
+    e.renderedAt = now;
+    ++renders_;
+  }
+  const int width = contentWidth(option);
+  if (!qFuzzyCompare(e.doc->textWidth(), static_cast<qreal>(width))) e.doc->setTextWidth(width);
+  return &e;
+}
+
+const QTextDocument* MessageDelegate::document(const QStyleOptionViewItem& option,
+                                               const QModelIndex& index) const {
+  return entry(option, index, true)->doc.get();
+}
+
+MessageDelegate::Layout MessageDelegate::layout(const QStyleOptionViewItem& option,
+                                                const QModelIndex& index,
+                                                const QTextDocument* doc) const {
+  const int width = contentWidth(option);
   const QString trace = index.data(ConversationModel::TraceRole).toString();
-  const QFontMetrics fm(option.font);
   const QFontMetrics whoFm(bold(option.font));
   const QFontMetrics traceFm(smaller(option.font));
+
+  int textHeight = 0;
+  if (doc) {
+    textHeight = qCeil(doc->size().height());
+  } else {
+    // Not rendered yet: an estimate from the length and line breaks, fixed on first paint.
+    const QString text = index.data(ConversationModel::TextRole).toString();
+    const QFontMetrics fm(option.font);
+    const int perLine = std::max(1, width / std::max(1, fm.averageCharWidth()));
+    const int lines = static_cast<int>(text.count(QLatin1Char('\n'))) + 1 +
+                      static_cast<int>(text.size()) / perLine;
+    textHeight = lines * fm.lineSpacing();
+  }
 
   Layout l;
   int y = option.rect.top() + kMargin + kPadding;
   const int x = option.rect.left() + kMargin + kPadding;
   l.who = QRect(x, y, width, whoFm.height());
   y += l.who.height() + 2;
-  const QRect textBox = fm.boundingRect(QRect(0, 0, width, 1 << 20), Qt::TextWordWrap,
-                                        text.isEmpty() ? QStringLiteral("…") : text);
-  l.text = QRect(x, y, width, textBox.height());
+  l.text = QRect(x, y, width, textHeight);
   y += l.text.height();
   if (!trace.isEmpty()) {
     const QRect traceBox =
@@ -54,13 +201,24 @@ MessageDelegate::Layout MessageDelegate::layout(const QStyleOptionViewItem& opti
 
 QSize MessageDelegate::sizeHint(const QStyleOptionViewItem& option,
                                 const QModelIndex& index) const {
-  const Layout l = layout(option, index);
-  return {option.rect.width(), l.bubble.height() + 2 * kMargin};
+  Entry* e = entry(option, index, false);
+  const Layout l = layout(option, index, e ? e->doc.get() : nullptr);
+  const int height = l.bubble.height() + 2 * kMargin;
+  if (e) e->reportedHeight = height;
+  return {option.rect.width(), height};
 }
 
 void MessageDelegate::paint(QPainter* painter, const QStyleOptionViewItem& option,
                             const QModelIndex& index) const {
-  const Layout l = layout(option, index);
+  Entry* e = entry(option, index, true);
+  const Layout l = layout(option, index, e->doc.get());
+  const int height = l.bubble.height() + 2 * kMargin;
+  if (e->reportedHeight != height) {
+    // The estimate (or an earlier rendering) was off: ask the view to lay the row out again.
+    e->reportedHeight = height;
+    stale_.append(QPersistentModelIndex(index));
+    if (!refresh_.isActive()) refresh_.start(0);
+  }
   const bool user = index.data(ConversationModel::RoleRole).toString() == QLatin1String("user");
   const auto state = index.data(ConversationModel::StateRole).value<ConversationModel::State>();
   const QPalette& pal = option.palette;
@@ -76,9 +234,17 @@ void MessageDelegate::paint(QPainter* painter, const QStyleOptionViewItem& optio
   painter->setPen(pal.color(QPalette::Text));
   painter->setFont(bold(option.font));
   painter->drawText(l.who, Qt::AlignLeft, user ? tr("You") : tr("Tidelane"));
-  painter->setFont(option.font);
-  const QString text = index.data(ConversationModel::TextRole).toString();
-  painter->drawText(l.text, Qt::TextWordWrap, text.isEmpty() ? QStringLiteral("…") : text);
+
+  painter->save();
+  painter->translate(l.text.topLeft());
+  QAbstractTextDocumentLayout::PaintContext ctx;
+  ctx.palette = pal;
+  ctx.palette.setColor(QPalette::Text, pal.color(QPalette::Text));
+  ctx.clip = QRectF(0, 0, l.text.width(), l.text.height());
+  painter->setClipRect(ctx.clip);
+  e->doc->documentLayout()->draw(painter, ctx);
+  painter->restore();
+
   const QString trace = index.data(ConversationModel::TraceRole).toString();
   if (!trace.isEmpty()) {
     painter->setFont(smaller(option.font));

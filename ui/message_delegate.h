@@ -1,8 +1,23 @@
 // MessageDelegate: paints one message of a ConversationModel: who, the text wrapped to the
-// view's width, and the routing trace in a smaller line beneath.
+// view's width, and the routing trace in a smaller line beneath. Assistant messages are
+// Markdown (headings, lists, tables, links, code: code in a monospace font on a tinted
+// background); user messages are plain text.
+//
+// Rendering is lazy and cached: a message's laid-out QTextDocument is built the first time
+// the row is painted and kept per message (ConversationModel::KeyRole) and width; rows
+// never painted are sized by an estimate until they are. A growing answer is re-rendered
+// at most every kRerenderMs; the newest text is always shown within that time.
+//
+// Threading: GUI thread only.
 #pragma once
 
+#include <QPersistentModelIndex>
 #include <QStyledItemDelegate>
+#include <QTimer>
+#include <memory>
+#include <unordered_map>
+
+class QTextDocument;
 
 namespace tidelane::ui {
 
@@ -10,17 +25,44 @@ class MessageDelegate : public QStyledItemDelegate {
   Q_OBJECT
 
  public:
-  using QStyledItemDelegate::QStyledItemDelegate;
+  static constexpr int kRerenderMs = 50;
+
+  explicit MessageDelegate(QObject* parent = nullptr);
+  ~MessageDelegate() override;
 
   void paint(QPainter* painter, const QStyleOptionViewItem& option,
              const QModelIndex& index) const override;
   QSize sizeHint(const QStyleOptionViewItem& option, const QModelIndex& index) const override;
 
+  // `markdown` as a document styled for a message: code in a fixed-pitch font on a tinted
+  // background, tables with borders. `font` is the body font.
+  static std::unique_ptr<QTextDocument> renderMarkdown(const QString& markdown, const QFont& font,
+                                                       const QPalette& palette);
+  // The document the row shows now (rendering it if needed), laid out to `option`'s width.
+  const QTextDocument* document(const QStyleOptionViewItem& option, const QModelIndex& index) const;
+  // How many documents were built (tests and benchmarks watch laziness with it).
+  int renderCount() const { return renders_; }
+
  private:
+  struct Entry {
+    QString text;
+    int state = -1;
+    qint64 renderedAt = 0;
+    std::unique_ptr<QTextDocument> doc;
+    int reportedHeight = -1;  // the height sizeHint last gave for this row
+  };
   struct Layout {
     QRect bubble, who, text, trace;
   };
-  Layout layout(const QStyleOptionViewItem& option, const QModelIndex& index) const;
+  Layout layout(const QStyleOptionViewItem& option, const QModelIndex& index,
+                const QTextDocument* doc) const;
+  int contentWidth(const QStyleOptionViewItem& option) const;
+  Entry* entry(const QStyleOptionViewItem& option, const QModelIndex& index, bool render) const;
+
+  mutable std::unordered_map<quint64, Entry> cache_;
+  mutable QList<QPersistentModelIndex> stale_;
+  mutable QTimer refresh_;
+  mutable int renders_ = 0;
 };
 
 }  // namespace tidelane::ui

@@ -10,10 +10,12 @@
 #include <QTest>
 
 #include "app/app_controller.h"
+#include "app/chat_store.h"
 #include "app/grpc_chat_backend.h"
 #include "app/service_supervisor.h"
 #include "router/worker/synthetic_engine.h"
 #include "ui/chat_view.h"
+#include "ui/conversation_sidebar.h"
 #include "ui/main_window.h"
 
 using namespace tidelane;
@@ -62,8 +64,43 @@ class TestChatWindow : public QObject {
         answer.data(ui::ConversationModel::TraceRole).toString().contains(QStringLiteral("local")));
     QVERIFY(send->isEnabled() == false);  // composer is empty again
 
+    // The chat was stored and is listed in the sidebar, named after the first message.
+    auto* sidebar = window->sidebar();
+    QVERIFY(sidebar && controller.store());
+    const qint64 id = window->chatView()->conversationId();
+    QVERIFY(id > 0);
+    QCOMPARE(controller.store()->conversation(id).title, QStringLiteral("Hello, Tidelane!"));
+    QTRY_VERIFY(sidebar->model()->rowOf(id) >= 0);
+    QCOMPARE(sidebar->currentConversation(), id);
+    QTRY_COMPARE(controller.store()->messages(id).value(1).state, ui::MessageState::Complete);
+
+    // An earlier conversation with a Markdown answer opens from the sidebar.
+    auto* store = controller.store();
+    const qint64 earlier = store->createConversation();
+    store->appendMessage(earlier, QStringLiteral("user"),
+                         QStringLiteral("How do I start the router by hand?"),
+                         ui::MessageState::Complete);
+    store->appendMessage(
+        earlier, QStringLiteral("assistant"),
+        QStringLiteral("Run it with a token file:\n\n```sh\ntidelane-router --grpc-listen "
+                       "127.0.0.1:7443 \\\n  --auth-token-file ~/.config/tidelane/token\n```\n\n"
+                       "| Flag | Meaning |\n|---|---|\n| `--grpc-listen` | where clients "
+                       "connect |\n| `--http-listen` | the OpenAI-compatible API |\n"),
+        ui::MessageState::Complete);
+    QTRY_VERIFY(sidebar->model()->rowOf(earlier) >= 0);
+    auto* list = sidebar->findChild<QListView*>(QStringLiteral("conversations"));
+    QVERIFY(list);
+    const QModelIndex item = sidebar->model()->index(sidebar->model()->rowOf(earlier));
+    QTest::mouseClick(list->viewport(), Qt::LeftButton, {}, list->visualRect(item).center());
+    QCOMPARE(window->chatView()->conversationId(), earlier);
+    QCOMPARE(model->rowCount(), 2);
+    QTRY_COMPARE(sidebar->currentConversation(), earlier);
+
     const QString shot = qEnvironmentVariable("TIDELANE_SCREENSHOT");
-    if (!shot.isEmpty()) QVERIFY(window->grab().save(shot));
+    if (!shot.isEmpty()) {
+      QTest::qWait(300);  // not a check: lets the rows render and settle for the picture
+      QVERIFY(window->grab().save(shot));
+    }
   }
 };
 
