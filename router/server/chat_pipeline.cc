@@ -1,10 +1,12 @@
 #include "router/server/chat_pipeline.h"
 
 #include <grpcpp/client_context.h>
+#include <grpcpp/support/client_callback.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
@@ -19,6 +21,65 @@ using Clock = std::chrono::steady_clock;
 double MsSince(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
 }
+
+// One Generate call to a worker on gRPC's callback API: each event is handled on the gRPC
+// thread that receives it (a token goes straight on to the client's stream), so the thread
+// that placed the request sleeps until the call ends instead of waking for every token.
+class WorkerCall final : public grpc::ClientReadReactor<v1::GenerateEvent> {
+ public:
+  // Returns false to stop the call (the client went away).
+  using OnToken = std::function<bool(const v1::Token&)>;
+
+  WorkerCall(v1::WorkerService::StubInterface& stub, const v1::GenerateRequest& request,
+             const std::string& token, OnToken on_token)
+      : request_(request), on_token_(std::move(on_token)) {
+    auth::AttachBearer(context_, token);
+    stub.async()->Generate(&context_, &request_, this);
+  }
+  grpc::ClientContext& context() { return context_; }
+  void Start() {
+    StartRead(&event_);
+    StartCall();
+  }
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // the stream ended; OnDone follows
+    if (event_.has_token()) {
+      if (!on_token_(event_.token())) {
+        client_gone_ = true;
+        context_.TryCancel();
+      }
+    } else if (event_.has_done()) {
+      done_event_ = event_.done();
+    }
+    StartRead(&event_);
+  }
+  void OnDone(const grpc::Status& status) override {
+    std::lock_guard lock(mu_);
+    status_ = status;
+    finished_ = true;
+    cv_.notify_all();
+  }
+  // Blocks until the call has ended; then the accessors below are stable.
+  grpc::Status Wait() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return finished_; });
+    return status_;
+  }
+  bool client_gone() const { return client_gone_; }
+  const std::optional<v1::GenerateDone>& done() const { return done_event_; }
+
+ private:
+  grpc::ClientContext context_;
+  v1::GenerateRequest request_;
+  v1::GenerateEvent event_;
+  OnToken on_token_;
+  bool client_gone_ = false;
+  std::optional<v1::GenerateDone> done_event_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool finished_ = false;
+  grpc::Status status_;
+};
 
 std::string NewRequestId() {
   std::random_device rd;
@@ -570,8 +631,16 @@ grpc::Status ChatPipeline::Serve(Flight& flight, const AdmitResult& admitted) {
     *work.mutable_sampling() = sampling;
     for (const auto& t : generated) work.add_generated(t);
 
-    grpc::ClientContext upstream;
-    auth::AttachBearer(upstream, config_.token);
+    // Tokens carry their index, so a resumed stream can never repeat or skip one.
+    WorkerCall call(*lease.stub, work, config_.token, [&](const v1::Token& token) {
+      if (token.index() != generated.size()) return true;
+      if (ttft_ms < 0) ttft_ms = MsSince(accepted_at);
+      nodes_.MarkPrefilled(lease);
+      generated.push_back(token.text());
+      v1::ChatEvent e;
+      *e.mutable_token() = token;
+      return send(e);
+    });
     struct Track {  // so Shutdown can cut this call short
       ChatPipeline& p;
       grpc::ClientContext* c;
@@ -584,30 +653,11 @@ grpc::Status ChatPipeline::Serve(Flight& flight, const AdmitResult& admitted) {
         std::lock_guard lock(p.mu_);
         p.upstreams_.erase(c);
       }
-    } track(*this, &upstream);
-    auto stream = lease.stub->Generate(&upstream, work);
-    v1::GenerateEvent event;
-    bool client_gone = false;
-    std::optional<v1::GenerateDone> done;
-    while (stream->Read(&event)) {
-      if (event.has_token()) {
-        // Tokens carry their index, so a resumed stream can never repeat or skip one.
-        if (event.token().index() != generated.size()) continue;
-        if (ttft_ms < 0) ttft_ms = MsSince(accepted_at);
-        nodes_.MarkPrefilled(lease);
-        generated.push_back(event.token().text());
-        v1::ChatEvent e;
-        *e.mutable_token() = event.token();
-        if (!send(e)) {
-          client_gone = true;
-          upstream.TryCancel();
-          break;
-        }
-      } else if (event.has_done()) {
-        done = event.done();
-      }
-    }
-    const grpc::Status status = stream->Finish();
+    } track(*this, &call.context());
+    call.Start();
+    const grpc::Status status = call.Wait();
+    const bool client_gone = call.client_gone();
+    const std::optional<v1::GenerateDone>& done = call.done();
     if (client_gone || sink.Cancelled()) {
       nodes_.Release(lease, false);
       return sink.Cancel();
