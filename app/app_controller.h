@@ -5,6 +5,12 @@
 // View → Monitor, or at start). A history that cannot be opened is left untouched: the
 // app says why in the status bar and chats without history.
 //
+// Endpoints: the bundled router (default), a remote router (both through GrpcChatBackend)
+// or an OpenAI-compatible URL (OpenAiChatBackend). File → Settings applies a new choice at
+// once and saves it, except the API key, which is held here for the session only (never
+// in QSettings or a log; the keychain comes next). Bundled services started once keep
+// running when another endpoint is chosen, so switching back is instant.
+//
 // Threading: GUI thread only.
 #pragma once
 
@@ -15,6 +21,7 @@
 #include "app/app_settings.h"
 
 namespace tidelane::ui {
+class ChatBackend;
 class MainWindow;
 namespace monitor {
 class MonitorWindow;
@@ -25,6 +32,7 @@ namespace tidelane::app {
 
 class ChatStore;
 class GrpcChatBackend;
+class OpenAiChatBackend;
 class GrpcMonitorClient;
 class ServiceSupervisor;
 
@@ -47,6 +55,10 @@ class AppController : public QObject {
   ui::MainWindow* window() { return window_.get(); }
   ServiceSupervisor* supervisor() { return supervisor_.get(); }  // null for a remote router
   GrpcChatBackend* backend() { return backend_.get(); }
+  OpenAiChatBackend* openAiBackend() { return openAiBackend_.get(); }
+  // The backend chats go through now (one of the two above).
+  ui::ChatBackend* activeBackend();
+  const AppSettings& settings() const { return settings_; }
   ChatStore* store() { return store_.get(); }  // null when the history could not be opened
   GrpcMonitorClient* monitorClient() { return monitorClient_.get(); }
   ui::monitor::MonitorWindow* monitorWindow() { return monitorWindow_.get(); }  // null until shown
@@ -56,11 +68,18 @@ class AppController : public QObject {
   void showMonitor();
   // Sends `text` in a new chat once the backend is ready (`tidelane --send`).
   void sendWhenReady(const QString& text);
+  // Shows the settings dialog and applies what the user accepts.
+  void showSettings();
+  // Chats go where `settings` say from now on; `apiKey` is kept for this session only.
+  // Saved with AppSettings::save() when `save` is true.
+  void applySettings(const AppSettings& settings, const QString& apiKey, bool save = true);
 
  private:
   // The router is reachable at `address`: chats and the monitor go there.
   void connectTo(const QString& address, const QString& token);
   void startMonitorClient();
+  void startBundled();
+  void connectRemote();
 
   AppSettings settings_;
   QString binDir_;
@@ -69,7 +88,9 @@ class AppController : public QObject {
   QString routerToken_;
   QString historyError_;
   std::unique_ptr<ChatStore> store_;
+  QString apiKey_;  // session only
   std::unique_ptr<GrpcChatBackend> backend_;
+  std::unique_ptr<OpenAiChatBackend> openAiBackend_;
   std::unique_ptr<GrpcMonitorClient> monitorClient_;
   std::unique_ptr<ui::monitor::MonitorWindow> monitorWindow_;
   std::unique_ptr<ServiceSupervisor> supervisor_;

@@ -1,14 +1,17 @@
 #include "ui/chat_view.h"
 
+#include <QAction>
+#include <QApplication>
+#include <QClipboard>
 #include <QHBoxLayout>
 #include <QKeyEvent>
+#include <QLabel>
 #include <QListView>
+#include <QMenu>
 #include <QPlainTextEdit>
 #include <QPushButton>
 #include <QScrollBar>
 #include <QVBoxLayout>
-
-#include "ui/message_delegate.h"
 
 namespace tidelane::ui {
 
@@ -18,10 +21,16 @@ ChatView::ChatView(ChatBackend* backend, ConversationStore* store, QWidget* pare
       list_(new QListView(this)),
       composer_(new QPlainTextEdit(this)),
       send_(new QPushButton(tr("Send"), this)),
-      stop_(new QPushButton(tr("Stop"), this)) {
+      stop_(new QPushButton(tr("Stop"), this)),
+      editBanner_(new QLabel(this)) {
   model_.setStore(store);
   list_->setModel(&model_);
-  list_->setItemDelegate(new MessageDelegate(list_));
+  auto* delegate = new MessageDelegate(list_);
+  list_->setItemDelegate(delegate);
+  list_->setMouseTracking(true);
+  list_->setContextMenuPolicy(Qt::CustomContextMenu);
+  connect(delegate, &MessageDelegate::actionTriggered, this, &ChatView::onAction);
+  connect(list_, &QWidget::customContextMenuRequested, this, &ChatView::showContextMenu);
   list_->setVerticalScrollMode(QAbstractItemView::ScrollPerPixel);
   list_->setResizeMode(QListView::Adjust);
   list_->setUniformItemSizes(false);
@@ -40,6 +49,18 @@ ChatView::ChatView(ChatBackend* backend, ConversationStore* store, QWidget* pare
   stop_->setAccessibleName(tr("Stop answer"));
   stop_->setShortcut(Qt::Key_Escape);
 
+  editBanner_->setObjectName(QStringLiteral("editBanner"));
+  editBanner_->setAccessibleName(tr("Editing a message"));
+  editBanner_->setText(tr("Editing a message — Enter sends it as a new branch, Esc cancels"));
+  editBanner_->hide();
+
+  auto* regenerateAction = new QAction(tr("Regenerate answer"), this);
+  regenerateAction->setObjectName(QStringLiteral("regenerateAction"));
+  regenerateAction->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_R));
+  regenerateAction->setShortcutContext(Qt::WidgetWithChildrenShortcut);
+  connect(regenerateAction, &QAction::triggered, this, [this] { regenerate(-1); });
+  addAction(regenerateAction);
+
   auto* buttons = new QVBoxLayout;
   buttons->addWidget(send_);
   buttons->addWidget(stop_);
@@ -48,26 +69,13 @@ ChatView::ChatView(ChatBackend* backend, ConversationStore* store, QWidget* pare
   bottom->addLayout(buttons);
   auto* layout = new QVBoxLayout(this);
   layout->addWidget(list_, 1);
+  layout->addWidget(editBanner_);
   layout->addLayout(bottom);
 
   connect(send_, &QPushButton::clicked, this, &ChatView::sendCurrent);
   connect(stop_, &QPushButton::clicked, this, &ChatView::stop);
   connect(composer_, &QPlainTextEdit::textChanged, this, &ChatView::updateControls);
-  connect(backend_, &ChatBackend::readyChanged, this, &ChatView::updateControls);
-
-  connect(backend_, &ChatBackend::accepted, &model_, &ConversationModel::onAccepted);
-  connect(backend_, &ChatBackend::routed, &model_, &ConversationModel::onRouted);
-  connect(backend_, &ChatBackend::tokenReceived, &model_, &ConversationModel::onToken);
-  connect(backend_, &ChatBackend::redirected, &model_, &ConversationModel::onRedirected);
-  connect(backend_, &ChatBackend::degraded, &model_, &ConversationModel::onDegraded);
-  connect(backend_, &ChatBackend::finished, &model_, &ConversationModel::onFinished);
-  connect(backend_, &ChatBackend::failed, &model_, &ConversationModel::onFailed);
-  const auto settle = [this](const QString& id) {
-    if (id == current_) current_.clear();
-    updateControls();
-  };
-  connect(backend_, &ChatBackend::finished, this, settle);
-  connect(backend_, &ChatBackend::failed, this, settle);
+  connectBackend();
   connect(&model_, &QAbstractItemModel::rowsInserted, list_, &QListView::scrollToBottom);
   connect(&model_, &QAbstractItemModel::modelReset, list_, &QListView::scrollToBottom);
   // Heights change as tokens arrive: lay out again, but at most every kRerenderMs.
@@ -81,10 +89,51 @@ ChatView::ChatView(ChatBackend* backend, ConversationStore* store, QWidget* pare
   updateControls();
 }
 
+void ChatView::connectBackend() {
+  connect(backend_, &ChatBackend::readyChanged, this, &ChatView::updateControls);
+  connect(backend_, &ChatBackend::accepted, &model_, &ConversationModel::onAccepted);
+  connect(backend_, &ChatBackend::routed, &model_, &ConversationModel::onRouted);
+  connect(backend_, &ChatBackend::tokenReceived, &model_, &ConversationModel::onToken);
+  connect(backend_, &ChatBackend::redirected, &model_, &ConversationModel::onRedirected);
+  connect(backend_, &ChatBackend::degraded, &model_, &ConversationModel::onDegraded);
+  connect(backend_, &ChatBackend::finished, &model_, &ConversationModel::onFinished);
+  connect(backend_, &ChatBackend::failed, &model_, &ConversationModel::onFailed);
+  const auto settle = [this](const QString& id) {
+    if (id == current_) current_.clear();
+    updateControls();
+  };
+  connect(backend_, &ChatBackend::finished, this, settle);
+  connect(backend_, &ChatBackend::failed, this, settle);
+}
+
+void ChatView::setBackend(ChatBackend* backend) {
+  if (!backend || backend == backend_) return;
+  if (!current_.isEmpty()) {
+    // The answer coming in is kept as far as it got, recorded as stopped.
+    const QString id = std::exchange(current_, {});
+    backend_->cancel(id);
+    AnswerSummary stopped;
+    stopped.finishReason = QStringLiteral("cancelled");
+    model_.onFinished(id, stopped);
+  }
+  disconnect(backend_, nullptr, this, nullptr);
+  disconnect(backend_, nullptr, &model_, nullptr);
+  backend_ = backend;
+  connectBackend();
+  updateControls();
+}
+
 void ChatView::sendCurrent() {
   const QString text = composer_->toPlainText().trimmed();
   if (text.isEmpty() || !current_.isEmpty() || !backend_->isReady()) return;
-  model_.appendUser(text);
+  const int editing = editingRow();
+  if (editing >= 0) {
+    model_.editUser(editing, text);
+    editingKey_ = 0;
+    editBanner_->hide();
+  } else {
+    model_.appendUser(text);
+  }
   composer_->clear();
   current_ = backend_->send(model_.turns(), 0);
   model_.beginAnswer(current_);
@@ -99,6 +148,7 @@ void ChatView::relayout() {
 }
 
 void ChatView::openConversation(qint64 id) {
+  cancelEdit();
   if (!current_.isEmpty()) {
     backend_->cancel(current_);
     current_.clear();
@@ -118,7 +168,143 @@ void ChatView::stop() {
   if (!current_.isEmpty()) backend_->cancel(current_);
 }
 
+int ChatView::editingRow() const {
+  if (editingKey_ == 0) return -1;
+  for (int r = 0; r < model_.rowCount(); ++r) {
+    if (model_.index(r).data(ConversationModel::KeyRole).toULongLong() == editingKey_) return r;
+  }
+  return -1;
+}
+
+void ChatView::regenerate(int row) {
+  if (row < 0) row = model_.lastAnswerRow();
+  if (row < 0 || !idle() || !backend_->isReady()) return;
+  if (model_.index(row).data(ConversationModel::RoleRole).toString() !=
+      QLatin1String("assistant")) {
+    return;
+  }
+  cancelEdit();
+  const QString id = backend_->send(model_.turnsBefore(row), 0);
+  current_ = id;
+  model_.regenerate(row, id);
+  updateControls();
+}
+
+void ChatView::beginEdit(int row) {
+  const QModelIndex i = model_.index(row);
+  if (!i.isValid() || !idle() ||
+      i.data(ConversationModel::RoleRole).toString() != QLatin1String("user")) {
+    return;
+  }
+  editingKey_ = i.data(ConversationModel::KeyRole).toULongLong();
+  composer_->setPlainText(i.data(ConversationModel::TextRole).toString());
+  composer_->moveCursor(QTextCursor::End);
+  composer_->setFocus();
+  editBanner_->show();
+}
+
+void ChatView::cancelEdit() {
+  if (editingKey_ == 0) return;
+  editingKey_ = 0;
+  editBanner_->hide();
+  composer_->clear();
+}
+
+void ChatView::copyMessage(int row) {
+  const QModelIndex i = model_.index(row);
+  if (i.isValid())
+    QApplication::clipboard()->setText(i.data(ConversationModel::TextRole).toString());
+}
+
+void ChatView::showBranch(int row, int delta) {
+  if (!idle()) return;
+  cancelEdit();
+  model_.showBranch(row, delta);
+}
+
+void ChatView::toggleTrace(int row) {
+  const QModelIndex i = model_.index(row);
+  if (!i.isValid()) return;
+  model_.setData(i, !i.data(ConversationModel::ExpandedRole).toBool(),
+                 ConversationModel::ExpandedRole);
+  list_->doItemsLayout();
+}
+
+void ChatView::onAction(const QModelIndex& index, MessageDelegate::Action action,
+                        const QString& code) {
+  const int row = index.row();
+  switch (action) {
+    case MessageDelegate::Action::Copy:
+      copyMessage(row);
+      break;
+    case MessageDelegate::Action::CopyCode:
+      QApplication::clipboard()->setText(code);
+      break;
+    case MessageDelegate::Action::Edit:
+      beginEdit(row);
+      break;
+    case MessageDelegate::Action::Regenerate:
+      regenerate(row);
+      break;
+    case MessageDelegate::Action::PreviousBranch:
+      showBranch(row, -1);
+      break;
+    case MessageDelegate::Action::NextBranch:
+      showBranch(row, +1);
+      break;
+    case MessageDelegate::Action::ToggleTrace:
+      toggleTrace(row);
+      break;
+    case MessageDelegate::Action::None:
+      break;
+  }
+}
+
+void ChatView::showContextMenu(const QPoint& pos) {
+  const QModelIndex i = list_->indexAt(pos);
+  if (!i.isValid()) return;
+  const int row = i.row();
+  const bool user = i.data(ConversationModel::RoleRole).toString() == QLatin1String("user");
+  QMenu menu(this);
+  menu.setAccessibleName(tr("Message actions"));
+  menu.addAction(tr("Copy message"), this, [this, row] { copyMessage(row); });
+  if (user) {
+    menu.addAction(tr("Edit and resend"), this, [this, row] { beginEdit(row); })
+        ->setEnabled(idle());
+  } else {
+    menu.addAction(tr("Regenerate"), this, [this, row] { regenerate(row); })
+        ->setEnabled(idle() && backend_->isReady());
+    if (!i.data(ConversationModel::TimelineRole).toStringList().isEmpty()) {
+      menu.addAction(i.data(ConversationModel::ExpandedRole).toBool() ? tr("Hide routing timeline")
+                                                                      : tr("Show routing timeline"),
+                     this, [this, row] { toggleTrace(row); });
+    }
+  }
+  const int count = i.data(ConversationModel::BranchCountRole).toInt();
+  if (count > 1) {
+    const int at = i.data(ConversationModel::BranchRole).toInt();
+    menu.addAction(tr("Previous branch"), this, [this, row] { showBranch(row, -1); })
+        ->setEnabled(idle() && at > 1);
+    menu.addAction(tr("Next branch"), this, [this, row] { showBranch(row, +1); })
+        ->setEnabled(idle() && at < count);
+  }
+  menu.exec(list_->viewport()->mapToGlobal(pos));
+}
+
 bool ChatView::eventFilter(QObject* watched, QEvent* event) {
+  if (watched == composer_ && editingKey_ != 0 &&
+      (event->type() == QEvent::ShortcutOverride || event->type() == QEvent::KeyPress) &&
+      static_cast<QKeyEvent*>(event)->key() == Qt::Key_Escape && idle()) {
+    // Esc while editing gives the edit up (Stop has nothing to stop).
+    event->accept();
+    if (event->type() == QEvent::KeyPress) cancelEdit();
+    return true;
+  }
+  if (watched == composer_ && event->type() == QEvent::KeyPress &&
+      static_cast<QKeyEvent*>(event)->key() == Qt::Key_Escape && !idle()) {
+    stop();  // Esc stops wherever the focus is: here, and through Stop's shortcut elsewhere
+    return true;
+  }
   if (watched == composer_ && event->type() == QEvent::KeyPress) {
     const auto* key = static_cast<QKeyEvent*>(event);
     if ((key->key() == Qt::Key_Return || key->key() == Qt::Key_Enter) &&

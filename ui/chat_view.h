@@ -2,6 +2,13 @@
 // answer into a ConversationModel (recorded in a ConversationStore when one is given);
 // Enter sends, Shift+Enter adds a line, Esc stops. The list is laid out again at most
 // every MessageDelegate::kRerenderMs while an answer grows.
+//
+// Message flows (from the links under a message, its context menu, or the slots below):
+// copy a message or a code block to the clipboard; regenerate an answer (Ctrl+R: the last
+// one) as a new branch; edit a user message: its text goes into the composer, Enter sends
+// it as a new branch (Esc gives up); ‹ › switch between branches; clicking the routing line
+// opens the answer's timeline. None of them runs while an answer is coming in, except
+// Copy and opening a timeline.
 #pragma once
 
 #include <QPointer>
@@ -10,7 +17,9 @@
 
 #include "ui/chat_backend.h"
 #include "ui/conversation_model.h"
+#include "ui/message_delegate.h"
 
+class QLabel;
 class QListView;
 class QPlainTextEdit;
 class QPushButton;
@@ -26,6 +35,10 @@ class ChatView : public QWidget {
                     QWidget* parent = nullptr);
 
   ConversationModel* model() { return &model_; }
+  ChatBackend* backend() const { return backend_; }
+  // Sends from now on through `backend` (which must outlive the view); an answer still
+  // coming in through the old one is stopped and kept as far as it got.
+  void setBackend(ChatBackend* backend);
   qint64 conversationId() const { return model_.conversationId(); }
 
  public slots:
@@ -37,6 +50,20 @@ class ChatView : public QWidget {
   // and kept as far as it got.
   void openConversation(qint64 id);
   void newConversation() { openConversation(0); }
+  // Regenerates answer `row` (-1: the last answer shown).
+  void regenerate(int row = -1);
+  // Puts user message `row` into the composer; the next send replaces it as a new branch.
+  void beginEdit(int row);
+  void cancelEdit();
+  void copyMessage(int row);
+  // Shows the previous (-1) or next (+1) branch at `row`.
+  void showBranch(int row, int delta);
+  // Shows or hides the routing timeline under answer `row`.
+  void toggleTrace(int row);
+
+ public:
+  // The user message being edited (-1: none).
+  int editingRow() const;
 
  signals:
   // The conversation shown changed, or a new chat was stored under `id`.
@@ -46,8 +73,12 @@ class ChatView : public QWidget {
   bool eventFilter(QObject* watched, QEvent* event) override;
 
  private:
+  void connectBackend();
   void updateControls();
   void relayout();
+  void onAction(const QModelIndex& index, MessageDelegate::Action action, const QString& code);
+  void showContextMenu(const QPoint& pos);
+  bool idle() const { return current_.isEmpty(); }
 
   ChatBackend* backend_;
   ConversationModel model_;
@@ -55,7 +86,9 @@ class ChatView : public QWidget {
   QPlainTextEdit* composer_;
   QPushButton* send_;
   QPushButton* stop_;
-  QString current_;  // request being answered, if any
+  QLabel* editBanner_;
+  quint64 editingKey_ = 0;  // ConversationModel::KeyRole of the message being edited
+  QString current_;         // request being answered, if any
   QTimer relayout_;
 };
 

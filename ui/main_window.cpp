@@ -57,6 +57,12 @@ MainWindow::MainWindow(ChatBackend* backend, ConversationStore* store, QWidget* 
     connect(find, &QAction::triggered, sidebar_, &ConversationSidebar::focusSearch);
   }
   file->addSeparator();
+  auto* settings = file->addAction(tr("S&ettings…"));
+  settings->setObjectName(QStringLiteral("settingsAction"));
+  settings->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_Comma));
+  settings->setMenuRole(QAction::PreferencesRole);
+  connect(settings, &QAction::triggered, this, &MainWindow::settingsRequested);
+  file->addSeparator();
   auto* quit = file->addAction(tr("&Quit"));
   quit->setShortcut(QKeySequence::Quit);
   connect(quit, &QAction::triggered, qApp, &QApplication::quit);
@@ -68,11 +74,23 @@ MainWindow::MainWindow(ChatBackend* backend, ConversationStore* store, QWidget* 
   monitor->setToolTip(tr("Open the live tidal-lane monitor"));
   connect(monitor, &QAction::triggered, this, &MainWindow::monitorRequested);
 
+  watchBackend();
+}
+
+void MainWindow::watchBackend() {
   connect(backend_, &ChatBackend::readyChanged, this, [this](bool ready) {
     if (ready) showServiceStatus(tr("Connected: %1").arg(backend_->describe()));
   });
   showServiceStatus(backend_->isReady() ? tr("Connected: %1").arg(backend_->describe())
                                         : tr("Starting…"));
+}
+
+void MainWindow::setBackend(ChatBackend* backend) {
+  if (!backend || backend == backend_) return;
+  disconnect(backend_, nullptr, this, nullptr);
+  backend_ = backend;
+  chat_->setBackend(backend);
+  watchBackend();
 }
 
 void MainWindow::showServiceStatus(const QString& message) {

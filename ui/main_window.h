@@ -1,8 +1,9 @@
 // MainWindow: the conversation sidebar (when there is a store) beside the chat view, and a
 // status bar saying where chats go and how the bundled services are doing. File → New chat
 // (Ctrl+N), File → Search chats (Ctrl+F); View → Monitor (Ctrl+M) asks for the monitor
-// with monitorRequested(). Selecting a conversation shows it; a new chat is stored with
-// its first message and appears in the sidebar.
+// with monitorRequested(); File → Settings (Ctrl+,) asks for the settings with
+// settingsRequested() (the app shows a SettingsDialog and applies it). Selecting a conversation
+// shows it; a new chat is stored with its first message and appears in the sidebar.
 #pragma once
 
 #include <QMainWindow>
@@ -27,6 +28,8 @@ class MainWindow : public QMainWindow {
                       QWidget* parent = nullptr);
 
   ChatView* chatView() { return chat_; }
+  // Chats go through `backend` from now on (it must outlive the window).
+  void setBackend(ChatBackend* backend);
   ConversationSidebar* sidebar() { return sidebar_; }  // null without a store
 
  public slots:
@@ -36,8 +39,12 @@ class MainWindow : public QMainWindow {
  signals:
   // The user asked for the live monitor (the app opens it; the window does not know how).
   void monitorRequested();
+  // The user asked for the settings.
+  void settingsRequested();
 
  private:
+  void watchBackend();
+
   ChatBackend* backend_;
   ChatView* chat_;
   ConversationSidebar* sidebar_ = nullptr;

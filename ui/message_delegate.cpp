@@ -4,6 +4,7 @@
 #include <QAbstractTextDocumentLayout>
 #include <QDateTime>
 #include <QFontDatabase>
+#include <QMouseEvent>
 #include <QPainter>
 #include <QTextBlock>
 #include <QTextCursor>
@@ -39,6 +40,17 @@ QTextCharFormat monoFormat(const QFont& body, const QColor& background) {
   f.setFontPointSize(body.pointSizeF() > 0 ? body.pointSizeF() * 0.95 : 9);
   if (background.isValid()) f.setBackground(background);
   return f;
+}
+
+// The trace line as shown: with ▸ or ▾ when there is a timeline to open.
+QString traceText(const QModelIndex& index) {
+  const QString trace = index.data(ConversationModel::TraceRole).toString();
+  if (trace.isEmpty() || index.data(ConversationModel::TimelineRole).toStringList().isEmpty()) {
+    return trace;
+  }
+  return (index.data(ConversationModel::ExpandedRole).toBool() ? QStringLiteral("▾ ")
+                                                               : QStringLiteral("▸ ")) +
+         trace;
 }
 
 }  // namespace
@@ -164,7 +176,7 @@ MessageDelegate::Layout MessageDelegate::layout(const QStyleOptionViewItem& opti
                                                 const QModelIndex& index,
                                                 const QTextDocument* doc) const {
   const int width = contentWidth(option);
-  const QString trace = index.data(ConversationModel::TraceRole).toString();
+  const QString trace = traceText(index);
   const QFontMetrics whoFm(bold(option.font));
   const QFontMetrics traceFm(smaller(option.font));
 
@@ -193,10 +205,122 @@ MessageDelegate::Layout MessageDelegate::layout(const QStyleOptionViewItem& opti
         traceFm.boundingRect(QRect(0, 0, width, 1 << 20), Qt::TextWordWrap, trace);
     l.trace = QRect(x, y + 4, width, traceBox.height());
     y = l.trace.bottom() + 1;
+    const QStringList timeline = index.data(ConversationModel::TimelineRole).toStringList();
+    if (index.data(ConversationModel::ExpandedRole).toBool() && !timeline.isEmpty()) {
+      const QRect box = traceFm.boundingRect(QRect(0, 0, width - kPadding, 1 << 20),
+                                             Qt::TextWordWrap, timeline.join(QLatin1Char('\n')));
+      l.timeline = QRect(x + kPadding, y + 2, width - kPadding, box.height());
+      y = l.timeline.bottom() + 1;
+    }
   }
+
+  // The actions row: ‹ 1/2 ›  Copy  Edit | Regenerate
+  const auto state = index.data(ConversationModel::StateRole).value<ConversationModel::State>();
+  const bool user = index.data(ConversationModel::RoleRole).toString() == QLatin1String("user");
+  const bool growing =
+      state == ConversationModel::State::Waiting || state == ConversationModel::State::Streaming;
+  l.actions = QRect(x, y + 4, width, traceFm.height());
+  int ax = x;
+  const auto link = [&](Action a, const QString& word) {
+    const int w = traceFm.horizontalAdvance(word);
+    l.links.append({a, QRect(ax, l.actions.top(), w, l.actions.height())});
+    ax += w + traceFm.horizontalAdvance(QStringLiteral("   "));
+  };
+  const int count = index.data(ConversationModel::BranchCountRole).toInt();
+  if (count > 1) {
+    l.branchLabel =
+        QStringLiteral("%1/%2").arg(index.data(ConversationModel::BranchRole).toInt()).arg(count);
+    link(Action::PreviousBranch, QStringLiteral("‹"));
+    ax -= traceFm.horizontalAdvance(QStringLiteral("  "));
+    const int w = traceFm.horizontalAdvance(l.branchLabel);
+    l.links.append({Action::None, QRect(ax, l.actions.top(), w, l.actions.height())});
+    ax += w + traceFm.horizontalAdvance(QStringLiteral(" "));
+    link(Action::NextBranch, QStringLiteral("›"));
+  }
+  link(Action::Copy, tr("Copy"));
+  if (user) {
+    link(Action::Edit, tr("Edit"));
+  } else if (!growing) {
+    link(Action::Regenerate, tr("Regenerate"));
+  }
+  y = l.actions.bottom() + 1;
+
   l.bubble = QRect(option.rect.left() + kMargin, option.rect.top() + kMargin, width + 2 * kPadding,
                    y + kPadding - option.rect.top() - kMargin);
   return l;
+}
+
+QList<MessageDelegate::CodeBlock> MessageDelegate::codeBlocks(const Layout& l,
+                                                              const QTextDocument* doc,
+                                                              const QFont& font) const {
+  QList<CodeBlock> out;
+  if (!doc) return out;
+  const QFontMetrics fm(smaller(font));
+  const int w = fm.horizontalAdvance(tr("Copy code"));
+  auto* docLayout = doc->documentLayout();
+  QRectF area;
+  QStringList lines;
+  const auto close = [&] {
+    if (lines.isEmpty()) return;
+    const QPoint topRight = l.text.topLeft() + area.topRight().toPoint();
+    out.append(
+        {QRect(std::min(topRight.x(), l.text.right()) - w - 4, topRight.y() + 2, w, fm.height()),
+         lines.join(QLatin1Char('\n'))});
+    lines.clear();
+    area = {};
+  };
+  for (QTextBlock block = doc->begin(); block.isValid(); block = block.next()) {
+    const QTextBlockFormat bf = block.blockFormat();
+    if (bf.hasProperty(QTextFormat::BlockCodeFence) ||
+        bf.hasProperty(QTextFormat::BlockCodeLanguage)) {
+      const QRectF r = docLayout->blockBoundingRect(block);
+      area = area.isNull() ? QRectF(0, r.top(), l.text.width(), r.height()) : area.united(r);
+      lines.append(block.text());
+    } else {
+      close();
+    }
+  }
+  close();
+  return out;
+}
+
+MessageDelegate::Action MessageDelegate::actionAt(const QStyleOptionViewItem& option,
+                                                  const QModelIndex& index, QPoint pos,
+                                                  QString* code) const {
+  Entry* e = entry(option, index, true);
+  const Layout l = layout(option, index, e->doc.get());
+  for (const auto& [action, rect] : l.links) {
+    if (action != Action::None && rect.adjusted(-3, -3, 3, 3).contains(pos)) return action;
+  }
+  if (!l.trace.isNull() && l.trace.contains(pos) &&
+      !index.data(ConversationModel::TimelineRole).toStringList().isEmpty()) {
+    return Action::ToggleTrace;
+  }
+  if (index.data(ConversationModel::RoleRole).toString() != QLatin1String("user")) {
+    for (const auto& block : codeBlocks(l, e->doc.get(), option.font)) {
+      if (block.copy.adjusted(-3, -3, 3, 3).contains(pos)) {
+        if (code) *code = block.text;
+        return Action::CopyCode;
+      }
+    }
+  }
+  return Action::None;
+}
+
+bool MessageDelegate::editorEvent(QEvent* event, QAbstractItemModel* model,
+                                  const QStyleOptionViewItem& option, const QModelIndex& index) {
+  if (event->type() == QEvent::MouseButtonRelease) {
+    const auto* mouse = static_cast<QMouseEvent*>(event);
+    if (mouse->button() == Qt::LeftButton) {
+      QString code;
+      const Action a = actionAt(option, index, mouse->position().toPoint(), &code);
+      if (a != Action::None) {
+        emit actionTriggered(index, a, code);
+        return true;
+      }
+    }
+  }
+  return QStyledItemDelegate::editorEvent(event, model, option, index);
 }
 
 QSize MessageDelegate::sizeHint(const QStyleOptionViewItem& option,
@@ -245,11 +369,51 @@ void MessageDelegate::paint(QPainter* painter, const QStyleOptionViewItem& optio
   e->doc->documentLayout()->draw(painter, ctx);
   painter->restore();
 
-  const QString trace = index.data(ConversationModel::TraceRole).toString();
+  painter->setFont(smaller(option.font));
+  const QString trace = traceText(index);
   if (!trace.isEmpty()) {
-    painter->setFont(smaller(option.font));
     painter->setPen(pal.color(QPalette::PlaceholderText));
     painter->drawText(l.trace, Qt::TextWordWrap, trace);
+  }
+  if (!l.timeline.isNull()) {
+    painter->setPen(pal.color(QPalette::Text));
+    painter->drawText(
+        l.timeline, Qt::TextWordWrap,
+        index.data(ConversationModel::TimelineRole).toStringList().join(QLatin1Char('\n')));
+  }
+  const QColor linkColor = pal.color(QPalette::Link);
+  for (const auto& [action, rect] : l.links) {
+    QString word;
+    switch (action) {
+      case Action::None:
+        word = l.branchLabel;
+        break;
+      case Action::PreviousBranch:
+        word = QStringLiteral("‹");
+        break;
+      case Action::NextBranch:
+        word = QStringLiteral("›");
+        break;
+      case Action::Copy:
+        word = tr("Copy");
+        break;
+      case Action::Edit:
+        word = tr("Edit");
+        break;
+      case Action::Regenerate:
+        word = tr("Regenerate");
+        break;
+      default:
+        break;
+    }
+    painter->setPen(action == Action::None ? pal.color(QPalette::PlaceholderText) : linkColor);
+    painter->drawText(rect, Qt::AlignLeft | Qt::AlignVCenter, word);
+  }
+  if (!user) {
+    for (const auto& block : codeBlocks(l, e->doc.get(), option.font)) {
+      painter->setPen(linkColor);
+      painter->drawText(block.copy, Qt::AlignRight | Qt::AlignVCenter, tr("Copy code"));
+    }
   }
   painter->restore();
 }

@@ -8,6 +8,12 @@
 // never painted are sized by an estimate until they are. A growing answer is re-rendered
 // at most every kRerenderMs; the newest text is always shown within that time.
 //
+// Under every message a row of small links: "‹ 1/2 ›" where the message has siblings
+// (ConversationModel::BranchCountRole), Copy, and Edit (user) or Regenerate (answers).
+// The routing trace line is a link too (▸/▾): it shows or hides the answer's timeline
+// (ConversationModel::ExpandedRole, TimelineRole). Each code block has a Copy link at its
+// top right. Clicks are reported with actionTriggered; the delegate changes nothing itself.
+//
 // Threading: GUI thread only.
 #pragma once
 
@@ -27,6 +33,18 @@ class MessageDelegate : public QStyledItemDelegate {
  public:
   static constexpr int kRerenderMs = 50;
 
+  enum class Action {
+    None,
+    Copy,
+    Edit,
+    Regenerate,
+    PreviousBranch,
+    NextBranch,
+    ToggleTrace,
+    CopyCode
+  };
+  Q_ENUM(Action)
+
   explicit MessageDelegate(QObject* parent = nullptr);
   ~MessageDelegate() override;
 
@@ -42,6 +60,18 @@ class MessageDelegate : public QStyledItemDelegate {
   const QTextDocument* document(const QStyleOptionViewItem& option, const QModelIndex& index) const;
   // How many documents were built (tests and benchmarks watch laziness with it).
   int renderCount() const { return renders_; }
+  // What a click at `pos` (viewport coordinates) on row `index` would do; for CopyCode,
+  // `code` (when given) receives the code block's text.
+  Action actionAt(const QStyleOptionViewItem& option, const QModelIndex& index, QPoint pos,
+                  QString* code = nullptr) const;
+
+ signals:
+  void actionTriggered(const QModelIndex& index, tidelane::ui::MessageDelegate::Action action,
+                       const QString& code);
+
+ protected:
+  bool editorEvent(QEvent* event, QAbstractItemModel* model, const QStyleOptionViewItem& option,
+                   const QModelIndex& index) override;
 
  private:
   struct Entry {
@@ -52,8 +82,15 @@ class MessageDelegate : public QStyledItemDelegate {
     int reportedHeight = -1;  // the height sizeHint last gave for this row
   };
   struct Layout {
-    QRect bubble, who, text, trace;
+    QRect bubble, who, text, trace, timeline, actions;
+    QList<std::pair<Action, QRect>> links;  // the clickable words of the actions row
+    QString branchLabel;                    // "1/2", empty without siblings
   };
+  struct CodeBlock {
+    QRect copy;  // the Copy link, in viewport coordinates
+    QString text;
+  };
+  QList<CodeBlock> codeBlocks(const Layout& l, const QTextDocument* doc, const QFont& font) const;
   Layout layout(const QStyleOptionViewItem& option, const QModelIndex& index,
                 const QTextDocument* doc) const;
   int contentWidth(const QStyleOptionViewItem& option) const;
