@@ -1,41 +1,16 @@
-// Private to quant_dot*.cc: the weight block layouts (as in tensor_types.cc and ggml-common.h),
-// the 8-bit activation blocks, and the kernel table each instruction set fills in.
+// Private to quant_dot*.cc: the 8-bit activation blocks and the kernel table each instruction
+// set fills in.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
+#include "router/engine/ggml_blocks.h"
 #include "router/engine/kernels.h"
 
 namespace tidelane::engine::quant_dot {
 
-struct BlockQ4_0 {
-  std::uint16_t d;
-  std::uint8_t qs[16];  // element j in the low nibble of qs[j], j + 16 in the high one
-};
-struct BlockQ8_0 {
-  std::uint16_t d;
-  std::int8_t qs[32];
-};
-struct BlockQ4_K {
-  std::uint16_t d, dmin;
-  std::uint8_t scales[12];  // 8 six-bit scales and 8 six-bit mins
-  std::uint8_t qs[128];
-};
-struct BlockQ5_K {
-  std::uint16_t d, dmin;
-  std::uint8_t scales[12];
-  std::uint8_t qh[32];
-  std::uint8_t qs[128];
-};
-struct BlockQ6_K {
-  std::uint8_t ql[128];
-  std::uint8_t qh[64];
-  std::int8_t scales[16];
-  std::uint16_t d;
-};
-static_assert(sizeof(BlockQ4_0) == 18 && sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_K) == 144 &&
-              sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210);
+// The weight blocks (BlockQ4_0, BlockQ8_0, BlockQ4_K, ...) and ScaleMinK4: ggml_blocks.h.
 
 // Activations for Q8_0/Q4_0 weights: 32 values q[i] ≈ x[i] / d, |q| <= 127. A float scale
 // (ggml keeps a half) costs nothing here and drops one rounding.
@@ -71,17 +46,6 @@ struct KernelSet {
   RowKernel f32 = nullptr, f16 = nullptr, q8_0 = nullptr, q4_0 = nullptr, q4_k = nullptr,
             q5_k = nullptr, q6_k = nullptr;
 };
-
-// The 6-bit scale and min of sub-block j of a Q4_K/Q5_K block (ggml's get_scale_min_k4).
-inline void ScaleMinK4(int j, const std::uint8_t* q, std::uint8_t* sc, std::uint8_t* m) {
-  if (j < 4) {
-    *sc = q[j] & 63;
-    *m = q[j + 4] & 63;
-  } else {
-    *sc = static_cast<std::uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-    *m = static_cast<std::uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-  }
-}
 
 // Rounds x / d to the nearest integer, ties to even (as _mm256_cvtps_epi32 does), so the scalar
 // and SIMD quantisers give the same bytes.

@@ -3,70 +3,14 @@
 #include <cmath>
 #include <cstring>
 
+#include "router/engine/ggml_blocks.h"
+
 namespace tidelane::engine {
 namespace {
-
-// Block structs as in ggml-common.h (named after ggml's block_q4_0 etc. so the two read side
-// by side); static_asserts pin the on-disk sizes.
-// NOLINTBEGIN(readability-identifier-naming)
-struct BlockQ4_0 {
-  std::uint16_t d;
-  std::uint8_t qs[16];
-};
-struct BlockQ4_1 {
-  std::uint16_t d, m;
-  std::uint8_t qs[16];
-};
-struct BlockQ5_0 {
-  std::uint16_t d;
-  std::uint8_t qh[4];
-  std::uint8_t qs[16];
-};
-struct BlockQ5_1 {
-  std::uint16_t d, m;
-  std::uint8_t qh[4];
-  std::uint8_t qs[16];
-};
-struct BlockQ8_0 {
-  std::uint16_t d;
-  std::int8_t qs[32];
-};
-struct BlockQ4_K {
-  std::uint16_t d, dmin;
-  std::uint8_t scales[12];
-  std::uint8_t qs[128];
-};
-struct BlockQ5_K {
-  std::uint16_t d, dmin;
-  std::uint8_t scales[12];
-  std::uint8_t qh[32];
-  std::uint8_t qs[128];
-};
-struct BlockQ6_K {
-  std::uint8_t ql[128];
-  std::uint8_t qh[64];
-  std::int8_t scales[16];
-  std::uint16_t d;
-};
-static_assert(sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20 && sizeof(BlockQ5_0) == 22 &&
-              sizeof(BlockQ5_1) == 24 && sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_K) == 144 &&
-              sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210);
-// NOLINTEND(readability-identifier-naming)
 
 template <typename Block>
 const Block* Blocks(const void* src) {
   return static_cast<const Block*>(src);
-}
-
-// The 6-bit scale and min of sub-block j, packed into 12 bytes (ggml's get_scale_min_k4).
-void ScaleMinK4(int j, const std::uint8_t* q, std::uint8_t* sc, std::uint8_t* m) {
-  if (j < 4) {
-    *sc = q[j] & 63;
-    *m = q[j + 4] & 63;
-  } else {
-    *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-    *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-  }
 }
 
 void DequantQ4_0(const void* src, float* y, std::size_t nb) {
