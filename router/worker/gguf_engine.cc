@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <stdexcept>
 
 #include "router/engine/sampler.h"
@@ -18,7 +19,10 @@ struct GgufEngine::Job {
   engine::SequenceId seq = 0;
   engine::Sampler sampler;
   engine::StreamingDecoder decoder;
-  const TokenSink* sink = nullptr;
+  // Tokens made by the batch loop, handed to Run's thread, which writes them to the sink: a
+  // slow client then slows only its own request, never the batch. Guarded by the engine's mu_.
+  std::deque<std::pair<std::uint32_t, std::string>> outbox;
+  std::atomic<bool> client_gone{false};
   std::uint32_t next_index = 0;  // index of the next token the client sees
   std::uint32_t produced = 0;    // tokens generated here
   std::uint32_t max_new = 0;
@@ -142,7 +146,6 @@ GenerationResult GgufEngine::Run(const GenerationInput& input, const TokenSink& 
   params.seed = input.seed;
   Job job(params, *tokenizer_);
   job.prompt = std::move(prompt).value();
-  job.sink = &sink;
   job.next_index = static_cast<std::uint32_t>(input.generated.size());
   const std::uint32_t limit = input.max_tokens ? input.max_tokens : options_.default_max_tokens;
   job.max_new = limit > job.next_index ? limit - job.next_index : 0;
@@ -157,8 +160,20 @@ GenerationResult GgufEngine::Run(const GenerationInput& input, const TokenSink& 
   job.admitted = Clock::now();
   waiting_.push_back(&job);
   wake_.notify_all();
-  job.finished.wait(lock, [&] { return job.done; });
+  for (;;) {
+    job.finished.wait(lock, [&] { return job.done || !job.outbox.empty(); });
+    while (!job.outbox.empty()) {
+      auto [index, text] = std::move(job.outbox.front());
+      job.outbox.pop_front();
+      lock.unlock();
+      if (!job.client_gone && !sink(index, text)) job.client_gone = true;
+      lock.lock();
+    }
+    if (job.done && job.outbox.empty()) break;
+  }
   --active_;
+  if (job.client_gone && job.result.finish_reason != "error")
+    job.result.finish_reason = "cancelled";
   if (!job.error.empty()) throw std::runtime_error(job.error);
   return job.result;
 }
@@ -260,9 +275,14 @@ void GgufEngine::Step(std::vector<Job*>& running) {
     const std::string text = j->decoder.Push(token);
     ++j->produced;
     j->result.completion_tokens = j->next_index + 1;
-    if (!(*j->sink)(j->next_index++, text)) {
+    if (j->client_gone) {
       finish(j, "cancelled");
       continue;
+    }
+    {
+      std::lock_guard lock(mu_);
+      j->outbox.emplace_back(j->next_index++, text);
+      j->finished.notify_all();
     }
     if (j->produced >= j->max_new ||
         engine_->Tokens(j->seq).size() + 1 >= engine_->config().context) {

@@ -12,7 +12,8 @@
 // context; a request that cannot get KV memory waits for others to finish.
 //
 // Threading: Run is called concurrently and blocks its caller until its request ends; the
-// sink is called on the batch loop's thread and should return quickly.
+// sink is called on the caller's own thread (tokens are handed over from the batch loop), so a
+// slow client slows only its own request.
 #pragma once
 
 #include <atomic>
