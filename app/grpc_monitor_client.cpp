@@ -152,10 +152,16 @@ ui::monitor::MonitorFrame GrpcMonitorClient::toFrame(const v1::ClusterSnapshot& 
     f.redirects.append({q(r.request_id()), q(r.from_node()), q(r.to_node()), q(r.reason())});
   }
   const auto& c = s.counters();
-  f.counters = {static_cast<qint64>(c.accepted()), static_cast<qint64>(c.served()),
-                static_cast<qint64>(c.degraded()), static_cast<qint64>(c.rejected()),
-                static_cast<qint64>(c.failed()),   static_cast<qint64>(c.redirects()),
-                static_cast<int>(c.queued()),      static_cast<int>(c.in_flight())};
+  f.counters = {static_cast<qint64>(c.accepted()),
+                static_cast<qint64>(c.served()),
+                static_cast<qint64>(c.degraded()),
+                static_cast<qint64>(c.rejected()),
+                static_cast<qint64>(c.failed()),
+                static_cast<qint64>(c.redirects()),
+                static_cast<int>(c.queued()),
+                static_cast<int>(c.in_flight()),
+                c.ttft_p50_ms(),
+                c.ttft_p99_ms()};
   f.countArrivals();
   return f;
 }

@@ -336,6 +336,8 @@ void Histogram::Observe(double v) {
 void NodeTable::RecordLatency(double ttft_s, double tpot_s) {
   std::lock_guard lock(mu_);
   latencies_.ttft_s.Observe(ttft_s);
+  recent_ttft_.emplace_back(SecondsNow(), ttft_s * 1000.0);
+  if (recent_ttft_.size() > kTtftKept) recent_ttft_.pop_front();
   if (tpot_s > 0) latencies_.tpot_s.Observe(tpot_s);
 }
 
@@ -429,6 +431,22 @@ v1::ClusterSnapshot NodeTable::Snapshot(std::uint64_t* cursor) {
   // Waiting at the front door (admission) plus admitted but still waiting for a slot.
   s.mutable_counters()->set_queued(
       static_cast<std::uint32_t>(admission_waiters_.size() + queue_.size()));
+  const double now = SecondsNow();
+  while (!recent_ttft_.empty() && recent_ttft_.front().first < now - kTtftWindowS) {
+    recent_ttft_.pop_front();
+  }
+  if (!recent_ttft_.empty()) {
+    std::vector<double> ttft;
+    ttft.reserve(recent_ttft_.size());
+    for (const auto& [at, ms] : recent_ttft_) ttft.push_back(ms);
+    const auto at = [&](double q) {
+      const auto k = static_cast<std::size_t>(q * static_cast<double>(ttft.size() - 1));
+      std::nth_element(ttft.begin(), ttft.begin() + static_cast<std::ptrdiff_t>(k), ttft.end());
+      return ttft[k];
+    };
+    s.mutable_counters()->set_ttft_p50_ms(at(0.5));
+    s.mutable_counters()->set_ttft_p99_ms(at(0.99));
+  }
   return s;
 }
 

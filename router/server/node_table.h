@@ -196,6 +196,10 @@ class NodeTable {
   std::uint64_t next_event_ = 1;
   std::deque<std::pair<std::uint64_t, v1::Flow>> flows_;
   std::deque<std::pair<std::uint64_t, v1::RedirectRecord>> redirects_;
+  // Recent (steady seconds, TTFT ms) pairs for the snapshots' TTFT percentiles; bounded.
+  static constexpr double kTtftWindowS = 10;
+  static constexpr std::size_t kTtftKept = 8192;
+  std::deque<std::pair<double, double>> recent_ttft_;
 };
 
 }  // namespace tidelane::server

@@ -74,12 +74,15 @@ class TestMonitorClient : public QObject {
     app::GrpcMonitorClient client;
     bool flowSeen = false, sent = false;
     qint64 servedAtStart = -1, servedNow = -1;
+    double ttftP50 = 0, ttftP99 = 0;
     // Flows carry the router's own request number, not the client's id, so the test looks
     // for a flow to the node in a frame after the chat was sent (the router is otherwise
     // idle; the first frame carries the router's recent backlog and is only a baseline).
     connect(&client, &ui::monitor::MonitorSource::frameReceived, this, [&](const MonitorFrame& f) {
       if (servedAtStart < 0) servedAtStart = f.counters.served;
       servedNow = f.counters.served;
+      ttftP50 = f.counters.ttftP50Ms;
+      ttftP99 = f.counters.ttftP99Ms;
       if (!sent) return;
       for (const auto& flow : f.flows) {
         if (flow.toNode == QStringLiteral("local") && !flow.requestId.isEmpty() &&
@@ -100,6 +103,9 @@ class TestMonitorClient : public QObject {
     QVERIFY(finished.wait(30000));
     QTRY_VERIFY_WITH_TIMEOUT(flowSeen, 20000);
     QTRY_VERIFY_WITH_TIMEOUT(servedNow > servedAtStart, 20000);
+    // The served request's time to first token is in the router's recent percentiles.
+    QTRY_VERIFY_WITH_TIMEOUT(ttftP50 > 0, 20000);
+    QVERIFY(ttftP99 >= ttftP50);
   }
 
   void reconnectsWhenTheRouterComesBack() {

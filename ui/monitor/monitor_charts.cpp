@@ -44,6 +44,10 @@ MonitorCharts::MonitorCharts(MonitorModel* model, QWidget* parent)
   throughput->series.append(
       {S::Throughput, addSeries(throughput, tr("served/s"), QColor(0x23, 0xb5, 0x8a))});
 
+  Chart* ttft = addChart(tr("Time to first token (ms)"), tr("Time to first token chart"));
+  ttft->series.append({S::TtftP50, addSeries(ttft, tr("p50"), QColor(0x23, 0xb5, 0x8a))});
+  ttft->series.append({S::TtftP99, addSeries(ttft, tr("p99"), QColor(0xe6, 0x39, 0x46))});
+
   Chart* queue = addChart(tr("Queue"), tr("Queue length chart"));
   queue->series.append({S::Queued, addSeries(queue, tr("queued"), QColor(0xf2, 0xb1, 0x34))});
   queue->series.append({S::InFlight, addSeries(queue, tr("in flight"), QColor(0x2a, 0x8c, 0xe8))});

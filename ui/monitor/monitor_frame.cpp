@@ -210,7 +210,9 @@ QJsonObject toJson(const MonitorFrame& f) {
                                               {"failed", c.failed},
                                               {"redirects", c.redirects},
                                               {"queued", c.queued},
-                                              {"inFlight", c.inFlight}}}};
+                                              {"inFlight", c.inFlight},
+                                              {"ttftP50Ms", c.ttftP50Ms},
+                                              {"ttftP99Ms", c.ttftP99Ms}}}};
 }
 
 bool fromJson(const QJsonObject& json, MonitorFrame* out, QString* error) {
@@ -270,7 +272,8 @@ bool fromJson(const QJsonObject& json, MonitorFrame* out, QString* error) {
   f.counters = {c.value("accepted").toInteger(), c.value("served").toInteger(),
                 c.value("degraded").toInteger(), c.value("rejected").toInteger(),
                 c.value("failed").toInteger(),   c.value("redirects").toInteger(),
-                c.value("queued").toInt(),       c.value("inFlight").toInt()};
+                c.value("queued").toInt(),       c.value("inFlight").toInt(),
+                c.value("ttftP50Ms").toDouble(), c.value("ttftP99Ms").toDouble()};
   *out = std::move(f);
   return true;
 }

@@ -75,6 +75,9 @@ struct Counters {
   qint64 redirects = 0;
   int queued = 0;    // waiting in the front door now
   int inFlight = 0;  // running on some node now
+  // TTFT percentiles (ms, wait in line included) over the router's last 10 s; 0 when none.
+  double ttftP50Ms = 0;
+  double ttftP99Ms = 0;
 };
 
 struct MonitorFrame {

@@ -27,6 +27,10 @@ double levelOf(const MonitorFrame& f, MonitorHistory::Series s) {
       return f.counters.queued;
     case MonitorHistory::Series::InFlight:
       return f.counters.inFlight;
+    case MonitorHistory::Series::TtftP50:
+      return f.counters.ttftP50Ms;
+    case MonitorHistory::Series::TtftP99:
+      return f.counters.ttftP99Ms;
     case MonitorHistory::Series::TokensPerSecond: {
       double sum = 0;
       for (const auto& n : f.nodes) sum += n.tokensPerSecond;
@@ -39,7 +43,8 @@ double levelOf(const MonitorFrame& f, MonitorHistory::Series s) {
 
 bool isLevel(MonitorHistory::Series s) {
   return s == MonitorHistory::Series::Queued || s == MonitorHistory::Series::InFlight ||
-         s == MonitorHistory::Series::TokensPerSecond;
+         s == MonitorHistory::Series::TokensPerSecond || s == MonitorHistory::Series::TtftP50 ||
+         s == MonitorHistory::Series::TtftP99;
 }
 
 }  // namespace

@@ -57,6 +57,8 @@ class MonitorHistory {
     Queued,           // waiting in the front door (a level, not a rate)
     InFlight,         // running on nodes (a level)
     TokensPerSecond,  // sum over nodes (a level)
+    TtftP50,          // ms, the router's last 10 s (a level)
+    TtftP99,          // ms (a level)
   };
   // One point per whole second of history: x = seconds relative to the newest frame (<= 0),
   // y = the value over the second ending there. Rates are counter differences over the
