@@ -98,6 +98,7 @@ QString GrpcMonitorClient::describe() const {
 void GrpcMonitorClient::start(const QString& address, const QString& token, int intervalMs) {
   stop();
   address_ = address;
+  token_ = token;
   {
     std::lock_guard lock(mu_);
     stopping_ = false;
@@ -107,6 +108,7 @@ void GrpcMonitorClient::start(const QString& address, const QString& token, int 
 }
 
 void GrpcMonitorClient::stop() {
+  if (policy_thread_.joinable()) policy_thread_.join();
   if (!thread_.joinable()) return;
   {
     std::lock_guard lock(mu_);
@@ -116,6 +118,38 @@ void GrpcMonitorClient::stop() {
   wake_.notify_all();
   thread_.join();
   ++generation_;
+}
+
+void GrpcMonitorClient::requestPolicy(const QString& policy) {
+  if (policy_thread_.joinable()) policy_thread_.join();
+  if (address_.isEmpty()) {
+    emit policiesReported({}, {}, tr("not connected to a router"));
+    return;
+  }
+  const quint64 generation = generation_;
+  policy_thread_ =
+      std::thread([this, address = address_.toStdString(), token = token_.toStdString(),
+                   name = policy.toStdString(), generation] {
+        auto stub = v1::MonitorService::NewStub(
+            grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+        grpc::ClientContext context;
+        auth::AttachBearer(context, token);
+        context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+        v1::SetPolicyRequest request;
+        request.set_policy(name);
+        v1::SetPolicyResponse response;
+        const grpc::Status status = stub->SetPolicy(&context, request, &response);
+        QStringList available;
+        for (const auto& a : response.available()) available << q(a);
+        const QString current = q(response.policy());
+        const QString error = status.ok() ? QString() : q(status.error_message());
+        QMetaObject::invokeMethod(
+            this,
+            [this, generation, current, available, error] {
+              if (generation == generation_) emit policiesReported(current, available, error);
+            },
+            Qt::QueuedConnection);
+      });
 }
 
 ui::monitor::MonitorFrame GrpcMonitorClient::toFrame(const v1::ClusterSnapshot& s) {

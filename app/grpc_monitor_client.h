@@ -41,6 +41,8 @@ class GrpcMonitorClient : public ui::monitor::MonitorSource {
   bool isRunning() const { return thread_.joinable(); }
 
   QString describe() const override;
+  // SetPolicy on a short-lived thread of its own (joined before the next one and by stop()).
+  void requestPolicy(const QString& policy) override;
 
   // Converts one snapshot (any thread; the tests and tools use it too).
   static ui::monitor::MonitorFrame toFrame(const v1::ClusterSnapshot& snapshot);
@@ -49,6 +51,8 @@ class GrpcMonitorClient : public ui::monitor::MonitorSource {
   void run(std::string address, std::string token, int intervalMs, quint64 generation);
 
   QString address_;
+  QString token_;
+  std::thread policy_thread_;
   // Bumped by stop() (GUI thread): events the old thread queued before it was joined carry
   // the old value and are dropped on arrival.
   quint64 generation_ = 0;

@@ -34,6 +34,10 @@ grpc::Status MonitorServiceImpl::SetPolicy(grpc::ServerContext* context,
                                            v1::SetPolicyResponse* response) {
   if (auto s = auth::CheckBearer(*context, config_.token); !s.ok()) return s;
   for (const auto name : core::PolicyNames()) response->add_available(std::string(name));
+  if (request->policy().empty()) {  // a question, not a change
+    response->set_policy(nodes_.PolicyName());
+    return grpc::Status::OK;
+  }
   if (!nodes_.SetPolicy(request->policy())) {
     return {grpc::StatusCode::INVALID_ARGUMENT,
             "no routing policy called '" + request->policy() + "'"};

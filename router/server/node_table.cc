@@ -388,6 +388,11 @@ bool NodeTable::SetPolicy(const std::string& name) {
   return true;
 }
 
+std::string NodeTable::PolicyName() const {
+  std::lock_guard lock(mu_);
+  return std::string(policy_->Name());
+}
+
 bool NodeTable::SetNodeState(const std::string& node, v1::NodeState state) {
   {
     std::lock_guard lock(mu_);

@@ -133,6 +133,7 @@ class NodeTable {
 
   // Routing policy by name; false when there is no such policy.
   bool SetPolicy(const std::string& name);
+  std::string PolicyName() const;
   bool SetNodeState(const std::string& node, v1::NodeState state);
 
   // A consistent copy of everything the monitor shows. Flows and redirects are those after

@@ -108,6 +108,36 @@ class TestMonitorClient : public QObject {
     QVERIFY(ttftP99 >= ttftP50);
   }
 
+  void switchesThePolicyLiveAndSaysWhyItCannot() {
+    app::GrpcMonitorClient client;
+    QString framePolicy;
+    connect(&client, &ui::monitor::MonitorSource::frameReceived, this,
+            [&](const MonitorFrame& f) { framePolicy = f.policy; });
+    QSignalSpy reported(&client, &ui::monitor::MonitorSource::policiesReported);
+    client.start(services_->grpcAddress(), services_->token(), 100);
+    client.requestPolicy(QString());  // a question
+    QVERIFY(reported.wait(20000));
+    const QStringList available = reported.last().at(1).toStringList();
+    QVERIFY(available.contains(QStringLiteral("tidal")));
+    QVERIFY(available.contains(QStringLiteral("round-robin")));
+    QVERIFY(reported.last().at(2).toString().isEmpty());
+
+    client.requestPolicy(QStringLiteral("round-robin"));
+    QVERIFY(reported.wait(20000));
+    QCOMPARE(reported.last().at(0).toString(), QStringLiteral("round-robin"));
+    QTRY_COMPARE_WITH_TIMEOUT(framePolicy, QStringLiteral("round-robin"), 20000);
+
+    client.requestPolicy(QStringLiteral("no-such-policy"));
+    QVERIFY(reported.wait(20000));
+    QVERIFY(reported.last().at(2).toString().contains(QStringLiteral("no-such-policy")));
+
+    const QString before = reported.last().at(0).toString();
+    client.requestPolicy(QStringLiteral("tidal"));  // leave the router as the others expect
+    QVERIFY(reported.wait(20000));
+    QCOMPARE(reported.last().at(0).toString(), QStringLiteral("tidal"));
+    QVERIFY(before.isEmpty());  // a failed request reports no current policy
+  }
+
   void reconnectsWhenTheRouterComesBack() {
     app::GrpcMonitorClient client;
     QList<bool> states;

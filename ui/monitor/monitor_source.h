@@ -6,6 +6,7 @@
 
 #include <QObject>
 #include <QString>
+#include <QStringList>
 
 #include "ui/monitor/monitor_frame.h"
 
@@ -19,11 +20,18 @@ class MonitorSource : public QObject {
 
   // Where frames come from, for the status line ("router at 127.0.0.1:7443").
   virtual QString describe() const = 0;
+  // Asks the router to route with `policy` (empty: only report). Answered by
+  // policiesReported; a source that cannot switch policies answers with an error.
+  virtual void requestPolicy(const QString& /*policy*/) {
+    emit policiesReported({}, {}, tr("this source cannot switch policies"));
+  }
 
  signals:
   void frameReceived(const tidelane::ui::monitor::MonitorFrame& frame);
   // Connected once frames flow; disconnected with a reason (it retries by itself).
   void connectionChanged(bool connected, const QString& message);
+  // The policy in force and those available, or an error saying why the request failed.
+  void policiesReported(const QString& current, const QStringList& available, const QString& error);
 };
 
 }  // namespace tidelane::ui::monitor

@@ -1,10 +1,12 @@
 #include "ui/monitor/monitor_window.h"
 
+#include <QComboBox>
 #include <QDateTime>
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QPushButton>
 #include <QShortcut>
+#include <QSignalBlocker>
 #include <QSlider>
 #include <QSplitter>
 #include <QVBoxLayout>
@@ -27,7 +29,8 @@ MonitorWindow::MonitorWindow(MonitorSource* source, QWidget* parent)
       pause_(new QPushButton(this)),
       timeline_(new QSlider(Qt::Horizontal, this)),
       timeLabel_(new QLabel(this)),
-      status_(new QLabel(this)) {
+      status_(new QLabel(this)),
+      policy_(new QComboBox(this)) {
   setWindowTitle(tr("Tidelane — Monitor"));
   setObjectName(QStringLiteral("monitorWindow"));
   resize(1280, 860);
@@ -52,6 +55,10 @@ MonitorWindow::MonitorWindow(MonitorSource* source, QWidget* parent)
   zoomIn->setToolTip(tr("Zoom in (Ctrl+= or Ctrl+wheel)"));
   zoomFit->setToolTip(tr("Show every lane (Ctrl+0)"));
   for (auto* b : {zoomOut, zoomIn}) b->setFixedWidth(32);
+  policy_->setObjectName(QStringLiteral("policy"));
+  policy_->setAccessibleName(tr("Routing policy"));
+  policy_->setToolTip(tr("Switch the router's routing policy live (for demos and experiments)"));
+  policy_->setEnabled(false);  // until the router says which policies it has
   status_->setObjectName(QStringLiteral("monitorStatus"));
   status_->setAccessibleName(tr("Monitor status"));
 
@@ -63,6 +70,11 @@ MonitorWindow::MonitorWindow(MonitorSource* source, QWidget* parent)
   controls->addWidget(zoomOut);
   controls->addWidget(zoomIn);
   controls->addWidget(zoomFit);
+  controls->addSpacing(12);
+  auto* policyLabel = new QLabel(tr("Policy:"), this);
+  policyLabel->setBuddy(policy_);
+  controls->addWidget(policyLabel);
+  controls->addWidget(policy_);
 
   auto* split = new QSplitter(Qt::Vertical, this);
   split->addWidget(view_);
@@ -96,6 +108,21 @@ MonitorWindow::MonitorWindow(MonitorSource* source, QWidget* parent)
               showStatus(connected ? tr("Watching the %1").arg(source_->describe()) : message);
             });
     showStatus(tr("Connecting to the %1…").arg(source_->describe()));
+    connect(source_, &MonitorSource::policiesReported, this,
+            [this](const QString& current, const QStringList& available, const QString& error) {
+              if (!error.isEmpty()) {
+                showStatus(tr("Policy not changed: %1").arg(error));
+                return;
+              }
+              const QSignalBlocker block(policy_);
+              policy_->clear();
+              policy_->addItems(available);
+              policy_->setCurrentText(current);
+              policy_->setEnabled(!available.isEmpty());
+            });
+    connect(policy_, &QComboBox::textActivated, source_,
+            [this](const QString& name) { source_->requestPolicy(name); });
+    source_->requestPolicy(QString());  // ask which policies there are
   }
   syncControls();
 }

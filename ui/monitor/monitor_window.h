@@ -10,6 +10,7 @@
 
 #include "ui/monitor/monitor_source.h"
 
+class QComboBox;
 class QLabel;
 class QPushButton;
 class QSlider;
@@ -45,6 +46,7 @@ class MonitorWindow : public QWidget {
   QSlider* timeline_;
   QLabel* timeLabel_;
   QLabel* status_;
+  QComboBox* policy_;
 };
 
 }  // namespace tidelane::ui::monitor
