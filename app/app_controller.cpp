@@ -110,6 +110,7 @@ void AppController::startBundled() {
   options.binDir = binDir_;
   options.dataDir = dataDir_;
   options.workerProfile = settings_.workerProfile;
+  options.modelPath = settings_.modelPath;
   supervisor_ = std::make_unique<ServiceSupervisor>(options);
   for (auto signal : {&ServiceSupervisor::statusChanged, &ServiceSupervisor::failed}) {
     connect(supervisor_.get(), signal, window_.get(), &ui::MainWindow::showServiceStatus);

@@ -17,6 +17,9 @@ struct AppSettings {
   QString openAiUrl;        // base URL of an OpenAI-compatible endpoint
   QString openAiModel;      // "model" sent to it (empty: the endpoint's default)
   QString workerProfile = QStringLiteral("mid");
+  // The bundled worker's model (a GGUF file); empty: the synthetic engine. Not persisted yet:
+  // the executable picks the bundled default model (main.cpp) until the model manager lands.
+  QString modelPath;
 
   static AppSettings load();
   void save() const;

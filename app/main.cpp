@@ -8,6 +8,7 @@
 
 #include "app/app_controller.h"
 #include "app/app_settings.h"
+#include "app/bundled_model.h"
 
 int main(int argc, char** argv) {
   QApplication qapp(argc, argv);
@@ -45,10 +46,18 @@ int main(int argc, char** argv) {
       QStringLiteral("send"),
       QApplication::translate("main", "Send MESSAGE in a new chat as soon as the model is ready."),
       QStringLiteral("MESSAGE"));
+  const QCommandLineOption model(
+      QStringLiteral("model"),
+      QApplication::translate("main",
+                              "GGUF model the bundled worker runs (default: the bundled model)."),
+      QStringLiteral("PATH"));
+  const QCommandLineOption synthetic(
+      QStringLiteral("synthetic"),
+      QApplication::translate("main", "Run the bundled worker's synthetic engine, not a model."));
   const QCommandLineOption monitor(
       QStringLiteral("monitor"),
       QApplication::translate("main", "Open straight into the live tidal-lane monitor."));
-  cli.addOptions({remote, tokenFile, dataDir, profile, history, send, monitor});
+  cli.addOptions({remote, tokenFile, dataDir, profile, history, send, model, synthetic, monitor});
   cli.process(qapp);
 
   auto settings = tidelane::app::AppSettings::load();
@@ -58,6 +67,13 @@ int main(int argc, char** argv) {
     settings.remoteTokenFile = cli.value(tokenFile);
   }
   if (cli.isSet(profile)) settings.workerProfile = cli.value(profile);
+  // The bundled worker runs a real model unless told to imitate one (--synthetic, or a speed
+  // class for the synthetic engine): --model, else the bundled default when it is installed.
+  if (cli.isSet(model)) {
+    settings.modelPath = cli.value(model);
+  } else if (!cli.isSet(synthetic) && !cli.isSet(profile)) {
+    settings.modelPath = tidelane::app::BundledModelPath(QCoreApplication::applicationDirPath());
+  }
   const QString data = cli.isSet(dataDir)
                            ? cli.value(dataDir)
                            : QStandardPaths::writableLocation(QStandardPaths::AppDataLocation);

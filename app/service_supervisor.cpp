@@ -93,10 +93,21 @@ void ServiceSupervisor::launchRouter() {
 
 void ServiceSupervisor::launchWorker() {
   workerReady_ = false;
-  launch(worker_, {QStringLiteral("--router"), grpcAddress_, QStringLiteral("--auth-token-file"),
-                   tokenFile(), QStringLiteral("--engine"), QStringLiteral("synthetic"),
-                   QStringLiteral("--profile"), options_.workerProfile, QStringLiteral("--name"),
-                   options_.workerName});
+  QStringList args = {QStringLiteral("--router"),
+                      grpcAddress_,
+                      QStringLiteral("--auth-token-file"),
+                      tokenFile(),
+                      QStringLiteral("--profile"),
+                      options_.workerProfile,
+                      QStringLiteral("--name"),
+                      options_.workerName};
+  if (options_.modelPath.isEmpty()) {
+    args << QStringLiteral("--engine") << QStringLiteral("synthetic");
+  } else {
+    args << QStringLiteral("--engine") << QStringLiteral("gguf") << QStringLiteral("--model")
+         << options_.modelPath;
+  }
+  launch(worker_, args);
 }
 
 void ServiceSupervisor::launch(Child& child, const QStringList& args) {

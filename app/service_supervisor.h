@@ -32,6 +32,9 @@ class ServiceSupervisor : public QObject {
     QString dataDir;  // router --data-dir; logs go to dataDir/logs
     QString workerProfile = QStringLiteral("mid");
     QString workerName = QStringLiteral("local");
+    // A GGUF model: the worker runs the inference engine on it. Empty: the synthetic engine
+    // timed by workerProfile.
+    QString modelPath;
     int maxRestartsPerMinute = 5;
   };
 

@@ -76,6 +76,28 @@ class TestSupervisor : public QObject {
     services_.reset();
   }
 
+  // With a model, the bundled worker runs the inference engine: the answer is the real
+  // model's (a trained tiny llama from ../shared), not the synthetic engine's.
+  void workerRunsARealModelWhenGivenOne() {
+    cleanup();
+    app::ServiceSupervisor::Options o;
+    o.binDir = QStringLiteral(TIDELANE_BIN_DIR);
+    o.dataDir = data_.path();
+    o.modelPath = QStringLiteral(TIDELANE_SOURCE_DIR "/../shared/models/aidreams260K.gguf");
+    services_ = std::make_unique<app::ServiceSupervisor>(o);
+    QSignalSpy ready(services_.get(), &app::ServiceSupervisor::ready);
+    services_->start();
+    QVERIFY(ready.wait(30000));
+    backend_ = std::make_unique<app::GrpcChatBackend>();
+    backend_->setEndpoint(services_->grpcAddress(), services_->token());
+    const QString answer = ask(*backend_, QStringLiteral("Echoes of"));
+    QVERIFY(!answer.isEmpty());
+    const auto synthetic = worker::SyntheticEngine::AnswerTokens({{"user", "Echoes of"}}, 8);
+    QString syntheticText;
+    for (const auto& t : synthetic) syntheticText += QString::fromStdString(t);
+    QVERIFY2(answer != syntheticText, qPrintable(answer));
+  }
+
   void tokenFileIsPrivate() {
     const QFile::Permissions p = QFile::permissions(services_->tokenFile());
     QCOMPARE(p & (QFile::ReadGroup | QFile::ReadOther | QFile::WriteGroup | QFile::WriteOther),
