@@ -4,5 +4,5 @@
 #define TL_KERNELS Avx2Kernels
 #define TL_SUPPORTED                                                  \
   (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && \
-   __builtin_cpu_supports("f16c"))
+   ::tidelane::engine::quant_dot::CpuHasF16C())
 #include "router/engine/quant_dot_kernels.inc"

@@ -2,6 +2,8 @@
 // set fills in.
 #pragma once
 
+#include <cpuid.h>
+
 #include <cstddef>
 #include <cstdint>
 
@@ -9,6 +11,12 @@
 #include "router/engine/kernels.h"
 
 namespace tidelane::engine::quant_dot {
+
+// F16C from CPUID directly: clang's __builtin_cpu_supports does not know "f16c".
+inline bool CpuHasF16C() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid(1, &a, &b, &c, &d) != 0 && (c & bit_F16C) != 0;
+}
 
 // The weight blocks (BlockQ4_0, BlockQ8_0, BlockQ4_K, ...) and ScaleMinK4: ggml_blocks.h.
 
