@@ -418,6 +418,19 @@ class GGUFWriter:
     def add_string(self, k, v): self.add_value(k, STRING, v)
 
     # -- tensors ---------------------------------------------------------------------------
+    def add_transformer_hparams(self, arch, hp, rope_dims):
+        """The `{arch}.*` hyper-parameters llama.cpp and our engine read, from a dict with ctx,
+        dim, n_layers, ff, n_heads, n_kv_heads, rms_eps and rope_base."""
+        self.add_uint32(f"{arch}.context_length", hp["ctx"])
+        self.add_uint32(f"{arch}.embedding_length", hp["dim"])
+        self.add_uint32(f"{arch}.block_count", hp["n_layers"])
+        self.add_uint32(f"{arch}.feed_forward_length", hp["ff"])
+        self.add_uint32(f"{arch}.attention.head_count", hp["n_heads"])
+        self.add_uint32(f"{arch}.attention.head_count_kv", hp["n_kv_heads"])
+        self.add_float32(f"{arch}.attention.layer_norm_rms_epsilon", hp["rms_eps"])
+        self.add_float32(f"{arch}.rope.freq_base", hp["rope_base"])
+        self.add_uint32(f"{arch}.rope.dimension_count", rope_dims)
+
     def add_tensor(self, name, array, qtype="f32"):
         """Quantizes `array` (numpy shape (..., in)) and records it with ggml dims reversed:
         ne[0] is the last numpy axis. Returns the raw bytes written."""

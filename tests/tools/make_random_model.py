@@ -136,15 +136,7 @@ def add_metadata(w, hp, name):
     a = hp["arch"]
     w.add_string("general.architecture", a)
     w.add_string("general.name", name)
-    w.add_uint32(f"{a}.context_length", hp["ctx"])
-    w.add_uint32(f"{a}.embedding_length", hp["dim"])
-    w.add_uint32(f"{a}.block_count", hp["n_layers"])
-    w.add_uint32(f"{a}.feed_forward_length", hp["ff"])
-    w.add_uint32(f"{a}.attention.head_count", hp["n_heads"])
-    w.add_uint32(f"{a}.attention.head_count_kv", hp["n_kv_heads"])
-    w.add_float32(f"{a}.attention.layer_norm_rms_epsilon", hp["rms_eps"])
-    w.add_float32(f"{a}.rope.freq_base", hp["rope_base"])
-    w.add_uint32(f"{a}.rope.dimension_count", hp["head_dim"])
+    w.add_transformer_hparams(a, hp, hp["head_dim"])
     add_tokenizer(w, hp["vocab"])
 
 
