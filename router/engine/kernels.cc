@@ -8,8 +8,14 @@
 #include "router/engine/thread_pool.h"
 
 // Runtime dispatch: the loader resolves each clone once (an ifunc), by the CPU's features.
+// Not under ThreadSanitizer: ifunc resolvers run during relocation, before its runtime is up,
+// and crash there; the baseline clone is enough to look for races.
+#if defined(__SANITIZE_THREAD__)
+#define TIDELANE_SIMD_CLONES
+#else
 #define TIDELANE_SIMD_CLONES \
   __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
 
 namespace tidelane::engine {
 

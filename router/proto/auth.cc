@@ -39,6 +39,49 @@ std::string ReadTokenFile(const std::filesystem::path& path) {
   return token;
 }
 
+std::vector<std::string> ReadTokenListFile(const std::filesystem::path& path) {
+  ReadTokenFile(path);  // the same permission and emptiness checks
+  std::ifstream in(path);
+  std::vector<std::string> tokens;
+  for (std::string line; std::getline(in, line);) {
+    const auto t = Trim(line);
+    if (t.empty() || t.front() == '#') continue;
+    tokens.emplace_back(t);
+  }
+  if (tokens.empty()) {
+    throw std::runtime_error("token file " + path.string() + " holds no token (only comments)");
+  }
+  return tokens;
+}
+
+std::optional<std::size_t> MatchBearer(std::string_view authorization,
+                                       const std::vector<std::string>& accepted) {
+  if (authorization.substr(0, kScheme.size()) != kScheme) return std::nullopt;
+  const auto presented = authorization.substr(kScheme.size());
+  std::optional<std::size_t> match;
+  for (std::size_t i = 0; i < accepted.size(); ++i) {
+    if (ConstantTimeEquals(presented, accepted[i]) && !match) match = i;
+  }
+  return match;
+}
+
+grpc::Status CheckBearerAny(const grpc::ServerContextBase& context,
+                            const std::vector<std::string>& accepted, std::size_t* which) {
+  const auto& metadata = context.client_metadata();
+  const auto it = metadata.find("authorization");
+  if (it == metadata.end()) {
+    return {grpc::StatusCode::UNAUTHENTICATED, "missing 'authorization: Bearer <token>' metadata"};
+  }
+  const std::string_view value(it->second.data(), it->second.size());
+  if (value.substr(0, kScheme.size()) != kScheme) {
+    return {grpc::StatusCode::UNAUTHENTICATED, "authorization metadata must use the Bearer scheme"};
+  }
+  const auto match = MatchBearer(value, accepted);
+  if (!match) return {grpc::StatusCode::UNAUTHENTICATED, "bearer token not accepted"};
+  if (which) *which = *match;
+  return grpc::Status::OK;
+}
+
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   if (a.empty()) return true;

@@ -11,9 +11,12 @@
 #include <grpcpp/server_context.h>
 #include <grpcpp/support/status.h>
 
+#include <cstddef>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace tidelane::auth {
 
@@ -26,6 +29,22 @@ std::string ReadTokenFile(const std::filesystem::path& path);
 // UNAUTHENTICATED with a message that says what was wrong but never echoes a token.
 // The comparison takes the same time wherever the tokens differ.
 grpc::Status CheckBearer(const grpc::ServerContextBase& context, std::string_view expected);
+
+// Reads one token per line from `path` (blank lines and lines starting with '#' skipped), with
+// ReadTokenFile's checks; throws when the file holds no token. One token per client, so each
+// can be revoked and rate limited on its own.
+std::vector<std::string> ReadTokenListFile(const std::filesystem::path& path);
+
+// The index in `accepted` of the token an "authorization" value ("Bearer <token>") carries,
+// or nothing. Every candidate is compared in full, so the time taken does not tell which one
+// matched or how much of a wrong token was right.
+std::optional<std::size_t> MatchBearer(std::string_view authorization,
+                                       const std::vector<std::string>& accepted);
+
+// CheckBearer against several accepted tokens; on OK, `*which` (when given) is the index of
+// the one presented.
+grpc::Status CheckBearerAny(const grpc::ServerContextBase& context,
+                            const std::vector<std::string>& accepted, std::size_t* which);
 
 // Adds "authorization: Bearer <token>" to an outgoing call.
 void AttachBearer(grpc::ClientContext& context, std::string_view token);

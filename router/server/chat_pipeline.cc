@@ -22,6 +22,22 @@ double MsSince(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
 }
 
+std::int64_t UnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The request as the client sent it, hashed as a worker without a tokenizer hashes it.
+std::string MessagesSha256(const v1::ChatRequest& request) {
+  std::vector<std::string> parts;
+  for (const auto& m : request.messages()) {
+    parts.push_back(m.role());
+    parts.push_back(m.content());
+  }
+  return receipt::Sha256Strings(parts);
+}
+
 // One Generate call to a worker on gRPC's callback API: each event is handled on the gRPC
 // thread that receives it (a token goes straight on to the client's stream), so the thread
 // that placed the request sleeps until the call ends instead of waking for every token.
@@ -197,6 +213,9 @@ struct ChatPipeline::Flight {
   std::unique_ptr<PublishingSink> sink;
   core::Request view;
   Clock::time_point accepted_at = Clock::now();
+  std::int64_t accepted_unix_ms = UnixMs();
+  // Every node that produced tokens, with its index range: what the receipt's route states.
+  std::vector<receipt::RouteHop> route;
   // Events of one request are sent one at a time, and a place-in-line message that lost a
   // race with the release is dropped rather than sent after Routed.
   std::mutex send_mu;
@@ -210,7 +229,7 @@ struct ChatPipeline::Flight {
 };
 
 ChatPipeline::ChatPipeline(const RouterConfig& config, NodeTable& nodes, Ledger* ledger)
-    : config_(config), nodes_(nodes), ledger_(ledger) {
+    : config_(config), nodes_(nodes), ledger_(ledger), rate_limiter_(config.rate_limit) {
   housekeeping_ = std::thread([this] { Housekeeping(); });
 }
 
@@ -287,6 +306,11 @@ void ChatPipeline::Housekeeping() {
     nodes_.TellPositions();
     lock.lock();
   }
+}
+
+RateLimiter::Decision ChatPipeline::ChargeRate(std::string_view credential) {
+  if (!rate_limiter_.enabled()) return {};
+  return rate_limiter_.Take(RateLimiter::KeyFor(credential), RateLimiter::Clock::now());
 }
 
 std::string ChatPipeline::Problem(const v1::ChatRequest& request) const {
@@ -421,6 +445,10 @@ grpc::Status ChatPipeline::Resume(const std::string& id, std::uint32_t from_inde
       e.mutable_done()->set_finish_reason(entry->finish_reason);
       e.mutable_done()->mutable_usage()->set_completion_tokens(
           static_cast<std::uint32_t>(entry->tokens.size()));
+      if (ledger_->LoadReceipt(id, e.mutable_done()->mutable_receipt()) == Ledger::Lookup::kError) {
+        spdlog::error("request {}: cannot read its receipt: {}", id, ledger_->LastError());
+        e.mutable_done()->clear_receipt();
+      }
     } else {
       e.mutable_error()->set_code(v1::ERROR_CODE_WORKER_FAILED);
       e.mutable_error()->set_message(entry->error);
@@ -437,6 +465,12 @@ grpc::Status ChatPipeline::Resume(const std::string& id, std::uint32_t from_inde
   auto flight = std::make_shared<Flight>();
   flight->id = id;
   flight->request = entry->request;
+  if (!entry->tokens.empty()) {
+    // What was said before the interruption is known from the ledger, not who said each part
+    // (only the last node is kept): the receipt states it as one hop, honestly labelled.
+    flight->route.push_back({entry->node.empty() ? "unknown" : entry->node, 0, entry->tokens.size(),
+                             "failed", "interrupted; resumed from the router's ledger"});
+  }
   flight->generated = std::move(entry->tokens);
   flight->client = sink;
   flight->replay = std::make_unique<ReplaySink>(*sink, from_index);
@@ -541,6 +575,43 @@ void ChatPipeline::Begin(const std::shared_ptr<Flight>& flight) {
   nodes_.AdmitAsync(view, std::move(callbacks));
 }
 
+void ChatPipeline::AttachReceipt(Flight& flight, const v1::GenerateDone& worker, v1::Done* done) {
+  if (!config_.identity) return;
+  if (worker.statement().empty()) {
+    spdlog::warn("request {}: worker {} signed no statement; its answer has no receipt", flight.id,
+                 flight.route.back().node);
+    return;
+  }
+  receipt::RouterStatement statement;
+  statement.request_id = flight.id;
+  statement.prompt_messages_sha256 = MessagesSha256(flight.request);
+  statement.prompt_tokens = done->usage().prompt_tokens();
+  statement.finish_reason = done->finish_reason();
+  statement.route = flight.route;
+  statement.accepted_at_ms = flight.accepted_unix_ms;
+  statement.done_at_ms = UnixMs();
+  std::string problem;
+  const auto envelope = receipt::Countersign(
+      statement, {worker.statement(), worker.statement_signature(), worker.worker_public_key()},
+      flight.generated, *config_.identity, &problem);
+  if (!envelope) {
+    // Not countersigned: the answer still goes out (it is the answer), without a receipt.
+    spdlog::error("request {}: not countersigning worker {}'s statement: {}", flight.id,
+                  flight.route.back().node, problem);
+    return;
+  }
+  auto* r = done->mutable_receipt();
+  r->set_payload(envelope->payload);
+  r->set_worker_signature(envelope->worker_signature);
+  r->set_worker_public_key(envelope->worker_public_key);
+  r->set_router_signature(envelope->router_signature);
+  r->set_router_public_key(envelope->router_public_key);
+  if (ledger_ && !ledger_->StoreReceipt(flight.id, *r)) {
+    spdlog::error("request {}: cannot keep its receipt in the ledger: {}", flight.id,
+                  ledger_->LastError());
+  }
+}
+
 grpc::Status ChatPipeline::Serve(Flight& flight, const AdmitResult& admitted) {
   const std::string& id = flight.id;
   const v1::ChatRequest* request = &flight.request;
@@ -623,6 +694,7 @@ grpc::Status ChatPipeline::Serve(Flight& flight, const AdmitResult& admitted) {
       nodes_.Release(lease, false);
       return sink.Cancel();
     }
+    flight.route.push_back({lease.node, generated.size(), generated.size(), "failed", ""});
 
     v1::GenerateRequest work;
     work.set_request_id(id);
@@ -679,6 +751,9 @@ grpc::Status ChatPipeline::Serve(Flight& flight, const AdmitResult& admitted) {
         tpot_s = (total - ttft_ms) / 1000.0 / (generated.size() - 1);
       }
       nodes_.RecordLatency(d->timings().ttft_ms() / 1000.0, tpot_s);
+      flight.route.back().to_index = generated.size();
+      flight.route.back().outcome = "done";
+      AttachReceipt(flight, *done, d);
       send(e);
       return grpc::Status::OK;
     }
@@ -690,6 +765,8 @@ grpc::Status ChatPipeline::Serve(Flight& flight, const AdmitResult& admitted) {
                                : "worker failed: " + status.error_message();
     spdlog::warn("request {} on {}: {}; redirecting at token {}", id, lease.node, last_failure,
                  generated.size());
+    flight.route.back().to_index = generated.size();
+    flight.route.back().reason = last_failure;
     failed_connections.insert(lease.connection);
     previous = lease;
   }

@@ -26,9 +26,13 @@
 #include <thread>
 #include <vector>
 
+#include "router/proto/tls.h"
+#include "router/receipt/receipt.h"
 #include "router/server/ledger.h"
 #include "router/server/node_table.h"
+#include "router/server/rate_limiter.h"
 #include "tidelane/v1/chat.pb.h"
+#include "tidelane/v1/worker.pb.h"
 
 namespace tidelane::server {
 
@@ -40,6 +44,16 @@ struct RouterConfig {
   std::uint32_t max_prompt_bytes = 1 << 20;
   std::uint32_t max_tokens_limit = 4096;
   int max_redirects = 3;
+  // Countersigns the workers' statements into each Done's receipt; none when absent.
+  std::optional<receipt::Identity> identity;
+  // Tokens chat clients may present: `token` first, then one per client (--client-tokens-file).
+  // Chat, Resume, ListModels, Watch and the HTTP API accept any of them; worker registration
+  // and the admin calls (SetPolicy, SetNodeState) accept only `token`. Set once at start.
+  std::vector<std::string> client_tokens;
+  // Requests per second per client token (0: unlimited) and the burst allowed above it.
+  RateLimiter::Options rate_limit;
+  // TLS for the gRPC and HTTP listeners and for calls to workers; plaintext when empty.
+  tls::Files tls;
 };
 
 // Where a request's events go. The pipeline calls Send from one thread at a time per request
@@ -137,6 +151,13 @@ class ChatPipeline {
   // protocols that must answer before they start streaming.
   std::string Problem(const v1::ChatRequest& request) const;
 
+  // The ledger requests are kept in (null: none); for receipts and other read-only lookups.
+  Ledger* ledger() const { return ledger_; }
+
+  // Charges one request to the client token `credential`'s rate limit (see RouterConfig).
+  // Thread-safe. Not allowed: the caller refuses the request with the retry-after delay.
+  RateLimiter::Decision ChargeRate(std::string_view credential);
+
   // Sends request `id`'s tokens from `from_index`, then follows it: live when it runs here,
   // from the ledger when it finished, and by continuing it at its next token index on a
   // worker when it was interrupted (router restart, client gone). NOT_FOUND for unknown ids.
@@ -152,6 +173,9 @@ class ChatPipeline {
   // Routes, streams and redirects an admitted request; returns its stream's final status.
   grpc::Status Serve(Flight& flight, const AdmitResult& admitted);
   void Finish(Flight& flight, const grpc::Status& status);
+  // Countersigns the finishing worker's statement into `done`'s receipt and keeps it in the
+  // ledger; leaves `done` without one (and says why in the log) when it cannot.
+  void AttachReceipt(Flight& flight, const v1::GenerateDone& worker, v1::Done* done);
   grpc::Status Resume(const std::string& id, std::uint32_t from_index,
                       const std::shared_ptr<StreamSink>& sink, bool* started);
   grpc::Status Follow(LiveRequests::Live& live, const std::string& id, std::uint32_t from_index,
@@ -164,6 +188,7 @@ class ChatPipeline {
   const RouterConfig& config_;
   NodeTable& nodes_;
   Ledger* ledger_;
+  RateLimiter rate_limiter_;
   LiveRequests live_;
 
   std::mutex mu_;

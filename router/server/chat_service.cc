@@ -121,7 +121,16 @@ ChatServiceImpl::ChatServiceImpl(const RouterConfig& config, NodeTable& nodes,
 
 grpc::ServerWriteReactor<v1::ChatEvent>* ChatServiceImpl::Chat(grpc::CallbackServerContext* context,
                                                                const v1::ChatRequest* request) {
-  if (auto s = auth::CheckBearer(*context, config_.token); !s.ok()) return Refuse(s);
+  std::size_t client = 0;
+  if (auto s = auth::CheckBearerAny(*context, config_.client_tokens, &client); !s.ok()) {
+    return Refuse(s);
+  }
+  if (const auto rate = pipeline_.ChargeRate(config_.client_tokens[client]); !rate.allowed) {
+    const auto ms = std::to_string(rate.retry_after.count());
+    context->AddTrailingMetadata("retry-after-ms", ms);
+    return Refuse({grpc::StatusCode::RESOURCE_EXHAUSTED,
+                   "rate limit for this token reached; retry after " + ms + " ms"});
+  }
   auto [stream, reactor] = ChatStream::Open();
   pipeline_.Start(*request, stream);
   return reactor;
@@ -129,7 +138,9 @@ grpc::ServerWriteReactor<v1::ChatEvent>* ChatServiceImpl::Chat(grpc::CallbackSer
 
 grpc::ServerWriteReactor<v1::ChatEvent>* ChatServiceImpl::Resume(
     grpc::CallbackServerContext* context, const v1::ResumeRequest* request) {
-  if (auto s = auth::CheckBearer(*context, config_.token); !s.ok()) return Refuse(s);
+  if (auto s = auth::CheckBearerAny(*context, config_.client_tokens, nullptr); !s.ok()) {
+    return Refuse(s);
+  }
   if (request->request_id().empty()) {
     return Refuse({grpc::StatusCode::INVALID_ARGUMENT, "request_id is required"});
   }
@@ -142,7 +153,7 @@ grpc::ServerUnaryReactor* ChatServiceImpl::ListModels(grpc::CallbackServerContex
                                                       const v1::ListModelsRequest*,
                                                       v1::ListModelsResponse* response) {
   auto* reactor = context->DefaultReactor();
-  if (auto s = auth::CheckBearer(*context, config_.token); !s.ok()) {
+  if (auto s = auth::CheckBearerAny(*context, config_.client_tokens, nullptr); !s.ok()) {
     reactor->Finish(s);
     return reactor;
   }

@@ -1,17 +1,21 @@
 #include "router/server/http_server.h"
 
+#include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
 #include <array>
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast.hpp>
 #include <chrono>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 
 #include "router/proto/auth.h"
+#include "router/receipt/receipt.h"
 #include "router/server/openai_api.h"
 
 namespace tidelane::server {
@@ -21,6 +25,16 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
+// Over the connection's socket, which the connection keeps until its thread is joined.
+using TlsStream = asio::ssl::stream<tcp::socket&>;
+
+// The socket under a plain or TLS stream, for timeouts and for noticing a client that left.
+tcp::socket& Lowest(tcp::socket& s) {
+  return s;
+}
+tcp::socket& Lowest(TlsStream& s) {
+  return s.next_layer();
+}
 
 using Request = http::request<http::string_body>;
 using Response = http::response<http::string_body>;
@@ -72,9 +86,10 @@ class CollectSink final : public EventSink {
 };
 
 // Events of a streamed request, written as SSE in HTTP chunks as they come.
+template <class Stream>
 class SseSink final : public EventSink {
  public:
-  SseSink(tcp::socket& socket, const openai::ParsedRequest& req, std::string id)
+  SseSink(Stream& socket, const openai::ParsedRequest& req, std::string id)
       : socket_(socket), req_(req), id_(std::move(id)), created_(UnixNow()) {}
 
   bool Send(const v1::ChatEvent& e) override {
@@ -100,6 +115,10 @@ class SseSink final : public EventSink {
         return ok;
       }
       case v1::ChatEvent::kDone: {
+        // Where the answer's signed receipt is (an extension; OpenAI clients skip comments).
+        if (e.done().has_receipt() && !Write(": receipt /v1/receipts/" + id_ + "\n\n")) {
+          return false;
+        }
         bool ok = Data(
             openai::ChunkJson(id_, created_, req_.model, "", first_, e.done().finish_reason()));
         if (req_.include_usage)
@@ -115,12 +134,12 @@ class SseSink final : public EventSink {
     return true;
   }
 
-  // The client has gone when its side of the socket reads as closed.
+  // The client has gone when its side of the connection is closed (a TLS client's
+  // close_notify is data, so ask the kernel about the hang-up rather than peeking a byte).
   bool Cancelled() const override {
     if (broken_) return true;
-    char c;
-    const auto n = ::recv(socket_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n == 0;
+    pollfd p{Lowest(socket_).native_handle(), POLLRDHUP, 0};
+    return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
   }
 
  private:
@@ -133,7 +152,7 @@ class SseSink final : public EventSink {
     return !broken_;
   }
 
-  tcp::socket& socket_;
+  Stream& socket_;
   const openai::ParsedRequest& req_;
   std::string id_;
   std::int64_t created_;
@@ -152,6 +171,8 @@ struct HttpServer::Impl {
   std::thread accept_thread;
   std::atomic<bool> stopping{false};
 
+  std::optional<asio::ssl::context> tls;  // set when the router serves HTTPS
+
   struct Connection {
     std::shared_ptr<tcp::socket> socket;
     std::thread thread;
@@ -162,12 +183,10 @@ struct HttpServer::Impl {
 
   Impl(const RouterConfig& c, NodeTable& n, ChatPipeline& p) : config(c), nodes(n), pipeline(p) {}
 
-  bool Authorized(const Request& req) const {
+  // The client token the request presented (see RouterConfig::client_tokens), if any.
+  std::optional<std::size_t> Client(const Request& req) const {
     const auto header = req[http::field::authorization];
-    const std::string_view value(header.data(), header.size());
-    constexpr std::string_view kScheme = "Bearer ";
-    return value.substr(0, kScheme.size()) == kScheme &&
-           auth::ConstantTimeEquals(value.substr(kScheme.size()), config.token);
+    return auth::MatchBearer(std::string_view(header.data(), header.size()), config.client_tokens);
   }
 
   v1::ListModelsResponse Models() {
@@ -208,24 +227,40 @@ struct HttpServer::Impl {
         const auto res = Reply(
             11, false, http::status::service_unavailable,
             openai::ErrorBody({503, "server_error", "too many connections", {}, "overloaded"}));
-        http::write(*socket, res, ec);
+        if (!tls) http::write(*socket, res, ec);  // a TLS client could not read it anyway
         continue;
       }
       auto& conn = connections.emplace_back();
       conn.socket = socket;
       conn.thread = std::thread([this, &conn] {
-        Serve(*conn.socket);
+        tcp::socket& socket = *conn.socket;
+        if (tls) {
+          TlsStream stream(socket, *tls);
+          // The handshake is bounded like an idle connection, so a silent client costs a
+          // thread for a minute at most.
+          timeval tv{60, 0};
+          ::setsockopt(Lowest(stream).native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+          beast::error_code ec;
+          stream.handshake(asio::ssl::stream_base::server, ec);
+          if (!ec) {
+            Serve(stream);
+            stream.shutdown(ec);
+          }
+        } else {
+          Serve(socket);
+        }
         beast::error_code ignored;
-        conn.socket->shutdown(tcp::socket::shutdown_both, ignored);
+        socket.shutdown(tcp::socket::shutdown_both, ignored);
         conn.done = true;
       });
     }
   }
 
-  void Serve(tcp::socket& socket) {
+  template <class Stream>
+  void Serve(Stream& socket) {
     // An idle connection is closed after 60 s without a request.
     timeval tv{60, 0};
-    ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(Lowest(socket).native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     beast::flat_buffer buffer;
     const openai::Limits limits{config.max_prompt_bytes * 2 + 4096, config.max_tokens_limit};
     for (;;) {
@@ -242,12 +277,12 @@ struct HttpServer::Impl {
         http::write(socket, res, ec);
         // Read (and drop) what the client is still sending, up to a bound, so it gets to read
         // the answer instead of blocking on a full socket.
-        socket.shutdown(tcp::socket::shutdown_send, ec);
+        Lowest(socket).shutdown(tcp::socket::shutdown_send, ec);
         timeval drain{2, 0};
-        ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &drain, sizeof drain);
+        ::setsockopt(Lowest(socket).native_handle(), SOL_SOCKET, SO_RCVTIMEO, &drain, sizeof drain);
         std::array<char, 65536> sink;
         for (std::size_t total = 0; total < (64u << 20);) {
-          const auto n = socket.read_some(asio::buffer(sink), ec);
+          const auto n = Lowest(socket).read_some(asio::buffer(sink), ec);
           if (ec) break;
           total += n;
         }
@@ -261,7 +296,8 @@ struct HttpServer::Impl {
   }
 
   // Answers one request; false when the connection must close.
-  bool Handle(tcp::socket& socket, const Request& req) {
+  template <class Stream>
+  bool Handle(Stream& socket, const Request& req) {
     beast::error_code ec;
     const auto send = [&](const Response& res) {
       http::write(socket, res, ec);
@@ -270,7 +306,8 @@ struct HttpServer::Impl {
     const std::string_view target(req.target().data(), req.target().size());
     if (target == "/healthz")
       return send(Reply(req.version(), req.keep_alive(), http::status::ok, "ok\n", "text/plain"));
-    if (!Authorized(req)) {
+    const auto client = Client(req);
+    if (!client) {
       auto res = ApiErrorReply(req, {401,
                                      "invalid_request_error",
                                      "a valid 'Authorization: Bearer <token>' header is required",
@@ -289,9 +326,24 @@ struct HttpServer::Impl {
       return send(Reply(req.version(), req.keep_alive(), http::status::ok,
                         openai::ModelsJson(Models(), UnixNow())));
     }
+    if (constexpr std::string_view kReceipts = "/v1/receipts/";
+        target.starts_with(kReceipts) && req.method() == http::verb::get) {
+      return send(ReceiptReply(req, target.substr(kReceipts.size())));
+    }
     if (target == "/v1/chat/completions") {
       if (req.method() != http::verb::post) {
         return send(ApiErrorReply(req, {405, "invalid_request_error", "use POST", {}, {}}));
+      }
+      if (const auto rate = pipeline.ChargeRate(config.client_tokens[*client]); !rate.allowed) {
+        auto res = ApiErrorReply(req, {429,
+                                       "requests",
+                                       "rate limit reached for this token; retry after " +
+                                           std::to_string(rate.retry_after.count()) + " ms",
+                                       {},
+                                       "rate_limit_exceeded"});
+        // Whole seconds, rounded up, as the header requires.
+        res.set(http::field::retry_after, std::to_string((rate.retry_after.count() + 999) / 1000));
+        return send(res);
       }
       return ChatCompletions(socket, req);
     }
@@ -299,7 +351,41 @@ struct HttpServer::Impl {
         req, {404, "invalid_request_error", "no such endpoint: " + std::string(target), {}, {}}));
   }
 
-  bool ChatCompletions(tcp::socket& socket, const Request& req) {
+  // GET /v1/receipts/{id}: the countersigned receipt as the JSON document tidelane-verify reads.
+  Response ReceiptReply(const Request& req, std::string_view id) {
+    const auto not_found = [&] {
+      return ApiErrorReply(req, {404, "invalid_request_error",
+                                 "no receipt for request '" + std::string(id.substr(0, 128)) + "'",
+                                 "id", "receipt_not_found"});
+    };
+    Ledger* ledger = pipeline.ledger();
+    if (id.empty() || id.find_first_of("/?#") != std::string_view::npos || !ledger) {
+      return not_found();
+    }
+    v1::Receipt r;
+    switch (ledger->LoadReceipt(std::string(id), &r)) {
+      case Ledger::Lookup::kNotFound:
+        return not_found();
+      case Ledger::Lookup::kError:
+        spdlog::error("receipt {}: {}", id, ledger->LastError());
+        return ApiErrorReply(req, {500, "server_error", "cannot read the receipt", {}, {}});
+      case Ledger::Lookup::kFound:
+        break;
+    }
+    try {
+      return Reply(
+          req.version(), req.keep_alive(), http::status::ok,
+          receipt::ToJsonDocument({r.payload(), r.worker_signature(), r.worker_public_key(),
+                                   r.router_signature(), r.router_public_key()}) +
+              "\n");
+    } catch (const std::exception& e) {
+      spdlog::error("receipt {} in the ledger is unreadable: {}", id, e.what());
+      return ApiErrorReply(req, {500, "server_error", "the stored receipt is unreadable", {}, {}});
+    }
+  }
+
+  template <class Stream>
+  bool ChatCompletions(Stream& socket, const Request& req) {
     beast::error_code ec;
     auto parsed = openai::ParseChatRequest(
         req.body(), {config.max_prompt_bytes * 2 + 4096, config.max_tokens_limit});
@@ -350,10 +436,15 @@ struct HttpServer::Impl {
         http::write(socket, ApiErrorReply(req, e), ec);
         return !ec;
       }
-      http::write(socket,
-                  Reply(req.version(), req.keep_alive(), http::status::ok,
-                        openai::CompletionJson(id, UnixNow(), p.model, sink.text,
-                                               sink.done->finish_reason(), sink.done->usage())),
+      std::string body = openai::CompletionJson(id, UnixNow(), p.model, sink.text,
+                                                sink.done->finish_reason(), sink.done->usage());
+      if (sink.done->has_receipt()) {
+        // An extension field (OpenAI clients ignore unknown fields): where the receipt is.
+        auto j = nlohmann::json::parse(body);
+        j["tidelane_receipt"] = "/v1/receipts/" + id;
+        body = j.dump();
+      }
+      http::write(socket, Reply(req.version(), req.keep_alive(), http::status::ok, std::move(body)),
                   ec);
       return !ec;
     }
@@ -367,7 +458,7 @@ struct HttpServer::Impl {
     http::response_serializer<http::empty_body> header{res};
     http::write_header(socket, header, ec);
     if (ec) return false;
-    SseSink sink(socket, p, id);
+    SseSink<Stream> sink(socket, p, id);
     pipeline.Run(p.request, sink);
     asio::write(socket, http::make_chunk_last(), ec);
     return !ec;
@@ -388,6 +479,15 @@ std::optional<std::string> HttpServer::Start(const std::string& address) {
     return std::nullopt;
   }
   try {
+    if (impl_->config.tls.serves_tls()) {
+      // TLS 1.2 and 1.3 only, with the certificate and key the gRPC listener uses.
+      auto& ctx = impl_->tls.emplace(asio::ssl::context::tls_server);
+      ctx.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                      asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                      asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
+      ctx.use_certificate_chain_file(impl_->config.tls.cert.string());
+      ctx.use_private_key_file(impl_->config.tls.key.string(), asio::ssl::context::pem);
+    }
     const auto host = asio::ip::make_address(address.substr(0, colon));
     const auto port = static_cast<unsigned short>(std::stoi(address.substr(colon + 1)));
     const tcp::endpoint endpoint{host, port};
@@ -414,7 +514,7 @@ void HttpServer::Stop() {
   impl_->accept_thread.join();
   std::lock_guard lock(impl_->mu);
   for (auto& c : impl_->connections) {
-    c.socket->shutdown(tcp::socket::shutdown_both, ec);
+    c.socket->shutdown(tcp::socket::shutdown_both, ec);  // wakes its thread's blocking read
   }
   for (auto& c : impl_->connections) {
     if (c.thread.joinable()) c.thread.join();

@@ -74,6 +74,16 @@ CREATE TABLE IF NOT EXISTS tokens(
   idx INTEGER NOT NULL,
   text TEXT NOT NULL,
   PRIMARY KEY(request_id, idx)) WITHOUT ROWID;
+-- Version 2: the countersigned receipt of each request that finished with one. Readable as it
+-- stands: payload is the canonical JSON that was signed.
+CREATE TABLE IF NOT EXISTS receipts(
+  request_id TEXT PRIMARY KEY,
+  payload TEXT NOT NULL,
+  worker_signature BLOB NOT NULL,
+  worker_public_key TEXT NOT NULL,
+  router_signature BLOB NOT NULL,
+  router_public_key TEXT NOT NULL,
+  created_ms INTEGER NOT NULL);
 )sql";
 
 }  // namespace
@@ -358,6 +368,43 @@ std::optional<Ledger::Entry> Ledger::Load(const std::string& id) {
     e.tokens.push_back(t.ColumnText(1));
   }
   return e;
+}
+
+bool Ledger::StoreReceipt(const std::string& id, const v1::Receipt& receipt) {
+  std::lock_guard lock(mu_);
+  Stmt s(db_,
+         "INSERT OR REPLACE INTO receipts(request_id, payload, worker_signature, "
+         "worker_public_key, router_signature, router_public_key, created_ms) "
+         "VALUES(?,?,?,?,?,?,?)");
+  if (!s.ok()) return Fail("prepare receipt");
+  s.Text(1, id).Text(2, receipt.payload()).Blob(3, receipt.worker_signature());
+  s.Text(4, receipt.worker_public_key()).Blob(5, receipt.router_signature());
+  s.Text(6, receipt.router_public_key()).Int(7, NowMs());
+  return s.Step() == SQLITE_DONE || Fail("record receipt");
+}
+
+Ledger::Lookup Ledger::LoadReceipt(const std::string& id, v1::Receipt* receipt) {
+  std::lock_guard lock(mu_);
+  Stmt s(db_,
+         "SELECT payload, worker_signature, worker_public_key, router_signature, "
+         "router_public_key FROM receipts WHERE request_id=?");
+  if (!s.ok()) {
+    Fail("prepare receipt lookup");
+    return Lookup::kError;
+  }
+  s.Text(1, id);
+  const int rc = s.Step();
+  if (rc == SQLITE_DONE) return Lookup::kNotFound;
+  if (rc != SQLITE_ROW) {
+    Fail("read receipt");
+    return Lookup::kError;
+  }
+  receipt->set_payload(s.ColumnText(0));
+  receipt->set_worker_signature(s.ColumnBlob(1));
+  receipt->set_worker_public_key(s.ColumnText(2));
+  receipt->set_router_signature(s.ColumnBlob(3));
+  receipt->set_router_public_key(s.ColumnText(4));
+  return Lookup::kFound;
 }
 
 std::vector<std::string> Ledger::Unfinished() {

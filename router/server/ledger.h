@@ -72,8 +72,16 @@ class Ledger {
   // Ids of requests that were accepted or running when the router stopped.
   std::vector<std::string> Unfinished();
 
+  // Keeps request `id`'s countersigned receipt; committed before it returns, so the receipt
+  // can be fetched (GET /v1/receipts/{id}) as soon as the Done event that carries it is out.
+  bool StoreReceipt(const std::string& id, const v1::Receipt& receipt);
+  enum class Lookup { kFound, kNotFound, kError };
+  // kError (see LastError) only when the database fails, never for an unknown id.
+  Lookup LoadReceipt(const std::string& id, v1::Receipt* receipt);
+
   std::string LastError() const;
-  static constexpr int kSchemaVersion = 1;
+  // 2 added the receipts table; version 1 ledgers are upgraded in place on open.
+  static constexpr int kSchemaVersion = 2;
   static constexpr int kGroupCommitMs = 5;
 
  private:

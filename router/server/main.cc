@@ -13,6 +13,8 @@
 #include "router/core/admission.h"
 #include "router/core/policy.h"
 #include "router/proto/auth.h"
+#include "router/proto/tls.h"
+#include "router/receipt/receipt.h"
 #include "router/server/http_server.h"
 #include "router/server/ledger.h"
 #include "router/server/services.h"
@@ -47,6 +49,38 @@ int Run(int argc, char** argv) {
   cli.add_option("--no-worker-timeout-ms", no_worker_timeout_ms,
                  "How long a request waits for a first worker before it gets NO_WORKER")
       ->capture_default_str();
+  std::string identity_file;
+  cli.add_option("--identity-file", identity_file,
+                 "Ed25519 key that countersigns receipts (mode 0600; created when absent; "
+                 "default: DATA_DIR/router.key)");
+  std::string admission = "tidal";
+  cli.add_option("--admission", admission,
+                 "Front door: tidal (admission control, fair queue, degrade) or none (every "
+                 "request goes straight to a node, as the published baselines do)")
+      ->check(CLI::IsMember({"tidal", "none"}))
+      ->capture_default_str();
+  std::string client_tokens_file;
+  cli.add_option("--client-tokens-file", client_tokens_file,
+                 "Further tokens chat clients may present, one per line (mode 0600); each is "
+                 "rate limited on its own. Workers and admin calls use --auth-token-file's");
+  double rate_limit = 0;
+  double rate_burst = 0;
+  cli.add_option("--rate-limit", rate_limit,
+                 "Chat requests per second allowed per client token (0: unlimited)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cli.add_option("--rate-burst", rate_burst,
+                 "Requests a client token may send at once above --rate-limit (default: "
+                 "max(1, 10 s of the rate))")
+      ->check(CLI::NonNegativeNumber);
+  tls::Files tls_files;
+  cli.add_option("--tls-cert", tls_files.cert,
+                 "PEM certificate chain: serve gRPC and HTTP over TLS (with --tls-key)");
+  cli.add_option("--tls-key", tls_files.key,
+                 "PEM private key of --tls-cert (not readable by others)");
+  cli.add_option("--tls-ca", tls_files.ca,
+                 "PEM CA bundle: workers must present a client certificate it signed (mutual "
+                 "TLS), and the router verifies the workers it calls against it");
   CLI11_PARSE(cli, argc, argv);
 
   spdlog::set_default_logger(spdlog::stderr_color_mt("router"));
@@ -59,6 +93,21 @@ int Run(int argc, char** argv) {
     return 2;
   }
   config.no_worker_timeout = std::chrono::milliseconds(no_worker_timeout_ms);
+  config.client_tokens = {config.token};
+  try {
+    if (!client_tokens_file.empty()) {
+      for (auto& t : auth::ReadTokenListFile(client_tokens_file)) {
+        config.client_tokens.push_back(std::move(t));
+      }
+    }
+    tls::Validate(tls_files);
+  } catch (const std::exception& e) {
+    std::cerr << "tidelane-router: " << e.what() << "\n";
+    return 2;
+  }
+  config.tls = tls_files;
+  config.rate_limit.rate_per_s = rate_limit;
+  config.rate_limit.burst = rate_burst > 0 ? rate_burst : std::max(1.0, 10 * rate_limit);
   std::error_code ec;
   std::filesystem::create_directories(data_dir, ec);
   if (ec) {
@@ -66,6 +115,16 @@ int Run(int argc, char** argv) {
               << "\n";
     return 2;
   }
+
+  if (identity_file.empty())
+    identity_file = (std::filesystem::path(data_dir) / "router.key").string();
+  try {
+    config.identity = receipt::LoadOrCreateIdentity(identity_file);
+  } catch (const std::exception& e) {
+    std::cerr << "tidelane-router: " << e.what() << "\n";
+    return 2;
+  }
+  spdlog::info("countersigning receipts as {}", config.identity->PublicKeyHex());
 
   sigset_t signals;
   sigemptyset(&signals);
@@ -84,7 +143,9 @@ int Run(int argc, char** argv) {
                  unfinished.size());
   }
 
-  server::NodeTable nodes(core::MakePolicy(policy, 0), core::MakeTidalAdmission());
+  server::NodeTable nodes(core::MakePolicy(policy, 0), admission == "none"
+                                                           ? core::MakeNoAdmission()
+                                                           : core::MakeTidalAdmission());
   server::ChatPipeline pipeline(config, nodes, ledger.get());
   server::ChatServiceImpl chat(config, nodes, pipeline);
   server::RegistryServiceImpl registry(config, nodes);
@@ -93,7 +154,11 @@ int Run(int argc, char** argv) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int grpc_port = 0;
-  builder.AddListeningPort(grpc_listen, grpc::InsecureServerCredentials(), &grpc_port);
+  // Chat clients need no certificate; workers do, which Registry checks per call.
+  builder.AddListeningPort(
+      grpc_listen, tls::ServerCredentials(config.tls, tls::ClientCerts::kVerifyIf), &grpc_port);
+  // Bounded like the HTTP body: the largest valid request and some room for its framing.
+  builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_prompt_bytes) * 2 + (64 << 10));
   builder.RegisterService(&chat);
   builder.RegisterService(&registry);
   builder.RegisterService(&monitor);

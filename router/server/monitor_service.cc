@@ -12,7 +12,7 @@ MonitorServiceImpl::MonitorServiceImpl(const RouterConfig& config, NodeTable& no
 grpc::Status MonitorServiceImpl::Watch(grpc::ServerContext* context,
                                        const v1::WatchRequest* request,
                                        grpc::ServerWriter<v1::ClusterSnapshot>* writer) {
-  if (auto s = auth::CheckBearer(*context, config_.token); !s.ok()) return s;
+  if (auto s = auth::CheckBearerAny(*context, config_.client_tokens, nullptr); !s.ok()) return s;
   const auto interval = std::chrono::milliseconds(
       request->interval_ms() == 0 ? 500 : std::max(20u, request->interval_ms()));
   std::uint64_t cursor = 0;

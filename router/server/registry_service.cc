@@ -2,6 +2,7 @@
 #include <spdlog/spdlog.h>
 
 #include "router/proto/auth.h"
+#include "router/proto/tls.h"
 #include "router/server/services.h"
 
 namespace tidelane::server {
@@ -13,6 +14,12 @@ grpc::Status RegistryServiceImpl::Connect(
     grpc::ServerContext* context,
     grpc::ServerReaderWriter<v1::RouterDirective, v1::WorkerMessage>* stream) {
   if (auto s = auth::CheckBearer(*context, config_.token); !s.ok()) return s;
+  // With a CA configured, a worker must also prove itself with a certificate from it: a
+  // leaked token alone does not let a rogue process receive prompts.
+  if (config_.tls.verifies_peers() && !tls::PeerCertificateVerified(*context)) {
+    return {grpc::StatusCode::UNAUTHENTICATED,
+            "workers must present a client certificate signed by the router's CA (mutual TLS)"};
+  }
 
   v1::WorkerMessage first;
   if (!stream->Read(&first)) return {grpc::StatusCode::CANCELLED, "worker left before registering"};
@@ -25,7 +32,15 @@ grpc::Status RegistryServiceImpl::Connect(
             "Register needs a name, an address and max_batch > 0"};
   }
 
-  auto channel = grpc::CreateChannel(reg.address(), grpc::InsecureChannelCredentials());
+  // The router calls the worker back with its own certificate, verified by the worker.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  try {
+    credentials = tls::ChannelCredentials(config_.tls);
+  } catch (const std::exception& e) {  // the PEM files changed since the router started
+    spdlog::error("cannot call worker {} back: {}", reg.name(), e.what());
+    return {grpc::StatusCode::INTERNAL, "the router cannot load its TLS files"};
+  }
+  auto channel = grpc::CreateChannel(reg.address(), credentials);
   const auto connection = nodes_.Add(reg, v1::WorkerService::NewStub(channel));
   spdlog::info("worker {} joined from {} (engine {}, model {}, context {} tokens, max batch {})",
                reg.name(), reg.address(), reg.engine(), reg.model(), reg.context_length(),

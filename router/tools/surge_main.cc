@@ -12,6 +12,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <fstream>
 #include <iostream>
@@ -21,6 +22,7 @@
 
 #include "router/core/random.h"
 #include "router/proto/auth.h"
+#include "router/sim/workload.h"
 #include "tidelane/v1/chat.grpc.pb.h"
 
 using namespace tidelane;
@@ -121,7 +123,17 @@ class HttpTurn final : public std::enable_shared_from_this<HttpTurn> {
 class Conversation {
  public:
   Conversation(std::uint32_t user, v1::ChatService::Stub& stub, const Options& o, Totals& totals)
-      : user_(user), stub_(stub), o_(o), totals_(totals) {}
+      : user_(user),
+        stub_(stub),
+        o_(o),
+        totals_(totals),
+        prompt_words_(o.prompt_words),
+        max_tokens_(o.max_tokens) {}
+  // A replayed trace gives each user its own prompt and answer lengths.
+  void SetSizes(std::uint32_t prompt_words, std::uint32_t max_tokens) {
+    prompt_words_ = prompt_words;
+    max_tokens_ = max_tokens;
+  }
 
   void StartTurn() {
     v1::ChatRequest r;
@@ -134,7 +146,7 @@ class Conversation {
       m->set_role(role);
       m->set_content(text);
     }
-    r.mutable_sampling()->set_max_tokens(o_.max_tokens);
+    r.mutable_sampling()->set_max_tokens(max_tokens_);
     r.set_model(o_.model);
     totals_.requests++;
     if (o_.http) {
@@ -162,7 +174,7 @@ class Conversation {
   std::string Question() const {
     std::string q =
         "User " + std::to_string(user_) + " asks question " + std::to_string(turn_) + ":";
-    for (std::uint32_t i = 0; i < o_.prompt_words; ++i)
+    for (std::uint32_t i = 0; i < prompt_words_; ++i)
       q += " word" + std::to_string((user_ * 7 + i) % 97);
     return q;
   }
@@ -171,6 +183,8 @@ class Conversation {
   v1::ChatService::Stub& stub_;
   const Options& o_;
   Totals& totals_;
+  std::uint32_t prompt_words_;
+  std::uint32_t max_tokens_;
   std::uint32_t turn_ = 0;
   std::vector<std::pair<std::string, std::string>> history_;
 };
@@ -390,9 +404,22 @@ int Run(int argc, char** argv) {
       ->required();
   cli.add_option("--auth-token-file", token_file, "The router's bearer token (mode 0600)")
       ->required();
+  std::string arrival = "uniform";
+  std::string trace_path;
   cli.add_option("--users", users, "Users in the surge")->capture_default_str();
-  cli.add_option("--ramp-seconds", ramp, "Users arrive uniformly within this many seconds")
+  cli.add_option("--ramp-seconds", ramp, "Users arrive within this many seconds")
       ->capture_default_str();
+  cli.add_option("--arrival", arrival,
+                 "How arrivals spread over the ramp: uniform (a flash crowd when the ramp is "
+                 "short), ramp (the arrival rate grows linearly from zero), or trace (the first "
+                 "--users requests of --trace, their gaps scaled to fit the ramp, each with the "
+                 "trace's prompt length and answer length capped by --max-tokens)")
+      ->check(CLI::IsMember({"uniform", "ramp", "trace"}))
+      ->capture_default_str();
+  cli.add_option(
+         "--trace", trace_path,
+         "Azure LLM trace CSV (TIMESTAMP,ContextTokens,GeneratedTokens) for --arrival trace")
+      ->check(CLI::ExistingFile);
   cli.add_option("--turns", o.turns, "Turns per conversation (each waits for the previous answer)")
       ->capture_default_str();
   cli.add_option("--model", o.model, "Model the users ask for")->capture_default_str();
@@ -460,11 +487,45 @@ int Run(int argc, char** argv) {
   for (std::uint32_t u = 0; u < users; ++u) {
     conversations.push_back(std::make_unique<Conversation>(u, *stubs[u % stubs.size()], o, totals));
   }
+  // Seconds after the start at which each user arrives.
+  std::vector<double> arrivals(users);
+  const double n = std::max(1u, users);
+  for (std::uint32_t u = 0; u < users; ++u) {
+    // "ramp": the u-th of n arrives at ramp * sqrt(u / n), so the rate grows linearly.
+    arrivals[u] = arrival == "ramp" ? ramp * std::sqrt(u / n) : ramp * u / n;
+  }
+  if (arrival == "trace") {
+    if (trace_path.empty()) {
+      std::cerr << "tidelane-surge: --arrival trace needs --trace PATH\n";
+      return 2;
+    }
+    sim::Workload trace;
+    try {
+      trace = sim::LoadAzureTrace(trace_path, 0, 1);
+    } catch (const std::exception& e) {
+      std::cerr << "tidelane-surge: " << e.what() << "\n";
+      return 2;
+    }
+    if (trace.requests.size() < users) {
+      std::cerr << "tidelane-surge: " << trace_path << " has " << trace.requests.size()
+                << " requests, fewer than --users " << users << "\n";
+      return 2;
+    }
+    const double span = users > 1 ? trace.requests[users - 1].request.arrival_s -
+                                        trace.requests[0].request.arrival_s
+                                  : 0;
+    for (std::uint32_t u = 0; u < users; ++u) {
+      const auto& r = trace.requests[u];
+      arrivals[u] =
+          span > 0 ? (r.request.arrival_s - trace.requests[0].request.arrival_s) * ramp / span : 0;
+      conversations[u]->SetSizes(std::clamp<std::uint32_t>(r.request.prompt_tokens, 1, 8192),
+                                 std::clamp<std::uint32_t>(r.output_tokens, 1, o.max_tokens));
+    }
+  }
   const auto start = Clock::now();
   for (std::uint32_t u = 0; u < users; ++u) {
-    std::this_thread::sleep_until(
-        start + std::chrono::duration_cast<Clock::duration>(
-                    std::chrono::duration<double>(ramp * u / std::max(1u, users))));
+    std::this_thread::sleep_until(start + std::chrono::duration_cast<Clock::duration>(
+                                              std::chrono::duration<double>(arrivals[u])));
     if (o.http) {
       boost::asio::post(io, [c = conversations[u].get()] { c->StartTurn(); });
     } else {
@@ -485,6 +546,7 @@ int Run(int argc, char** argv) {
     report = {{"target", target},
               {"users", users},
               {"ramp_seconds", ramp},
+              {"arrival", arrival},
               {"turns", o.turns},
               {"max_tokens", o.max_tokens},
               {"requests", totals.requests.load()},

@@ -34,6 +34,11 @@ struct GenerationResult {
   std::uint32_t completion_tokens = 0;  // including those in GenerationInput::generated
   std::string finish_reason;            // "stop", "length" or "cancelled"
   double prefill_ms = 0;
+  // For receipts, what the engine really computed on: "token-ids" and the SHA-256 of the
+  // prompt's token ids (receipt::Sha256TokenIds). Left empty by an engine without a tokenizer;
+  // the worker then states the hash of the messages instead.
+  std::string prompt_encoding;
+  std::string prompt_sha256;
 };
 
 // Receives each new token with its index; returns false to stop (the client went away).
@@ -51,6 +56,10 @@ class Engine {
   // Runs one request to completion, cancellation or a sink refusal. Blocking.
   // Throws std::invalid_argument for input it cannot serve (no user message, say).
   virtual GenerationResult Run(const GenerationInput& input, const TokenSink& sink) = 0;
+
+  // The worker is going away: Run calls in progress end soon with finish_reason "cancelled"
+  // and new ones end at once. Thread-safe. Engines whose steps are short need not override.
+  virtual void Shutdown() {}
 };
 
 }  // namespace tidelane::worker

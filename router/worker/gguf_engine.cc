@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "router/engine/sampler.h"
+#include "router/receipt/receipt.h"
 
 namespace tidelane::worker {
 
@@ -150,6 +151,8 @@ GenerationResult GgufEngine::Run(const GenerationInput& input, const TokenSink& 
   const std::uint32_t limit = input.max_tokens ? input.max_tokens : options_.default_max_tokens;
   job.max_new = limit > job.next_index ? limit - job.next_index : 0;
   job.result.prompt_tokens = static_cast<std::uint32_t>(job.prompt.size());
+  job.result.prompt_encoding = "token-ids";
+  job.result.prompt_sha256 = receipt::Sha256TokenIds(job.prompt);
   job.result.completion_tokens = job.next_index;
   if (job.max_new == 0) {
     job.result.finish_reason = "length";

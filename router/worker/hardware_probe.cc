@@ -22,6 +22,8 @@ struct nvmlMemory_t {  // NOLINT(readability-identifier-naming): NVML's own name
   unsigned long long used;
 };
 constexpr int kNvmlTemperatureGpu = 0;
+constexpr int kNvmlClockSm = 1;   // nvmlClockType_t NVML_CLOCK_SM
+constexpr int kNvmlClockMem = 2;  // nvmlClockType_t NVML_CLOCK_MEM
 
 }  // namespace
 
@@ -36,6 +38,8 @@ struct HardwareProbe::Nvml {
   nvmlReturn_t (*memory)(nvmlDevice_t, nvmlMemory_t*) = nullptr;
   nvmlReturn_t (*temperature)(nvmlDevice_t, int, unsigned int*) = nullptr;
   nvmlReturn_t (*power)(nvmlDevice_t, unsigned int*) = nullptr;
+  // Optional: very old drivers lack it, and the rest is still worth reporting.
+  nvmlReturn_t (*clock)(nvmlDevice_t, int, unsigned int*) = nullptr;
 
   template <typename F>
   bool Load(F& fn, const char* symbol) {
@@ -48,11 +52,11 @@ struct HardwareProbe::Nvml {
   }
 };
 
-HardwareProbe::HardwareProbe() {
+HardwareProbe::HardwareProbe(const std::string& nvmlLibrary) {
   auto nvml = std::make_unique<Nvml>();
-  nvml->lib = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
+  nvml->lib = dlopen(nvmlLibrary.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!nvml->lib) {
-    gpu_status_ = "no NVIDIA driver: libnvidia-ml.so.1 not found";
+    gpu_status_ = "no NVIDIA driver: " + nvmlLibrary + " not found";
     return;
   }
   const bool ok = nvml->Load(nvml->init, "nvmlInit_v2") &&
@@ -72,6 +76,7 @@ HardwareProbe::HardwareProbe() {
     return;
   }
   nvml->Load(nvml->shutdown, "nvmlShutdown");
+  nvml->Load(nvml->clock, "nvmlDeviceGetClockInfo");
   unsigned int n = 0;
   nvml->count(&n);
   gpu_status_ = "NVML: " + std::to_string(n) + (n == 1 ? " GPU" : " GPUs");
@@ -138,6 +143,11 @@ v1::HardwareInfo HardwareProbe::Sample() {
         gpu->set_temperature_c(celsius);
       unsigned int milliwatts = 0;
       if (nvml_->power(dev, &milliwatts) == 0) gpu->set_power_w(milliwatts / 1000.0);
+      unsigned int mhz = 0;
+      if (nvml_->clock && nvml_->clock(dev, kNvmlClockSm, &mhz) == 0) gpu->set_sm_clock_mhz(mhz);
+      mhz = 0;
+      if (nvml_->clock && nvml_->clock(dev, kNvmlClockMem, &mhz) == 0)
+        gpu->set_memory_clock_mhz(mhz);
     }
   }
   return info;

@@ -17,7 +17,9 @@ namespace tidelane::worker {
 
 class HardwareProbe {
  public:
-  HardwareProbe();
+  // `nvmlLibrary` is what dlopen is asked for; tests name a missing one to take the no-GPU
+  // path on any machine.
+  explicit HardwareProbe(const std::string& nvmlLibrary = "libnvidia-ml.so.1");
   ~HardwareProbe();
   HardwareProbe(const HardwareProbe&) = delete;
   HardwareProbe& operator=(const HardwareProbe&) = delete;
@@ -27,6 +29,8 @@ class HardwareProbe {
 
   // "NVML: 2 GPUs" or why there are none ("no NVIDIA driver: libnvidia-ml.so.1 not found").
   std::string GpuStatus() const;
+  // NVML was loaded and initialised (there may still be no GPU).
+  bool NvmlLoaded() const { return nvml_ != nullptr; }
 
  private:
   struct Nvml;

@@ -8,12 +8,15 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <thread>
 
 #include "router/core/node_profile.h"
 #include "router/proto/auth.h"
+#include "router/proto/tls.h"
+#include "router/receipt/receipt.h"
 #include "router/worker/gguf_engine.h"
 #include "router/worker/hardware_probe.h"
 #include "router/worker/registry_client.h"
@@ -34,6 +37,18 @@ v1::Tier ToProto(core::Tier t) {
       return v1::TIER_LOW;
   }
   return v1::TIER_UNSPECIFIED;
+}
+
+// Where a worker keeps its identity unless told otherwise: one key per user and machine,
+// shared by that user's workers (an operator vouches for a machine, not for each process).
+std::string DefaultIdentityFile() {
+  if (const char* state = std::getenv("XDG_STATE_HOME"); state && *state) {
+    return std::string(state) + "/tidelane/worker.key";
+  }
+  if (const char* home = std::getenv("HOME"); home && *home) {
+    return std::string(home) + "/.local/state/tidelane/worker.key";
+  }
+  return {};
 }
 
 std::string HostOf(const std::string& address) {
@@ -89,13 +104,51 @@ int Run(int argc, char** argv) {
          "On SIGTERM, seconds to finish running requests (taking no new ones) before exiting")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  std::string identity_file = DefaultIdentityFile();
+  bool identity_stdin = false;
+  auto* identity_file_opt =
+      cli.add_option("--identity-file", identity_file,
+                     "Ed25519 key that signs this worker's receipts (mode 0600; created when "
+                     "absent)")
+          ->capture_default_str();
+  cli.add_flag("--identity-stdin", identity_stdin,
+               "Read the key from the first line of stdin instead of a file (the desktop app "
+               "passes its keychain-held key this way)")
+      ->excludes(identity_file_opt);
+  tls::Files tls_files;
+  cli.add_option("--tls-cert", tls_files.cert,
+                 "PEM certificate chain: serve over TLS and present it to the router (mutual TLS)");
+  cli.add_option("--tls-key", tls_files.key, "PEM private key of --tls-cert (not readable by others)");
+  cli.add_option("--tls-ca", tls_files.ca,
+                 "PEM CA bundle: verify the router against it, and accept calls only from a "
+                 "peer with a certificate it signed");
   CLI11_PARSE(cli, argc, argv);
 
   spdlog::set_default_logger(spdlog::stderr_color_mt("worker"));
 
   std::string token;
+  std::shared_ptr<grpc::ServerCredentials> server_credentials;
+  std::shared_ptr<grpc::ChannelCredentials> router_credentials;
   try {
     token = auth::ReadTokenFile(token_file);
+    server_credentials = tls::ServerCredentials(tls_files, tls::ClientCerts::kRequire);
+    router_credentials = tls::ChannelCredentials(tls_files);
+  } catch (const std::exception& e) {
+    std::cerr << "tidelane-worker: " << e.what() << "\n";
+    return 2;
+  }
+  // Before the model loads (which may take long): a bad identity fails at once.
+  worker::ReceiptSigner signer;
+  try {
+    if (identity_stdin) {
+      signer.identity = receipt::ReadIdentity(std::cin, "--identity-stdin");
+    } else if (identity_file.empty()) {
+      std::cerr << "tidelane-worker: no HOME or XDG_STATE_HOME to keep an identity in; pass "
+                   "--identity-file PATH\n";
+      return 2;
+    } else {
+      signer.identity = receipt::LoadOrCreateIdentity(identity_file);
+    }
   } catch (const std::exception& e) {
     std::cerr << "tidelane-worker: " << e.what() << "\n";
     return 2;
@@ -124,6 +177,29 @@ int Run(int argc, char** argv) {
   }
   if (name.empty()) name = "worker-" + std::to_string(::getpid());
 
+  signer.worker_name = name;
+  signer.model_kind = std::string(engine->Kind());
+  signer.model_id = engine->Model();
+  if (engine_kind == "gguf") {
+    // Hashed once at load: receipts name the exact weights, not just a file name.
+    try {
+      signer.model_sha256 = receipt::Sha256File(model);
+    } catch (const std::exception& e) {
+      std::cerr << "tidelane-worker: " << e.what() << "\n";
+      return 2;
+    }
+  } else {
+    // No weights: the profile the synthetic engine imitates is what determines its answers'
+    // timing, and its text comes from the conversation alone; the hash names that profile.
+    signer.model_sha256 = receipt::Sha256Hex(
+        "tidelane-synthetic profile=" + std::string(profile->name) +
+        " prefill_tokens_per_s=" + std::to_string(profile->prefill_tokens_per_s) +
+        " decode_ms_per_token=" + std::to_string(profile->decode_ms_per_token) +
+        " max_batch=" + std::to_string(profile->max_batch));
+  }
+  spdlog::info("signing receipts as {} (model {} sha256 {})", signer.identity.PublicKeyHex(),
+               signer.model_id, signer.model_sha256);
+
   // Signals are taken synchronously by sigwait below, so block them before any thread starts.
   sigset_t signals;
   sigemptyset(&signals);
@@ -131,11 +207,11 @@ int Run(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  worker::WorkerServiceImpl service(*engine, token);
+  worker::WorkerServiceImpl service(*engine, token, std::move(signer));
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(listen, server_credentials, &port);
   builder.RegisterService(&service);
   auto server = builder.BuildAndStart();
   if (!server || port == 0) {
@@ -187,7 +263,8 @@ int Run(int argc, char** argv) {
     std::printf("tidelane-worker ready name=%s listen=%s\n", name.c_str(), address.c_str());
     std::fflush(stdout);
   };
-  worker::RegistryClient registry(router, token, registration, telemetry, on_welcome);
+  worker::RegistryClient registry(router, token, registration, telemetry, on_welcome,
+                                  router_credentials);
   registry.Start();
   spdlog::info("worker {} serving on {} (engine {}, profile {}), joining router {}", name, address,
                engine->Kind(), profile->name, router);
@@ -205,6 +282,8 @@ int Run(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   registry.Stop();
+  // Whatever is still running past the drain ends now, so the calls below return promptly.
+  engine->Shutdown();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   return 0;
 }

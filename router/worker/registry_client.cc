@@ -11,9 +11,11 @@ namespace tidelane::worker {
 
 RegistryClient::RegistryClient(std::string router_address, std::string token,
                                v1::Register registration, TelemetryFn telemetry,
-                               WelcomeFn on_welcome)
+                               WelcomeFn on_welcome,
+                               std::shared_ptr<grpc::ChannelCredentials> credentials)
     : router_address_(std::move(router_address)),
       token_(std::move(token)),
+      credentials_(credentials ? std::move(credentials) : grpc::InsecureChannelCredentials()),
       registration_(std::move(registration)),
       telemetry_(std::move(telemetry)),
       on_welcome_(std::move(on_welcome)) {}
@@ -37,7 +39,7 @@ void RegistryClient::Stop() {
 }
 
 void RegistryClient::Loop() {
-  auto channel = grpc::CreateChannel(router_address_, grpc::InsecureChannelCredentials());
+  auto channel = grpc::CreateChannel(router_address_, credentials_);
   auto stub = v1::RegistryService::NewStub(channel);
   auto backoff = std::chrono::milliseconds(100);
   for (;;) {
@@ -73,6 +75,7 @@ void RegistryClient::RunConnection(v1::RegistryService::Stub& stub) {
 
   std::chrono::milliseconds interval(500);
   bool broken = !ok;
+  bool ended_by_router = false;  // the router closed the stream: Finish has its reason
   std::thread reader;
   if (ok) {
     v1::RouterDirective first;
@@ -93,6 +96,7 @@ void RegistryClient::RunConnection(v1::RegistryService::Stub& stub) {
       });
     } else {
       broken = true;
+      ended_by_router = true;
     }
   }
 
@@ -105,13 +109,17 @@ void RegistryClient::RunConnection(v1::RegistryService::Stub& stub) {
     *m.mutable_telemetry() = telemetry_();
     if (!stream->Write(m)) break;
   }
-  context.TryCancel();
+  // Cancelling a stream the router already ended would hide its reason (a refusal, say).
+  if (!ended_by_router) context.TryCancel();
   if (reader.joinable()) reader.join();
   const auto status = stream->Finish();
   {
     std::lock_guard lock(mu_);
     live_context_ = nullptr;
-    if (!stopping_) {
+    if (!stopping_ && ended_by_router && !status.ok()) {
+      spdlog::error("router {} refused this worker: {} — retrying", router_address_,
+                    status.error_message());
+    } else if (!stopping_) {
       spdlog::warn("lost router {}: {} — reconnecting", router_address_,
                    status.ok() ? std::string("stream closed") : status.error_message());
     }

@@ -6,6 +6,8 @@
 // destructor. The telemetry callback runs on that thread.
 #pragma once
 
+#include <grpcpp/security/credentials.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -24,8 +26,10 @@ class RegistryClient {
   // Called on the client's thread each time the router welcomes this worker.
   using WelcomeFn = std::function<void(const v1::Welcome&)>;
 
+  // `credentials`: how to reach the router (tls::ChannelCredentials; plaintext when null).
   RegistryClient(std::string router_address, std::string token, v1::Register registration,
-                 TelemetryFn telemetry, WelcomeFn on_welcome);
+                 TelemetryFn telemetry, WelcomeFn on_welcome,
+                 std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr);
   ~RegistryClient();
   RegistryClient(const RegistryClient&) = delete;
   RegistryClient& operator=(const RegistryClient&) = delete;
@@ -40,6 +44,7 @@ class RegistryClient {
 
   const std::string router_address_;
   const std::string token_;
+  const std::shared_ptr<grpc::ChannelCredentials> credentials_;
   const v1::Register registration_;
   const TelemetryFn telemetry_;
   const WelcomeFn on_welcome_;

@@ -34,10 +34,6 @@ std::uint64_t SplitMix(std::uint64_t x) {
   return x ^ (x >> 31);
 }
 
-void SleepMs(double ms) {
-  if (ms > 0) std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(ms));
-}
-
 struct ActiveGuard {
   std::atomic<std::uint32_t>& n;
   explicit ActiveGuard(std::atomic<std::uint32_t>& counter) : n(counter) { ++n; }
@@ -86,6 +82,23 @@ std::vector<std::string> SyntheticEngine::AnswerTokens(const std::vector<Message
   return tokens;
 }
 
+bool SyntheticEngine::Work(double ms) {
+  std::unique_lock lock(mu_);
+  if (ms > 0) {
+    shutdown_cv_.wait_for(lock, std::chrono::duration<double, std::milli>(ms),
+                          [&] { return shutting_down_; });
+  }
+  return !shutting_down_;
+}
+
+void SyntheticEngine::Shutdown() {
+  {
+    std::lock_guard lock(mu_);
+    shutting_down_ = true;
+  }
+  shutdown_cv_.notify_all();
+}
+
 GenerationResult SyntheticEngine::Run(const GenerationInput& input, const TokenSink& sink) {
   bool has_user = false;
   std::uint32_t prompt_tokens = 0;
@@ -102,12 +115,12 @@ GenerationResult SyntheticEngine::Run(const GenerationInput& input, const TokenS
   result.prefill_ms = profile_.PrefillMs(prompt_tokens) * time_scale_;
   // A resumed request re-prefills its prompt plus what was generated so far.
   const auto start = static_cast<std::uint32_t>(input.generated.size());
-  SleepMs(profile_.PrefillMs(prompt_tokens + start) * time_scale_);
+  bool working = Work(profile_.PrefillMs(prompt_tokens + start) * time_scale_);
 
   std::uint32_t i = start;
   for (; i < answer.size(); ++i) {
-    if (i > start) SleepMs(profile_.DecodeStepMs(active_.load()) * time_scale_);
-    if (!sink(i, answer[i])) {
+    if (working && i > start) working = Work(profile_.DecodeStepMs(active_.load()) * time_scale_);
+    if (!working || !sink(i, answer[i])) {
       result.completion_tokens = i;
       result.finish_reason = "cancelled";
       return result;

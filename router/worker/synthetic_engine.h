@@ -4,6 +4,8 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -23,6 +25,7 @@ class SyntheticEngine final : public Engine {
   std::string Model() const override { return "tidelane-synthetic"; }
   std::uint32_t MaxBatch() const override { return profile_.max_batch; }
   std::uint32_t Active() const override { return active_.load(); }
+  void Shutdown() override;
   GenerationResult Run(const GenerationInput& input, const TokenSink& sink) override;
 
   // The whole answer for a conversation, one entry per token; exposed for tests.
@@ -33,8 +36,15 @@ class SyntheticEngine final : public Engine {
 
  private:
   core::NodeProfile profile_;
+  // Waits `ms` of simulated work; false when Shutdown cut it short.
+  bool Work(double ms);
+
   double time_scale_;
   std::atomic<std::uint32_t> active_{0};
+  // Simulated work waits on this, so a shutting-down worker is not held by a long prefill.
+  std::mutex mu_;
+  std::condition_variable shutdown_cv_;
+  bool shutting_down_ = false;
 };
 
 }  // namespace tidelane::worker

@@ -2,14 +2,26 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <stdexcept>
 
 #include "router/proto/auth.h"
 
 namespace tidelane::worker {
 
-WorkerServiceImpl::WorkerServiceImpl(Engine& engine, std::string token)
-    : engine_(engine), token_(std::move(token)) {}
+namespace {
+
+std::int64_t UnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+WorkerServiceImpl::WorkerServiceImpl(Engine& engine, std::string token,
+                                     std::optional<ReceiptSigner> signer)
+    : engine_(engine), token_(std::move(token)), signer_(std::move(signer)) {}
 
 grpc::Status WorkerServiceImpl::Generate(grpc::ServerContext* context,
                                          const v1::GenerateRequest* request,
@@ -44,12 +56,15 @@ grpc::Status WorkerServiceImpl::Generate(grpc::ServerContext* context,
     }
   } unregister{this, input.request_id};
 
+  const std::int64_t started_at_ms = UnixMs();
+  std::vector<std::string> produced;  // what this worker computed, for its statement
   const auto sink = [&](std::uint32_t index, std::string_view text) {
     if (flag->load() || context->IsCancelled()) return false;
     v1::GenerateEvent event;
     event.mutable_token()->set_index(index);
     event.mutable_token()->set_text(std::string(text));
     if (!writer->Write(event)) return false;
+    if (signer_) produced.emplace_back(text);
     tokens_.fetch_add(1);
     return true;
   };
@@ -72,6 +87,40 @@ grpc::Status WorkerServiceImpl::Generate(grpc::ServerContext* context,
   done.mutable_done()->mutable_usage()->set_completion_tokens(result.completion_tokens);
   done.mutable_done()->set_finish_reason(result.finish_reason);
   done.mutable_done()->set_prefill_ms(result.prefill_ms);
+  if (signer_) {
+    receipt::WorkerStatement st;
+    st.request_id = input.request_id;
+    st.worker_name = signer_->worker_name;
+    st.model_kind = signer_->model_kind;
+    st.model_id = signer_->model_id;
+    st.model_sha256 = signer_->model_sha256;
+    if (!result.prompt_sha256.empty()) {
+      st.prompt_encoding = result.prompt_encoding;
+      st.prompt_sha256 = result.prompt_sha256;
+    } else {
+      // No tokenizer (synthetic): the conversation itself is what was computed on, hashed
+      // exactly as the router hashes the request, so the two can be compared.
+      std::vector<std::string> parts;
+      for (const auto& m : input.messages) {
+        parts.push_back(m.role);
+        parts.push_back(m.content);
+      }
+      st.prompt_encoding = "messages";
+      st.prompt_sha256 = receipt::Sha256Strings(parts);
+    }
+    st.prompt_tokens = result.prompt_tokens;
+    st.resumed_from_index = input.generated.size();
+    st.resumed_prefix_sha256 = receipt::Sha256Strings(input.generated);
+    st.output_to_index = input.generated.size() + produced.size();
+    st.output_sha256 = receipt::Sha256Strings(produced);
+    st.finish_reason = result.finish_reason;
+    st.started_at_ms = started_at_ms;
+    st.finished_at_ms = UnixMs();
+    const auto signed_statement = receipt::SignWorkerStatement(std::move(st), signer_->identity);
+    done.mutable_done()->set_statement(signed_statement.statement);
+    done.mutable_done()->set_statement_signature(signed_statement.signature);
+    done.mutable_done()->set_worker_public_key(signed_statement.public_key);
+  }
   writer->Write(done);
   served_.fetch_add(1);
   return grpc::Status::OK;

@@ -7,18 +7,32 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
+#include "router/receipt/receipt.h"
 #include "router/worker/engine.h"
 #include "tidelane/v1/worker.grpc.pb.h"
 
 namespace tidelane::worker {
 
+// Who signs this worker's statements, and the model they are about (fixed at load).
+struct ReceiptSigner {
+  receipt::Identity identity;
+  std::string worker_name;  // the node name the router knows this worker by
+  std::string model_kind;   // "gguf" or "synthetic" (see router/receipt/README.md)
+  std::string model_id;
+  std::string model_sha256;
+};
+
 class WorkerServiceImpl final : public v1::WorkerService::Service {
  public:
-  // `engine` must outlive the service.
-  WorkerServiceImpl(Engine& engine, std::string token);
+  // `engine` must outlive the service. With a `signer`, every GenerateDone carries a signed
+  // statement of what this worker computed; without one, none (the router then gives no
+  // receipt).
+  WorkerServiceImpl(Engine& engine, std::string token,
+                    std::optional<ReceiptSigner> signer = std::nullopt);
 
   grpc::Status Generate(grpc::ServerContext* context, const v1::GenerateRequest* request,
                         grpc::ServerWriter<v1::GenerateEvent>* writer) override;
@@ -33,6 +47,7 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
  private:
   Engine& engine_;
   const std::string token_;
+  const std::optional<ReceiptSigner> signer_;
   std::atomic<std::uint64_t> served_{0};
   std::atomic<std::uint64_t> tokens_{0};
   std::mutex mu_;
