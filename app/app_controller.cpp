@@ -1,16 +1,35 @@
 #include "app/app_controller.h"
 
+#include <QDir>
 #include <QFile>
+#include <QFileInfo>
+#include <QSettings>
 
+#include "app/bundled_model.h"
 #include "app/chat_store.h"
+#include "app/conversation_io.h"
+#include "app/demo_controller.h"
 #include "app/grpc_chat_backend.h"
 #include "app/grpc_monitor_client.h"
+#include "app/hardware_sampler.h"
+#include "app/model_catalog.h"
+#include "app/model_info.h"
+#include "app/model_library.h"
 #include "app/openai_chat_backend.h"
+#include "app/receipt_check.h"
+#include "app/secret_store.h"
 #include "app/service_supervisor.h"
 #include "ui/chat_view.h"
+#include "ui/generation_bar.h"
 #include "ui/main_window.h"
+#include "ui/model_manager_dialog.h"
+#include "ui/monitor/demo_window.h"
 #include "ui/monitor/monitor_window.h"
+#include "ui/node/node_panel.h"
+#include "ui/node/node_panel_model.h"
 #include "ui/settings_dialog.h"
+#include "ui/theme.h"
+#include "ui/welcome_dialog.h"
 
 namespace tidelane::app {
 
@@ -31,8 +50,41 @@ AppController::AppController(AppSettings settings, QString binDir, QString dataD
     store_.reset();
   }
   window_ = std::make_unique<ui::MainWindow>(backend_.get(), store_.get());
+  window_->chatView()->model()->setReceiptChecker(&checkReceipt);  // receipt badges
   connect(window_.get(), &ui::MainWindow::monitorRequested, this, &AppController::showMonitor);
+  connect(window_.get(), &ui::MainWindow::nodePanelRequested, this, &AppController::showNodePanel);
+  connect(window_.get(), &ui::MainWindow::demoRequested, this, &AppController::showDemo);
   connect(window_.get(), &ui::MainWindow::settingsRequested, this, &AppController::showSettings);
+  connect(window_.get(), &ui::MainWindow::modelsRequested, this, [this] { showModelManager(); });
+  connect(window_.get(), &ui::MainWindow::welcomeRequested, this, &AppController::showWelcome);
+  connect(
+      window_.get(), &ui::MainWindow::exportRequested, this,
+      [this](qint64 id, const QString& path, bool json) { exportConversation(id, path, json); });
+  connect(window_.get(), &ui::MainWindow::importRequested, this,
+          [this](const QString& path) { importConversation(path); });
+  // Per-conversation settings: new chats start from the saved defaults; presets and defaults
+  // the user saves from the bar are kept in the settings.
+  auto* chat = window_->chatView();
+  chat->setPresets(settings_.userPresets);
+  chat->setDefaultSettings(settings_.chatDefaults);
+  connect(chat->generationBar(), &ui::GenerationBar::presetSaved, this,
+          [this](const ui::PromptPreset& preset) {
+            settings_.userPresets.removeIf(
+                [&preset](const ui::PromptPreset& p) { return p.id == preset.id; });
+            settings_.userPresets.append(preset);
+            AppSettings::saveUserPresets(settings_.userPresets);
+            window_->showServiceStatus(tr("Saved the preset “%1”.").arg(preset.name));
+          });
+  connect(chat->generationBar(), &ui::GenerationBar::defaultsChosen, this,
+          [this](const ui::ConversationSettings& defaults) {
+            settings_.chatDefaults = defaults;
+            AppSettings::saveChatDefaults(defaults);
+            window_->chatView()->setDefaultSettings(defaults);
+            window_->showServiceStatus(tr("New chats will use these settings."));
+          });
+  vault_ = std::make_unique<SecretVault>(std::make_unique<KeychainSecretStore>(),
+                                         QDir(dataDir_).filePath(QStringLiteral("secrets.json")),
+                                         settings_.secretsInFile);
 }
 
 ui::ChatBackend* AppController::activeBackend() {
@@ -44,6 +96,11 @@ AppController::~AppController() {
   // Windows first (they point at the backend and the monitor client), then the clients'
   // calls and threads, then the children.
   monitorWindow_.reset();
+  demoWindow_.reset();
+  if (demo_) demo_->stop();  // its clusters' processes end with the app
+  demo_.reset();
+  nodePanel_ = nullptr;
+  sampler_.reset();
   window_.reset();
   monitorClient_.reset();
   openAiBackend_.reset();
@@ -56,19 +113,202 @@ void AppController::start(StartView view) {
   if (view == StartView::Monitor) {
     showMonitor();
   } else {
+    window_->restoreWindowState();
     window_->show();
+    if (settings_.showWelcome) {
+      showWelcome();
+      AppSettings::rememberWelcomeShown();
+      settings_.showWelcome = false;
+    }
   }
   if (!historyError_.isEmpty()) window_->showServiceStatus(historyError_);
   applySettings(settings_, apiKey_, false);
+  // The keychain is asked only when a key is needed (or an old settings file holds one), so
+  // using the bundled model never wakes up a keychain or its unlock prompt.
+  if (settings_.endpoint == AppSettings::Endpoint::OpenAiCompatible ||
+      QSettings().contains(QStringLiteral("endpoint/apiKey"))) {
+    loadApiKey();
+  }
+}
+
+void AppController::loadApiKey() {
+  // Versions before the keychain never wrote the key to the settings file, but a hand-edited
+  // or imported one may hold it: move it into the keychain.
+  vault_->migrateFromSettings(
+      QStringLiteral("endpoint/apiKey"), apiKeyName(), [this](const SecretResult& migrated) {
+        QString note;
+        if (migrated.status != SecretResult::Status::NotFound &&
+            (!migrated.ok() || vault_->mode() == SecretVault::Mode::SessionOnly)) {
+          note = tr("The API key in the settings file was left there: %1").arg(migrated.message);
+        }
+        vault_->read(apiKeyName(), [this, note](const SecretResult& r) {
+          keyLoaded_ = true;
+          if (r.ok()) {
+            storedApiKey_ = r.secret;
+            if (apiKey_.isEmpty()) {
+              apiKey_ = r.secret;
+              if (settings_.endpoint == AppSettings::Endpoint::OpenAiCompatible) {
+                openAiBackend_->setEndpoint(QUrl(settings_.openAiUrl), apiKey_,
+                                            settings_.openAiModel);
+              }
+            }
+          }
+          QString message = note;
+          if (message.isEmpty() && r.status == SecretResult::Status::NoKeychain) {
+            message = vault_->describe();
+          } else if (message.isEmpty() && !r.ok() && r.status != SecretResult::Status::NotFound) {
+            message = tr("Cannot read the API key: %1").arg(r.message);
+          }
+          // After setEndpoint, whose "Connected" line would otherwise hide this one.
+          if (!message.isEmpty()) window_->showServiceStatus(message);
+          emit apiKeyLoaded(r.ok(), message);
+        });
+      });
+}
+
+void AppController::storeApiKey() {
+  if (apiKey_ == storedApiKey_) return;
+  if (!keyLoaded_ && apiKey_.isEmpty()) {
+    // An empty field before the stored key was read means "nothing entered", not "delete".
+    loadApiKey();
+    return;
+  }
+  const QString key = apiKey_;
+  auto done = [this, key](const SecretResult& r) {
+    QString message;
+    if (!r.ok()) {
+      message = tr("The API key could not be stored: %1 It is kept for this session only.")
+                    .arg(r.message);
+    } else if (vault_->mode() == SecretVault::Mode::SessionOnly) {
+      storedApiKey_ = key;
+      message = vault_->describe();
+    } else {
+      storedApiKey_ = key;
+      const QString where = vault_->mode() == SecretVault::Mode::File
+                                ? QDir::toNativeSeparators(vault_->filePath())
+                                : tr("the system keychain");
+      message = key.isEmpty() ? tr("The API key was removed from %1.").arg(where)
+                              : tr("The API key was stored in %1.").arg(where);
+    }
+    window_->showServiceStatus(message);
+    emit apiKeyStored(r.ok(), message);
+  };
+  if (key.isEmpty()) {
+    vault_->remove(apiKeyName(), done);
+  } else {
+    vault_->write(apiKeyName(), key, done);
+  }
+}
+
+ModelLibrary* AppController::modelLibrary() {
+  if (!library_) {
+    library_ = std::make_unique<ModelLibrary>(QDir(dataDir_).filePath(QStringLiteral("models")),
+                                              BundledModelPath(binDir_));
+  }
+  return library_.get();
+}
+
+void AppController::showModelManager(QWidget* parent) {
+  ModelLibrary* library = modelLibrary();
+  if (!catalog_) {
+    catalog_ = std::make_unique<ModelLibraryCatalog>(library);
+    connect(catalog_.get(), &ModelLibraryCatalog::modelChosen, this, &AppController::useModel);
+  }
+  library->setActiveModel(supervisor_ ? supervisor_->modelPath() : settings_.modelPath);
+  library->refresh();
+  ui::ModelManagerDialog dialog(catalog_.get(), parent ? parent : window_.get());
+  dialog.exec();
+}
+
+QDialog* AppController::showWelcome() {
+  ui::BundledModelDetails details;
+  const QString path = BundledModelPath(binDir_);
+  if (path.isEmpty()) {
+    details.problem = tr("The bundled model is not installed; get a model from File → Models….");
+  } else {
+    const ModelInfo info = ReadModelInfo(path);
+    if (!info.ok()) {
+      details.problem = info.error;
+    } else {
+      details.name = info.name;
+      details.parameters = HumanCount(info.parameterCount);
+      details.size = HumanBytes(info.sizeBytes);
+      details.architecture = info.architecture;
+      details.quantisation = info.quantisation;
+      details.contextLength =
+          info.contextLength > 0 ? tr("%1 tokens").arg(info.contextLength) : QString();
+      details.path = QDir::toNativeSeparators(path);
+    }
+  }
+  auto* dialog = new ui::WelcomeDialog(details, window_.get());
+  dialog->setAttribute(Qt::WA_DeleteOnClose);
+  connect(dialog, &ui::WelcomeDialog::largerModelRequested, this, [this] { showModelManager(); });
+  connect(dialog, &ui::WelcomeDialog::endpointRequested, this, &AppController::showSettings);
+  dialog->show();
+  dialog->raise();
+  return dialog;
+}
+
+bool AppController::exportConversation(qint64 id, const QString& path, bool json, QString* error) {
+  QString why = tr("The chat history is not open.");
+  const bool ok =
+      store_ && ConversationIo::exportToFile(
+                    *store_, id, json ? ExportFormat::Json : ExportFormat::Markdown, path, &why);
+  if (error) *error = ok ? QString() : why;
+  if (ok) {
+    window_->showServiceStatus(tr("Exported the chat to %1.").arg(QDir::toNativeSeparators(path)));
+  } else {
+    window_->showError(tr("Export failed"), why);
+  }
+  return ok;
+}
+
+qint64 AppController::importConversation(const QString& path, QString* error) {
+  QString why = tr("The chat history is not open.");
+  const qint64 id = store_ ? ConversationIo::importFromFile(*store_, path, &why) : 0;
+  if (error) *error = id ? QString() : why;
+  if (id) {
+    window_->chatView()->openConversation(id);
+    window_->showServiceStatus(tr("Imported %1.").arg(QDir::toNativeSeparators(path)));
+  } else {
+    window_->showError(tr("Import failed"), why);
+  }
+  return id;
+}
+
+void AppController::useModel(const QString& path) {
+  settings_.modelPath = path;
+  settings_.chosenModelPath = path;
+  AppSettings::rememberChosenModel(path);
+  if (library_) library_->setActiveModel(path);
+  const QString name = QFileInfo(path).fileName();
+  if (supervisor_) {
+    supervisor_->setModelPath(path);  // says "Restarting the bundled worker on …"
+  }
+  const QString message =
+      settings_.endpoint == AppSettings::Endpoint::Bundled
+          ? tr("The bundled worker now runs %1.").arg(name)
+          : tr("The bundled worker will run %1 (chats go elsewhere now; choose the bundled "
+               "model in File → Settings).")
+                .arg(name);
+  if (catalog_) emit catalog_->message(message, false);
+  if (!supervisor_ || settings_.endpoint != AppSettings::Endpoint::Bundled) {
+    window_->showServiceStatus(message);
+  }
 }
 
 void AppController::applySettings(const AppSettings& settings, const QString& apiKey, bool save) {
   const bool sameRemote = settings.remoteAddress == settings_.remoteAddress &&
                           settings.remoteTokenFile == settings_.remoteTokenFile;
   const auto before = settings_.endpoint;
+  const bool themeChanged = settings.theme != settings_.theme;
   settings_ = settings;
+  if (themeChanged) ui::applyTheme(ui::themeFromName(settings_.theme));
   apiKey_ = apiKey;
-  if (save) settings_.save();  // the key is not part of AppSettings
+  if (save) {
+    settings_.save();  // the key is not part of AppSettings: it goes to the vault
+    storeApiKey();
+  }
   switch (settings_.endpoint) {
     case AppSettings::Endpoint::OpenAiCompatible:
       openAiBackend_->setEndpoint(QUrl(settings_.openAiUrl), apiKey_, settings_.openAiModel);
@@ -128,7 +368,7 @@ void AppController::startBundled() {
   supervisor_->start();
 }
 
-void AppController::showSettings() {
+ui::EndpointSettings AppController::endpointSettings() const {
   ui::EndpointSettings current;
   current.kind = settings_.endpoint == AppSettings::Endpoint::RemoteRouter
                      ? ui::EndpointSettings::Kind::RemoteRouter
@@ -140,9 +380,22 @@ void AppController::showSettings() {
   current.openAiUrl = settings_.openAiUrl;
   current.openAiModel = settings_.openAiModel;
   current.apiKey = apiKey_;
-  ui::SettingsDialog dialog(current, window_.get());
+  current.keyStorageNote = vault_->describe();
+  current.keychainMissing = vault_->mode() == SecretVault::Mode::SessionOnly;
+  current.storeKeyInFile = vault_->mode() == SecretVault::Mode::File;
+  current.theme = settings_.theme;
+  return current;
+}
+
+void AppController::showSettings() {
+  ui::SettingsDialog dialog(endpointSettings(), window_.get());
+  connect(&dialog, &ui::SettingsDialog::manageModelsRequested, this,
+          [this, &dialog] { showModelManager(&dialog); });
   if (dialog.exec() != QDialog::Accepted) return;
-  const ui::EndpointSettings chosen = dialog.values();
+  applyEndpointSettings(dialog.values());
+}
+
+void AppController::applyEndpointSettings(const ui::EndpointSettings& chosen) {
   AppSettings next = settings_;
   next.endpoint = chosen.kind == ui::EndpointSettings::Kind::RemoteRouter
                       ? AppSettings::Endpoint::RemoteRouter
@@ -153,6 +406,13 @@ void AppController::showSettings() {
   next.remoteTokenFile = chosen.remoteTokenFile;
   next.openAiUrl = chosen.openAiUrl;
   next.openAiModel = chosen.openAiModel;
+  next.theme = chosen.theme;
+  if (chosen.storeKeyInFile != (vault_->mode() == SecretVault::Mode::File)) {
+    // The user explicitly chose the file, or went back: the key moves to the new place.
+    next.secretsInFile = chosen.storeKeyInFile;
+    vault_->setUseFile(chosen.storeKeyInFile);
+    storedApiKey_ = QStringLiteral("\n(moved)");  // no real key: forces the write
+  }
   applySettings(next, chosen.apiKey);
 }
 
@@ -161,11 +421,43 @@ void AppController::connectTo(const QString& address, const QString& token) {
   routerToken_ = token;
   backend_->setEndpoint(address, token);
   if (monitorWindow_) startMonitorClient();
+  updateLocalNode();
+}
+
+void AppController::updateLocalNode() {
+  if (!nodePanel_) return;
+  const bool bundled = supervisor_ && settings_.endpoint == AppSettings::Endpoint::Bundled &&
+                       routerAddress_ == supervisor_->grpcAddress();
+  nodePanel_->model()->setLocalNode(bundled ? supervisor_->workerName() : QString());
+}
+
+void AppController::showNodePanel() {
+  showMonitor();
+  monitorWindow_->showNodeTab();
+}
+
+void AppController::showDemo() {
+  if (!demoWindow_) {
+    DemoController::Options o;
+    o.binDir = binDir_;
+    o.dataDir = dataDir_;
+    o.tracePath = DemoController::findTrace(o.binDir);
+    demo_ = std::make_unique<DemoController>(o);
+    demoWindow_ = std::make_unique<ui::monitor::DemoWindow>(demo_.get());
+  }
+  demoWindow_->show();
+  demoWindow_->raise();
+  demoWindow_->activateWindow();
 }
 
 void AppController::showMonitor() {
   if (!monitorWindow_) {
     monitorWindow_ = std::make_unique<ui::monitor::MonitorWindow>(monitorClient_.get());
+    sampler_ = std::make_unique<HardwareSampler>();
+    nodePanel_ = new ui::node::NodePanel(monitorClient_.get(), sampler_.get());
+    monitorWindow_->setNodePanel(nodePanel_);
+    updateLocalNode();
+    sampler_->start();
     if (!routerAddress_.isEmpty()) startMonitorClient();
   }
   monitorWindow_->show();

@@ -7,9 +7,15 @@
 //
 // Endpoints: the bundled router (default), a remote router (both through GrpcChatBackend)
 // or an OpenAI-compatible URL (OpenAiChatBackend). File → Settings applies a new choice at
-// once and saves it, except the API key, which is held here for the session only (never
-// in QSettings or a log; the keychain comes next). Bundled services started once keep
-// running when another endpoint is chosen, so switching back is instant.
+// once and saves it, except the API key, which goes to the system keychain through a
+// SecretVault (never to QSettings or a log): read back at start; without a keychain service
+// the user is told, and it is kept for the session only unless they opt in to a file readable
+// only by them. Bundled services started once keep running when another endpoint is chosen,
+// so switching back is instant.
+//
+// Models: File → Models… (or "Manage models…" in the settings) opens the model manager over
+// a ModelLibrary (`<dataDir>/models` plus the bundled model); "Use this model" restarts the
+// bundled worker on it and remembers the choice.
 //
 // Threading: GUI thread only.
 #pragma once
@@ -19,12 +25,19 @@
 #include <memory>
 
 #include "app/app_settings.h"
+#include "ui/settings_dialog.h"
+
+class QDialog;
 
 namespace tidelane::ui {
 class ChatBackend;
 class MainWindow;
 namespace monitor {
 class MonitorWindow;
+class DemoWindow;
+}  // namespace monitor
+namespace node {
+class NodePanel;
 }
 }  // namespace tidelane::ui
 
@@ -35,6 +48,11 @@ class GrpcChatBackend;
 class OpenAiChatBackend;
 class GrpcMonitorClient;
 class ServiceSupervisor;
+class SecretVault;
+class ModelLibrary;
+class ModelLibraryCatalog;
+class HardwareSampler;
+class DemoController;
 
 class AppController : public QObject {
   Q_OBJECT
@@ -60,26 +78,65 @@ class AppController : public QObject {
   ui::ChatBackend* activeBackend();
   const AppSettings& settings() const { return settings_; }
   ChatStore* store() { return store_.get(); }  // null when the history could not be opened
+  SecretVault* secrets() { return vault_.get(); }
+  // The OpenAI-compatible endpoint's key this session (from the settings or the keychain).
+  QString apiKey() const { return apiKey_; }
+  // Created on first use: it reads every model file's header.
+  ModelLibrary* modelLibrary();
+  // The key name under which the OpenAI-compatible endpoint's API key is kept.
+  static QString apiKeyName() { return QStringLiteral("openai-api-key"); }
   GrpcMonitorClient* monitorClient() { return monitorClient_.get(); }
   ui::monitor::MonitorWindow* monitorWindow() { return monitorWindow_.get(); }  // null until shown
+  // The monitor window's "Node" tab (this machine's hardware, the local worker); null until
+  // the monitor is shown. Its hardware is sampled at 1 Hz from then on.
+  ui::node::NodePanel* nodePanel() { return nodePanel_; }
 
  public slots:
   // Opens (or raises) the monitor window; it watches the router once its address is known.
   void showMonitor();
+  // Opens the monitor on its "Node" tab (View → Node panel, Ctrl+Shift+N).
+  void showNodePanel();
+  // Opens the surge demo window (two clusters of its own, started when the user clicks).
+  void showDemo();
   // Sends `text` in a new chat once the backend is ready (`tidelane --send`).
   void sendWhenReady(const QString& text);
   // Shows the settings dialog and applies what the user accepts.
   void showSettings();
+  // What the settings dialog starts from, and applying what it returns (also for tests).
+  ui::EndpointSettings endpointSettings() const;
+  void applyEndpointSettings(const ui::EndpointSettings& chosen);
   // Chats go where `settings` say from now on; `apiKey` is kept for this session only.
   // Saved with AppSettings::save() when `save` is true.
   void applySettings(const AppSettings& settings, const QString& apiKey, bool save = true);
+  // Opens the model manager (modal, over `parent` or the chat window).
+  void showModelManager(QWidget* parent = nullptr);
+  // The bundled worker runs `path` from now on, and the choice is remembered.
+  void useModel(const QString& path);
+  // The first-run screen (also Help → Welcome): what the bundled model is, with ways to a
+  // larger model or another endpoint. Not modal; returns the dialog (deleted on close).
+  QDialog* showWelcome();
+  // File → Export chat / Import chat. Errors are shown in the window and returned in `error`.
+  bool exportConversation(qint64 id, const QString& path, bool json, QString* error = nullptr);
+  // Returns the new conversation's id (shown at once), or 0.
+  qint64 importConversation(const QString& path, QString* error = nullptr);
+
+ signals:
+  // The API key was stored (or removed) where describe() of secrets() says; `message` says
+  // what happened in words (also shown in the status bar).
+  void apiKeyStored(bool ok, const QString& message);
+  // The start-up read of the keychain is done: `found` when it held a key.
+  void apiKeyLoaded(bool found, const QString& message);
 
  private:
   // The router is reachable at `address`: chats and the monitor go there.
   void connectTo(const QString& address, const QString& token);
   void startMonitorClient();
+  // The node panel follows the bundled worker's node; a remote router's user picks one.
+  void updateLocalNode();
   void startBundled();
   void connectRemote();
+  void loadApiKey();
+  void storeApiKey();
 
   AppSettings settings_;
   QString binDir_;
@@ -88,13 +145,23 @@ class AppController : public QObject {
   QString routerToken_;
   QString historyError_;
   std::unique_ptr<ChatStore> store_;
-  QString apiKey_;  // session only
+  QString apiKey_;
+  QString storedApiKey_;    // what the vault holds, so an unchanged key is not written again
+  bool keyLoaded_ = false;  // the vault has been read this session
   std::unique_ptr<GrpcChatBackend> backend_;
   std::unique_ptr<OpenAiChatBackend> openAiBackend_;
   std::unique_ptr<GrpcMonitorClient> monitorClient_;
   std::unique_ptr<ui::monitor::MonitorWindow> monitorWindow_;
+  // Declared before the window that shows it, so the window goes first.
+  std::unique_ptr<DemoController> demo_;
+  std::unique_ptr<ui::monitor::DemoWindow> demoWindow_;
+  std::unique_ptr<HardwareSampler> sampler_;
+  ui::node::NodePanel* nodePanel_ = nullptr;  // owned by monitorWindow_
   std::unique_ptr<ServiceSupervisor> supervisor_;
   std::unique_ptr<ui::MainWindow> window_;
+  std::unique_ptr<SecretVault> vault_;
+  std::unique_ptr<ModelLibrary> library_;
+  std::unique_ptr<ModelLibraryCatalog> catalog_;
 };
 
 }  // namespace tidelane::app

@@ -1,5 +1,8 @@
 #include "app/app_settings.h"
 
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
 #include <QSettings>
 
 namespace tidelane::app {
@@ -16,6 +19,22 @@ AppSettings AppSettings::load() {
   a.openAiUrl = s.value(QStringLiteral("endpoint/openAiUrl")).toString();
   a.openAiModel = s.value(QStringLiteral("endpoint/openAiModel")).toString();
   a.workerProfile = s.value(QStringLiteral("bundled/workerProfile"), a.workerProfile).toString();
+  a.chosenModelPath = s.value(QStringLiteral("bundled/modelPath")).toString();
+  a.secretsInFile = s.value(QStringLiteral("secrets/storeInFile"), false).toBool();
+  a.chatDefaults = ui::ConversationSettings::fromJsonText(
+      s.value(QStringLiteral("chat/defaults")).toString(),
+      s.value(QStringLiteral("chat/defaultModel")).toString());
+  const QJsonArray presets =
+      QJsonDocument::fromJson(s.value(QStringLiteral("chat/presets")).toString().toUtf8()).array();
+  for (const auto& v : presets) {
+    const QJsonObject o = v.toObject();
+    const QString name = o.value(QStringLiteral("name")).toString();
+    const QString prompt = o.value(QStringLiteral("prompt")).toString();
+    if (!name.isEmpty() && !prompt.isEmpty())
+      a.userPresets.append({QStringLiteral("user:") + name, name, prompt, false});
+  }
+  a.theme = s.value(QStringLiteral("appearance/theme"), a.theme).toString();
+  a.showWelcome = !s.value(QStringLiteral("app/welcomeShown"), false).toBool();
   return a;
 }
 
@@ -30,6 +49,33 @@ void AppSettings::save() const {
   s.setValue(QStringLiteral("endpoint/openAiUrl"), openAiUrl);
   s.setValue(QStringLiteral("endpoint/openAiModel"), openAiModel);
   s.setValue(QStringLiteral("bundled/workerProfile"), workerProfile);
+  s.setValue(QStringLiteral("secrets/storeInFile"), secretsInFile);
+  s.setValue(QStringLiteral("appearance/theme"), theme);
+}
+
+void AppSettings::rememberWelcomeShown() {
+  QSettings().setValue(QStringLiteral("app/welcomeShown"), true);
+}
+
+void AppSettings::saveChatDefaults(const ui::ConversationSettings& defaults) {
+  QSettings s;
+  s.setValue(QStringLiteral("chat/defaults"), defaults.toJsonText());
+  s.setValue(QStringLiteral("chat/defaultModel"), defaults.model);
+}
+
+void AppSettings::saveUserPresets(const QList<ui::PromptPreset>& presets) {
+  QJsonArray list;
+  for (const auto& p : presets) {
+    list.append(
+        QJsonObject{{QStringLiteral("name"), p.name}, {QStringLiteral("prompt"), p.prompt}});
+  }
+  QSettings().setValue(QStringLiteral("chat/presets"),
+                       QString::fromUtf8(QJsonDocument(list).toJson(QJsonDocument::Compact)));
+}
+
+void AppSettings::rememberChosenModel(const QString& path) {
+  QSettings s;
+  s.setValue(QStringLiteral("bundled/modelPath"), path);
 }
 
 }  // namespace tidelane::app

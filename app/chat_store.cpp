@@ -52,6 +52,12 @@ const char* const kSchemaV1[] = {
        END)",
 };
 
+// Version 2: each answer keeps the signed receipt it came with (router/receipt's JSON
+// document), so its badge can be checked again whenever the chat is opened.
+const char* const kSchemaV2[] = {
+    R"(ALTER TABLE messages ADD COLUMN receipt TEXT NOT NULL DEFAULT '')",
+};
+
 // Runs a statement with positional binds; on failure the query's error is kept.
 bool run(QSqlQuery& q, const QString& sql, const QVariantList& binds = {}) {
   if (!q.prepare(sql)) return false;
@@ -194,6 +200,9 @@ bool ChatStore::migrate(int from) {
   bool ok = true;
   if (from < 1) {
     for (const char* sql : kSchemaV1) ok = ok && exec(QString::fromLatin1(sql));
+  }
+  if (from < 2) {
+    for (const char* sql : kSchemaV2) ok = ok && exec(QString::fromLatin1(sql));
   }
   ok = ok && exec(QStringLiteral("PRAGMA user_version = %1").arg(kSchemaVersion));
   if (!ok || !db_.commit()) {
@@ -350,11 +359,10 @@ QList<ui::StoredMessage> ChatStore::messages(qint64 conversationId) const {
   QList<ui::StoredMessage> out;
   if (!db_.isOpen()) return out;
   QSqlQuery q(db_);
-  if (!run(
-          q,
-          QStringLiteral("SELECT id, role, content, created, parent_id, state, trace FROM messages "
-                         "WHERE conversation_id = ? ORDER BY id"),
-          {conversationId})) {
+  if (!run(q,
+           QStringLiteral("SELECT id, role, content, created, parent_id, state, trace, receipt "
+                          "FROM messages WHERE conversation_id = ? ORDER BY id"),
+           {conversationId})) {
     fail(tr("Cannot read the chat history: %1").arg(q.lastError().text()));
     return out;
   }
@@ -368,6 +376,7 @@ QList<ui::StoredMessage> ChatStore::messages(qint64 conversationId) const {
     m.parentId = q.value(4).toLongLong();
     m.state = stateFromName(q.value(5).toString());
     m.traceJson = q.value(6).toString();
+    m.receiptJson = q.value(7).toString();
     if (auto it = pending_.constFind(m.id); it != pending_.cend()) m.content = it->content;
     out.append(m);
   }
@@ -502,6 +511,18 @@ bool ChatStore::flush() {
   return true;
 }
 
+bool ChatStore::setReceipt(qint64 messageId, const QString& receiptJson) {
+  if (!db_.isOpen()) return fail(tr("The chat history is not open."));
+  QSqlQuery q(db_);
+  if (!run(q, QStringLiteral("UPDATE messages SET receipt = ? WHERE id = ?"),
+           {receiptJson, messageId})) {
+    return fail(tr("Cannot save the answer's receipt: %1").arg(q.lastError().text()));
+  }
+  if (q.numRowsAffected() != 1)
+    return fail(tr("No message %1 to keep a receipt for.").arg(messageId));
+  return true;
+}
+
 bool ChatStore::finishMessage(qint64 messageId, ui::MessageState state, const QString& traceJson) {
   if (!db_.isOpen()) return fail(tr("The chat history is not open."));
   if (!flush()) return false;
@@ -551,11 +572,63 @@ bool ChatStore::setPinned(qint64 conversationId, bool pinned) {
 
 bool ChatStore::setModel(qint64 conversationId, const QString& model, const QString& settingsJson) {
   QSqlQuery q(db_);
-  if (!run(q, QStringLiteral("UPDATE conversations SET model = ?, settings = ? WHERE id = ?"),
+  // COALESCE: a null QString binds as NULL, and the column is NOT NULL ('' = the default).
+  if (!run(q,
+           QStringLiteral(
+               "UPDATE conversations SET model = COALESCE(?, ''), settings = ? WHERE id = ?"),
            {model, settingsJson.isEmpty() ? QStringLiteral("{}") : settingsJson, conversationId})) {
     return fail(tr("Cannot save the conversation's settings: %1").arg(q.lastError().text()));
   }
   return true;
+}
+
+qint64 ChatStore::importConversation(const ui::ConversationInfo& info,
+                                     const QList<ui::StoredMessage>& messages) {
+  if (!db_.isOpen()) {
+    fail(tr("The chat history is not open."));
+    return 0;
+  }
+  if (!db_.transaction()) {
+    fail(db_.lastError().text());
+    return 0;
+  }
+  QSqlQuery q(db_);
+  const qint64 now = nowMs();
+  const auto ms = [now](const QDateTime& t) { return t.isValid() ? t.toMSecsSinceEpoch() : now; };
+  bool ok =
+      run(q,
+          QStringLiteral("INSERT INTO conversations(title, created, updated, pinned, model, "
+                         "settings) VALUES (COALESCE(?, ''), ?, ?, ?, COALESCE(?, ''), ?)"),
+          {info.title.simplified(), ms(info.created), ms(info.updated), info.pinned ? 1 : 0,
+           info.model, info.settingsJson.isEmpty() ? QStringLiteral("{}") : info.settingsJson});
+  const qint64 conversationId = ok ? q.lastInsertId().toLongLong() : 0;
+  QHash<qint64, qint64> ids;  // id in the import → id here
+  for (const auto& m : messages) {
+    if (!ok) break;
+    const qint64 parent = ids.value(m.parentId, 0);
+    // An answer cut off while it was exported is kept as stopped, as open() would.
+    const auto state = m.state == ui::MessageState::Streaming ? ui::MessageState::Stopped : m.state;
+    ok = run(
+        q,
+        QStringLiteral("INSERT INTO messages(conversation_id, role, content, created, "
+                       "parent_id, state, trace, receipt) VALUES (?, ?, COALESCE(?, ''), ?, "
+                       "?, ?, ?, COALESCE(?, ''))"),
+        {conversationId, m.role, m.content, ms(m.created),
+         parent > 0 ? QVariant(parent) : QVariant(QMetaType::fromType<qint64>()), stateName(state),
+         m.traceJson.isEmpty() ? QStringLiteral("{}") : m.traceJson, m.receiptJson});
+    if (!ok) break;
+    const qint64 id = q.lastInsertId().toLongLong();
+    ids.insert(m.id, id);
+    ok = index(id, m.content);
+  }
+  if (!ok || !db_.commit()) {
+    const QString why = q.lastError().text();
+    db_.rollback();
+    fail(tr("Cannot import the conversation: %1").arg(why));
+    return 0;
+  }
+  emit conversationsChanged();
+  return conversationId;
 }
 
 bool ChatStore::remove(qint64 conversationId) {

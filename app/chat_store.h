@@ -37,7 +37,8 @@ class ChatStore : public ui::ConversationStore {
   Q_OBJECT
 
  public:
-  static constexpr int kSchemaVersion = 1;
+  // 2: messages.receipt (the signed receipt of an answer).
+  static constexpr int kSchemaVersion = 2;
   static constexpr int kFlushIntervalMs = 100;
   static constexpr int kFlushTokens = 1;
   static constexpr int kTitleLength = 48;
@@ -65,6 +66,7 @@ class ChatStore : public ui::ConversationStore {
                        ui::MessageState state, qint64 parentId = 0) override;
   void appendToMessage(qint64 messageId, const QString& text) override;
   bool finishMessage(qint64 messageId, ui::MessageState state, const QString& traceJson) override;
+  bool setReceipt(qint64 messageId, const QString& receiptJson) override;
   bool rename(qint64 conversationId, const QString& title) override;
   bool setPinned(qint64 conversationId, bool pinned) override;
   bool remove(qint64 conversationId) override;
@@ -73,7 +75,13 @@ class ChatStore : public ui::ConversationStore {
   QString lastError() const override { return error_; }
 
   // Also sets conversation's model and settings (JSON object).
-  bool setModel(qint64 conversationId, const QString& model, const QString& settingsJson);
+  bool setModel(qint64 conversationId, const QString& model, const QString& settingsJson) override;
+  // Adds a whole conversation at once (an import): `info` gives its title, times, pin, model
+  // and settings; `messages` its messages in order, each parentId naming an earlier message of
+  // the list by its id there (0: none). New ids are given; all or nothing (one transaction).
+  // Returns the new conversation's id, or 0 with lastError() saying why.
+  qint64 importConversation(const ui::ConversationInfo& info,
+                            const QList<ui::StoredMessage>& messages);
 
   // Writes batched streaming text now. Returns false on a write error.
   bool flush();

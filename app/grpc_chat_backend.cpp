@@ -4,6 +4,7 @@
 
 #include <QUuid>
 
+#include "app/receipt_check.h"
 #include "router/proto/auth.h"
 #include "tidelane/v1/chat.grpc.pb.h"
 
@@ -44,6 +45,7 @@ GrpcChatBackend::~GrpcChatBackend() {
   for (auto& call : calls_) {
     if (call->thread.joinable()) call->thread.join();
   }
+  for (auto& t : listers_) t.join();
 }
 
 void GrpcChatBackend::setEndpoint(const QString& address, const QString& token) {
@@ -64,6 +66,35 @@ QString GrpcChatBackend::describe() const {
 }
 
 QString GrpcChatBackend::send(const QList<ui::ChatTurn>& conversation, int maxTokens) {
+  ui::GenerationOptions options;
+  options.maxTokens = maxTokens;
+  return sendWith(conversation, options);
+}
+
+void GrpcChatBackend::requestModels() {
+  auto stub = std::static_pointer_cast<v1::ChatService::Stub>(stub_);
+  if (!stub) {
+    QMetaObject::invokeMethod(
+        this, [this] { emit modelsListed({}, tr("not connected to a router")); },
+        Qt::QueuedConnection);
+    return;
+  }
+  listers_.emplace_back([this, stub, token = token_.toStdString()] {
+    grpc::ClientContext context;
+    auth::AttachBearer(context, token);
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    v1::ListModelsResponse response;
+    const grpc::Status status = stub->ListModels(&context, v1::ListModelsRequest(), &response);
+    QStringList models;
+    for (const auto& m : response.models()) models.append(q(m.id()));
+    const QString error = status.ok() ? QString() : q(status.error_message());
+    QMetaObject::invokeMethod(
+        this, [this, models, error] { emit modelsListed(models, error); }, Qt::QueuedConnection);
+  });
+}
+
+QString GrpcChatBackend::sendWith(const QList<ui::ChatTurn>& conversation,
+                                  const ui::GenerationOptions& options) {
   reap();
   auto call = std::make_shared<Call>();
   call->id = QUuid::createUuid().toString(QUuid::WithoutBraces);
@@ -74,7 +105,11 @@ QString GrpcChatBackend::send(const QList<ui::ChatTurn>& conversation, int maxTo
     m->set_role(turn.role.toStdString());
     m->set_content(turn.content.toStdString());
   }
-  if (maxTokens > 0) call->request.mutable_sampling()->set_max_tokens(maxTokens);
+  if (!options.model.isEmpty()) call->request.set_model(options.model.toStdString());
+  auto* sampling = call->request.mutable_sampling();
+  if (options.maxTokens > 0) sampling->set_max_tokens(static_cast<uint32_t>(options.maxTokens));
+  if (options.temperature >= 0) sampling->set_temperature(static_cast<float>(options.temperature));
+  if (options.topP >= 0) sampling->set_top_p(static_cast<float>(options.topP));
   call->stub = std::static_pointer_cast<v1::ChatService::Stub>(stub_);
   call->token = token_.toStdString();
   QString id = call->id;
@@ -141,6 +176,7 @@ void GrpcChatBackend::run(const std::shared_ptr<Call>& call) {
         s.totalMs = d.timings().total_ms();
         s.tokensPerSecond = d.timings().decode_tok_s();
         s.finishReason = q(d.finish_reason());
+        if (d.has_receipt()) s.receiptJson = receiptDocument(d.receipt());
         post([=, this] { emit finished(id, s); });
         ended = true;
         break;

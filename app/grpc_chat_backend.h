@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "ui/chat_backend.h"
 
@@ -34,6 +35,11 @@ class GrpcChatBackend : public ui::ChatBackend {
   bool isReady() const override { return stub_ != nullptr; }
   QString describe() const override;
   QString send(const QList<ui::ChatTurn>& conversation, int maxTokens) override;
+  // Carries the model and every sampling setting in the ChatRequest.
+  QString sendWith(const QList<ui::ChatTurn>& conversation,
+                   const ui::GenerationOptions& options) override;
+  // ChatService.ListModels on a thread of its own (5 s deadline).
+  void requestModels() override;
   void cancel(const QString& id) override;
 
  private:
@@ -45,6 +51,7 @@ class GrpcChatBackend : public ui::ChatBackend {
   QString token_;
   std::shared_ptr<void> stub_;  // v1::ChatService::Stub, type-erased to keep gRPC out of the header
   QHash<QString, std::shared_ptr<Call>> calls_;
+  std::vector<std::thread> listers_;  // ListModels calls, joined by the destructor
 };
 
 }  // namespace tidelane::app

@@ -43,6 +43,9 @@ class GrpcMonitorClient : public ui::monitor::MonitorSource {
   QString describe() const override;
   // SetPolicy on a short-lived thread of its own (joined before the next one and by stop()).
   void requestPolicy(const QString& policy) override;
+  // SetNodeState on a short-lived thread of its own, like requestPolicy (joined before the
+  // next one and by stop()).
+  void requestNodeState(const QString& node, ui::monitor::NodeState state) override;
 
   // Converts one snapshot (any thread; the tests and tools use it too).
   static ui::monitor::MonitorFrame toFrame(const v1::ClusterSnapshot& snapshot);
@@ -53,6 +56,7 @@ class GrpcMonitorClient : public ui::monitor::MonitorSource {
   QString address_;
   QString token_;
   std::thread policy_thread_;
+  std::thread node_thread_;
   // Bumped by stop() (GUI thread): events the old thread queued before it was joined carry
   // the old value and are dropped on arrival.
   quint64 generation_ = 0;

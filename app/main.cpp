@@ -4,11 +4,14 @@
 #include <QApplication>
 #include <QCommandLineParser>
 #include <QDir>
+#include <QFileInfo>
 #include <QStandardPaths>
 
 #include "app/app_controller.h"
 #include "app/app_settings.h"
 #include "app/bundled_model.h"
+#include "app/demo_controller.h"
+#include "ui/theme.h"
 
 int main(int argc, char** argv) {
   QApplication qapp(argc, argv);
@@ -57,10 +60,20 @@ int main(int argc, char** argv) {
   const QCommandLineOption monitor(
       QStringLiteral("monitor"),
       QApplication::translate("main", "Open straight into the live tidal-lane monitor."));
+  const QCommandLineOption demo(
+      QStringLiteral("demo"),
+      QApplication::translate("main",
+                              "Open straight into the surge demo: naive vs tidal routers."));
+  const QCommandLineOption presenter(
+      QStringLiteral("presenter"),
+      QApplication::translate("main", "Open the surge demo in presenter mode (full screen)."));
   cli.addOptions({remote, tokenFile, dataDir, profile, history, send, model, synthetic, monitor});
+  cli.addOptions({demo, presenter});
   cli.process(qapp);
 
   auto settings = tidelane::app::AppSettings::load();
+  // Light, dark or the desktop's (Settings → Appearance; the first paint already uses it).
+  tidelane::ui::applyTheme(tidelane::ui::themeFromName(settings.theme));
   if (cli.isSet(remote)) {
     settings.endpoint = tidelane::app::AppSettings::Endpoint::RemoteRouter;
     settings.remoteAddress = cli.value(remote);
@@ -72,12 +85,20 @@ int main(int argc, char** argv) {
   if (cli.isSet(model)) {
     settings.modelPath = cli.value(model);
   } else if (!cli.isSet(synthetic) && !cli.isSet(profile)) {
-    settings.modelPath = tidelane::app::BundledModelPath(QCoreApplication::applicationDirPath());
+    // The model chosen in the model manager while it is still there, else the bundled one.
+    const QString appDir = QCoreApplication::applicationDirPath();
+    settings.modelPath = QFileInfo::exists(settings.chosenModelPath)
+                             ? settings.chosenModelPath
+                             : tidelane::app::BundledModelPath(appDir);
   }
   const QString data = cli.isSet(dataDir)
                            ? cli.value(dataDir)
                            : QStandardPaths::writableLocation(QStandardPaths::AppDataLocation);
 
+  if (cli.isSet(demo) || cli.isSet(presenter)) {
+    return tidelane::app::RunDemoWindow(QCoreApplication::applicationDirPath(), data,
+                                        cli.isSet(presenter));
+  }
   tidelane::app::AppController controller(settings, QCoreApplication::applicationDirPath(), data,
                                           cli.value(history));
   controller.start(cli.isSet(monitor) ? tidelane::app::AppController::StartView::Monitor

@@ -57,6 +57,44 @@ QString OpenAiChatBackend::describe() const {
 }
 
 QString OpenAiChatBackend::send(const QList<ui::ChatTurn>& conversation, int maxTokens) {
+  ui::GenerationOptions options;
+  options.maxTokens = maxTokens;
+  return sendWith(conversation, options);
+}
+
+void OpenAiChatBackend::requestModels() {
+  if (!isReady()) {
+    QMetaObject::invokeMethod(
+        this, [this] { emit modelsListed({}, tr("No endpoint URL is set (see Settings).")); },
+        Qt::QueuedConnection);
+    return;
+  }
+  QUrl url = completionsUrl();
+  url.setPath(url.path().replace(QStringLiteral("/chat/completions"), QStringLiteral("/models")));
+  QNetworkReply* reply = network_.get(request(url));
+  connect(reply, &QNetworkReply::finished, this, [this, reply] {
+    reply->deleteLater();
+    const QByteArray body = reply->readAll();
+    QStringList models;
+    QString error;
+    if (httpStatus(reply) == 200) {
+      const QJsonArray data =
+          QJsonDocument::fromJson(body).object().value(QStringLiteral("data")).toArray();
+      for (const auto& m : data) {
+        const QString id = m.toObject().value(QStringLiteral("id")).toString();
+        if (!id.isEmpty()) models.append(id);
+      }
+    } else {
+      error = failure(reply, body, false);
+      if (error.isEmpty()) error = tr("The endpoint does not list its models.");
+    }
+    emit modelsListed(models, error);
+  });
+}
+
+QString OpenAiChatBackend::sendWith(const QList<ui::ChatTurn>& conversation,
+                                    const ui::GenerationOptions& options) {
+  const int maxTokens = options.maxTokens;
   const QString id = QUuid::createUuid().toString(QUuid::WithoutBraces);
   if (!isReady()) {
     QMetaObject::invokeMethod(
@@ -78,8 +116,12 @@ QString OpenAiChatBackend::send(const QList<ui::ChatTurn>& conversation, int max
       {QStringLiteral("stream_options"), QJsonObject{{QStringLiteral("include_usage"), true}}},
   };
   if (maxTokens > 0) call->body.insert(QStringLiteral("max_tokens"), maxTokens);
-  if (!model_.isEmpty()) {
-    post(id, model_);
+  if (options.temperature >= 0)
+    call->body.insert(QStringLiteral("temperature"), options.temperature);
+  if (options.topP >= 0) call->body.insert(QStringLiteral("top_p"), options.topP);
+  const QString model = options.model.isEmpty() ? model_ : options.model;
+  if (!model.isEmpty()) {
+    post(id, model);
     return id;
   }
   // No model chosen: the endpoint's first one (GET /v1/models).

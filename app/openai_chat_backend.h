@@ -56,6 +56,11 @@ class OpenAiChatBackend : public ui::ChatBackend {
   bool isReady() const override { return base_.isValid() && !base_.host().isEmpty(); }
   QString describe() const override;
   QString send(const QList<ui::ChatTurn>& conversation, int maxTokens) override;
+  // Sends "model" (else the endpoint's), "temperature", "top_p" and "max_tokens" when set.
+  QString sendWith(const QList<ui::ChatTurn>& conversation,
+                   const ui::GenerationOptions& options) override;
+  // GET {base}/v1/models.
+  void requestModels() override;
   void cancel(const QString& id) override;
 
  private:

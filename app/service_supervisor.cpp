@@ -3,8 +3,10 @@
 #include <signal.h>
 #include <sys/prctl.h>
 
+#include <QDeadlineTimer>
 #include <QDir>
 #include <QFile>
+#include <QFileInfo>
 #include <QRandomGenerator>
 #include <QTimer>
 
@@ -29,8 +31,20 @@ QString field(const QString& line, const QString& key) {
 
 ServiceSupervisor::ServiceSupervisor(Options options, QObject* parent)
     : QObject(parent), options_(std::move(options)) {
-  router_.name = QStringLiteral("router");
-  worker_.name = QStringLiteral("worker");
+  router_.program = router_.name = QStringLiteral("router");
+  if (options_.workers.isEmpty()) {
+    auto worker = std::make_unique<Child>();
+    worker->program = worker->name = QStringLiteral("worker");
+    worker->spec = {options_.workerName, options_.workerProfile, {}};
+    workers_.push_back(std::move(worker));
+  }
+  for (const auto& spec : options_.workers) {
+    auto worker = std::make_unique<Child>();
+    worker->program = QStringLiteral("worker");
+    worker->name = spec.name;
+    worker->spec = spec;
+    workers_.push_back(std::move(worker));
+  }
   clock_.start();
 }
 
@@ -47,7 +61,25 @@ qint64 ServiceSupervisor::routerPid() const {
 }
 
 qint64 ServiceSupervisor::workerPid() const {
-  return worker_.process ? worker_.process->processId() : 0;
+  const Child& worker = *workers_.front();
+  return worker.process ? worker.process->processId() : 0;
+}
+
+QList<qint64> ServiceSupervisor::childPids() const {
+  QList<qint64> pids;
+  if (router_.process && router_.process->processId() > 0) pids << router_.process->processId();
+  for (const auto& w : workers_) {
+    if (w->process && w->process->processId() > 0) pids << w->process->processId();
+  }
+  return pids;
+}
+
+bool ServiceSupervisor::isReady() const {
+  if (!router_.ready) return false;
+  for (const auto& w : workers_) {
+    if (!w->ready) return false;
+  }
+  return true;
 }
 
 QString ServiceSupervisor::logPath(const Child& child) const {
@@ -57,8 +89,10 @@ QString ServiceSupervisor::logPath(const Child& child) const {
 void ServiceSupervisor::start() {
   stopping_ = false;
   // QTemporaryDir creates its directory with mode 0700: only this user can reach the token.
-  runtimeDir_ =
-      std::make_unique<QTemporaryDir>(QDir::temp().filePath(QStringLiteral("tidelane-XXXXXX")));
+  const QDir parent =
+      options_.runtimeParent.isEmpty() ? QDir::temp() : QDir(options_.runtimeParent);
+  if (!options_.runtimeParent.isEmpty()) QDir().mkpath(options_.runtimeParent);
+  runtimeDir_ = std::make_unique<QTemporaryDir>(parent.filePath(QStringLiteral("tidelane-XXXXXX")));
   if (!runtimeDir_->isValid()) {
     emit failed(
         tr("Cannot create a private runtime directory: %1").arg(runtimeDir_->errorString()));
@@ -82,43 +116,48 @@ void ServiceSupervisor::start() {
 }
 
 void ServiceSupervisor::launchRouter() {
-  routerReady_ = false;
+  router_.ready = false;
   // After the first start the router keeps its port, so the worker and clients find it again.
   const QString grpc = grpcAddress_.isEmpty() ? QStringLiteral("127.0.0.1:0") : grpcAddress_;
   const QString http = httpAddress_.isEmpty() ? QStringLiteral("127.0.0.1:0") : httpAddress_;
-  launch(router_, {QStringLiteral("--grpc-listen"), grpc, QStringLiteral("--http-listen"), http,
-                   QStringLiteral("--auth-token-file"), tokenFile(), QStringLiteral("--data-dir"),
-                   QDir(options_.dataDir).filePath(QStringLiteral("router"))});
+  launch(router_,
+         QStringList{QStringLiteral("--grpc-listen"), grpc, QStringLiteral("--http-listen"), http,
+                     QStringLiteral("--auth-token-file"), tokenFile(), QStringLiteral("--data-dir"),
+                     QDir(options_.dataDir).filePath(QStringLiteral("router"))} +
+             options_.routerArgs);
 }
 
-void ServiceSupervisor::launchWorker() {
-  workerReady_ = false;
+void ServiceSupervisor::launchWorker(Child& worker) {
+  worker.ready = false;
   QStringList args = {QStringLiteral("--router"),
                       grpcAddress_,
                       QStringLiteral("--auth-token-file"),
                       tokenFile(),
                       QStringLiteral("--profile"),
-                      options_.workerProfile,
+                      worker.spec.profile,
                       QStringLiteral("--name"),
-                      options_.workerName};
-  if (options_.modelPath.isEmpty()) {
+                      worker.spec.name};
+  args += worker.spec.extraArgs;
+  // Only the chat app's own worker (no Options::workers) runs a model.
+  if (options_.modelPath.isEmpty() || !options_.workers.isEmpty()) {
     args << QStringLiteral("--engine") << QStringLiteral("synthetic");
   } else {
     args << QStringLiteral("--engine") << QStringLiteral("gguf") << QStringLiteral("--model")
          << options_.modelPath;
   }
-  launch(worker_, args);
+  launch(worker, args);
 }
 
 void ServiceSupervisor::launch(Child& child, const QStringList& args) {
   child.process = std::make_unique<QProcess>();
   child.pendingStdout.clear();
   QProcess* p = child.process.get();
-  p->setProgram(QDir(options_.binDir).filePath(QStringLiteral("tidelane-") + child.name));
+  p->setProgram(QDir(options_.binDir).filePath(QStringLiteral("tidelane-") + child.program));
   p->setArguments(args);
   p->setStandardErrorFile(logPath(child), QIODevice::Append);
-  // If the app is killed, the kernel sends the children SIGTERM instead of orphaning them.
-  p->setChildProcessModifier([] { ::prctl(PR_SET_PDEATHSIG, SIGTERM); });
+  // If the app is killed, the kernel signals the children instead of orphaning them.
+  p->setChildProcessModifier(
+      [signal = options_.parentDeathSignal] { ::prctl(PR_SET_PDEATHSIG, signal); });
   connect(p, &QProcess::readyReadStandardOutput, this, [this, &child] { onReadyRead(child); });
   connect(p, &QProcess::finished, this, [this, &child](int code, QProcess::ExitStatus status) {
     onFinished(child, code, status);
@@ -137,17 +176,18 @@ void ServiceSupervisor::onReadyRead(Child& child) {
   for (qsizetype nl; (nl = child.pendingStdout.indexOf('\n')) >= 0;) {
     const QString line = QString::fromUtf8(child.pendingStdout.left(nl)).trimmed();
     child.pendingStdout.remove(0, nl + 1);
-    if (!line.startsWith(QStringLiteral("tidelane-%1 ready").arg(child.name))) continue;
+    if (!line.startsWith(QStringLiteral("tidelane-%1 ready").arg(child.program))) continue;
+    child.ready = true;
     if (&child == &router_) {
       grpcAddress_ = field(line, QStringLiteral("grpc"));
       httpAddress_ = field(line, QStringLiteral("http"));
-      routerReady_ = true;
-      if (!worker_.process || worker_.process->state() == QProcess::NotRunning) {
-        emit statusChanged(tr("Starting the bundled worker…"));
-        launchWorker();
+      bool announced = false;
+      for (const auto& w : workers_) {
+        if (w->process && w->process->state() != QProcess::NotRunning) continue;
+        if (!announced) emit statusChanged(tr("Starting the bundled worker…"));
+        announced = true;
+        launchWorker(*w);
       }
-    } else {
-      workerReady_ = true;
     }
     if (isReady()) {
       emit statusChanged(tr("Bundled router and worker are running"));
@@ -158,7 +198,7 @@ void ServiceSupervisor::onReadyRead(Child& child) {
 
 void ServiceSupervisor::onFinished(Child& child, int exitCode, QProcess::ExitStatus status) {
   if (stopping_) return;
-  (&child == &router_ ? routerReady_ : workerReady_) = false;
+  child.ready = false;
   const QString how =
       status == QProcess::CrashExit ? tr("crashed") : tr("exited with code %1").arg(exitCode);
   const qint64 now = clock_.elapsed();
@@ -179,7 +219,7 @@ void ServiceSupervisor::onFinished(Child& child, int exitCode, QProcess::ExitSta
     if (&child == &router_) {
       launchRouter();
     } else {
-      launchWorker();
+      launchWorker(child);
     }
     emit childRestarted(child.name);
   });
@@ -187,19 +227,49 @@ void ServiceSupervisor::onFinished(Child& child, int exitCode, QProcess::ExitSta
 
 void ServiceSupervisor::stop() {
   stopping_ = true;
-  for (Child* c : {&worker_, &router_}) {
+  // Workers first, so they do not spend their last moments reconnecting to a gone router;
+  // every child gets SIGTERM before any is waited for, so the wait is bounded once, not per
+  // child.
+  std::vector<Child*> children;
+  for (const auto& w : workers_) children.push_back(w.get());
+  children.push_back(&router_);
+  for (Child* c : children) {
     if (c->process && c->process->state() != QProcess::NotRunning) c->process->terminate();
   }
-  for (Child* c : {&worker_, &router_}) {
+  const QDeadlineTimer deadline(options_.stopGraceMs);
+  for (Child* c : children) {
     if (!c->process) continue;
-    if (c->process->state() != QProcess::NotRunning && !c->process->waitForFinished(5000)) {
+    if (c->process->state() != QProcess::NotRunning &&
+        !c->process->waitForFinished(
+            static_cast<int>(std::max<qint64>(1, deadline.remainingTime())))) {
       c->process->kill();
       c->process->waitForFinished(2000);
     }
     c->process.reset();
   }
-  routerReady_ = workerReady_ = false;
+  for (Child* c : children) c->ready = false;
   runtimeDir_.reset();
+}
+
+void ServiceSupervisor::setModelPath(const QString& path) {
+  options_.modelPath = path;
+  if (!options_.workers.isEmpty() || workers_.empty() || stopping_) return;
+  Child& worker = *workers_.front();
+  if (!worker.process || worker.process->state() == QProcess::NotRunning) return;
+  emit statusChanged(
+      path.isEmpty() ? tr("Restarting the bundled worker on the synthetic engine…")
+                     : tr("Restarting the bundled worker on %1…").arg(QFileInfo(path).fileName()));
+  // The old process is disconnected first, so its exit is a replacement, not a crash.
+  std::unique_ptr<QProcess> old = std::move(worker.process);
+  old->disconnect(this);
+  old->terminate();
+  if (!old->waitForFinished(5000)) {
+    old->kill();
+    old->waitForFinished(2000);
+  }
+  worker.ready = false;
+  // Without a router the worker starts when the router reports ready (onReadyRead).
+  if (router_.ready) launchWorker(worker);
 }
 
 }  // namespace tidelane::app

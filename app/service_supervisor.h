@@ -2,9 +2,11 @@
 // processes on free loopback ports with a fresh random token, and keeps them running.
 //
 // start() launches the router (port 0; the router reports the port it bound), then the
-// worker pointed at it; ready() fires once both report ready. A child that dies is started
-// again after a short backoff (the router on the same port, so its worker and clients
-// reconnect); a child that keeps dying is given up on with failed(). stop() (and the
+// worker(s) pointed at it; ready() fires once all report ready. By default there is one
+// worker (the chat app's); Options::workers asks for a set of them instead (the surge demo's
+// synthetic clusters), and Options::routerArgs passes more router flags (`--policy NAME`). A child
+// that dies is started again after a short backoff (the router on the same port, so its worker and
+// clients reconnect); a child that keeps dying is given up on with failed(). stop() (and the
 // destructor) terminate both and wait for them. Children also get SIGTERM if the app dies.
 //
 // The token lives in a file readable only by the user, in a private runtime directory
@@ -19,7 +21,9 @@
 #include <QString>
 #include <QStringList>
 #include <QTemporaryDir>
+#include <csignal>
 #include <memory>
+#include <vector>
 
 namespace tidelane::app {
 
@@ -36,6 +40,25 @@ class ServiceSupervisor : public QObject {
     // timed by workerProfile.
     QString modelPath;
     int maxRestartsPerMinute = 5;
+    // More tidelane-router arguments, e.g. {"--policy", "round-robin"}.
+    QStringList routerArgs;
+    // Synthetic workers to run instead of the one above; its log is logs/<name>.log.
+    struct WorkerSpec {
+      QString name;
+      QString profile;
+      QStringList extraArgs;  // e.g. {"--drain-timeout", "1"}
+    };
+    QList<WorkerSpec> workers;
+    // Where the private runtime directory (the token file) is created; empty: the system's
+    // temporary directory. The demo puts it under its own directory so that every child's
+    // command line names that directory (its tests find strays by it).
+    QString runtimeParent;
+    // What the children get when the app dies without stopping them: SIGTERM lets the router
+    // close its ledger; the demo's throwaway clusters use SIGKILL so none outlives the app
+    // while it finishes a long request.
+    int parentDeathSignal = SIGTERM;
+    // How long stop() lets the children exit after SIGTERM before it sends SIGKILL.
+    int stopGraceMs = 5000;
   };
 
   explicit ServiceSupervisor(Options options, QObject* parent = nullptr);
@@ -43,14 +66,23 @@ class ServiceSupervisor : public QObject {
 
   void start();
   void stop();
+  // The bundled worker runs `path` (a GGUF model; empty: the synthetic engine) from now on:
+  // a running worker is replaced at once (its exit is not counted as a crash), a stopped one
+  // picks it up when it starts. No effect on the demo's workers (Options::workers).
+  void setModelPath(const QString& path);
+  QString modelPath() const { return options_.modelPath; }
+  // The bundled worker's node name, as the router lists it (Options::workerName).
+  QString workerName() const { return options_.workerName; }
 
-  bool isReady() const { return routerReady_ && workerReady_; }
+  bool isReady() const;
   QString grpcAddress() const { return grpcAddress_; }  // "127.0.0.1:PORT" once the router is up
   QString httpAddress() const { return httpAddress_; }
   QString token() const { return token_; }
   QString tokenFile() const;
   qint64 routerPid() const;
-  qint64 workerPid() const;
+  qint64 workerPid() const;  // the first worker's
+  // Every child process running now (router first), for stop-time checks.
+  QList<qint64> childPids() const;
 
  signals:
   void ready();  // both children up (at start and after each restart)
@@ -60,14 +92,17 @@ class ServiceSupervisor : public QObject {
 
  private:
   struct Child {
-    QString name;
+    QString program;           // "router" or "worker": runs tidelane-<program>
+    QString name;              // its log is logs/<name>.log
+    Options::WorkerSpec spec;  // workers only
+    bool ready = false;
     std::unique_ptr<QProcess> process;
     QByteArray pendingStdout;
     QList<qint64> crashTimes;  // ms since start, for the restart budget
   };
 
   void launchRouter();
-  void launchWorker();
+  void launchWorker(Child& worker);
   void launch(Child& child, const QStringList& args);
   void onReadyRead(Child& child);
   void onFinished(Child& child, int exitCode, QProcess::ExitStatus status);
@@ -78,12 +113,10 @@ class ServiceSupervisor : public QObject {
   QString token_;
   QString grpcAddress_;
   QString httpAddress_;
-  bool routerReady_ = false;
-  bool workerReady_ = false;
   bool stopping_ = false;
   QElapsedTimer clock_;
   Child router_;
-  Child worker_;
+  std::vector<std::unique_ptr<Child>> workers_;  // stable addresses: callbacks hold Child&
 };
 
 }  // namespace tidelane::app

@@ -13,6 +13,9 @@
 #include <QScrollBar>
 #include <QVBoxLayout>
 
+#include "ui/generation_bar.h"
+#include "ui/receipt_dialog.h"
+
 namespace tidelane::ui {
 
 ChatView::ChatView(ChatBackend* backend, ConversationStore* store, QWidget* parent)
@@ -22,14 +25,13 @@ ChatView::ChatView(ChatBackend* backend, ConversationStore* store, QWidget* pare
       composer_(new QPlainTextEdit(this)),
       send_(new QPushButton(tr("Send"), this)),
       stop_(new QPushButton(tr("Stop"), this)),
-      editBanner_(new QLabel(this)) {
+      editBanner_(new QLabel(this)),
+      bar_(new GenerationBar(this)) {
   model_.setStore(store);
   list_->setModel(&model_);
-  auto* delegate = new MessageDelegate(list_);
-  list_->setItemDelegate(delegate);
+  installDelegate();
   list_->setMouseTracking(true);
   list_->setContextMenuPolicy(Qt::CustomContextMenu);
-  connect(delegate, &MessageDelegate::actionTriggered, this, &ChatView::onAction);
   connect(list_, &QWidget::customContextMenuRequested, this, &ChatView::showContextMenu);
   list_->setVerticalScrollMode(QAbstractItemView::ScrollPerPixel);
   list_->setResizeMode(QListView::Adjust);
@@ -70,7 +72,14 @@ ChatView::ChatView(ChatBackend* backend, ConversationStore* store, QWidget* pare
   auto* layout = new QVBoxLayout(this);
   layout->addWidget(list_, 1);
   layout->addWidget(editBanner_);
+  layout->addWidget(bar_);
   layout->addLayout(bottom);
+  connect(bar_, &GenerationBar::settingsEdited, this, &ChatView::setConversationSettings);
+  connect(bar_, &GenerationBar::modelsWanted, this, [this] { backend_->requestModels(); });
+  // A new chat is stored with its first message: its settings go with it.
+  connect(&model_, &ConversationModel::conversationStarted, this, [this](qint64 id) {
+    if (model_.store()) model_.store()->setModel(id, settings_.model, settings_.toJsonText());
+  });
 
   connect(send_, &QPushButton::clicked, this, &ChatView::sendCurrent);
   connect(stop_, &QPushButton::clicked, this, &ChatView::stop);
@@ -89,8 +98,30 @@ ChatView::ChatView(ChatBackend* backend, ConversationStore* store, QWidget* pare
   updateControls();
 }
 
+void ChatView::installDelegate() {
+  QAbstractItemDelegate* old = list_->itemDelegate();
+  auto* delegate = new MessageDelegate(list_);
+  list_->setItemDelegate(delegate);
+  connect(delegate, &MessageDelegate::actionTriggered, this, &ChatView::onAction);
+  if (old && old != delegate) old->deleteLater();
+}
+
+void ChatView::changeEvent(QEvent* event) {
+  // The delegate caches messages rendered with the old palette's colours: a new theme
+  // renders them again.
+  if (event->type() == QEvent::PaletteChange) {
+    installDelegate();
+    list_->doItemsLayout();
+  }
+  QWidget::changeEvent(event);
+}
+
 void ChatView::connectBackend() {
   connect(backend_, &ChatBackend::readyChanged, this, &ChatView::updateControls);
+  connect(backend_, &ChatBackend::readyChanged, this, [this](bool ready) {
+    if (ready) backend_->requestModels();
+  });
+  connect(backend_, &ChatBackend::modelsListed, bar_, &GenerationBar::setModels);
   connect(backend_, &ChatBackend::accepted, &model_, &ConversationModel::onAccepted);
   connect(backend_, &ChatBackend::routed, &model_, &ConversationModel::onRouted);
   connect(backend_, &ChatBackend::tokenReceived, &model_, &ConversationModel::onToken);
@@ -135,7 +166,7 @@ void ChatView::sendCurrent() {
     model_.appendUser(text);
   }
   composer_->clear();
-  current_ = backend_->send(model_.turns(), 0);
+  current_ = backend_->sendWith(settings_.withSystemPrompt(model_.turns()), settings_.options());
   model_.beginAnswer(current_);
   updateControls();
 }
@@ -154,9 +185,36 @@ void ChatView::openConversation(qint64 id) {
     current_.clear();
   }
   model_.load(id);
+  settings_ = defaults_;
+  if (id > 0 && model_.store()) {
+    const ConversationInfo info = model_.store()->conversation(id);
+    settings_ = ConversationSettings::fromJsonText(info.settingsJson, info.model);
+  }
+  bar_->setSettings(settings_);
   updateControls();
   composer_->setFocus();
   emit conversationChanged(id);
+}
+
+void ChatView::setDefaultSettings(const ConversationSettings& defaults) {
+  defaults_ = defaults;
+  if (conversationId() == 0 && model_.rowCount() == 0) {
+    settings_ = defaults;
+    bar_->setSettings(settings_);
+  }
+}
+
+void ChatView::setPresets(const QList<PromptPreset>& userPresets) {
+  bar_->setPresets(userPresets);
+}
+
+void ChatView::setConversationSettings(const ConversationSettings& settings) {
+  settings_ = settings;
+  bar_->setSettings(settings);
+  const qint64 id = conversationId();
+  if (id > 0 && model_.store()) {
+    model_.store()->setModel(id, settings.model, settings.toJsonText());
+  }
 }
 
 void ChatView::sendText(const QString& text) {
@@ -184,7 +242,8 @@ void ChatView::regenerate(int row) {
     return;
   }
   cancelEdit();
-  const QString id = backend_->send(model_.turnsBefore(row), 0);
+  const QString id =
+      backend_->sendWith(settings_.withSystemPrompt(model_.turnsBefore(row)), settings_.options());
   current_ = id;
   model_.regenerate(row, id);
   updateControls();
@@ -230,6 +289,17 @@ void ChatView::toggleTrace(int row) {
   list_->doItemsLayout();
 }
 
+void ChatView::showReceipt(int row) {
+  const QModelIndex i = model_.index(row);
+  const auto badge = static_cast<ReceiptBadge>(i.data(ConversationModel::ReceiptBadgeRole).toInt());
+  if (!i.isValid() || badge == ReceiptBadge::None) return;
+  auto* dialog = new ReceiptDialog(badge, i.data(ConversationModel::ReceiptProblemRole).toString(),
+                                   i.data(ConversationModel::ReceiptFieldsRole).toStringList(),
+                                   i.data(ConversationModel::ReceiptJsonRole).toString(), this);
+  dialog->setAttribute(Qt::WA_DeleteOnClose);
+  dialog->open();
+}
+
 void ChatView::onAction(const QModelIndex& index, MessageDelegate::Action action,
                         const QString& code) {
   const int row = index.row();
@@ -254,6 +324,9 @@ void ChatView::onAction(const QModelIndex& index, MessageDelegate::Action action
       break;
     case MessageDelegate::Action::ToggleTrace:
       toggleTrace(row);
+      break;
+    case MessageDelegate::Action::ShowReceipt:
+      showReceipt(row);
       break;
     case MessageDelegate::Action::None:
       break;

@@ -9,6 +9,10 @@
 // it as a new branch (Esc gives up); ‹ › switch between branches; clicking the routing line
 // opens the answer's timeline. None of them runs while an answer is coming in, except
 // Copy and opening a timeline.
+//
+// Above the composer, a GenerationBar shows the conversation's settings (system prompt,
+// model, sampling): a new chat starts from setDefaultSettings(), a stored one from the store,
+// and every request of the conversation is sent with them.
 #pragma once
 
 #include <QPointer>
@@ -17,6 +21,7 @@
 
 #include "ui/chat_backend.h"
 #include "ui/conversation_model.h"
+#include "ui/conversation_settings.h"
 #include "ui/message_delegate.h"
 
 class QLabel;
@@ -25,6 +30,8 @@ class QPlainTextEdit;
 class QPushButton;
 
 namespace tidelane::ui {
+
+class GenerationBar;
 
 class ChatView : public QWidget {
   Q_OBJECT
@@ -40,6 +47,13 @@ class ChatView : public QWidget {
   // coming in through the old one is stopped and kept as far as it got.
   void setBackend(ChatBackend* backend);
   qint64 conversationId() const { return model_.conversationId(); }
+  // The settings the conversation shown is answered with (kept with it in the store).
+  ConversationSettings conversationSettings() const { return settings_; }
+  GenerationBar* generationBar() { return bar_; }
+  // What a new chat starts with (the app's defaults).
+  void setDefaultSettings(const ConversationSettings& defaults);
+  // The user's own system-prompt presets (the built-in ones are always there).
+  void setPresets(const QList<PromptPreset>& userPresets);
 
  public slots:
   void sendCurrent();
@@ -60,6 +74,10 @@ class ChatView : public QWidget {
   void showBranch(int row, int delta);
   // Shows or hides the routing timeline under answer `row`.
   void toggleTrace(int row);
+  // Opens the receipt of answer `row` (what was signed, and whether it verifies).
+  void showReceipt(int row);
+  // Answers the conversation shown with `settings` from now on, and keeps them with it.
+  void setConversationSettings(const tidelane::ui::ConversationSettings& settings);
 
  public:
   // The user message being edited (-1: none).
@@ -71,9 +89,11 @@ class ChatView : public QWidget {
 
  protected:
   bool eventFilter(QObject* watched, QEvent* event) override;
+  void changeEvent(QEvent* event) override;
 
  private:
   void connectBackend();
+  void installDelegate();
   void updateControls();
   void relayout();
   void onAction(const QModelIndex& index, MessageDelegate::Action action, const QString& code);
@@ -90,6 +110,9 @@ class ChatView : public QWidget {
   quint64 editingKey_ = 0;  // ConversationModel::KeyRole of the message being edited
   QString current_;         // request being answered, if any
   QTimer relayout_;
+  GenerationBar* bar_;
+  ConversationSettings settings_;
+  ConversationSettings defaults_;
 };
 
 }  // namespace tidelane::ui

@@ -56,6 +56,18 @@ QVariant ConversationModel::data(const QModelIndex& index, int role) const {
       return static_cast<int>(children_.value(m.parent).indexOf(node)) + 1;
     case BranchCountRole:
       return static_cast<int>(children_.value(m.parent).size());
+    case ReceiptBadgeRole:
+      return static_cast<int>(m.receipt.badge);
+    case ReceiptProblemRole:
+      return m.receipt.problem;
+    case ReceiptFieldsRole: {
+      QStringList lines;
+      for (const auto& [field, value] : m.receipt.fields)
+        lines.append(field + QStringLiteral(": ") + value);
+      return lines;
+    }
+    case ReceiptJsonRole:
+      return m.receiptJson;
     default:
       return {};
   }
@@ -86,6 +98,10 @@ QHash<int, QByteArray> ConversationModel::roleNames() const {
   names[ExpandedRole] = "expanded";
   names[BranchRole] = "branch";
   names[BranchCountRole] = "branchCount";
+  names[ReceiptBadgeRole] = "receiptBadge";
+  names[ReceiptProblemRole] = "receiptProblem";
+  names[ReceiptFieldsRole] = "receiptFields";
+  names[ReceiptJsonRole] = "receiptJson";
   return names;
 }
 
@@ -172,6 +188,8 @@ void ConversationModel::load(qint64 id) {
       }
       m.started = QDateTime::fromString(trace.value(QStringLiteral("started")).toString(),
                                         Qt::ISODateWithMs);
+      m.receiptJson = s.receiptJson;
+      m.receipt = checkReceipt(m);
       if (s.state == MessageState::Failed) m.state = State::Failed;
       if (s.state == MessageState::Stopped || s.state == MessageState::Streaming) {
         m.state = State::Cancelled;
@@ -275,6 +293,11 @@ void ConversationModel::storeFinish(const Message& m) {
                         QString::fromUtf8(QJsonDocument(trace).toJson(QJsonDocument::Compact)));
 }
 
+ReceiptStatus ConversationModel::checkReceipt(const Message& m) const {
+  if (m.receiptJson.isEmpty() || !checker_) return {};
+  return checker_(m.receiptJson, m.text);
+}
+
 int ConversationModel::nodeOf(const QString& requestId) const {
   for (int i = static_cast<int>(nodes_.size()) - 1; i >= 0; --i) {
     if (nodes_[i].requestId == requestId) return i;
@@ -369,6 +392,14 @@ void ConversationModel::onFinished(const QString& requestId, const AnswerSummary
   if (s.tokensPerSecond > 0) trace.append(tr("%1 tok/s").arg(s.tokensPerSecond, 0, 'f', 1));
   if (cancelled) trace.append(tr("stopped"));
   m.trace = trace;
+  if (!s.receiptJson.isEmpty()) {
+    m.receiptJson = s.receiptJson;
+    m.receipt = checkReceipt(m);
+    event(m, m.receipt.badge == ReceiptBadge::Verified
+                 ? tr("receipt verified")
+                 : tr("receipt does not verify: %1").arg(m.receipt.problem));
+    if (store_ && m.storeId > 0) store_->setReceipt(m.storeId, m.receiptJson);
+  }
   if (cancelled) {
     event(m, tr("stopped after %1 tokens").arg(m.nextIndex));
   } else {

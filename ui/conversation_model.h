@@ -14,6 +14,10 @@
 // "timeline", "started"); load() shows a stored conversation, newest branches first (a
 // conversation stored with no parents at all, e.g. imported, is read as one line).
 //
+// Receipts: an answer that came with a signed receipt keeps it (stored with the message) and
+// shows its badge (ReceiptBadgeRole), checked by the ReceiptChecker the app sets, when the
+// answer finishes and again whenever it is loaded. Without a checker no badge is shown.
+//
 // Threading: GUI thread only. The store is not owned and must outlive the model.
 #pragma once
 
@@ -27,6 +31,7 @@
 
 #include "ui/chat_backend.h"
 #include "ui/conversation_store.h"
+#include "ui/receipt_status.h"
 
 namespace tidelane::ui {
 
@@ -45,6 +50,12 @@ class ConversationModel : public QAbstractListModel {
     ExpandedRole,     // bool, settable: the timeline is shown under the trace line
     BranchRole,       // 1-based position of this message among its siblings
     BranchCountRole,  // how many siblings (1: no fork here)
+    // The answer's receipt: its badge (ReceiptBadge as int: None when it has no receipt), which
+    // check failed (QString), what was signed ("field: value" lines) and the JSON as received.
+    ReceiptBadgeRole,
+    ReceiptProblemRole,
+    ReceiptFieldsRole,
+    ReceiptJsonRole,
   };
   enum class State { Complete, Waiting, Streaming, Failed, Cancelled };
   Q_ENUM(State)
@@ -54,6 +65,8 @@ class ConversationModel : public QAbstractListModel {
   // Where messages are recorded; null keeps them in memory only.
   void setStore(ConversationStore* store) { store_ = store; }
   ConversationStore* store() const { return store_; }
+  // How receipts are checked (the app's, built on router/receipt); unset, none are shown.
+  void setReceiptChecker(ReceiptChecker checker) { checker_ = std::move(checker); }
   // The stored conversation shown (0: a new chat, stored with its first message).
   qint64 conversationId() const { return conversationId_; }
   // Shows conversation `id` from the store (0: a new, empty chat). Answers still coming in
@@ -121,6 +134,8 @@ class ConversationModel : public QAbstractListModel {
     int parent = -1;  // index into nodes_, -1 for a first message
     qint64 storeId = 0;
     quint64 key = 0;
+    QString receiptJson;
+    ReceiptStatus receipt;
   };
   Message make(const QString& role, const QString& text, State state, int parent);
   // Adds `m` to the tree, chosen at its fork; returns its index in nodes_.
@@ -136,7 +151,10 @@ class ConversationModel : public QAbstractListModel {
   void storeFinish(const Message& m);
   qint64 storedParent(int parent) const;
 
+  ReceiptStatus checkReceipt(const Message& m) const;
+
   ConversationStore* store_ = nullptr;
+  ReceiptChecker checker_;
   qint64 conversationId_ = 0;
   quint64 nextKey_ = 1;
   QList<Message> nodes_;             // every message of every branch, in creation order

@@ -41,6 +41,8 @@ struct StoredMessage {
   qint64 parentId = 0;  // the message this one follows (edits branch from a common parent)
   MessageState state = MessageState::Complete;
   QString traceJson;  // the routing line under an answer, as a JSON object ("{}" when none)
+  // The signed receipt the answer came with (router/receipt's JSON document; empty when none).
+  QString receiptJson;
 };
 
 class ConversationStore : public QObject {
@@ -69,8 +71,15 @@ class ConversationStore : public QObject {
   virtual void appendToMessage(qint64 messageId, const QString& text) = 0;
   // Writes any batched text and the final state and trace of a message.
   virtual bool finishMessage(qint64 messageId, MessageState state, const QString& traceJson) = 0;
+  // Keeps the signed receipt an answer came with, exactly as received (it is verified again
+  // whenever it is shown, so the stored text must stay byte for byte).
+  virtual bool setReceipt(qint64 messageId, const QString& receiptJson) = 0;
   virtual bool rename(qint64 conversationId, const QString& title) = 0;
   virtual bool setPinned(qint64 conversationId, bool pinned) = 0;
+  // Keeps how the conversation is answered: the model asked for (empty: the endpoint's
+  // default) and the rest of its settings as a JSON object (ui/conversation_settings.h).
+  virtual bool setModel(qint64 conversationId, const QString& model,
+                        const QString& settingsJson) = 0;
   // Hides a conversation at once; undoRemove brings it back until purgeRemoved runs (the
   // store purges whatever is still removed when it is next opened).
   virtual bool remove(qint64 conversationId) = 0;

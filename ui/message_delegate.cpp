@@ -53,6 +53,23 @@ QString traceText(const QModelIndex& index) {
          trace;
 }
 
+ReceiptBadge receiptBadge(const QModelIndex& index) {
+  return static_cast<ReceiptBadge>(index.data(ConversationModel::ReceiptBadgeRole).toInt());
+}
+
+// The badge's words; empty when the answer has no receipt (nothing is shown).
+QString receiptBadgeText(const QModelIndex& index) {
+  switch (receiptBadge(index)) {
+    case ReceiptBadge::Verified:
+      return MessageDelegate::tr("✓ verified");
+    case ReceiptBadge::Invalid:
+      return MessageDelegate::tr("✗ receipt invalid");
+    case ReceiptBadge::None:
+      break;
+  }
+  return {};
+}
+
 }  // namespace
 
 MessageDelegate::MessageDelegate(QObject* parent) : QStyledItemDelegate(parent) {
@@ -237,6 +254,9 @@ MessageDelegate::Layout MessageDelegate::layout(const QStyleOptionViewItem& opti
     ax += w + traceFm.horizontalAdvance(QStringLiteral(" "));
     link(Action::NextBranch, QStringLiteral("›"));
   }
+  if (const QString badge = receiptBadgeText(index); !badge.isEmpty()) {
+    link(Action::ShowReceipt, badge);
+  }
   link(Action::Copy, tr("Copy"));
   if (user) {
     link(Action::Edit, tr("Edit"));
@@ -403,10 +423,18 @@ void MessageDelegate::paint(QPainter* painter, const QStyleOptionViewItem& optio
       case Action::Regenerate:
         word = tr("Regenerate");
         break;
+      case Action::ShowReceipt:
+        word = receiptBadgeText(index);
+        break;
       default:
         break;
     }
-    painter->setPen(action == Action::None ? pal.color(QPalette::PlaceholderText) : linkColor);
+    QColor color = action == Action::None ? pal.color(QPalette::PlaceholderText) : linkColor;
+    if (action == Action::ShowReceipt) {
+      color = receiptBadge(index) == ReceiptBadge::Verified ? QColor(0x1a, 0x7f, 0x37)
+                                                            : QColor(0xc6, 0x28, 0x28);
+    }
+    painter->setPen(color);
     painter->drawText(rect, Qt::AlignLeft | Qt::AlignVCenter, word);
   }
   if (!user) {

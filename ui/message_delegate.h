@@ -11,8 +11,11 @@
 // Under every message a row of small links: "‹ 1/2 ›" where the message has siblings
 // (ConversationModel::BranchCountRole), Copy, and Edit (user) or Regenerate (answers).
 // The routing trace line is a link too (▸/▾): it shows or hides the answer's timeline
-// (ConversationModel::ExpandedRole, TimelineRole). Each code block has a Copy link at its
-// top right. Clicks are reported with actionTriggered; the delegate changes nothing itself.
+// (ConversationModel::ExpandedRole, TimelineRole). An answer with a signed receipt has a badge
+// first in its links row, right under the trace line: "✓ verified" or "✗ receipt invalid"
+// (ReceiptBadgeRole); clicking it asks for the receipt (ShowReceipt). Each code block has a Copy
+// link at its top right. Clicks are reported with actionTriggered; the delegate changes nothing
+// itself.
 //
 // Threading: GUI thread only.
 #pragma once
@@ -41,7 +44,8 @@ class MessageDelegate : public QStyledItemDelegate {
     PreviousBranch,
     NextBranch,
     ToggleTrace,
-    CopyCode
+    CopyCode,
+    ShowReceipt
   };
   Q_ENUM(Action)
 

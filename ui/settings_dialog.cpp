@@ -1,5 +1,7 @@
 #include "ui/settings_dialog.h"
 
+#include <QCheckBox>
+#include <QComboBox>
 #include <QDialogButtonBox>
 #include <QFormLayout>
 #include <QGroupBox>
@@ -21,7 +23,9 @@ SettingsDialog::SettingsDialog(const EndpointSettings& current, QWidget* parent)
       remoteTokenFile_(new QLineEdit(current.remoteTokenFile, this)),
       openAiUrl_(new QLineEdit(current.openAiUrl, this)),
       openAiModel_(new QLineEdit(current.openAiModel, this)),
-      apiKey_(new QLineEdit(current.apiKey, this)) {
+      apiKey_(new QLineEdit(current.apiKey, this)),
+      storeInFile_(new QCheckBox(tr("Store the key in a &file readable only by me"), this)),
+      theme_(new QComboBox(this)) {
   setWindowTitle(tr("Settings"));
   setObjectName(QStringLiteral("settingsDialog"));
   bundled_->setObjectName(QStringLiteral("endpointBundled"));
@@ -52,10 +56,47 @@ SettingsDialog::SettingsDialog(const EndpointSettings& current, QWidget* parent)
   openAiForm->addRow(tr("&URL:"), openAiUrl_);
   openAiForm->addRow(tr("&Model:"), openAiModel_);
   openAiForm->addRow(tr("API &key:"), apiKey_);
-  auto* note = new QLabel(tr("stored for this session only (keychain support comes next)"), this);
+  auto* note =
+      new QLabel(current.keyStorageNote.isEmpty() ? tr("The key is stored in the system keychain.")
+                                                  : current.keyStorageNote,
+                 this);
   note->setObjectName(QStringLiteral("apiKeyNote"));
+  note->setAccessibleName(tr("Where the API key is kept"));
   note->setWordWrap(true);
   openAiForm->addRow(QString(), note);
+  // The only alternative to the keychain, offered only without one, and never chosen for the
+  // user.
+  storeInFile_->setObjectName(QStringLiteral("storeKeyInFile"));
+  storeInFile_->setAccessibleName(tr("Store the API key in a file readable only by me"));
+  storeInFile_->setChecked(current.storeKeyInFile);
+  const bool offerFile = current.keychainMissing || current.storeKeyInFile;
+  storeInFile_->setVisible(offerFile);
+  auto* warning = new QLabel(tr("Warning: the key is then kept unencrypted in a file that only "
+                                "your user account can read. Anyone who can log in as you, or "
+                                "read your backups, can read it."),
+                             this);
+  warning->setObjectName(QStringLiteral("storeKeyInFileWarning"));
+  warning->setWordWrap(true);
+  warning->setVisible(offerFile);
+  openAiForm->addRow(QString(), storeInFile_);
+  openAiForm->addRow(QString(), warning);
+
+  auto* models = new QPushButton(tr("Manage &models…"), this);
+  models->setObjectName(QStringLiteral("manageModels"));
+  models->setAccessibleName(tr("Manage models"));
+  models->setToolTip(
+      tr("Installed models, downloads and imports; the model the bundled worker "
+         "runs"));
+  connect(models, &QPushButton::clicked, this, &SettingsDialog::manageModelsRequested);
+
+  theme_->setObjectName(QStringLiteral("theme"));
+  theme_->setAccessibleName(tr("Theme"));
+  theme_->addItem(tr("Follow the system"), QStringLiteral("system"));
+  theme_->addItem(tr("Light"), QStringLiteral("light"));
+  theme_->addItem(tr("Dark"), QStringLiteral("dark"));
+  theme_->setCurrentIndex(std::max(0, theme_->findData(current.theme)));
+  auto* appearance = new QFormLayout;
+  appearance->addRow(tr("&Theme:"), theme_);
 
   auto* buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel, this);
   connect(buttons, &QDialogButtonBox::accepted, this, &QDialog::accept);
@@ -64,10 +105,12 @@ SettingsDialog::SettingsDialog(const EndpointSettings& current, QWidget* parent)
   auto* layout = new QVBoxLayout(this);
   layout->addWidget(new QLabel(tr("Where chats go:"), this));
   layout->addWidget(bundled_);
+  layout->addWidget(models, 0, Qt::AlignLeft);
   layout->addWidget(remote_);
   layout->addWidget(remoteBox);
   layout->addWidget(openAi_);
   layout->addWidget(openAiBox);
+  layout->addLayout(appearance);
   layout->addWidget(buttons);
 
   switch (current.kind) {
@@ -91,7 +134,10 @@ SettingsDialog::SettingsDialog(const EndpointSettings& current, QWidget* parent)
 
 void SettingsDialog::updateEnabled() {
   for (auto* w : {remoteAddress_, remoteTokenFile_}) w->setEnabled(remote_->isChecked());
-  for (auto* w : {openAiUrl_, openAiModel_, apiKey_}) w->setEnabled(openAi_->isChecked());
+  for (QWidget* w :
+       std::initializer_list<QWidget*>{openAiUrl_, openAiModel_, apiKey_, storeInFile_}) {
+    w->setEnabled(openAi_->isChecked());
+  }
   bool ok = true;
   if (remote_->isChecked()) ok = remoteAddress_->text().contains(QLatin1Char(':'));
   if (openAi_->isChecked()) {
@@ -112,6 +158,8 @@ EndpointSettings SettingsDialog::values() const {
   s.openAiUrl = openAiUrl_->text().trimmed();
   s.openAiModel = openAiModel_->text().trimmed();
   s.apiKey = apiKey_->text();
+  s.storeKeyInFile = !storeInFile_->isHidden() && storeInFile_->isChecked();
+  s.theme = theme_->currentData().toString();
   return s;
 }
 

@@ -1,7 +1,9 @@
 // SettingsDialog: where chats go. The bundled router (default), a remote Tidelane router
 // (HOST:PORT and a file holding its token) or an OpenAI-compatible endpoint (URL, model,
-// API key). The key is held for this session only, and the dialog says so (the system
-// keychain comes next); nothing here stores anything: the app reads values() on accept.
+// API key). Under the key, a line says where it will be kept (the system keychain, or, when
+// no keychain service is running, this session only); only then is the explicit opt-in "store
+// it in a file readable only by me" offered, with a warning. "Manage models…" asks for the
+// model manager. Nothing here stores anything: the app reads values() on accept.
 //
 // Threading: GUI thread only.
 #pragma once
@@ -10,6 +12,8 @@
 #include <QString>
 
 class QButtonGroup;
+class QCheckBox;
+class QComboBox;
 class QLineEdit;
 class QRadioButton;
 
@@ -18,11 +22,15 @@ namespace tidelane::ui {
 struct EndpointSettings {
   enum class Kind { Bundled, RemoteRouter, OpenAiCompatible };
   Kind kind = Kind::Bundled;
-  QString remoteAddress;    // HOST:PORT of a remote tidelane-router
-  QString remoteTokenFile;  // file with its bearer token
-  QString openAiUrl;        // e.g. http://127.0.0.1:8080 or https://api.example.com/v1
-  QString openAiModel;      // empty: the endpoint's default
-  QString apiKey;           // held in memory only
+  QString remoteAddress;         // HOST:PORT of a remote tidelane-router
+  QString remoteTokenFile;       // file with its bearer token
+  QString openAiUrl;             // e.g. http://127.0.0.1:8080 or https://api.example.com/v1
+  QString openAiModel;           // empty: the endpoint's default
+  QString apiKey;                // never stored by the dialog
+  QString keyStorageNote;        // where the key is kept, in words (from the app)
+  bool keychainMissing = false;  // no keychain service: offer the file opt-in
+  bool storeKeyInFile = false;   // the user's explicit opt-in (0600 file)
+  QString theme = QStringLiteral("system");  // appearance: "system", "light" or "dark"
 };
 
 class SettingsDialog : public QDialog {
@@ -32,6 +40,10 @@ class SettingsDialog : public QDialog {
   explicit SettingsDialog(const EndpointSettings& current, QWidget* parent = nullptr);
 
   EndpointSettings values() const;
+
+ signals:
+  // "Manage models…": the app opens the model manager over this dialog.
+  void manageModelsRequested();
 
  private:
   void updateEnabled();
@@ -44,6 +56,8 @@ class SettingsDialog : public QDialog {
   QLineEdit* openAiUrl_;
   QLineEdit* openAiModel_;
   QLineEdit* apiKey_;
+  QCheckBox* storeInFile_;
+  QComboBox* theme_;
 };
 
 }  // namespace tidelane::ui

@@ -137,3 +137,47 @@ TEST(Ledger, AcceptAsyncReportsAfterTheCommitAndFailsOnAFullDisk) {
   EXPECT_LT(recorded, kRequests) << "a 64 KiB ledger must fill up";
   fs::remove_all(dir);
 }
+
+// Receipts (issue 9) are kept per request, survive a reopen, and a ledger written before
+// receipts existed (schema 1) is upgraded in place with its requests intact.
+TEST(Ledger, KeepsReceiptsAndUpgradesAVersion1Ledger) {
+  const auto dir = FreshDir("receipts");
+  std::string error;
+  {
+    // Schema 1 as the router wrote it: no receipts table.
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir / "ledger.sqlite3").c_str(), &db), SQLITE_OK);
+    const char* v1 = R"sql(
+      CREATE TABLE requests(id TEXT PRIMARY KEY, conversation TEXT NOT NULL, request BLOB NOT NULL,
+        state INTEGER NOT NULL, node TEXT NOT NULL DEFAULT '', finish_reason TEXT NOT NULL DEFAULT '',
+        error TEXT NOT NULL DEFAULT '', created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);
+      CREATE INDEX requests_by_state ON requests(state);
+      CREATE TABLE tokens(request_id TEXT NOT NULL, idx INTEGER NOT NULL, text TEXT NOT NULL,
+        PRIMARY KEY(request_id, idx)) WITHOUT ROWID;
+      PRAGMA user_version=1;)sql";
+    ASSERT_EQ(sqlite3_exec(db, v1, nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  {
+    auto ledger = Ledger::Open(dir, &error);
+    ASSERT_TRUE(ledger) << error;
+    ASSERT_TRUE(ledger->Accept("old", Request("from before")));
+    tidelane::v1::Receipt r;
+    r.set_payload(R"({"request_id":"old"})");
+    r.set_worker_signature(std::string(64, '\x01'));
+    r.set_worker_public_key(std::string(64, 'a'));
+    r.set_router_signature(std::string("\0\xff", 2) + std::string(62, '\x02'));
+    r.set_router_public_key(std::string(64, 'b'));
+    ASSERT_TRUE(ledger->StoreReceipt("old", r)) << ledger->LastError();
+  }
+  auto ledger = Ledger::Open(dir, &error);
+  ASSERT_TRUE(ledger) << error;
+  tidelane::v1::Receipt back;
+  ASSERT_EQ(ledger->LoadReceipt("old", &back), Ledger::Lookup::kFound);
+  EXPECT_EQ(back.payload(), R"({"request_id":"old"})");
+  EXPECT_EQ(back.router_signature(), std::string("\0\xff", 2) + std::string(62, '\x02'));
+  EXPECT_EQ(back.worker_public_key(), std::string(64, 'a'));
+  EXPECT_EQ(ledger->LoadReceipt("unknown", &back), Ledger::Lookup::kNotFound);
+  EXPECT_TRUE(ledger->Load("old"));
+  fs::remove_all(dir);
+}

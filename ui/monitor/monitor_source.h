@@ -25,6 +25,11 @@ class MonitorSource : public QObject {
   virtual void requestPolicy(const QString& /*policy*/) {
     emit policiesReported({}, {}, tr("this source cannot switch policies"));
   }
+  // Asks the router to put `node` in `state` (Ready resumes it, Draining, Cordoned). Answered
+  // by nodeStateReported; a source that cannot do it answers with an error.
+  virtual void requestNodeState(const QString& node, NodeState state) {
+    emit nodeStateReported(node, state, tr("this source cannot change node states"));
+  }
 
  signals:
   void frameReceived(const tidelane::ui::monitor::MonitorFrame& frame);
@@ -32,6 +37,9 @@ class MonitorSource : public QObject {
   void connectionChanged(bool connected, const QString& message);
   // The policy in force and those available, or an error saying why the request failed.
   void policiesReported(const QString& current, const QStringList& available, const QString& error);
+  // The router took `node`'s new `state` (error empty), or why it did not.
+  void nodeStateReported(const QString& node, tidelane::ui::monitor::NodeState state,
+                         const QString& error);
 };
 
 }  // namespace tidelane::ui::monitor

@@ -9,6 +9,7 @@
 #include <QSignalBlocker>
 #include <QSlider>
 #include <QSplitter>
+#include <QTabWidget>
 #include <QVBoxLayout>
 
 #include "ui/monitor/monitor_charts.h"
@@ -86,7 +87,13 @@ MonitorWindow::MonitorWindow(MonitorSource* source, QWidget* parent)
   auto* layout = new QVBoxLayout(this);
   layout->setContentsMargins(6, 6, 6, 6);
   layout->addLayout(controls);
-  layout->addWidget(split, 1);
+  tabs_ = new QTabWidget(this);
+  tabs_->setObjectName(QStringLiteral("monitorTabs"));
+  tabs_->setAccessibleName(tr("Monitor views"));
+  tabs_->setTabBarAutoHide(true);
+  tabs_->setDocumentMode(true);
+  tabs_->addTab(split, tr("&Cluster"));
+  layout->addWidget(tabs_, 1);
   layout->addWidget(status_);
 
   connect(pause_, &QPushButton::toggled, model_, [this](bool paused) { model_->setLive(!paused); });
@@ -128,6 +135,16 @@ MonitorWindow::MonitorWindow(MonitorSource* source, QWidget* parent)
 }
 
 MonitorWindow::~MonitorWindow() = default;
+
+void MonitorWindow::setNodePanel(QWidget* panel) {
+  if (!panel || nodePanel_) return;
+  nodePanel_ = panel;
+  tabs_->addTab(panel, tr("&Node"));
+}
+
+void MonitorWindow::showNodeTab() {
+  if (nodePanel_) tabs_->setCurrentWidget(nodePanel_);
+}
 
 void MonitorWindow::showStatus(const QString& message) {
   status_->setText(message);

@@ -14,6 +14,7 @@ class QComboBox;
 class QLabel;
 class QPushButton;
 class QSlider;
+class QTabWidget;
 
 namespace tidelane::ui::monitor {
 
@@ -31,6 +32,12 @@ class MonitorWindow : public QWidget {
   MonitorModel* model() { return model_; }
   TidalLaneView* laneView() { return view_; }
   MonitorCharts* charts() { return charts_; }
+  // Adds the node panel (ui/node, which the app builds) as a "Node" tab beside the lanes; the
+  // window takes ownership. The tab bar shows only once there is a second tab.
+  void setNodePanel(QWidget* panel);
+  QWidget* nodePanel() const { return nodePanel_; }
+  // Brings the "Node" tab to the front (no effect without a node panel).
+  void showNodeTab();
 
  public slots:
   void showStatus(const QString& message);
@@ -47,6 +54,8 @@ class MonitorWindow : public QWidget {
   QLabel* timeLabel_;
   QLabel* status_;
   QComboBox* policy_;
+  QTabWidget* tabs_ = nullptr;
+  QWidget* nodePanel_ = nullptr;
 };
 
 }  // namespace tidelane::ui::monitor
