@@ -8,26 +8,18 @@ Usage: grpc_client_test.py BIN_DIR PROTO_DIR
 import os
 import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import start_router_and_worker  # noqa: E402
+from harness import generate_stubs, start_router_and_worker  # noqa: E402
 
 BIN_DIR, PROTO_DIR = sys.argv[1], sys.argv[2]
 del sys.argv[1:3]
 
 WORK = tempfile.mkdtemp(prefix="tidelane-pytest-")
-GEN = os.path.join(WORK, "gen")
-os.makedirs(GEN)
-protos = [os.path.join("tidelane", "v1", p) for p in
-          ("common.proto", "chat.proto", "monitor.proto", "worker.proto", "registry.proto")]
-subprocess.run(["protoc", "-I", PROTO_DIR, "--python_out", GEN, "--grpc_out", GEN,
-                "--plugin=protoc-gen-grpc=" + shutil.which("grpc_python_plugin")] + protos,
-               check=True)
-sys.path.insert(0, GEN)
+generate_stubs(PROTO_DIR, WORK)
 
 import grpc  # noqa: E402
 from tidelane.v1 import chat_pb2, chat_pb2_grpc, common_pb2  # noqa: E402

@@ -1,6 +1,22 @@
 """Shared by the Python tests: start a Tidelane daemon as a child process and read the ready
 line it prints on stdout (e.g. "tidelane-router ready grpc=H:P http=H:P")."""
+import os
+import shutil
 import subprocess
+import sys
+
+PROTOS = ("common.proto", "chat.proto", "monitor.proto", "worker.proto", "registry.proto")
+
+
+def generate_stubs(proto_dir, work):
+    """Generates Python messages and gRPC stubs from the project's .proto files with protoc and
+    grpc_python_plugin (no Tidelane code) into WORK/gen, and puts them on sys.path."""
+    gen = os.path.join(work, "gen")
+    os.makedirs(gen, exist_ok=True)
+    subprocess.run(["protoc", "-I", proto_dir, "--python_out", gen, "--grpc_out", gen,
+                    "--plugin=protoc-gen-grpc=" + shutil.which("grpc_python_plugin")]
+                   + [os.path.join("tidelane", "v1", p) for p in PROTOS], check=True)
+    sys.path.insert(0, gen)
 
 
 def start(args, ready_prefix):

@@ -20,20 +20,13 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import start  # noqa: E402
+from harness import generate_stubs, start  # noqa: E402
 
 BIN_DIR, PROTO_DIR = sys.argv[1], sys.argv[2]
 del sys.argv[1:3]
 
 WORK = tempfile.mkdtemp(prefix="tidelane-receipt-")
-GEN = os.path.join(WORK, "gen")
-os.makedirs(GEN)
-protos = [os.path.join("tidelane", "v1", p) for p in
-          ("common.proto", "chat.proto", "monitor.proto", "worker.proto", "registry.proto")]
-subprocess.run(["protoc", "-I", PROTO_DIR, "--python_out", GEN, "--grpc_out", GEN,
-                "--plugin=protoc-gen-grpc=" + shutil.which("grpc_python_plugin")] + protos,
-               check=True)
-sys.path.insert(0, GEN)
+generate_stubs(PROTO_DIR, WORK)
 
 import grpc  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (  # noqa: E402

@@ -25,18 +25,14 @@ import tempfile
 import time
 import unittest
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import generate_stubs  # noqa: E402
+
 BIN_DIR, PROTO_DIR = sys.argv[1], sys.argv[2]
 del sys.argv[1:3]
 
 WORK = tempfile.mkdtemp(prefix="tidelane-security-")
-GEN = os.path.join(WORK, "gen")
-os.makedirs(GEN)
-protos = [os.path.join("tidelane", "v1", p) for p in
-          ("common.proto", "chat.proto", "monitor.proto", "worker.proto", "registry.proto")]
-subprocess.run(["protoc", "-I", PROTO_DIR, "--python_out", GEN, "--grpc_out", GEN,
-                "--plugin=protoc-gen-grpc=" + shutil.which("grpc_python_plugin")] + protos,
-               check=True)
-sys.path.insert(0, GEN)
+generate_stubs(PROTO_DIR, WORK)
 
 import grpc  # noqa: E402
 from tidelane.v1 import chat_pb2, chat_pb2_grpc, common_pb2  # noqa: E402
