@@ -105,8 +105,9 @@ std::string NewRequestId() {
   return buf;
 }
 
-// Returns an empty string when the request is acceptable, else what is wrong with it.
-std::string Validate(const v1::ChatRequest& r, const RouterConfig& config) {
+}  // namespace
+
+std::string ValidateChatRequest(const v1::ChatRequest& r, const RouterConfig& config) {
   if (r.messages().empty()) return "messages must not be empty";
   std::size_t bytes = 0;
   bool has_user = false;
@@ -128,7 +129,7 @@ std::string Validate(const v1::ChatRequest& r, const RouterConfig& config) {
   return {};
 }
 
-}  // namespace
+namespace {}  // namespace
 
 std::shared_ptr<LiveRequests::Live> LiveRequests::Begin(const std::string& id,
                                                         const std::vector<std::string>& tokens) {
@@ -314,11 +315,11 @@ RateLimiter::Decision ChatPipeline::ChargeRate(std::string_view credential) {
 }
 
 std::string ChatPipeline::Problem(const v1::ChatRequest& request) const {
-  return Validate(request, config_);
+  return ValidateChatRequest(request, config_);
 }
 
 void ChatPipeline::Start(const v1::ChatRequest& request, std::shared_ptr<StreamSink> sink) {
-  if (const auto problem = Validate(request, config_); !problem.empty()) {
+  if (const auto problem = ValidateChatRequest(request, config_); !problem.empty()) {
     sink->Close({grpc::StatusCode::INVALID_ARGUMENT, problem});
     return;
   }

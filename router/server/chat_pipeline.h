@@ -56,6 +56,10 @@ struct RouterConfig {
   tls::Files tls;
 };
 
+// Why `request` cannot be served under `config` (empty when it can): roles, sizes, token
+// limits. Pure; every front door (gRPC, HTTP) calls it before admitting anything.
+std::string ValidateChatRequest(const v1::ChatRequest& request, const RouterConfig& config);
+
 // Where a request's events go. The pipeline calls Send from one thread at a time per request
 // (not always the same thread).
 class EventSink {
