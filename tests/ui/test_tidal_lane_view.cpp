@@ -2,8 +2,9 @@
 // from a real router in a surge, tests/ui/data/surge-frames.json) are rendered into a
 // QImage with QWidget::render and checked pixel by pixel at the lane positions the layout
 // gives: a saturated node's water is red up to its level, an idle node's is calm blue/green
-// and low, a redirect's arc is drawn between its two lanes and fades away, the tide line
-// sits where the prefill share puts it.
+// and low, a redirect's arc is drawn between its two lanes and fades away, a KV handoff
+// (prefilled on one node, decoded on another) is an arc of its own colour from the prefill
+// lane to the decode lane, the tide line sits where the prefill share puts it.
 //
 // TIDELANE_SCREENSHOT=PATH saves the monitor window on the recorded surge as a PNG.
 #include <QFile>
@@ -58,6 +59,11 @@ bool isCalm(QRgb c) {
 bool isRedirect(QRgb c) {
   return qRed(c) > 200 && qBlue(c) > 150 && qGreen(c) < 120;
 }
+// Pure cyan: water is dull in green and blue, and the pale cyan of a blue-green water's
+// lightened surface keeps a red of 45 or more.
+bool isHandoff(QRgb c) {
+  return qRed(c) < 30 && qGreen(c) > 190 && qBlue(c) > 190;
+}
 bool near(QRgb c, const QColor& want, int tolerance = 12) {
   return std::abs(qRed(c) - want.red()) <= tolerance &&
          std::abs(qGreen(c) - want.green()) <= tolerance &&
@@ -72,6 +78,39 @@ QImage render(QWidget& w) {
   image.fill(Qt::black);
   w.render(&image);
   return image;
+}
+
+// How many of the points at fractions `along` the arc show `colour` (within a pixel: the
+// arc is antialiased).
+template <typename Predicate>
+int pointsAlong(const QImage& image, const QPainterPath& path, const QList<double>& along,
+                Predicate colour) {
+  int found = 0;
+  for (double t : along) {
+    const QPointF p = path.pointAtPercent(t);
+    bool hit = false;
+    for (int dx = -1; dx <= 1 && !hit; ++dx) {
+      for (int dy = -1; dy <= 1 && !hit; ++dy) {
+        hit = colour(image.pixel(int(p.x()) + dx, int(p.y()) + dy));
+      }
+    }
+    found += hit;
+  }
+  return found;
+}
+
+int countPixels(const QImage& image, bool (*colour)(QRgb)) {
+  int n = 0;
+  for (int y = 0; y < image.height(); ++y) {
+    for (int x = 0; x < image.width(); ++x) {
+      n += colour(image.pixel(x, y));
+    }
+  }
+  return n;
+}
+
+FlowEvent flow(const QString& id, const QString& to, Stage stage) {
+  return {id, to, stage};
 }
 
 }  // namespace
@@ -180,6 +219,160 @@ class TestTidalLaneView : public QObject {
     const QImage later = render(view);
     const QPointF mid = scene.arcs[0].path.pointAtPercent(0.5);
     QVERIFY(!isRedirect(later.pixel(int(mid.x()), int(mid.y()))));
+  }
+
+  void handoffArcRunsFromThePrefillLaneToTheDecodeLane() {
+    MonitorModel model;
+    model.setInterpolation(false);
+    TidalLaneView view(&model);
+    view.resize(900, 600);
+    view.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&view));
+    // Prefilled on "hot" in one snapshot, decoding on "calm" in the next.
+    MonitorFrame prefilled = testFrame(7'000'000);
+    prefilled.flows = {flow("q1", "hot", Stage::Prefill)};
+    model.addFrame(prefilled);
+    QVERIFY(view.currentScene().arcs.isEmpty());
+    MonitorFrame decoding = testFrame(7'000'500);
+    decoding.flows = {flow("q1", "calm", Stage::Decode)};
+    model.addFrame(decoding);
+
+    const LaneScene scene = view.currentScene();
+    QCOMPARE(scene.arcs.size(), 1);
+    QCOMPARE(scene.arcs[0].kind, ArcKind::Handoff);
+    QCOMPARE(scene.arcs[0].text, QStringLiteral("KV handoff"));
+    QCOMPARE(scene.handoffCount, 1);
+    QVERIFY2(scene.summary.contains(QStringLiteral("1 KV handoff")), qPrintable(scene.summary));
+    const QRectF from = scene.layout.lanes[scene.layout.indexOf("hot")].rect;
+    const QRectF to = scene.layout.lanes[scene.layout.indexOf("calm")].rect;
+    QVERIFY(qAbs(scene.arcs[0].path.pointAtPercent(0).y() - from.center().y()) < 1);
+    QVERIFY(qAbs(scene.arcs[0].end.y() - to.center().y()) < 1);
+
+    // Sampled where the arc crosses the gap between the two lanes: over a lane the arc's
+    // antialiased edge blends with the water.
+    QList<double> between;
+    for (int i = 1; i < 40; ++i) {
+      const double y = scene.arcs[0].path.pointAtPercent(i / 40.0).y();
+      if (y > from.bottom() + 1 && y < to.top() - 1) between.append(i / 40.0);
+    }
+    QVERIFY(between.size() >= 3);
+    const QImage image = render(view);
+    QCOMPARE(pointsAlong(image, scene.arcs[0].path, between, isHandoff), between.size());
+    QCOMPARE(pointsAlong(image, scene.arcs[0].path, between, isRedirect), 0);  // its own colour
+
+    // Two more requests between the same lanes, prefilled and decoded between two
+    // snapshots (both flows in one, decode listed first): one arc, counted.
+    MonitorFrame both = testFrame(7'001'000);
+    both.flows = {flow("q2", "calm", Stage::Decode), flow("q2", "hot", Stage::Prefill),
+                  flow("q3", "hot", Stage::Prefill), flow("q3", "calm", Stage::Decode)};
+    model.addFrame(both);
+    const LaneScene counted = view.currentScene();
+    QCOMPARE(counted.arcs.size(), 1);
+    QCOMPARE(counted.arcs[0].text, QStringLiteral("KV handoff ×3"));
+    QVERIFY2(counted.summary.contains(QStringLiteral("3 KV handoffs")),
+             qPrintable(counted.summary));
+
+    // A redirect between the same lanes is a second arc, in the redirect colour.
+    MonitorFrame redirected = testFrame(7'001'500);
+    redirected.redirects = {{"q9", "hot", "calm", "saturated"}};
+    model.addFrame(redirected);
+    const LaneScene mixed = view.currentScene();
+    QCOMPARE(mixed.arcs.size(), 2);
+    QCOMPARE(mixed.arcs[0].kind, ArcKind::Redirect);
+    QCOMPARE(mixed.arcs[1].kind, ArcKind::Handoff);
+    QVERIFY(mixed.arcs[0].end != mixed.arcs[1].end);
+
+    // It fades like a redirect: gone once the fade window has passed without new ones.
+    model.addFrame(testFrame(7'001'500 + LaneScene::kRedirectFadeMs + 500));
+    QVERIFY(view.currentScene().arcs.isEmpty());
+    QCOMPARE(countPixels(render(view), isHandoff), 0);
+  }
+
+  void decodeOnThePrefillNodeIsNoHandoff() {
+    MonitorModel model;
+    model.setInterpolation(false);
+    TidalLaneView view(&model);
+    view.resize(900, 600);
+    view.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&view));
+    MonitorFrame prefilled = testFrame(8'000'000);
+    prefilled.flows = {flow("m1", "mid-1", Stage::Prefill)};
+    model.addFrame(prefilled);
+    MonitorFrame decoding = testFrame(8'000'500);
+    // The same node; and a decode whose prefill was never seen (the monitor started late).
+    decoding.flows = {flow("m1", "mid-1", Stage::Decode), flow("m0", "calm", Stage::Decode)};
+    model.addFrame(decoding);
+    const LaneScene scene = view.currentScene();
+    QVERIFY(scene.arcs.isEmpty());
+    QCOMPARE(scene.handoffCount, 0);
+    QVERIFY(model.history().latest().handoffs.isEmpty());
+    QCOMPARE(countPixels(render(view), isHandoff), 0);
+    // Settled by its first decode: a later decode flow elsewhere is no handoff either.
+    MonitorFrame moved = testFrame(8'001'000);
+    moved.flows = {flow("m1", "low-1", Stage::Decode)};
+    model.addFrame(moved);
+    QVERIFY(view.currentScene().arcs.isEmpty());
+  }
+
+  void handoffMemoryStaysBounded() {
+    MonitorHistory history;
+    const int capacity = HandoffTracker::kDefaultCapacity;
+    // 60,000 distinct requests prefilled on four nodes, none decoded yet.
+    constexpr int kFrames = 120;
+    constexpr int kPerFrame = 500;
+    for (int i = 0; i < kFrames; ++i) {
+      MonitorFrame f = testFrame(9'000'000 + i * 250);
+      for (int r = 0; r < kPerFrame; ++r) {
+        f.flows.append(flow(QStringLiteral("p%1").arg(i * kPerFrame + r),
+                            QStringLiteral("pre-%1").arg(r % 4), Stage::Prefill));
+      }
+      history.append(f);
+      QVERIFY(history.trackedRequests() <= capacity);
+    }
+    QCOMPARE(history.trackedRequests(), capacity);
+    // The oldest were forgotten, the newest are remembered.
+    MonitorFrame decodes = testFrame(9'000'000 + kFrames * 250);
+    const int newest = kFrames * kPerFrame - 1;
+    decodes.flows = {flow("p0", "dec-0", Stage::Decode),
+                     flow(QStringLiteral("p%1").arg(newest), "dec-0", Stage::Decode)};
+    history.append(decodes);
+    QCOMPARE(history.latest().handoffs.size(), 1);
+    QCOMPARE(history.latest().handoffs[0].requestId, QStringLiteral("p%1").arg(newest));
+    QCOMPARE(history.latest().handoffs[0].fromNode, QStringLiteral("pre-%1").arg(newest % 4));
+    QCOMPARE(history.trackedRequests(), capacity - 1);  // decoded: settled, forgotten
+
+    // Thousands of handoffs in one frame are kept as one record per pair of lanes.
+    MonitorFrame many = testFrame(9'100'000);
+    for (int r = 0; r < 4000; ++r) {
+      const QString id = QStringLiteral("h%1").arg(r);
+      many.flows.append(flow(id, QStringLiteral("pre-%1").arg(r % 2), Stage::Prefill));
+      many.flows.append(flow(id, QStringLiteral("dec-%1").arg(r % 3), Stage::Decode));
+    }
+    history.append(many);
+    QCOMPARE(history.latest().handoffs.size(), 6);
+    int total = 0;
+    for (const auto& h : history.latest().handoffs) total += h.count;
+    QCOMPARE(total, 4000);
+    QVERIFY(history.latest().flows.isEmpty());
+    history.clear();
+    QCOMPARE(history.trackedRequests(), 0);
+
+    // The tracker on its own, small, forgets the least recently prefilled first.
+    HandoffTracker tracker(2);
+    tracker.observe({flow("a", "n1", Stage::Prefill), flow("b", "n1", Stage::Prefill)}, 1);
+    tracker.observe({flow("a", "n2", Stage::Prefill)}, 2);  // prefilled again: now newest
+    tracker.observe({flow("c", "n1", Stage::Prefill)}, 3);  // "b" goes
+    QCOMPARE(tracker.size(), 2);
+    const auto found =
+        tracker.observe({flow("a", "n3", Stage::Decode), flow("b", "n3", Stage::Decode),
+                         flow("c", "n1", Stage::Decode)},
+                        4);
+    QCOMPARE(found.size(), 1);
+    QCOMPARE(found[0].requestId, QStringLiteral("a"));
+    QCOMPARE(found[0].fromNode, QStringLiteral("n2"));
+    QCOMPARE(found[0].toNode, QStringLiteral("n3"));
+    QCOMPARE(found[0].timestampMs, 4);
+    QCOMPARE(tracker.size(), 0);
   }
 
   void tideLineSitsAtThePrefillShare() {

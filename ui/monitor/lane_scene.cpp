@@ -26,6 +26,36 @@ QString gib(qint64 bytes) {
   return QLocale().toString(bytes / double(1ll << 30), 'f', 1);
 }
 
+// Arcs between the same two lanes are drawn as one labelled with their count; the newest
+// sets the text and how faded it is.
+struct ArcPairs {
+  struct Pair {
+    QString from;
+    QString to;
+    QString text;
+    qint64 ageMs = 0;
+    int count = 0;
+  };
+  QList<Pair> pairs;  // in order of first appearance
+  QHash<QString, qsizetype> index;
+
+  void add(const QString& from, const QString& to, const QString& text, qint64 ageMs, int count) {
+    if (ageMs >= LaneScene::kRedirectFadeMs) return;
+    const QString key = from + QChar(0) + to;
+    auto it = index.constFind(key);
+    if (it == index.constEnd()) {
+      it = index.insert(key, pairs.size());
+      pairs.append({from, to, text, ageMs, 0});
+    }
+    Pair& p = pairs[*it];
+    if (ageMs < p.ageMs) {
+      p.text = text;
+      p.ageMs = ageMs;
+    }
+    p.count += count;
+  }
+};
+
 }  // namespace
 
 QColor saturationColour(double level) {
@@ -80,7 +110,7 @@ QString describeNode(const NodeFrame& n) {
 
 LaneScene buildLaneScene(const MonitorFrame& frame, double prefillShare,
                          const QList<MonitorHistory::AgedRedirect>& redirects, const QSizeF& size,
-                         double phaseSeconds) {
+                         double phaseSeconds, const QList<MonitorHistory::AgedHandoff>& handoffs) {
   LaneScene scene;
   scene.layout = layoutLanes(frame, size);
   scene.prefillShare = std::clamp(prefillShare, 0.0, 1.0);
@@ -140,47 +170,61 @@ LaneScene buildLaneScene(const MonitorFrame& frame, double prefillShare,
     }
   }
 
-  // Redirects between the same two lanes are drawn as one arc labelled with their count;
-  // the newest sets its reason and how faded it is.
-  struct Pair {
-    const MonitorHistory::AgedRedirect* newest = nullptr;
-    int count = 0;
-  };
-  QHash<QString, Pair> pairs;
-  QStringList order;
+  ArcPairs redirectPairs;
   for (const auto& r : redirects) {
-    if (r.ageMs >= LaneScene::kRedirectFadeMs) continue;
-    const QString key = r.redirect.fromNode + QChar(0) + r.redirect.toNode;
-    Pair& p = pairs[key];
-    if (!p.newest) order.append(key);
-    if (!p.newest || r.ageMs < p.newest->ageMs) p.newest = &r;
-    ++p.count;
+    redirectPairs.add(r.redirect.fromNode, r.redirect.toNode, r.redirect.reason, r.ageMs, 1);
   }
-  for (const QString& key : order) {
-    if (scene.arcs.size() >= LaneScene::kMaxArcs) break;
-    const Pair& p = pairs[key];
-    const RedirectEvent& r = p.newest->redirect;
-    const int a = layout.indexOf(r.fromNode);
-    const int b = layout.indexOf(r.toNode);
-    if (b < 0 || a == b) continue;
+  ArcPairs handoffPairs;
+  for (const auto& h : handoffs) {
+    handoffPairs.add(h.handoff.fromNode, h.handoff.toNode, trm("KV handoff"), h.ageMs,
+                     std::max(1, h.handoff.count));
+  }
+
+  const auto addArc = [&](const ArcPairs::Pair& p, ArcKind kind) {
+    if (scene.arcs.size() >= LaneScene::kMaxArcs) return;
+    const int a = layout.indexOf(p.from);
+    const int b = layout.indexOf(p.to);
+    if (b < 0 || a == b) return;
+    // Handoffs leave and land further left than redirects, so a redirect and a handoff
+    // between the same two lanes are two arcs rather than one drawn over the other.
+    const double along = kind == ArcKind::Handoff ? 0.35 : 0.55;
     const QRectF fb = layout.flowRect(b);
-    const QPointF end(fb.left() + fb.width() * 0.55, fb.center().y());
+    const QPointF end(fb.left() + fb.width() * along, fb.center().y());
     // A node that died mid-answer has left the frame by the time its redirects are seen:
     // its arc comes in from the header of the new lane's group, named in the label.
     const QPointF start =
-        a >= 0 ? QPointF(layout.flowRect(a).left() + layout.flowRect(a).width() * 0.55,
+        a >= 0 ? QPointF(layout.flowRect(a).left() + layout.flowRect(a).width() * along,
                          layout.flowRect(a).center().y())
                : QPointF(fb.left(), layout.groups[layout.lanes[b].group].header.center().y());
     const double bulge = std::min(160.0, 40 + 0.35 * std::abs(end.y() - start.y()));
     RedirectArc arc;
+    arc.kind = kind;
     arc.path.moveTo(start);
     arc.path.cubicTo(start + QPointF(bulge, 0), end + QPointF(bulge, 0), end);
     arc.end = end;
     arc.label = arc.path.pointAtPercent(0.5) + QPointF(6, 0);
-    arc.text = a >= 0 ? r.reason : trm("%1 (from %2, gone)").arg(r.reason, r.fromNode);
+    arc.text = a >= 0 ? p.text : trm("%1 (from %2, gone)").arg(p.text, p.from);
     if (p.count > 1) arc.text = trm("%1 ×%2").arg(arc.text).arg(p.count);
-    arc.opacity = 1.0 - double(p.newest->ageMs) / LaneScene::kRedirectFadeMs;
+    arc.opacity = 1.0 - double(p.ageMs) / LaneScene::kRedirectFadeMs;
     scene.arcs.append(arc);
+  };
+  for (const auto& p : redirectPairs.pairs) {
+    scene.redirectCount += p.count;
+    addArc(p, ArcKind::Redirect);
+  }
+  for (const auto& p : handoffPairs.pairs) {
+    scene.handoffCount += p.count;
+    addArc(p, ArcKind::Handoff);
+  }
+  if (scene.redirectCount > 0) {
+    scene.summary += scene.redirectCount == 1
+                         ? trm(" · 1 redirect")
+                         : trm(" · %1 redirects").arg(locale.toString(scene.redirectCount));
+  }
+  if (scene.handoffCount > 0) {
+    scene.summary += scene.handoffCount == 1
+                         ? trm(" · 1 KV handoff")
+                         : trm(" · %1 KV handoffs").arg(locale.toString(scene.handoffCount));
   }
   return scene;
 }

@@ -1,6 +1,7 @@
 // LaneScene: everything the tidal-lane view draws for one moment, computed from a frame
-// (already interpolated), the tide share, the recent redirects and the layout. Pure
-// functions: the widget only paints what this says, and tests can ask where things are.
+// (already interpolated), the tide share, the recent redirects and KV handoffs and the
+// layout. Pure functions: the widget only paints what this says, and tests can ask where
+// things are.
 //
 // Requests are drawn as particles, at most kMaxParticles a lane: a lane with more shows a
 // cluster labelled with its count instead of one object per request, so 10,000 requests
@@ -30,6 +31,10 @@ inline const QColor kPrefill{0x7b, 0x61, 0xff};  // the prefill side of the tide
 inline const QColor kDecode{0x1e, 0x88, 0xc7};   // the decode side
 inline const QColor kTideLine{0xff, 0xff, 0xff};
 inline const QColor kRedirect{0xff, 0x3d, 0xd0};  // arcs: a colour no water level takes
+// KV handoff arcs: a pure cyan. Water between the blue and green stops is a dull teal, and
+// its lightened surface line a paler cyan that keeps some red; this has none (and none of
+// kRedirect's red either).
+inline const QColor kHandoff{0x00, 0xe5, 0xff};
 inline const QColor kParticle{0xf5, 0xf9, 0xff};
 inline const QColor kDown{0x4a, 0x4f, 0x57};
 }  // namespace palette
@@ -54,12 +59,18 @@ struct RequestCluster {
   int count = 0;
 };
 
+enum class ArcKind {
+  Redirect,  // a request moved away from a node (failed, saturated, drained)
+  Handoff,   // a request's KV cache went from its prefill node to its decode node
+};
+
 struct RedirectArc {
   QPainterPath path;
   QPointF end;    // the arrow head, on the new lane
   QPointF label;  // where the reason goes
-  QString text;   // reason, "×N" when several redirects share the lanes
+  QString text;   // reason or "KV handoff", "×N" when several share the lanes
   double opacity = 1;
+  ArcKind kind = ArcKind::Redirect;
 };
 
 struct LaneScene {
@@ -71,17 +82,23 @@ struct LaneScene {
   QList<LaneVisual> lanes;   // same order as layout.lanes
   QList<QPointF> particles;  // request dots
   QList<RequestCluster> clusters;
-  QList<RedirectArc> arcs;
+  QList<RedirectArc> arcs;  // redirects first, then handoffs; kMaxArcs in all
   double prefillShare = 0.5;
   double tideX = 0;
   QString policy;
-  QString summary;  // "in flight 10,000 · queued 120 · policy tidal"
+  // Redirects and handoffs still within the fade window (a "×N" arc counts N).
+  int redirectCount = 0;
+  int handoffCount = 0;
+  // "in flight 10,000 · queued 120 · policy tidal", then "· 3 redirects · 40 KV handoffs"
+  // while arcs are showing, as the arcs' legend.
+  QString summary;
 };
 
 // `phaseSeconds` moves the particles (the display time; fixed when paused).
 LaneScene buildLaneScene(const MonitorFrame& frame, double prefillShare,
                          const QList<MonitorHistory::AgedRedirect>& redirects, const QSizeF& size,
-                         double phaseSeconds);
+                         double phaseSeconds,
+                         const QList<MonitorHistory::AgedHandoff>& handoffs = {});
 
 // The tooltip for a node: binding dimension, the whole vector, hardware, requests.
 QString describeNode(const NodeFrame& node);

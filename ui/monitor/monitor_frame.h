@@ -65,6 +65,18 @@ struct RedirectEvent {
   QString reason;
 };
 
+// A request prefilled on one node whose decode went to another: its KV cache crossed
+// between the lanes. The router sends no such record; MonitorHistory derives it from the
+// stages of the flows (HandoffTracker) and keeps one per pair of lanes per frame, so
+// `count` is how many requests that one stands for and `requestId` the newest of them.
+struct HandoffEvent {
+  QString requestId;
+  QString fromNode;  // where it was prefilled
+  QString toNode;    // where it decodes
+  qint64 timestampMs = 0;
+  int count = 1;
+};
+
 // Router-wide totals since the router started (they restart at zero with the router).
 struct Counters {
   qint64 accepted = 0;
@@ -88,6 +100,7 @@ struct MonitorFrame {
   // NodeFrame::arrivals) so ten minutes of a 10,000-user surge stay small.
   QList<FlowEvent> flows;
   QList<RedirectEvent> redirects;  // since the previous frame
+  QList<HandoffEvent> handoffs;    // since the previous frame; filled by MonitorHistory
   Counters counters;
 
   const NodeFrame* node(const QString& name) const;  // null when absent

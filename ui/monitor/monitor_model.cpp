@@ -99,8 +99,10 @@ MonitorModel::Display MonitorModel::display(qint64 nowMs) const {
     }
     // Age redirects from the newest frame's own time: they are shown as they arrive.
     d.redirects = history_.redirectsBefore(history_.lastMs(), LaneScene::kRedirectFadeMs);
+    d.handoffs = history_.handoffsBefore(history_.lastMs(), LaneScene::kRedirectFadeMs);
     const qint64 glide = d.timeMs - history_.lastMs();
     for (auto& r : d.redirects) r.ageMs += glide;
+    for (auto& h : d.handoffs) h.ageMs += glide;
   } else {
     // Paused or scrubbing: between the two frames around the cursor.
     const int i = history_.indexAt(cursorMs_);
@@ -115,7 +117,9 @@ MonitorModel::Display MonitorModel::display(qint64 nowMs) const {
       d.prefillShare = a.prefillShare();
     }
     d.redirects = history_.redirectsBefore(cursorMs_, LaneScene::kRedirectFadeMs);
+    d.handoffs = history_.handoffsBefore(cursorMs_, LaneScene::kRedirectFadeMs);
     for (auto& r : d.redirects) r.ageMs += pauseExtraMs_;
+    for (auto& h : d.handoffs) h.ageMs += pauseExtraMs_;
   }
   return d;
 }

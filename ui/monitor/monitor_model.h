@@ -33,6 +33,7 @@ class MonitorModel : public QObject {
     MonitorFrame frame;  // interpolated
     double prefillShare = 0.5;
     QList<MonitorHistory::AgedRedirect> redirects;  // within LaneScene's fade window
+    QList<MonitorHistory::AgedHandoff> handoffs;    // the same, for KV handoffs
     qint64 timeMs = 0;                              // router time being shown
   };
   Display display(qint64 nowMs) const;

@@ -103,7 +103,7 @@ void paintRequests(QPainter& p, const LaneScene& s) {
 void paintArcs(QPainter& p, const LaneScene& s) {
   QList<QRectF> labels;  // arcs converging on one lane would stack their labels unreadably
   for (const auto& a : s.arcs) {
-    QColor c = palette::kRedirect;
+    QColor c = a.kind == ArcKind::Handoff ? palette::kHandoff : palette::kRedirect;
     c.setAlphaF(static_cast<float>(std::clamp(a.opacity, 0.0, 1.0)));
     // Two 1-pixel cosmetic strokes a pixel apart rather than one 2.5-pixel stroke: Qt draws
     // thin cosmetic lines with its fast line stroker, where a wide pen is filled as a polygon
@@ -142,8 +142,9 @@ TidalLaneView::TidalLaneView(MonitorModel* model, QWidget* parent)
   setObjectName(QStringLiteral("tidalLaneView"));
   setAccessibleName(tr("Tidal lanes"));
   setAccessibleDescription(
-      tr("One lane per node; water level is saturation, arcs are redirects, the tide line "
-         "splits prefill from decode capacity."));
+      tr("One lane per node; water level is saturation, magenta arcs are redirects, cyan arcs "
+         "are KV handoffs from prefill to decode, the tide line splits prefill from decode "
+         "capacity."));
   setFocusPolicy(Qt::StrongFocus);
   setAttribute(Qt::WA_OpaquePaintEvent);
   setMouseTracking(false);
@@ -157,7 +158,8 @@ TidalLaneView::TidalLaneView(MonitorModel* model, QWidget* parent)
 LaneScene TidalLaneView::currentScene() const {
   const qint64 now = model_->now();
   const auto d = model_->display(now);
-  return buildLaneScene(d.frame, d.prefillShare, d.redirects, size(), d.timeMs / 1000.0);
+  return buildLaneScene(d.frame, d.prefillShare, d.redirects, size(), d.timeMs / 1000.0,
+                        d.handoffs);
 }
 
 QTransform TidalLaneView::transform() const {

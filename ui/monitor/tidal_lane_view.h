@@ -1,7 +1,8 @@
 // TidalLaneView: the tidal-lane picture. One horizontal lane per node, its water level the
 // node's binding saturation (calm blue to red), requests flowing along it, redirects as
-// fading arcs from the old lane to the new, and the tide gauge on top with the line that
-// splits prefill from decode capacity.
+// fading arcs from the old lane to the new, KV handoffs as fading arcs (another colour) from
+// the prefill lane to the decode lane, and the tide gauge on top with the line that splits
+// prefill from decode capacity.
 //
 // It only paints: what to draw comes from MonitorModel::display() through buildLaneScene().
 // While the model is live and the view visible, a 60 fps timer repaints so interpolation
