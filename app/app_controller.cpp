@@ -299,7 +299,8 @@ void AppController::useModel(const QString& path) {
 
 void AppController::applySettings(const AppSettings& settings, const QString& apiKey, bool save) {
   const bool sameRemote = settings.remoteAddress == settings_.remoteAddress &&
-                          settings.remoteTokenFile == settings_.remoteTokenFile;
+                          settings.remoteTokenFile == settings_.remoteTokenFile &&
+                          settings.remoteCaFile == settings_.remoteCaFile;
   const auto before = settings_.endpoint;
   const bool themeChanged = settings.theme != settings_.theme;
   settings_ = settings;
@@ -342,7 +343,8 @@ void AppController::connectRemote() {
     if (monitorWindow_) monitorWindow_->showStatus(message);
     return;
   }
-  connectTo(settings_.remoteAddress, QString::fromUtf8(tokenFile.readLine()).trimmed());
+  connectTo(settings_.remoteAddress, QString::fromUtf8(tokenFile.readLine()).trimmed(),
+            settings_.remoteCaFile);
 }
 
 void AppController::startBundled() {
@@ -377,6 +379,7 @@ ui::EndpointSettings AppController::endpointSettings() const {
                      : ui::EndpointSettings::Kind::Bundled;
   current.remoteAddress = settings_.remoteAddress;
   current.remoteTokenFile = settings_.remoteTokenFile;
+  current.remoteCaFile = settings_.remoteCaFile;
   current.openAiUrl = settings_.openAiUrl;
   current.openAiModel = settings_.openAiModel;
   current.apiKey = apiKey_;
@@ -404,6 +407,7 @@ void AppController::applyEndpointSettings(const ui::EndpointSettings& chosen) {
                       : AppSettings::Endpoint::Bundled;
   next.remoteAddress = chosen.remoteAddress;
   next.remoteTokenFile = chosen.remoteTokenFile;
+  next.remoteCaFile = chosen.remoteCaFile;
   next.openAiUrl = chosen.openAiUrl;
   next.openAiModel = chosen.openAiModel;
   next.theme = chosen.theme;
@@ -416,10 +420,16 @@ void AppController::applyEndpointSettings(const ui::EndpointSettings& chosen) {
   applySettings(next, chosen.apiKey);
 }
 
-void AppController::connectTo(const QString& address, const QString& token) {
+void AppController::connectTo(const QString& address, const QString& token, const QString& caFile) {
   routerAddress_ = address;
   routerToken_ = token;
-  backend_->setEndpoint(address, token);
+  routerCaFile_ = caFile;
+  backend_->setEndpoint(address, token, caFile);
+  if (!backend_->lastError().isEmpty()) {
+    const QString message = tr("Cannot use the TLS CA file: %1").arg(backend_->lastError());
+    window_->showServiceStatus(message);
+    if (monitorWindow_) monitorWindow_->showStatus(message);
+  }
   if (monitorWindow_) startMonitorClient();
   updateLocalNode();
 }
@@ -485,6 +495,11 @@ void AppController::sendWhenReady(const QString& text) {
 void AppController::startMonitorClient() {
   // Watching costs the router a snapshot every 250 ms, so it only runs once the monitor
   // has been opened.
+  QString error;
+  if (!monitorClient_->setCaFile(routerCaFile_, &error)) {
+    if (monitorWindow_) monitorWindow_->showStatus(tr("Cannot use the TLS CA file: %1").arg(error));
+    return;
+  }
   monitorClient_->start(routerAddress_, routerToken_);
 }
 

@@ -129,7 +129,8 @@ class AppController : public QObject {
 
  private:
   // The router is reachable at `address`: chats and the monitor go there.
-  void connectTo(const QString& address, const QString& token);
+  // `caFile`: PEM CA for a remote router's TLS certificate; empty: plaintext (loopback).
+  void connectTo(const QString& address, const QString& token, const QString& caFile = {});
   void startMonitorClient();
   // The node panel follows the bundled worker's node; a remote router's user picks one.
   void updateLocalNode();
@@ -143,6 +144,7 @@ class AppController : public QObject {
   QString dataDir_;
   QString routerAddress_;
   QString routerToken_;
+  QString routerCaFile_;
   QString historyError_;
   std::unique_ptr<ChatStore> store_;
   QString apiKey_;

@@ -16,6 +16,7 @@ AppSettings AppSettings::load() {
                                                  : Endpoint::Bundled;
   a.remoteAddress = s.value(QStringLiteral("endpoint/remoteAddress")).toString();
   a.remoteTokenFile = s.value(QStringLiteral("endpoint/remoteTokenFile")).toString();
+  a.remoteCaFile = s.value(QStringLiteral("endpoint/remoteCaFile")).toString();
   a.openAiUrl = s.value(QStringLiteral("endpoint/openAiUrl")).toString();
   a.openAiModel = s.value(QStringLiteral("endpoint/openAiModel")).toString();
   a.workerProfile = s.value(QStringLiteral("bundled/workerProfile"), a.workerProfile).toString();
@@ -46,6 +47,7 @@ void AppSettings::save() const {
   s.setValue(QStringLiteral("endpoint/kind"), kind);
   s.setValue(QStringLiteral("endpoint/remoteAddress"), remoteAddress);
   s.setValue(QStringLiteral("endpoint/remoteTokenFile"), remoteTokenFile);
+  s.setValue(QStringLiteral("endpoint/remoteCaFile"), remoteCaFile);
   s.setValue(QStringLiteral("endpoint/openAiUrl"), openAiUrl);
   s.setValue(QStringLiteral("endpoint/openAiModel"), openAiModel);
   s.setValue(QStringLiteral("bundled/workerProfile"), workerProfile);

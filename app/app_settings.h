@@ -16,6 +16,7 @@ struct AppSettings {
   Endpoint endpoint = Endpoint::Bundled;
   QString remoteAddress;    // HOST:PORT of a remote tidelane-router
   QString remoteTokenFile;  // file holding that router's bearer token
+  QString remoteCaFile;     // PEM CA its TLS certificate chains to; empty: plaintext
   QString openAiUrl;        // base URL of an OpenAI-compatible endpoint
   QString openAiModel;      // "model" sent to it (empty: the endpoint's default)
   QString workerProfile = QStringLiteral("mid");

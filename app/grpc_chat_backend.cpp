@@ -6,6 +6,7 @@
 
 #include "app/receipt_check.h"
 #include "router/proto/auth.h"
+#include "router/proto/tls.h"
 #include "tidelane/v1/chat.grpc.pb.h"
 
 namespace tidelane::app {
@@ -48,15 +49,22 @@ GrpcChatBackend::~GrpcChatBackend() {
   for (auto& t : listers_) t.join();
 }
 
-void GrpcChatBackend::setEndpoint(const QString& address, const QString& token) {
+void GrpcChatBackend::setEndpoint(const QString& address, const QString& token,
+                                  const QString& caFile) {
   const bool wasReady = isReady();
   address_ = address;
   token_ = token;
-  if (address.isEmpty()) {
-    stub_.reset();
-  } else {
-    auto channel = grpc::CreateChannel(address.toStdString(), grpc::InsecureChannelCredentials());
-    stub_ = std::shared_ptr<v1::ChatService::Stub>(v1::ChatService::NewStub(channel));
+  lastError_.clear();
+  stub_.reset();
+  if (!address.isEmpty()) {
+    try {
+      tls::Files files;
+      files.ca = caFile.toStdString();
+      auto channel = grpc::CreateChannel(address.toStdString(), tls::ChannelCredentials(files));
+      stub_ = std::shared_ptr<v1::ChatService::Stub>(v1::ChatService::NewStub(channel));
+    } catch (const std::exception& e) {
+      lastError_ = QString::fromStdString(e.what());
+    }
   }
   if (wasReady != isReady() || isReady()) emit readyChanged(isReady());
 }

@@ -29,8 +29,12 @@ class GrpcChatBackend : public ui::ChatBackend {
   explicit GrpcChatBackend(QObject* parent = nullptr);
   ~GrpcChatBackend() override;
 
-  // Points the backend at a router; an empty address makes it not ready.
-  void setEndpoint(const QString& address, const QString& token);
+  // Points the backend at a router; an empty address makes it not ready. With `caFile` (a
+  // PEM CA bundle) the channel is TLS and the router must present a certificate it signed,
+  // for its address; an unreadable CA file makes the backend not ready and says why in
+  // lastError().
+  void setEndpoint(const QString& address, const QString& token, const QString& caFile = {});
+  QString lastError() const { return lastError_; }
 
   bool isReady() const override { return stub_ != nullptr; }
   QString describe() const override;
@@ -49,6 +53,7 @@ class GrpcChatBackend : public ui::ChatBackend {
 
   QString address_;
   QString token_;
+  QString lastError_;
   std::shared_ptr<void> stub_;  // v1::ChatService::Stub, type-erased to keep gRPC out of the header
   QHash<QString, std::shared_ptr<Call>> calls_;
   std::vector<std::thread> listers_;  // ListModels calls, joined by the destructor

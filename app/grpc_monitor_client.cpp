@@ -7,6 +7,7 @@
 #include <chrono>
 
 #include "router/proto/auth.h"
+#include "router/proto/tls.h"
 #include "tidelane/v1/monitor.grpc.pb.h"
 
 namespace tidelane::app {
@@ -131,8 +132,7 @@ void GrpcMonitorClient::requestPolicy(const QString& policy) {
   policy_thread_ =
       std::thread([this, address = address_.toStdString(), token = token_.toStdString(),
                    name = policy.toStdString(), generation] {
-        auto stub = v1::MonitorService::NewStub(
-            grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+        auto stub = v1::MonitorService::NewStub(channelTo(address));
         grpc::ClientContext context;
         auth::AttachBearer(context, token);
         context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
@@ -178,8 +178,7 @@ void GrpcMonitorClient::requestNodeState(const QString& node, m::NodeState state
   const quint64 generation = generation_;
   node_thread_ = std::thread([this, address = address_.toStdString(), token = token_.toStdString(),
                               node, state, wanted, generation] {
-    auto stub = v1::MonitorService::NewStub(
-        grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    auto stub = v1::MonitorService::NewStub(channelTo(address));
     grpc::ClientContext context;
     auth::AttachBearer(context, token);
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
@@ -254,6 +253,25 @@ ui::monitor::MonitorFrame GrpcMonitorClient::toFrame(const v1::ClusterSnapshot& 
   return f;
 }
 
+bool GrpcMonitorClient::setCaFile(const QString& caFile, QString* error) {
+  caPem_.clear();
+  if (caFile.isEmpty()) return true;
+  try {
+    caPem_ = tls::ReadPem(caFile.toStdString(), false);
+    return true;
+  } catch (const std::exception& e) {
+    if (error) *error = QString::fromStdString(e.what());
+    return false;
+  }
+}
+
+std::shared_ptr<grpc::Channel> GrpcMonitorClient::channelTo(const std::string& address) const {
+  if (caPem_.empty()) return grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  grpc::SslCredentialsOptions options;
+  options.pem_root_certs = caPem_;
+  return grpc::CreateChannel(address, grpc::SslCredentials(options));
+}
+
 // Runs on the watch thread. Every emit is posted to the GUI thread with `this` as the
 // context, so events still queued when the client is destroyed are dropped, and tagged with
 // the generation, so those still queued when it is stopped are dropped too.
@@ -268,7 +286,7 @@ void GrpcMonitorClient::run(std::string address, std::string token, int interval
         },
         Qt::QueuedConnection);
   };
-  auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  auto channel = channelTo(address);
   auto stub = v1::MonitorService::NewStub(channel);
   auto backoff = 250ms;
   bool connected = false;

@@ -18,6 +18,7 @@
 #include "ui/monitor/monitor_source.h"
 
 namespace grpc {
+class Channel;
 class ClientContext;
 }
 
@@ -37,6 +38,10 @@ class GrpcMonitorClient : public ui::monitor::MonitorSource {
   // Watches the router at `address` with `token`, a snapshot every `intervalMs`; restarts
   // the watch if one was running.
   void start(const QString& address, const QString& token, int intervalMs = 250);
+  // The CA bundle (PEM) a remote router's certificate must chain to; empty: plaintext, as on
+  // loopback. Read here, once; false (with *error saying why) when it is not a readable PEM
+  // file, and then the client stays on plaintext. Takes effect at the next start().
+  bool setCaFile(const QString& caFile, QString* error);
   void stop();
   bool isRunning() const { return thread_.joinable(); }
 
@@ -55,6 +60,9 @@ class GrpcMonitorClient : public ui::monitor::MonitorSource {
 
   QString address_;
   QString token_;
+  std::string caPem_;
+  // A channel to `address` with this client's credentials (TLS when a CA was set).
+  std::shared_ptr<grpc::Channel> channelTo(const std::string& address) const;
   std::thread policy_thread_;
   std::thread node_thread_;
   // Bumped by stop() (GUI thread): events the old thread queued before it was joined carry

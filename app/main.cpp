@@ -32,6 +32,10 @@ int main(int argc, char** argv) {
       QStringLiteral("token-file"),
       QApplication::translate("main", "File with the remote router's bearer token."),
       QStringLiteral("PATH"));
+  const QCommandLineOption tlsCa(
+      QStringLiteral("tls-ca"),
+      QApplication::translate("main", "PEM CA the remote router's TLS certificate chains to."),
+      QStringLiteral("PATH"));
   const QCommandLineOption dataDir(
       QStringLiteral("data-dir"),
       QApplication::translate("main", "Directory for the bundled router's state and logs."),
@@ -68,7 +72,7 @@ int main(int argc, char** argv) {
       QStringLiteral("presenter"),
       QApplication::translate("main", "Open the surge demo in presenter mode (full screen)."));
   cli.addOptions({remote, tokenFile, dataDir, profile, history, send, model, synthetic, monitor});
-  cli.addOptions({demo, presenter});
+  cli.addOptions({demo, presenter, tlsCa});
   cli.process(qapp);
 
   auto settings = tidelane::app::AppSettings::load();
@@ -78,6 +82,7 @@ int main(int argc, char** argv) {
     settings.endpoint = tidelane::app::AppSettings::Endpoint::RemoteRouter;
     settings.remoteAddress = cli.value(remote);
     settings.remoteTokenFile = cli.value(tokenFile);
+    settings.remoteCaFile = cli.value(tlsCa);
   }
   if (cli.isSet(profile)) settings.workerProfile = cli.value(profile);
   // The bundled worker runs a real model unless told to imitate one (--synthetic, or a speed

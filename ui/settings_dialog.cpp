@@ -21,6 +21,7 @@ SettingsDialog::SettingsDialog(const EndpointSettings& current, QWidget* parent)
       openAi_(new QRadioButton(tr("&OpenAI-compatible endpoint (HTTP)"), this)),
       remoteAddress_(new QLineEdit(current.remoteAddress, this)),
       remoteTokenFile_(new QLineEdit(current.remoteTokenFile, this)),
+      remoteCaFile_(new QLineEdit(current.remoteCaFile, this)),
       openAiUrl_(new QLineEdit(current.openAiUrl, this)),
       openAiModel_(new QLineEdit(current.openAiModel, this)),
       apiKey_(new QLineEdit(current.apiKey, this)),
@@ -36,6 +37,9 @@ SettingsDialog::SettingsDialog(const EndpointSettings& current, QWidget* parent)
   remoteAddress_->setPlaceholderText(tr("host:port"));
   remoteTokenFile_->setObjectName(QStringLiteral("remoteTokenFile"));
   remoteTokenFile_->setAccessibleName(tr("Remote router token file"));
+  remoteCaFile_->setObjectName(QStringLiteral("remoteCaFile"));
+  remoteCaFile_->setAccessibleName(tr("Remote router TLS CA file"));
+  remoteCaFile_->setPlaceholderText(tr("empty: plaintext (loopback or a trusted network)"));
   openAiUrl_->setObjectName(QStringLiteral("openAiUrl"));
   openAiUrl_->setAccessibleName(tr("Endpoint URL"));
   openAiUrl_->setPlaceholderText(tr("http://127.0.0.1:8080"));
@@ -50,6 +54,7 @@ SettingsDialog::SettingsDialog(const EndpointSettings& current, QWidget* parent)
   auto* remoteForm = new QFormLayout(remoteBox);
   remoteForm->addRow(tr("&Address:"), remoteAddress_);
   remoteForm->addRow(tr("&Token file:"), remoteTokenFile_);
+  remoteForm->addRow(tr("TLS &CA file:"), remoteCaFile_);
 
   auto* openAiBox = new QGroupBox(tr("OpenAI-compatible endpoint"), this);
   auto* openAiForm = new QFormLayout(openAiBox);
@@ -133,7 +138,9 @@ SettingsDialog::SettingsDialog(const EndpointSettings& current, QWidget* parent)
 }
 
 void SettingsDialog::updateEnabled() {
-  for (auto* w : {remoteAddress_, remoteTokenFile_}) w->setEnabled(remote_->isChecked());
+  for (auto* w : {remoteAddress_, remoteTokenFile_, remoteCaFile_}) {
+    w->setEnabled(remote_->isChecked());
+  }
   for (QWidget* w :
        std::initializer_list<QWidget*>{openAiUrl_, openAiModel_, apiKey_, storeInFile_}) {
     w->setEnabled(openAi_->isChecked());
@@ -155,6 +162,7 @@ EndpointSettings SettingsDialog::values() const {
                                   : EndpointSettings::Kind::Bundled;
   s.remoteAddress = remoteAddress_->text().trimmed();
   s.remoteTokenFile = remoteTokenFile_->text().trimmed();
+  s.remoteCaFile = remoteCaFile_->text().trimmed();
   s.openAiUrl = openAiUrl_->text().trimmed();
   s.openAiModel = openAiModel_->text().trimmed();
   s.apiKey = apiKey_->text();

@@ -24,6 +24,7 @@ struct EndpointSettings {
   Kind kind = Kind::Bundled;
   QString remoteAddress;         // HOST:PORT of a remote tidelane-router
   QString remoteTokenFile;       // file with its bearer token
+  QString remoteCaFile;          // PEM CA for its TLS certificate; empty: plaintext
   QString openAiUrl;             // e.g. http://127.0.0.1:8080 or https://api.example.com/v1
   QString openAiModel;           // empty: the endpoint's default
   QString apiKey;                // never stored by the dialog
@@ -53,6 +54,7 @@ class SettingsDialog : public QDialog {
   QRadioButton* openAi_;
   QLineEdit* remoteAddress_;
   QLineEdit* remoteTokenFile_;
+  QLineEdit* remoteCaFile_;
   QLineEdit* openAiUrl_;
   QLineEdit* openAiModel_;
   QLineEdit* apiKey_;
