@@ -8,7 +8,7 @@
 namespace tidelane::server {
 
 RegistryServiceImpl::RegistryServiceImpl(const RouterConfig& config, NodeTable& nodes)
-    : config_(config), nodes_(nodes) {}
+    : config_(config), nodes_(nodes), worker_credentials_(tls::ChannelCredentials(config.tls)) {}
 
 grpc::Status RegistryServiceImpl::Connect(
     grpc::ServerContext* context,
@@ -33,14 +33,7 @@ grpc::Status RegistryServiceImpl::Connect(
   }
 
   // The router calls the worker back with its own certificate, verified by the worker.
-  std::shared_ptr<grpc::ChannelCredentials> credentials;
-  try {
-    credentials = tls::ChannelCredentials(config_.tls);
-  } catch (const std::exception& e) {  // the PEM files changed since the router started
-    spdlog::error("cannot call worker {} back: {}", reg.name(), e.what());
-    return {grpc::StatusCode::INTERNAL, "the router cannot load its TLS files"};
-  }
-  auto channel = grpc::CreateChannel(reg.address(), credentials);
+  auto channel = grpc::CreateChannel(reg.address(), worker_credentials_);
   const auto connection = nodes_.Add(reg, v1::WorkerService::NewStub(channel));
   spdlog::info("worker {} joined from {} (engine {}, model {}, context {} tokens, max batch {})",
                reg.name(), reg.address(), reg.engine(), reg.model(), reg.context_length(),

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <string>
 
 #include "router/server/chat_pipeline.h"
@@ -39,6 +40,8 @@ class ChatServiceImpl final : public v1::ChatService::CallbackService {
 
 class RegistryServiceImpl final : public v1::RegistryService::Service {
  public:
+  // Reads the TLS files in `config` once, for calling workers back; throws naming a file that
+  // cannot be read (main has validated them, so only a race with their removal gets here).
   RegistryServiceImpl(const RouterConfig& config, NodeTable& nodes);
 
   grpc::Status Connect(
@@ -48,6 +51,8 @@ class RegistryServiceImpl final : public v1::RegistryService::Service {
  private:
   const RouterConfig& config_;
   NodeTable& nodes_;
+  // How the router calls workers: with its own certificate when TLS is configured.
+  const std::shared_ptr<grpc::ChannelCredentials> worker_credentials_;
 };
 
 class MonitorServiceImpl final : public v1::MonitorService::Service {
