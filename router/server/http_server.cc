@@ -1,21 +1,22 @@
 #include "router/server/http_server.h"
 
-#include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
-#include <array>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast.hpp>
 #include <chrono>
+#include <condition_variable>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
+#include <unordered_map>
 
 #include "router/proto/auth.h"
 #include "router/receipt/receipt.h"
+#include "router/server/http_connection.h"
 #include "router/server/openai_api.h"
 
 namespace tidelane::server {
@@ -25,18 +26,8 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
-// Over the connection's socket, which the connection keeps until its thread is joined.
-using TlsStream = asio::ssl::stream<tcp::socket&>;
+using End = HttpConnection::End;
 
-// The socket under a plain or TLS stream, for timeouts and for noticing a client that left.
-tcp::socket& Lowest(tcp::socket& s) {
-  return s;
-}
-tcp::socket& Lowest(TlsStream& s) {
-  return s.next_layer();
-}
-
-using Request = http::request<http::string_body>;
 using Response = http::response<http::string_body>;
 
 std::int64_t UnixNow() {
@@ -65,32 +56,95 @@ Response Reply(unsigned version, bool keep_alive, http::status status, std::stri
   return res;
 }
 
-Response ApiErrorReply(const Request& req, const openai::ApiError& e) {
+Response ApiErrorReply(const HttpRequest& req, const openai::ApiError& e) {
   return Reply(req.version(), req.keep_alive(), static_cast<http::status>(e.http_status),
                openai::ErrorBody(e));
 }
 
-// Events of a non-streamed request, gathered until the end.
-class CollectSink final : public EventSink {
+// The response on the wire, and whether the connection stays open after it.
+void SendResponse(HttpConnection& connection, const Response& res) {
+  std::ostringstream wire;
+  wire << res;
+  connection.Send(std::move(wire).str(), res.keep_alive() ? End::kResponse : End::kClose);
+}
+
+// One chunk of a chunked body (RFC 9112 section 7.1): size in hex, CRLF, data, CRLF.
+std::string Chunk(std::string_view data) {
+  char size[20];
+  std::snprintf(size, sizeof size, "%zx\r\n", data.size());
+  std::string out(size);
+  out.append(data).append("\r\n");
+  return out;
+}
+
+// A non-streamed request: events are gathered, and the whole answer goes out at Close.
+class CollectStream final : public StreamSink {
  public:
+  CollectStream(std::shared_ptr<HttpConnection> connection, HttpRequest request, std::string id,
+                std::string model)
+      : connection_(std::move(connection)),
+        request_(std::move(request)),
+        id_(std::move(id)),
+        model_(std::move(model)) {}
+
   bool Send(const v1::ChatEvent& e) override {
-    if (e.has_token()) text += e.token().text();
-    if (e.has_done()) done = e.done();
-    if (e.has_error()) error = e.error();
-    return true;
+    if (e.has_token()) text_ += e.token().text();
+    if (e.has_done()) done_ = e.done();
+    if (e.has_error()) error_ = e.error();
+    return !connection_->Gone();
   }
-  bool Cancelled() const override { return false; }
-  std::string text;
-  std::optional<v1::Done> done;
-  std::optional<v1::Error> error;
+  bool Cancelled() const override { return connection_->Gone(); }
+
+  void Close(const grpc::Status& status) override {
+    if (!status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
+      return SendResponse(
+          *connection_,
+          ApiErrorReply(request_,
+                        {status.error_code() == grpc::StatusCode::INVALID_ARGUMENT ? 400 : 500,
+                         "invalid_request_error",
+                         status.error_message(),
+                         {},
+                         {}}));
+    }
+    if (error_ || !done_) {
+      const auto e = error_
+                         ? openai::FromChatError(*error_)
+                         : openai::ApiError{500, "server_error", "the answer ended early", {}, {}};
+      return SendResponse(*connection_, ApiErrorReply(request_, e));
+    }
+    std::string body = openai::CompletionJson(id_, UnixNow(), model_, text_, done_->finish_reason(),
+                                              done_->usage());
+    if (done_->has_receipt()) {
+      // An extension field (OpenAI clients ignore unknown fields): where the receipt is.
+      auto j = nlohmann::json::parse(body);
+      j["tidelane_receipt"] = "/v1/receipts/" + id_;
+      body = j.dump();
+    }
+    SendResponse(*connection_, Reply(request_.version(), request_.keep_alive(), http::status::ok,
+                                     std::move(body)));
+  }
+
+ private:
+  std::shared_ptr<HttpConnection> connection_;
+  HttpRequest request_;
+  std::string id_;
+  std::string model_;
+  std::string text_;
+  std::optional<v1::Done> done_;
+  std::optional<v1::Error> error_;
 };
 
-// Events of a streamed request, written as SSE in HTTP chunks as they come.
-template <class Stream>
-class SseSink final : public EventSink {
+// A streamed request: each event goes out at once as server-sent events in HTTP chunks.
+class SseStream final : public StreamSink {
  public:
-  SseSink(Stream& socket, const openai::ParsedRequest& req, std::string id)
-      : socket_(socket), req_(req), id_(std::move(id)), created_(UnixNow()) {}
+  SseStream(std::shared_ptr<HttpConnection> connection, const openai::ParsedRequest& req,
+            std::string id, bool keep_alive)
+      : connection_(std::move(connection)),
+        model_(req.model),
+        include_usage_(req.include_usage),
+        id_(std::move(id)),
+        created_(UnixNow()),
+        keep_alive_(keep_alive) {}
 
   bool Send(const v1::ChatEvent& e) override {
     switch (e.event_case()) {
@@ -108,83 +162,72 @@ class SseSink final : public EventSink {
       case v1::ChatEvent::kToken: {
         // The token's index rides along as an SSE comment, which OpenAI clients skip and
         // checkers (tidelane-surge) use to prove no token was lost or repeated.
-        const bool ok = Write(
-            ": index=" + std::to_string(e.token().index()) + "\ndata: " +
-            openai::ChunkJson(id_, created_, req_.model, e.token().text(), first_, "") + "\n\n");
+        const bool ok =
+            Write(": index=" + std::to_string(e.token().index()) + "\ndata: " +
+                  openai::ChunkJson(id_, created_, model_, e.token().text(), first_, "") + "\n\n");
         first_ = false;
         return ok;
       }
       case v1::ChatEvent::kDone: {
+        std::string out;
         // Where the answer's signed receipt is (an extension; OpenAI clients skip comments).
-        if (e.done().has_receipt() && !Write(": receipt /v1/receipts/" + id_ + "\n\n")) {
-          return false;
-        }
-        bool ok = Data(
-            openai::ChunkJson(id_, created_, req_.model, "", first_, e.done().finish_reason()));
-        if (req_.include_usage)
-          ok = ok && Data(openai::UsageChunkJson(id_, created_, req_.model, e.done().usage()));
-        return ok && Write("data: [DONE]\n\n");
+        if (e.done().has_receipt()) out += ": receipt /v1/receipts/" + id_ + "\n\n";
+        out += Data(openai::ChunkJson(id_, created_, model_, "", first_, e.done().finish_reason()));
+        if (include_usage_)
+          out += Data(openai::UsageChunkJson(id_, created_, model_, e.done().usage()));
+        return Write(out + "data: [DONE]\n\n");
       }
       case v1::ChatEvent::kError:
-        return Data(openai::ErrorBody(openai::FromChatError(e.error()))) &&
-               Write("data: [DONE]\n\n");
+        return Write(Data(openai::ErrorBody(openai::FromChatError(e.error()))) +
+                     "data: [DONE]\n\n");
       case v1::ChatEvent::EVENT_NOT_SET:
         return true;
     }
     return true;
   }
-
-  // The client has gone when its side of the connection is closed (a TLS client's
-  // close_notify is data, so ask the kernel about the hang-up rather than peeking a byte).
-  bool Cancelled() const override {
-    if (broken_) return true;
-    pollfd p{Lowest(socket_).native_handle(), POLLRDHUP, 0};
-    return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+  bool Cancelled() const override { return connection_->Gone(); }
+  void Close(const grpc::Status&) override {
+    // The last chunk ends the body whatever happened: an error was already sent as an event.
+    connection_->Send("0\r\n\r\n", keep_alive_ ? End::kResponse : End::kClose);
   }
 
  private:
-  bool Data(const std::string& json) { return Write("data: " + json + "\n\n"); }
-  bool Write(const std::string& text) {
-    if (broken_) return false;
-    beast::error_code ec;
-    asio::write(socket_, http::make_chunk(asio::buffer(text)), ec);
-    broken_ = static_cast<bool>(ec);
-    return !broken_;
-  }
+  static std::string Data(const std::string& json) { return "data: " + json + "\n\n"; }
+  bool Write(const std::string& text) { return connection_->Send(Chunk(text), End::kMore); }
 
-  Stream& socket_;
-  const openai::ParsedRequest& req_;
+  std::shared_ptr<HttpConnection> connection_;
+  std::string model_;
+  bool include_usage_;
   std::string id_;
   std::int64_t created_;
+  bool keep_alive_;
   bool first_ = true;
-  bool broken_ = false;
 };
 
 }  // namespace
 
-struct HttpServer::Impl {
+struct HttpServer::Impl final : RequestHandler {
   const RouterConfig& config;
   NodeTable& nodes;
   ChatPipeline& pipeline;
   asio::io_context io;
-  tcp::acceptor acceptor{io};
-  std::thread accept_thread;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  tcp::acceptor acceptor{asio::make_strand(io)};
+  asio::steady_timer accept_retry{acceptor.get_executor()};
+  std::vector<std::thread> threads;
   std::atomic<bool> stopping{false};
 
   std::optional<asio::ssl::context> tls;  // set when the router serves HTTPS
 
-  struct Connection {
-    std::shared_ptr<tcp::socket> socket;
-    std::thread thread;
-    std::atomic<bool> done{false};
-  };
+  // Every live connection, for Stop and the connection cap.
   std::mutex mu;
-  std::list<Connection> connections;
+  std::condition_variable all_closed;
+  std::unordered_map<HttpConnection*, std::weak_ptr<HttpConnection>> connections;
 
   Impl(const RouterConfig& c, NodeTable& n, ChatPipeline& p) : config(c), nodes(n), pipeline(p) {}
 
   // The client token the request presented (see RouterConfig::client_tokens), if any.
-  std::optional<std::size_t> Client(const Request& req) const {
+  std::optional<std::size_t> Client(const HttpRequest& req) const {
     const auto header = req[http::field::authorization];
     return auth::MatchBearer(std::string_view(header.data(), header.size()), config.client_tokens);
   }
@@ -203,107 +246,70 @@ struct HttpServer::Impl {
     return out;
   }
 
-  void AcceptLoop() {
-    while (!stopping) {
-      auto socket = std::make_shared<tcp::socket>(io);
-      beast::error_code ec;
-      acceptor.accept(*socket, ec);
+  void Accept() {
+    acceptor.async_accept(asio::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
+      if (stopping) return;
       if (ec) {
-        if (stopping) return;
+        // Out of descriptors (EMFILE) or a connection reset before accept: try again shortly
+        // rather than spin.
         spdlog::warn("http accept: {}", ec.message());
-        continue;
-      }
-      std::lock_guard lock(mu);
-      // Reap finished connections so the list stays as long as the live ones.
-      for (auto it = connections.begin(); it != connections.end();) {
-        if (it->done) {
-          it->thread.join();
-          it = connections.erase(it);
-        } else {
-          ++it;
-        }
-      }
-      if (connections.size() >= kMaxConnections) {
-        const auto res = Reply(
-            11, false, http::status::service_unavailable,
-            openai::ErrorBody({503, "server_error", "too many connections", {}, "overloaded"}));
-        if (!tls) http::write(*socket, res, ec);  // a TLS client could not read it anyway
-        continue;
-      }
-      auto& conn = connections.emplace_back();
-      conn.socket = socket;
-      conn.thread = std::thread([this, &conn] {
-        tcp::socket& socket = *conn.socket;
-        if (tls) {
-          TlsStream stream(socket, *tls);
-          // The handshake is bounded like an idle connection, so a silent client costs a
-          // thread for a minute at most.
-          timeval tv{60, 0};
-          ::setsockopt(Lowest(stream).native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-          beast::error_code ec;
-          stream.handshake(asio::ssl::stream_base::server, ec);
-          if (!ec) {
-            Serve(stream);
-            stream.shutdown(ec);
-          }
-        } else {
-          Serve(socket);
-        }
-        beast::error_code ignored;
-        socket.shutdown(tcp::socket::shutdown_both, ignored);
-        conn.done = true;
-      });
-    }
-  }
-
-  template <class Stream>
-  void Serve(Stream& socket) {
-    // An idle connection is closed after 60 s without a request.
-    timeval tv{60, 0};
-    ::setsockopt(Lowest(socket).native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    beast::flat_buffer buffer;
-    const openai::Limits limits{config.max_prompt_bytes * 2 + 4096, config.max_tokens_limit};
-    for (;;) {
-      http::request_parser<http::string_body> parser;
-      parser.body_limit(limits.max_body_bytes);
-      parser.header_limit(64 * 1024);
-      beast::error_code ec;
-      http::read(socket, buffer, parser, ec);
-      if (ec == http::error::body_limit) {
-        const auto res = Reply(
-            11, false, http::status::payload_too_large,
-            openai::ErrorBody(
-                {413, "invalid_request_error", "request body too large", {}, "request_too_large"}));
-        http::write(socket, res, ec);
-        // Read (and drop) what the client is still sending, up to a bound, so it gets to read
-        // the answer instead of blocking on a full socket.
-        Lowest(socket).shutdown(tcp::socket::shutdown_send, ec);
-        timeval drain{2, 0};
-        ::setsockopt(Lowest(socket).native_handle(), SOL_SOCKET, SO_RCVTIMEO, &drain, sizeof drain);
-        std::array<char, 65536> sink;
-        for (std::size_t total = 0; total < (64u << 20);) {
-          const auto n = Lowest(socket).read_some(asio::buffer(sink), ec);
-          if (ec) break;
-          total += n;
-        }
+        accept_retry.expires_after(std::chrono::milliseconds(100));
+        accept_retry.async_wait([this](beast::error_code) {
+          if (!stopping) Accept();
+        });
         return;
       }
-      if (ec) return;  // closed, timed out or not HTTP
-      const Request req = parser.release();
-      if (!Handle(socket, req)) return;
-      if (!req.keep_alive()) return;
-    }
+      Admit(std::move(socket));
+      Accept();
+    });
   }
 
-  // Answers one request; false when the connection must close.
-  template <class Stream>
-  bool Handle(Stream& socket, const Request& req) {
-    beast::error_code ec;
-    const auto send = [&](const Response& res) {
-      http::write(socket, res, ec);
-      return !ec;
-    };
-    const std::string_view target(req.target().data(), req.target().size());
+  void Admit(tcp::socket socket) {
+    std::unique_lock lock(mu);
+    if (connections.size() >= kMaxConnections) {
+      if (!tls) {
+        // Best effort and never blocking: a plaintext client learns why; a TLS one could not
+        // read it before a handshake anyway.
+        std::ostringstream wire;
+        wire << Reply(
+            11, false, http::status::service_unavailable,
+            openai::ErrorBody({503, "server_error", "too many connections", {}, "overloaded"}));
+        beast::error_code ec;
+        socket.non_blocking(true, ec);
+        socket.write_some(asio::buffer(wire.str()), ec);
+      }
+      return;
+    }
+    lock.unlock();
+    // `connection` keeps it alive until it is registered, and lets go after `mu` is released:
+    // the last reference dropping runs OnClosed, which takes `mu`.
+    auto connection = StartHttpConnection(std::move(socket), tls ? &*tls : nullptr, *this);
+    lock.lock();
+    connections.emplace(connection.get(), connection);
+    lock.unlock();
+  }
+
+  // RequestHandler.
+  std::size_t BodyLimit() const override { return config.max_prompt_bytes * 2 + 4096; }
+
+  void OnClosed(HttpConnection* connection) override {
+    std::lock_guard lock(mu);
+    connections.erase(connection);
+    if (connections.empty()) all_closed.notify_all();
+  }
+
+  void OnBodyTooLarge(const std::shared_ptr<HttpConnection>& connection) override {
+    std::ostringstream wire;
+    wire << Reply(
+        11, false, http::status::payload_too_large,
+        openai::ErrorBody(
+            {413, "invalid_request_error", "request body too large", {}, "request_too_large"}));
+    connection->Send(std::move(wire).str(), End::kCloseAfterDrain);
+  }
+
+  void OnRequest(const std::shared_ptr<HttpConnection>& connection, HttpRequest req) override {
+    const auto send = [&](const Response& res) { SendResponse(*connection, res); };
+    const std::string target(req.target().data(), req.target().size());
     if (target == "/healthz")
       return send(Reply(req.version(), req.keep_alive(), http::status::ok, "ok\n", "text/plain"));
     const auto client = Client(req);
@@ -328,7 +334,7 @@ struct HttpServer::Impl {
     }
     if (constexpr std::string_view kReceipts = "/v1/receipts/";
         target.starts_with(kReceipts) && req.method() == http::verb::get) {
-      return send(ReceiptReply(req, target.substr(kReceipts.size())));
+      return send(ReceiptReply(req, std::string_view(target).substr(kReceipts.size())));
     }
     if (target == "/v1/chat/completions") {
       if (req.method() != http::verb::post) {
@@ -345,14 +351,13 @@ struct HttpServer::Impl {
         res.set(http::field::retry_after, std::to_string((rate.retry_after.count() + 999) / 1000));
         return send(res);
       }
-      return ChatCompletions(socket, req);
+      return ChatCompletions(connection, std::move(req));
     }
-    return send(ApiErrorReply(
-        req, {404, "invalid_request_error", "no such endpoint: " + std::string(target), {}, {}}));
+    send(ApiErrorReply(req, {404, "invalid_request_error", "no such endpoint: " + target, {}, {}}));
   }
 
   // GET /v1/receipts/{id}: the countersigned receipt as the JSON document tidelane-verify reads.
-  Response ReceiptReply(const Request& req, std::string_view id) {
+  Response ReceiptReply(const HttpRequest& req, std::string_view id) {
     const auto not_found = [&] {
       return ApiErrorReply(req, {404, "invalid_request_error",
                                  "no receipt for request '" + std::string(id.substr(0, 128)) + "'",
@@ -384,84 +389,49 @@ struct HttpServer::Impl {
     }
   }
 
-  template <class Stream>
-  bool ChatCompletions(Stream& socket, const Request& req) {
-    beast::error_code ec;
-    auto parsed = openai::ParseChatRequest(
-        req.body(), {config.max_prompt_bytes * 2 + 4096, config.max_tokens_limit});
+  // POST /v1/chat/completions: checked here, then started on the pipeline, which answers
+  // through the connection from its own threads (a queued request holds no thread at all).
+  void ChatCompletions(const std::shared_ptr<HttpConnection>& connection, HttpRequest req) {
+    auto parsed = openai::ParseChatRequest(req.body(), {BodyLimit(), config.max_tokens_limit});
     if (const auto* e = std::get_if<openai::ApiError>(&parsed)) {
-      http::write(socket, ApiErrorReply(req, *e), ec);
-      return !ec;
+      return SendResponse(*connection, ApiErrorReply(req, *e));
     }
     auto& p = std::get<openai::ParsedRequest>(parsed);
     if (const auto problem = pipeline.Problem(p.request); !problem.empty()) {
-      http::write(socket,
-                  ApiErrorReply(req, {400, "invalid_request_error", problem, "messages", {}}), ec);
-      return !ec;
+      return SendResponse(
+          *connection, ApiErrorReply(req, {400, "invalid_request_error", problem, "messages", {}}));
     }
     const auto models = Models();
     if (models.models_size() > 0) {
       bool known = false;
       for (const auto& m : models.models()) known = known || m.id() == p.model;
       if (!known) {
-        http::write(socket,
-                    ApiErrorReply(req, {404, "invalid_request_error",
-                                        "the model '" + p.model + "' does not exist on this router",
-                                        "model", "model_not_found"}),
-                    ec);
-        return !ec;
+        return SendResponse(*connection, ApiErrorReply(req, {404, "invalid_request_error",
+                                                             "the model '" + p.model +
+                                                                 "' does not exist on this router",
+                                                             "model", "model_not_found"}));
       }
     }
     const std::string id = NewCompletionId();
     p.request.set_request_id(id);
 
     if (!p.stream) {
-      CollectSink sink;
-      const auto status = pipeline.Run(p.request, sink);
-      if (!status.ok()) {
-        http::write(socket,
-                    ApiErrorReply(
-                        req, {status.error_code() == grpc::StatusCode::INVALID_ARGUMENT ? 400 : 500,
-                              "invalid_request_error",
-                              status.error_message(),
-                              {},
-                              {}}),
-                    ec);
-        return !ec;
-      }
-      if (sink.error || !sink.done) {
-        const auto e =
-            sink.error ? openai::FromChatError(*sink.error)
-                       : openai::ApiError{500, "server_error", "the answer ended early", {}, {}};
-        http::write(socket, ApiErrorReply(req, e), ec);
-        return !ec;
-      }
-      std::string body = openai::CompletionJson(id, UnixNow(), p.model, sink.text,
-                                                sink.done->finish_reason(), sink.done->usage());
-      if (sink.done->has_receipt()) {
-        // An extension field (OpenAI clients ignore unknown fields): where the receipt is.
-        auto j = nlohmann::json::parse(body);
-        j["tidelane_receipt"] = "/v1/receipts/" + id;
-        body = j.dump();
-      }
-      http::write(socket, Reply(req.version(), req.keep_alive(), http::status::ok, std::move(body)),
-                  ec);
-      return !ec;
+      const std::string model = p.model;
+      req.body().clear();  // kept only for its version and keep-alive
+      pipeline.Start(p.request,
+                     std::make_shared<CollectStream>(connection, std::move(req), id, model));
+      return;
     }
-
     http::response<http::empty_body> res{http::status::ok, req.version()};
     res.set(http::field::server, "tidelane-router");
     res.set(http::field::content_type, "text/event-stream");
     res.set(http::field::cache_control, "no-cache");
     res.keep_alive(req.keep_alive());
     res.chunked(true);
-    http::response_serializer<http::empty_body> header{res};
-    http::write_header(socket, header, ec);
-    if (ec) return false;
-    SseSink<Stream> sink(socket, p, id);
-    pipeline.Run(p.request, sink);
-    asio::write(socket, http::make_chunk_last(), ec);
-    return !ec;
+    std::ostringstream header;
+    header << res.base();
+    if (!connection->Send(std::move(header).str(), End::kMore)) return;
+    pipeline.Start(p.request, std::make_shared<SseStream>(connection, p, id, req.keep_alive()));
   }
 };
 
@@ -472,7 +442,7 @@ HttpServer::~HttpServer() {
   Stop();
 }
 
-std::optional<std::string> HttpServer::Start(const std::string& address) {
+std::optional<std::string> HttpServer::Start(const std::string& address, int threads) {
   const auto colon = address.rfind(':');
   if (colon == std::string::npos) {
     error_ = "address must be HOST:PORT";
@@ -494,87 +464,55 @@ std::optional<std::string> HttpServer::Start(const std::string& address) {
     impl_->acceptor.open(endpoint.protocol());
     impl_->acceptor.set_option(asio::socket_base::reuse_address(true));
     impl_->acceptor.bind(endpoint);
-    impl_->acceptor.listen();
+    impl_->acceptor.listen(asio::socket_base::max_listen_connections);
   } catch (const std::exception& e) {
     error_ = e.what();
     return std::nullopt;
   }
   const auto bound = impl_->acceptor.local_endpoint();
-  impl_->accept_thread = std::thread([this] { impl_->AcceptLoop(); });
+  impl_->work.emplace(impl_->io.get_executor());
+  impl_->Accept();
+  for (int i = 0; i < std::max(1, threads); ++i) {
+    impl_->threads.emplace_back([this] { impl_->io.run(); });
+  }
   return bound.address().to_string() + ":" + std::to_string(bound.port());
 }
 
 void HttpServer::Stop() {
-  if (!impl_->accept_thread.joinable()) return;
+  if (impl_->threads.empty()) return;
   impl_->stopping = true;
-  beast::error_code ec;
-  impl_->acceptor.cancel(ec);
-  ::shutdown(impl_->acceptor.native_handle(), SHUT_RDWR);  // wakes the blocking accept
-  impl_->acceptor.close(ec);
-  impl_->accept_thread.join();
-  std::lock_guard lock(impl_->mu);
-  for (auto& c : impl_->connections) {
-    c.socket->shutdown(tcp::socket::shutdown_both, ec);  // wakes its thread's blocking read
+  asio::post(impl_->acceptor.get_executor(), [this] {
+    beast::error_code ec;
+    impl_->acceptor.close(ec);
+    impl_->accept_retry.cancel();
+  });
+  // A connection ends once its socket operations complete and the pipeline lets go of its
+  // request (the pipeline sees the connection gone and stops the work).
+  const auto abort_all = [this] {
+    std::vector<std::shared_ptr<HttpConnection>> live;
+    {
+      std::lock_guard lock(impl_->mu);
+      for (auto& [raw, weak] : impl_->connections) {
+        if (auto c = weak.lock()) live.push_back(std::move(c));
+      }
+    }
+    for (auto& c : live) c->Abort();
+    // `live` lets go here, outside `mu` (a connection's end takes it).
+  };
+  abort_all();
+  std::unique_lock lock(impl_->mu);
+  while (!impl_->all_closed.wait_for(lock, std::chrono::seconds(5),
+                                     [&] { return impl_->connections.empty(); })) {
+    spdlog::warn("http: waiting for {} connections to close", impl_->connections.size());
+    lock.unlock();
+    abort_all();
+    lock.lock();
   }
-  for (auto& c : impl_->connections) {
-    if (c.thread.joinable()) c.thread.join();
-  }
-  impl_->connections.clear();
-}
-
-namespace {
-
-void RenderHistogram(std::ostringstream& out, const std::string& name, const std::string& help,
-                     const Histogram& h) {
-  out << "# HELP " << name << " " << help << "\n# TYPE " << name << " histogram\n";
-  std::uint64_t cumulative = 0;
-  for (std::size_t i = 0; i < h.bounds.size(); ++i) {
-    cumulative += h.counts[i];
-    out << name << "_bucket{le=\"" << h.bounds[i] << "\"} " << cumulative << "\n";
-  }
-  out << name << "_bucket{le=\"+Inf\"} " << h.count << "\n";
-  out << name << "_sum " << h.sum << "\n" << name << "_count " << h.count << "\n";
-}
-
-}  // namespace
-
-std::string RenderMetrics(const v1::ClusterSnapshot& s, const LatencyHistograms& latencies) {
-  std::ostringstream out;
-  const auto& c = s.counters();
-  out << "# HELP tidelane_requests_total Requests by outcome since the router started.\n"
-      << "# TYPE tidelane_requests_total counter\n"
-      << "tidelane_requests_total{outcome=\"accepted\"} " << c.accepted() << "\n"
-      << "tidelane_requests_total{outcome=\"served\"} " << c.served() << "\n"
-      << "tidelane_requests_total{outcome=\"degraded\"} " << c.degraded() << "\n"
-      << "tidelane_requests_total{outcome=\"rejected\"} " << c.rejected() << "\n"
-      << "tidelane_requests_total{outcome=\"failed\"} " << c.failed() << "\n"
-      << "# HELP tidelane_redirects_total Requests moved to another node mid-answer.\n"
-      << "# TYPE tidelane_redirects_total counter\n"
-      << "tidelane_redirects_total " << c.redirects() << "\n"
-      << "# HELP tidelane_queue_length Requests waiting for admission.\n"
-      << "# TYPE tidelane_queue_length gauge\n"
-      << "tidelane_queue_length " << c.queued() << "\n"
-      << "# HELP tidelane_in_flight Requests running on workers.\n"
-      << "# TYPE tidelane_in_flight gauge\n"
-      << "tidelane_in_flight " << c.in_flight() << "\n"
-      << "# HELP tidelane_node_active_requests Requests running on each node.\n"
-      << "# TYPE tidelane_node_active_requests gauge\n";
-  for (const auto& n : s.nodes()) {
-    out << "tidelane_node_active_requests{node=\"" << n.name() << "\"} " << n.active_requests()
-        << "\n";
-  }
-  out << "# HELP tidelane_node_batch_occupancy Running sequences over max batch, per node.\n"
-      << "# TYPE tidelane_node_batch_occupancy gauge\n";
-  for (const auto& n : s.nodes()) {
-    out << "tidelane_node_batch_occupancy{node=\"" << n.name() << "\"} "
-        << n.saturation().batch_occupancy() << "\n";
-  }
-  RenderHistogram(out, "tidelane_ttft_seconds",
-                  "Time from acceptance to the first token of served requests.", latencies.ttft_s);
-  RenderHistogram(out, "tidelane_tpot_seconds",
-                  "Mean time per output token after the first, per served request.",
-                  latencies.tpot_s);
-  return out.str();
+  lock.unlock();
+  impl_->work.reset();
+  impl_->io.stop();
+  for (auto& t : impl_->threads) t.join();
+  impl_->threads.clear();
 }
 
 }  // namespace tidelane::server

@@ -4,8 +4,12 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
+
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -125,6 +129,15 @@ int Run(int argc, char** argv) {
     return 2;
   }
   spdlog::info("countersigning receipts as {}", config.identity->PublicKeyHex());
+
+  // Every HTTP client and every gRPC stream holds a descriptor; a surge of ten thousand users
+  // needs more than the usual soft limit of 1024, and the hard limit is ours to take.
+  if (rlimit files{}; getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &files) != 0) {
+      spdlog::warn("cannot raise the open-file limit: {}", std::strerror(errno));
+    }
+  }
 
   sigset_t signals;
   sigemptyset(&signals);

@@ -169,5 +169,81 @@ class OpenAiHttpApi(unittest.TestCase):
         self.assertTrue(out.rstrip().endswith("data: [DONE]"), out[-200:])
 
 
+class ManyWaitingClients(unittest.TestCase):
+    """The HTTP front door is asynchronous: a client waiting in line costs the router a socket,
+    not a thread, and one that hangs up is taken out of the line."""
+
+    CLIENTS = 1500
+
+    def test_clients_waiting_in_line_hold_sockets_not_threads(self):
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = self.CLIENTS + 512
+        if soft < want:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, want), hard))
+        work = tempfile.mkdtemp(prefix="tidelane-http-many-")
+        token, router, worker, fields = start_router_and_worker(BIN_DIR, work, "low", "slow-worker")
+        host, port = fields["http"].rsplit(":", 1)
+        socks = []
+        try:
+            body = json.dumps({"model": "tidelane-synthetic", "stream": True, "max_tokens": 400,
+                               "messages": [{"role": "user", "content": "wait your turn"}]})
+            request = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+                       f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}").encode()
+            for _ in range(self.CLIENTS):
+                s = socket.create_connection((host, int(port)))
+                s.sendall(request)
+                socks.append(s)
+            # Each client hears at once that it was accepted, with its place in line.
+            accepted = 0
+            for s in socks:
+                s.settimeout(60)
+                buf = b""
+                while b"accepted queue_position=" not in buf:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    buf += chunk
+                accepted += b"accepted queue_position=" in buf
+            self.assertEqual(accepted, self.CLIENTS)
+            with open(f"/proc/{router.pid}/status") as f:
+                threads = int(next(l for l in f if l.startswith("Threads:")).split()[1])
+            # One thread per connection would be over 1,500; admitted requests and the fixed
+            # pools (gRPC, HTTP I/O, housekeeping) stay far below that.
+            self.assertLess(threads, self.CLIENTS // 5, f"{threads} threads for {self.CLIENTS} clients")
+            for s in socks:
+                s.close()
+            socks = []
+            # Clients that hung up leave the line (the router notices within its housekeeping
+            # period), and the router serves the next client normally.
+            conn = None
+            queued = None
+            for _ in range(600):
+                conn = http.client.HTTPConnection(host, int(port), timeout=30)
+                conn.request("GET", "/metrics", headers={"Authorization": "Bearer " + token})
+                metrics = conn.getresponse().read().decode()
+                conn.close()
+                queued = next(float(l.split()[1]) for l in metrics.splitlines()
+                              if l.startswith("tidelane_queue_length "))
+                if queued == 0:
+                    break
+                subprocess.run(["sleep", "0.1"])
+            self.assertEqual(queued, 0)
+            conn = http.client.HTTPConnection(host, int(port), timeout=60)
+            conn.request("POST", "/v1/chat/completions", body=json.dumps(
+                {"model": "tidelane-synthetic", "max_tokens": 8,
+                 "messages": [{"role": "user", "content": "my turn"}]}),
+                headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+            res = conn.getresponse()
+            self.assertEqual(res.status, 200, res.read())
+        finally:
+            for s in socks:
+                s.close()
+            for p in (worker, router):
+                p.terminate()
+                p.wait(timeout=30)
+            shutil.rmtree(work, ignore_errors=True)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

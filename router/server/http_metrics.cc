@@ -1,0 +1,63 @@
+// The Prometheus text exposition of the router's counters and histograms (GET /metrics).
+#include <sstream>
+
+#include "router/server/http_server.h"
+
+namespace tidelane::server {
+
+namespace {
+
+void RenderHistogram(std::ostringstream& out, const std::string& name, const std::string& help,
+                     const Histogram& h) {
+  out << "# HELP " << name << " " << help << "\n# TYPE " << name << " histogram\n";
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < h.bounds.size(); ++i) {
+    cumulative += h.counts[i];
+    out << name << "_bucket{le=\"" << h.bounds[i] << "\"} " << cumulative << "\n";
+  }
+  out << name << "_bucket{le=\"+Inf\"} " << h.count << "\n";
+  out << name << "_sum " << h.sum << "\n" << name << "_count " << h.count << "\n";
+}
+
+}  // namespace
+
+std::string RenderMetrics(const v1::ClusterSnapshot& s, const LatencyHistograms& latencies) {
+  std::ostringstream out;
+  const auto& c = s.counters();
+  out << "# HELP tidelane_requests_total Requests by outcome since the router started.\n"
+      << "# TYPE tidelane_requests_total counter\n"
+      << "tidelane_requests_total{outcome=\"accepted\"} " << c.accepted() << "\n"
+      << "tidelane_requests_total{outcome=\"served\"} " << c.served() << "\n"
+      << "tidelane_requests_total{outcome=\"degraded\"} " << c.degraded() << "\n"
+      << "tidelane_requests_total{outcome=\"rejected\"} " << c.rejected() << "\n"
+      << "tidelane_requests_total{outcome=\"failed\"} " << c.failed() << "\n"
+      << "# HELP tidelane_redirects_total Requests moved to another node mid-answer.\n"
+      << "# TYPE tidelane_redirects_total counter\n"
+      << "tidelane_redirects_total " << c.redirects() << "\n"
+      << "# HELP tidelane_queue_length Requests waiting for admission.\n"
+      << "# TYPE tidelane_queue_length gauge\n"
+      << "tidelane_queue_length " << c.queued() << "\n"
+      << "# HELP tidelane_in_flight Requests running on workers.\n"
+      << "# TYPE tidelane_in_flight gauge\n"
+      << "tidelane_in_flight " << c.in_flight() << "\n"
+      << "# HELP tidelane_node_active_requests Requests running on each node.\n"
+      << "# TYPE tidelane_node_active_requests gauge\n";
+  for (const auto& n : s.nodes()) {
+    out << "tidelane_node_active_requests{node=\"" << n.name() << "\"} " << n.active_requests()
+        << "\n";
+  }
+  out << "# HELP tidelane_node_batch_occupancy Running sequences over max batch, per node.\n"
+      << "# TYPE tidelane_node_batch_occupancy gauge\n";
+  for (const auto& n : s.nodes()) {
+    out << "tidelane_node_batch_occupancy{node=\"" << n.name() << "\"} "
+        << n.saturation().batch_occupancy() << "\n";
+  }
+  RenderHistogram(out, "tidelane_ttft_seconds",
+                  "Time from acceptance to the first token of served requests.", latencies.ttft_s);
+  RenderHistogram(out, "tidelane_tpot_seconds",
+                  "Mean time per output token after the first, per served request.",
+                  latencies.tpot_s);
+  return out.str();
+}
+
+}  // namespace tidelane::server
