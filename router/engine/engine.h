@@ -82,7 +82,9 @@ class Engine {
   };
   struct Scratch;
 
-  void Rope(float* v, std::size_t heads, std::size_t pos) const;
+  // cos_sin: the position's rope_dims / 2 cosines then as many sines (RopeAngles).
+  void Rope(float* v, std::size_t heads, const float* cos_sin) const;
+  void RopeAngles(std::size_t pos, float* cos_sin) const;
   void Attention(std::size_t layer, std::span<const Step> steps,
                  std::span<const std::size_t> row_step, std::span<const std::size_t> row_pos);
   std::uint64_t Fingerprint() const;

@@ -1,5 +1,7 @@
 #include "router/engine/kernels.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -39,12 +41,18 @@ TIDELANE_SIMD_CLONES void RmsNorm(const float* x, const float* weight, float eps
   for (std::size_t i = 0; i < n; ++i) out[i] = x[i] * scale * weight[i];
 }
 
-// Plain loops over one KV block: the compiler vectorises the head_dim loops (restrict: the
-// scores and outputs never alias the cache).
-TIDELANE_SIMD_CLONES void AttendKeys(const float* __restrict q, std::size_t group,
-                                     std::size_t head_dim, const float* __restrict k,
-                                     std::size_t stride, std::size_t n, float scale,
-                                     float* __restrict scores, std::size_t scores_stride) {
+// ---- Attention. Plain loops over one KV block for any CPU and head size; AVX2 + FMA versions
+// (picked once at run time) for head sizes that are a multiple of 8. The plain dot product over
+// a head is one chain of dependent FMAs (a head of 64 is 8 ymm FMAs at 4 cycles each, then a
+// horizontal sum), which made the keys the largest part of a decode step after a long prompt;
+// the AVX2 kernels run 8 positions' chains side by side and sum them in one transpose.
+
+namespace {
+
+TIDELANE_SIMD_CLONES void AttendKeysPlain(const float* __restrict q, std::size_t group,
+                                          std::size_t head_dim, const float* __restrict k,
+                                          std::size_t stride, std::size_t n, float scale,
+                                          float* __restrict scores, std::size_t scores_stride) {
   for (std::size_t g = 0; g < group; ++g) {
     const float* qg = q + g * head_dim;
     float* sg = scores + g * scores_stride;
@@ -58,10 +66,10 @@ TIDELANE_SIMD_CLONES void AttendKeys(const float* __restrict q, std::size_t grou
   }
 }
 
-TIDELANE_SIMD_CLONES void AttendValues(const float* __restrict p, std::size_t group,
-                                       std::size_t head_dim, const float* __restrict v,
-                                       std::size_t stride, std::size_t n, std::size_t p_stride,
-                                       float* __restrict out) {
+TIDELANE_SIMD_CLONES void AttendValuesPlain(const float* __restrict p, std::size_t group,
+                                            std::size_t head_dim, const float* __restrict v,
+                                            std::size_t stride, std::size_t n, std::size_t p_stride,
+                                            float* __restrict out) {
   for (std::size_t g = 0; g < group; ++g) {
     const float* pg = p + g * p_stride;
     float* og = out + g * head_dim;
@@ -74,7 +82,7 @@ TIDELANE_SIMD_CLONES void AttendValues(const float* __restrict p, std::size_t gr
   }
 }
 
-void Softmax(float* x, std::size_t n) {
+void SoftmaxPlain(float* x, std::size_t n) {
   const float max = *std::max_element(x, x + n);
   float sum = 0;
   for (std::size_t i = 0; i < n; ++i) {
@@ -83,6 +91,227 @@ void Softmax(float* x, std::size_t n) {
   }
   const float inv = 1.0f / sum;
   for (std::size_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+#define TIDELANE_AVX2 __attribute__((target("avx2,fma")))
+#define TIDELANE_AVX2_INLINE __attribute__((target("avx2,fma"), always_inline)) inline
+
+bool HasAvx2Fma() {
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+}
+
+// Scores of m <= 8 consecutive positions for one query head: lane l of a[j] sums
+// q[i]·k_j[i] over i ≡ l (mod 8), in order of i; the 8 lanes are then summed pairwise by the
+// hadd transpose below. Every position gets this same order whether it is one of 8 or of a tail.
+TIDELANE_AVX2_INLINE void Keys8(const float* qg, std::size_t head_dim, const float* k,
+                                std::size_t stride, std::size_t m, float scale, float* out) {
+  __m256 a[8];
+  for (auto& x : a) x = _mm256_setzero_ps();
+  for (std::size_t c = 0; c < head_dim; c += 8) {
+    const __m256 qv = _mm256_loadu_ps(qg + c);
+    for (std::size_t j = 0; j < 8; ++j) {
+      if (j < m) a[j] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + j * stride + c), a[j]);
+    }
+  }
+  // hadd(a0, a1) = [a0 01, a0 23, a1 01, a1 23 | a0 45, a0 67, a1 45, a1 67]; two more levels
+  // give [a0..a3 0123 | a0..a3 4567] and the same for a4..a7; adding the 128-bit halves
+  // finishes all eight sums at once.
+  const __m256 h01 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+  const __m256 h47 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+  const __m256 sums =
+      _mm256_add_ps(_mm256_permute2f128_ps(h01, h47, 0x20), _mm256_permute2f128_ps(h01, h47, 0x31));
+  alignas(32) float s[8];
+  _mm256_store_ps(s, _mm256_mul_ps(sums, _mm256_set1_ps(scale)));
+  for (std::size_t j = 0; j < m; ++j) out[j] = s[j];
+}
+
+TIDELANE_AVX2 void AttendKeysAvx2(const float* q, std::size_t group, std::size_t head_dim,
+                                  const float* k, std::size_t stride, std::size_t n, float scale,
+                                  float* scores, std::size_t scores_stride) {
+  for (std::size_t g = 0; g < group; ++g) {
+    const float* qg = q + g * head_dim;
+    float* sg = scores + g * scores_stride;
+    std::size_t t = 0;
+    for (; t + 8 <= n; t += 8) Keys8(qg, head_dim, k + t * stride, stride, 8, scale, sg + t);
+    if (t < n) Keys8(qg, head_dim, k + t * stride, stride, n - t, scale, sg + t);
+  }
+}
+
+// out[0, 8J) += Σ_t p[t]·v_t[0, 8J) with 8J floats in registers: J independent FMA chains (the
+// plain loop's load-add-store of out per position is a chain through memory).
+template <int J>
+TIDELANE_AVX2_INLINE void Values(const float* pg, const float* v, std::size_t stride, std::size_t n,
+                                 float* og) {
+  __m256 acc[J];
+  for (int j = 0; j < J; ++j) acc[j] = _mm256_loadu_ps(og + 8 * j);
+  for (std::size_t t = 0; t < n; ++t) {
+    const __m256 w = _mm256_broadcast_ss(pg + t);
+    for (int j = 0; j < J; ++j)
+      acc[j] = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + t * stride + 8 * j), acc[j]);
+  }
+  for (int j = 0; j < J; ++j) _mm256_storeu_ps(og + 8 * j, acc[j]);
+}
+
+TIDELANE_AVX2 void AttendValuesAvx2(const float* p, std::size_t group, std::size_t head_dim,
+                                    const float* v, std::size_t stride, std::size_t n,
+                                    std::size_t p_stride, float* out) {
+  for (std::size_t g = 0; g < group; ++g) {
+    const float* pg = p + g * p_stride;
+    float* og = out + g * head_dim;
+    // The head in slices of 64 floats (8 registers), then what is left in one slice.
+    std::size_t c = 0;
+    for (; c + 64 <= head_dim; c += 64) Values<8>(pg, v + c, stride, n, og + c);
+    switch ((head_dim - c) / 8) {
+      case 7:
+        Values<7>(pg, v + c, stride, n, og + c);
+        break;
+      case 6:
+        Values<6>(pg, v + c, stride, n, og + c);
+        break;
+      case 5:
+        Values<5>(pg, v + c, stride, n, og + c);
+        break;
+      case 4:
+        Values<4>(pg, v + c, stride, n, og + c);
+        break;
+      case 3:
+        Values<3>(pg, v + c, stride, n, og + c);
+        break;
+      case 2:
+        Values<2>(pg, v + c, stride, n, og + c);
+        break;
+      case 1:
+        Values<1>(pg, v + c, stride, n, og + c);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+// e^x, 8 at a time, as Cephes' expf: x = n·ln2 + r with |r| <= ln2/2 (ln2 split in two so
+// n·ln2 is exact), e^r by its degree-7 minimax polynomial, 2^n by building the exponent.
+// Relative error ~2e-7. Below -87 the result is 0 (e^-87 is 2e-38, nothing next to softmax's
+// largest term, 1, or SiLU's 1 + e^-x); above 88 the input is clamped (e^88 is 1.6e38, against
+// which SiLU's x / (1 + e^-x) is 0 as with the exact value), so 2^n stays a normal float. A
+// NaN input gives 0, not NaN (the engine's scores and activations are finite).
+TIDELANE_AVX2_INLINE __m256 Exp(__m256 x) {
+  const __m256 in_range = _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_GE_OQ);
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
+  y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i e =
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_and_ps(_mm256_mul_ps(y, _mm256_castsi256_ps(e)), in_range);
+}
+
+// The mask of the first `left` (< 8) lanes, for maskload/maskstore of a row's last floats.
+TIDELANE_AVX2_INLINE __m256i TailMask(std::size_t left) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(left)),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+TIDELANE_AVX2 void SoftmaxAvx2(float* x, std::size_t n) {
+  // Every element, the tail included, goes through the same Exp, so a score's weight does not
+  // depend on where it falls in the row.
+  const std::size_t full = n / 8 * 8;
+  const __m256i tail = TailMask(n - full);
+  __m256 mx = _mm256_set1_ps(-INFINITY);
+  for (std::size_t i = 0; i < full; i += 8) mx = _mm256_max_ps(mx, _mm256_loadu_ps(x + i));
+  if (full < n) {
+    mx = _mm256_max_ps(
+        mx, _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), _mm256_maskload_ps(x + full, tail),
+                             _mm256_castsi256_ps(tail)));
+  }
+  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+  m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+  const __m256 max = _mm256_broadcastss_ps(m4);
+  __m256 sum = _mm256_setzero_ps();
+  for (std::size_t i = 0; i < full; i += 8) {
+    const __m256 e = Exp(_mm256_sub_ps(_mm256_loadu_ps(x + i), max));
+    _mm256_storeu_ps(x + i, e);
+    sum = _mm256_add_ps(sum, e);
+  }
+  if (full < n) {
+    const __m256 e = _mm256_and_ps(Exp(_mm256_sub_ps(_mm256_maskload_ps(x + full, tail), max)),
+                                   _mm256_castsi256_ps(tail));
+    _mm256_maskstore_ps(x + full, tail, e);
+    sum = _mm256_add_ps(sum, e);
+  }
+  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1));
+  s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+  s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
+  const __m256 inv = _mm256_set1_ps(1.0f / _mm_cvtss_f32(s4));
+  for (std::size_t i = 0; i < full; i += 8)
+    _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
+  if (full < n)
+    _mm256_maskstore_ps(x + full, tail, _mm256_mul_ps(_mm256_maskload_ps(x + full, tail), inv));
+}
+
+// silu(g) · u = g / (1 + e^-g) · u.
+TIDELANE_AVX2_INLINE __m256 SiluMul(__m256 g, __m256 u) {
+  const __m256 e = Exp(_mm256_sub_ps(_mm256_setzero_ps(), g));
+  return _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), u);
+}
+
+TIDELANE_AVX2 void SwiGluAvx2(float* gate, const float* up, std::size_t n) {
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(gate + i, SiluMul(_mm256_loadu_ps(gate + i), _mm256_loadu_ps(up + i)));
+  if (i < n) {  // the same Exp for the tail, so an element's result does not depend on n
+    const __m256i tail = TailMask(n - i);
+    _mm256_maskstore_ps(
+        gate + i, tail,
+        SiluMul(_mm256_maskload_ps(gate + i, tail), _mm256_maskload_ps(up + i, tail)));
+  }
+}
+
+}  // namespace
+
+void SwiGlu(float* gate, const float* up, std::size_t n) {
+  if (HasAvx2Fma()) {
+    SwiGluAvx2(gate, up, n);
+    return;
+  }
+  for (std::size_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+void AttendKeys(const float* q, std::size_t group, std::size_t head_dim, const float* k,
+                std::size_t stride, std::size_t n, float scale, float* scores,
+                std::size_t scores_stride) {
+  if (head_dim % 8 == 0 && HasAvx2Fma()) {
+    AttendKeysAvx2(q, group, head_dim, k, stride, n, scale, scores, scores_stride);
+  } else {
+    AttendKeysPlain(q, group, head_dim, k, stride, n, scale, scores, scores_stride);
+  }
+}
+
+void AttendValues(const float* p, std::size_t group, std::size_t head_dim, const float* v,
+                  std::size_t stride, std::size_t n, std::size_t p_stride, float* out) {
+  if (head_dim % 8 == 0 && HasAvx2Fma()) {
+    AttendValuesAvx2(p, group, head_dim, v, stride, n, p_stride, out);
+  } else {
+    AttendValuesPlain(p, group, head_dim, v, stride, n, p_stride, out);
+  }
+}
+
+void Softmax(float* x, std::size_t n) {
+  if (n > 0 && HasAvx2Fma()) {
+    SoftmaxAvx2(x, n);
+  } else {
+    SoftmaxPlain(x, n);
+  }
 }
 
 void MatMul(const Matrix& w, const float* x, std::size_t batch, float* y, ThreadPool& pool) {

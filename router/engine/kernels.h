@@ -1,6 +1,8 @@
 // Kernels: the numeric building blocks of the forward pass, as plain loops (llama2.c style).
 // Each hot loop is compiled for AVX-512, AVX2+FMA and baseline x86-64 and the best one is
-// picked at run time by the loader (GCC target_clones), so one binary runs everywhere.
+// picked at run time by the loader (GCC target_clones), so one binary runs everywhere. The
+// attention, softmax and SwiGLU loops also have AVX2+FMA versions written with intrinsics
+// (kernels.cc says why), chosen at run time where the CPU has them.
 //
 // All functions are pure over their arguments and thread-safe.
 #pragma once
@@ -30,6 +32,8 @@ void Axpy(float a, const float* x, float* y, std::size_t n);
 void RmsNorm(const float* x, const float* weight, float eps, float* out, std::size_t n);
 // In place, numerically stable.
 void Softmax(float* x, std::size_t n);
+// gate[i] = silu(gate[i]) · up[i], silu(x) = x / (1 + e^-x): the SwiGLU feed-forward's gating.
+void SwiGlu(float* gate, const float* up, std::size_t n);
 
 // Attention over `n` cached positions for the `group` query heads that share one KV head
 // (grouped-query attention reads each key and value once for the whole group). Keys and

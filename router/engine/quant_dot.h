@@ -5,9 +5,9 @@
 // scaled in float. F16 and F32 weights meet the float activations directly (F16C + FMA).
 //
 // Kernels are chosen once at run time by the CPU's features: AVX2+FMA+F16C where present (with
-// AVX512-VNNI dot products where those are present too), otherwise scalar loops of the same integer
-// algorithm (same activation blocks, same integer sums; only the order of the float additions
-// differs), so one binary runs on any x86-64.
+// AVX512-VNNI dot products, and 512-bit K-quant kernels, where AVX512-VL/BW/VNNI are present
+// too), otherwise scalar loops of the same integer algorithm (same activation blocks, same integer
+// sums; only the order of the float additions differs), so one binary runs on any x86-64.
 //
 // Batches: several activation vectors share each pass over a weight row, so the weights are
 // read once per group of vectors (batched decoding) and once per tile of rows × vectors

@@ -28,8 +28,10 @@ struct ActQ8 {
 };
 // Activations for the K-quants (ggml's block_q8_K): 256 values, the sum of each 16 so the
 // weights' offsets (Q4_K/Q5_K mins, Q6_K's -32) cost one small dot per block, not per value.
-// 32-byte aligned (320 bytes) so that no 32-byte load of qs or bsums crosses a cache line.
-struct alignas(32) ActQ8K {
+// 64-byte aligned (320 bytes) so that no 32- or 64-byte load of qs, nor the bsums, crosses a
+// cache line. The AVX512 kernels store qs's runs of 32 in another order (RunAt in
+// quant_dot_kernels.inc); each kernel set reads only the blocks its own quantiser wrote.
+struct alignas(64) ActQ8K {
   std::int8_t qs[256];
   std::int16_t bsums[16];
   float d;
@@ -63,7 +65,7 @@ void QuantizeQ8KScalar(const float* x, void* out, std::size_t n);
 const KernelSet& ScalarKernels();
 // nullptr when the CPU lacks AVX2, FMA or F16C.
 const KernelSet* Avx2Kernels();
-// nullptr when the CPU lacks those or AVX512-VL and AVX512-VNNI.
+// nullptr when the CPU lacks those or AVX512-VL, AVX512-BW and AVX512-VNNI.
 const KernelSet* Avx512VnniKernels();
 
 }  // namespace tidelane::engine::quant_dot
