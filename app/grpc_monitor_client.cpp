@@ -64,6 +64,8 @@ m::Stage stageOf(v1::Stage s) {
       return m::Stage::Prefill;
     case v1::STAGE_DECODE:
       return m::Stage::Decode;
+    case v1::STAGE_KV_TRANSFER:
+      return m::Stage::KvTransfer;
     default:
       return m::Stage::Unknown;
   }

@@ -65,6 +65,7 @@ std::int32_t Sampler::Sample(std::span<float> logits, std::span<const std::int32
   }
   double total = 0;
   for (std::size_t i = 0; i < keep; ++i) total += probs[i];
+  ++draws_;
   double u = rng_.Uniform() * total;
   for (std::size_t i = 0; i < keep; ++i) {
     u -= probs[i];

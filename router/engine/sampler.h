@@ -31,9 +31,19 @@ class Sampler {
   // `logits` is modified (penalties, temperature). `history` is the sequence so far.
   std::int32_t Sample(std::span<float> logits, std::span<const std::int32_t> history);
 
+  // Random draws made so far. A sequence moved to another engine (the prefill/decode split)
+  // continues with a Sampler of the same params that skips as many, so a seeded answer is
+  // the same whether or not it moved.
+  std::uint64_t draws() const { return draws_; }
+  void Skip(std::uint64_t draws) {
+    for (std::uint64_t i = 0; i < draws; ++i) rng_.Next();
+    draws_ += draws;
+  }
+
  private:
   SamplingParams params_;
   core::Rng rng_;
+  std::uint64_t draws_ = 0;
 };
 
 }  // namespace tidelane::engine

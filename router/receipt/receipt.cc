@@ -137,7 +137,9 @@ std::string Inconsistency(const RouterStatement& r, const WorkerStatement& w) {
       return "the route's token ranges are not contiguous from 0 (hop " + std::to_string(i + 1) +
              ")";
     }
-    if (hop.outcome != (last ? "done" : "failed")) {
+    // Before the last hop, a node either failed or handed its KV cache on (prefill/decode
+    // split); the last one finished the answer.
+    if (last ? hop.outcome != "done" : hop.outcome != "failed" && hop.outcome != "handoff") {
       return "hop " + std::to_string(i + 1) + " has outcome '" + hop.outcome + "'";
     }
     next = hop.to_index;

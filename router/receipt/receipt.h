@@ -139,8 +139,10 @@ struct RouteHop {
   std::string node;
   std::uint64_t from_index = 0;
   std::uint64_t to_index = 0;
-  std::string outcome;  // "done", or "failed" (the router moved on to the next hop)
-  std::string reason;   // why it failed; empty when done
+  // "done" (the last hop), "failed" (the router moved on to the next hop) or "handoff" (a
+  // prefill node that handed its KV cache to the next hop, which decoded on).
+  std::string outcome;
+  std::string reason;  // why it failed or what it handed on; empty when done
 };
 
 // What the router states about the whole request.

@@ -229,6 +229,23 @@ struct ChatPipeline::Flight {
   }
 };
 
+// Registers a running worker call, so Shutdown can cut it short.
+struct ChatPipeline::Track {
+  ChatPipeline& p;
+  grpc::ClientContext* c;
+  Track(ChatPipeline& pipeline, grpc::ClientContext* context) : p(pipeline), c(context) {
+    std::lock_guard lock(p.mu_);
+    p.upstreams_.insert(c);
+    if (p.stopping_) c->TryCancel();
+  }
+  ~Track() {
+    std::lock_guard lock(p.mu_);
+    p.upstreams_.erase(c);
+  }
+  Track(const Track&) = delete;
+  Track& operator=(const Track&) = delete;
+};
+
 ChatPipeline::ChatPipeline(const RouterConfig& config, NodeTable& nodes, Ledger* ledger)
     : config_(config), nodes_(nodes), ledger_(ledger), rate_limiter_(config.rate_limit) {
   housekeeping_ = std::thread([this] { Housekeeping(); });
@@ -670,6 +687,7 @@ grpc::Status ChatPipeline::Serve(Flight& flight, const AdmitResult& admitted) {
       return send_error(acquired.error, acquired.message);
     }
     Lease lease = *acquired.lease;
+    std::optional<Lease> decode = acquired.decode;
     if (queue_ms < 0) queue_ms = MsSince(accepted_at);
 
     v1::ChatEvent routed_or_redirected;
@@ -689,10 +707,11 @@ grpc::Status ChatPipeline::Serve(Flight& flight, const AdmitResult& admitted) {
       auto* r = routed_or_redirected.mutable_routed();
       r->set_node(lease.node);
       r->set_lane(lease.lane);
-      r->set_stage(v1::STAGE_WHOLE);
+      r->set_stage(lease.stage);
     }
     if (!send(routed_or_redirected)) {
       nodes_.Release(lease, false);
+      if (decode) nodes_.Release(*decode, false);
       return sink.Cancel();
     }
     flight.route.push_back({lease.node, generated.size(), generated.size(), "failed", ""});
@@ -705,43 +724,21 @@ grpc::Status ChatPipeline::Serve(Flight& flight, const AdmitResult& admitted) {
     for (const auto& t : generated) work.add_generated(t);
 
     // Tokens carry their index, so a resumed stream can never repeat or skip one.
-    WorkerCall call(*lease.stub, work, config_.token, [&](const v1::Token& token) {
+    const OnToken on_token = [&](Lease& from, const v1::Token& token) {
       if (token.index() != generated.size()) return true;
       if (ttft_ms < 0) ttft_ms = MsSince(accepted_at);
-      nodes_.MarkPrefilled(lease);
+      nodes_.MarkPrefilled(from);
       generated.push_back(token.text());
       v1::ChatEvent e;
       *e.mutable_token() = token;
       return send(e);
-    });
-    struct Track {  // so Shutdown can cut this call short
-      ChatPipeline& p;
-      grpc::ClientContext* c;
-      Track(ChatPipeline& pipeline, grpc::ClientContext* context) : p(pipeline), c(context) {
-        std::lock_guard lock(p.mu_);
-        p.upstreams_.insert(c);
-        if (p.stopping_) c->TryCancel();
-      }
-      ~Track() {
-        std::lock_guard lock(p.mu_);
-        p.upstreams_.erase(c);
-      }
-    } track(*this, &call.context());
-    call.Start();
-    const grpc::Status status = call.Wait();
-    const bool client_gone = call.client_gone();
-    const std::optional<v1::GenerateDone>& done = call.done();
-    if (client_gone || sink.Cancelled()) {
-      nodes_.Release(lease, false);
-      return sink.Cancel();
-    }
-    if (status.ok() && done) {
-      nodes_.Release(lease, true);
+    };
+    const auto finish_done = [&](const v1::GenerateDone& done) {
       nodes_.Count(NodeTable::Outcome::kServed);
       v1::ChatEvent e;
       auto* d = e.mutable_done();
-      *d->mutable_usage() = done->usage();
-      d->set_finish_reason(done->finish_reason());
+      *d->mutable_usage() = done.usage();
+      d->set_finish_reason(done.finish_reason());
       const double total = MsSince(accepted_at);
       d->mutable_timings()->set_queue_ms(queue_ms);
       d->mutable_timings()->set_ttft_ms(ttft_ms < 0 ? total : ttft_ms);
@@ -754,9 +751,45 @@ grpc::Status ChatPipeline::Serve(Flight& flight, const AdmitResult& admitted) {
       nodes_.RecordLatency(d->timings().ttft_ms() / 1000.0, tpot_s);
       flight.route.back().to_index = generated.size();
       flight.route.back().outcome = "done";
-      AttachReceipt(flight, *done, d);
+      AttachReceipt(flight, done, d);
       send(e);
       return grpc::Status::OK;
+    };
+
+    if (decode) {
+      SplitEnd end = ServeSplit(flight, lease, *decode, work, on_token);
+      switch (end.kind) {
+        case SplitEnd::Kind::kDone:
+          return finish_done(*end.done);
+        case SplitEnd::Kind::kClientGone:
+          return sink.Cancel();
+        case SplitEnd::Kind::kInvalid:
+          return send_error(v1::ERROR_CODE_INVALID_REQUEST, end.status.error_message());
+        case SplitEnd::Kind::kFailed:
+          break;
+      }
+      last_failure = end.failure;
+      spdlog::warn("request {} on {}: {}; redirecting at token {}", id, end.failed->node,
+                   last_failure, generated.size());
+      failed_connections.insert(end.failed->connection);
+      previous = end.failed;
+      continue;
+    }
+
+    WorkerCall call(*lease.stub, work, config_.token,
+                    [&](const v1::Token& token) { return on_token(lease, token); });
+    Track track(*this, &call.context());
+    call.Start();
+    const grpc::Status status = call.Wait();
+    const bool client_gone = call.client_gone();
+    const std::optional<v1::GenerateDone>& done = call.done();
+    if (client_gone || sink.Cancelled()) {
+      nodes_.Release(lease, false);
+      return sink.Cancel();
+    }
+    if (status.ok() && done) {
+      nodes_.Release(lease, true);
+      return finish_done(*done);
     }
     nodes_.Release(lease, false);
     if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
@@ -774,6 +807,176 @@ grpc::Status ChatPipeline::Serve(Flight& flight, const AdmitResult& admitted) {
   return send_error(v1::ERROR_CODE_WORKER_FAILED, "gave up after " +
                                                       std::to_string(config_.max_redirects) +
                                                       " redirects; last: " + last_failure);
+}
+
+ChatPipeline::SplitEnd ChatPipeline::ServeSplit(Flight& flight, Lease& p, Lease& d,
+                                                const v1::GenerateRequest& work,
+                                                const OnToken& on_token) {
+  std::vector<std::string>& generated = flight.generated;
+  auto& route = flight.route;  // its last hop is the prefill node's
+  // Each slot is given back exactly once, whichever way this ends.
+  struct Slot {
+    NodeTable& nodes;
+    const Lease& lease;
+    bool released = false;
+    void Release(bool served) {
+      if (!std::exchange(released, true)) nodes.Release(lease, served);
+    }
+    ~Slot() { Release(false); }
+  } p_slot{nodes_, p}, d_slot{nodes_, d};
+  const auto failed = [&](const Lease& node, std::string why) {
+    SplitEnd end;
+    end.kind = SplitEnd::Kind::kFailed;
+    end.failed = node;
+    end.failure = std::move(why);
+    route.back().to_index = generated.size();
+    route.back().outcome = "failed";
+    route.back().reason = end.failure;
+    return end;
+  };
+  const auto client_gone = [] { return SplitEnd{SplitEnd::Kind::kClientGone, {}, {}, {}, {}}; };
+
+  // 1. Prefill: the first token goes to the client as soon as it arrives.
+  grpc::ClientContext pctx;
+  auth::AttachBearer(pctx, config_.token);
+  Track p_track(*this, &pctx);
+  auto reader = p.stub->PrefillKv(&pctx, work);
+  v1::PrefillEvent event;
+  std::optional<v1::KvHead> head;
+  std::optional<v1::GenerateDone> done;
+  while (!head && !done && reader->Read(&event)) {
+    if (event.has_token()) {
+      if (!on_token(p, event.token())) {
+        pctx.TryCancel();
+        reader->Finish();
+        return client_gone();
+      }
+    } else if (event.has_head()) {
+      head = event.head();
+    } else if (event.has_done()) {
+      done = event.done();
+    } else {
+      pctx.TryCancel();  // a KV chunk before its head: nothing sensible follows
+      break;
+    }
+  }
+  if (flight.sink->Cancelled()) {
+    pctx.TryCancel();
+    reader->Finish();
+    return client_gone();
+  }
+  if (done) {
+    // The answer ended in prefill (end of text, max_tokens): the prefill node finished it.
+    const grpc::Status status = reader->Finish();
+    if (status.ok()) {
+      p_slot.Release(true);
+      return {SplitEnd::Kind::kDone, done, {}, {}, {}};
+    }
+    return failed(p, "prefill failed: " + status.error_message());
+  }
+  if (!head) {
+    const grpc::Status status = reader->Finish();
+    if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
+      return {SplitEnd::Kind::kInvalid, {}, status, {}, {}};
+    }
+    return failed(p, status.ok() ? "prefill ended without a KV cache"
+                                 : "prefill failed: " + status.error_message());
+  }
+
+  // 2. The KV cache moves, one chunk at a time: the router never holds more than one chunk of
+  // it, however large it is (gRPC's flow control paces the prefill node to the decode node).
+  route.back().to_index = generated.size();
+  route.back().outcome = "handoff";
+  route.back().reason = "prefilled; KV cache handed to " + d.node;
+  route.push_back({d.node, generated.size(), generated.size(), "failed", ""});
+  {
+    v1::ChatEvent routed;
+    routed.mutable_routed()->set_node(d.node);
+    routed.mutable_routed()->set_lane(d.lane);
+    routed.mutable_routed()->set_stage(v1::STAGE_DECODE);
+    if (!flight.Send(routed)) {
+      pctx.TryCancel();
+      reader->Finish();
+      return client_gone();
+    }
+  }
+  grpc::ClientContext dctx;
+  auth::AttachBearer(dctx, config_.token);
+  Track d_track(*this, &dctx);
+  auto stream = d.stub->DecodeKv(&dctx);
+  v1::DecodeInput input;
+  auto* start = input.mutable_start();
+  *start->mutable_request() = work;
+  start->mutable_request()->clear_generated();
+  for (const auto& t : generated) start->mutable_request()->add_generated(t);
+  *start->mutable_head() = *head;
+  start->set_prefill_node(p.node);
+  bool decode_ok = stream->Write(input);
+  bool in_order = true;
+  std::uint64_t moved = 0;
+  while (decode_ok && moved < head->kv_bytes() && reader->Read(&event)) {
+    if (!event.has_kv() || event.kv().offset() != moved) {
+      in_order = false;
+      break;
+    }
+    moved += event.kv().data().size();
+    input.Clear();
+    input.mutable_kv()->Swap(event.mutable_kv());
+    decode_ok = stream->Write(input);
+    if (flight.sink->Cancelled()) {
+      pctx.TryCancel();
+      dctx.TryCancel();
+      reader->Finish();
+      stream->Finish();
+      return client_gone();
+    }
+  }
+  // The prefill stream must end right after the announced bytes (Finish needs it drained).
+  if (decode_ok && in_order && moved == head->kv_bytes() && reader->Read(&event)) {
+    in_order = false;
+  }
+  if (!decode_ok || !in_order) pctx.TryCancel();
+  const grpc::Status p_status = reader->Finish();
+  if (decode_ok && (!in_order || !p_status.ok() || moved != head->kv_bytes())) {
+    // The prefill node failed mid-transfer: the decode node has nothing to go on.
+    dctx.TryCancel();
+    stream->Finish();
+    route.pop_back();
+    return failed(p, !in_order       ? "the KV cache arrived out of order"
+                     : p_status.ok() ? "the KV transfer ended at byte " + std::to_string(moved) +
+                                           " of " + std::to_string(head->kv_bytes())
+                                     : "KV transfer failed: " + p_status.error_message());
+  }
+  if (decode_ok) {
+    // The prefill node's part is done: its slot frees for the next prompt now.
+    p_slot.Release(true);
+    nodes_.RecordHandoff(flight.view.id, p, d, moved);
+    stream->WritesDone();
+  }
+
+  // 3. Decode: tokens continue at the next index, from the decode node.
+  v1::GenerateEvent out;
+  while (decode_ok && stream->Read(&out)) {
+    if (out.has_token()) {
+      if (!on_token(d, out.token())) {
+        dctx.TryCancel();
+        stream->Finish();
+        return client_gone();
+      }
+    } else if (out.has_done()) {
+      done = out.done();
+    }
+  }
+  const grpc::Status d_status = stream->Finish();
+  if (flight.sink->Cancelled()) return client_gone();
+  if (decode_ok && d_status.ok() && done) {
+    d_slot.Release(true);
+    return {SplitEnd::Kind::kDone, done, {}, {}, {}};
+  }
+  // The decode node refused the cache or failed; the request continues elsewhere from the
+  // next token (the ledger has every token so far), re-prefilling there.
+  return failed(d, d_status.ok() ? "decode node ended its stream without finishing"
+                                 : "decode failed: " + d_status.error_message());
 }
 
 }  // namespace tidelane::server

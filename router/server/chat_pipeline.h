@@ -171,6 +171,20 @@ class ChatPipeline {
 
  private:
   struct Flight;
+  struct Track;
+  // How one split attempt (prefill on one node, decode on another) ended.
+  struct SplitEnd {
+    enum class Kind { kDone, kClientGone, kInvalid, kFailed } kind = Kind::kFailed;
+    std::optional<v1::GenerateDone> done;  // kDone: from the node that finished
+    grpc::Status status;                   // kInvalid: the worker's answer
+    std::optional<Lease> failed;           // kFailed: the node to redirect away from
+    std::string failure;                   // kFailed: why
+  };
+  using OnToken = std::function<bool(Lease&, const v1::Token&)>;
+  // Runs PrefillKv on `prefill`, moves its KV cache chunk by chunk into DecodeKv on `decode`
+  // and streams the decode node's tokens; gives both leases back and keeps flight.route.
+  SplitEnd ServeSplit(Flight& flight, Lease& prefill, Lease& decode,
+                      const v1::GenerateRequest& work, const OnToken& on_token);
   // Admission, without blocking: the request queues as a record and continues in Serve on a
   // thread of its own once admitted.
   void Begin(const std::shared_ptr<Flight>& flight);

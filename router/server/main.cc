@@ -77,6 +77,11 @@ int Run(int argc, char** argv) {
                  "Requests a client token may send at once above --rate-limit (default: "
                  "max(1, 10 s of the rate))")
       ->check(CLI::NonNegativeNumber);
+  server::SplitOptions split;
+  cli.add_option("--split-min-prompt-tokens", split.min_prompt_tokens,
+                 "Prompts shorter than this (in estimated tokens) are never split between a "
+                 "prefill and a decode worker: the KV handoff would cost more than it saves")
+      ->capture_default_str();
   tls::Files tls_files;
   cli.add_option("--tls-cert", tls_files.cert,
                  "PEM certificate chain: serve gRPC and HTTP over TLS (with --tls-key)");
@@ -156,9 +161,9 @@ int Run(int argc, char** argv) {
                  unfinished.size());
   }
 
-  server::NodeTable nodes(core::MakePolicy(policy, 0), admission == "none"
-                                                           ? core::MakeNoAdmission()
-                                                           : core::MakeTidalAdmission());
+  server::NodeTable nodes(
+      core::MakePolicy(policy, 0),
+      admission == "none" ? core::MakeNoAdmission() : core::MakeTidalAdmission(), split);
   server::ChatPipeline pipeline(config, nodes, ledger.get());
   server::ChatServiceImpl chat(config, nodes, pipeline);
   server::RegistryServiceImpl registry(config, nodes);

@@ -14,8 +14,8 @@ double SecondsNow() {
 }  // namespace
 
 NodeTable::NodeTable(std::unique_ptr<core::RoutingPolicy> policy,
-                     std::unique_ptr<core::Admission> admission)
-    : policy_(std::move(policy)), admission_(std::move(admission)) {}
+                     std::unique_ptr<core::Admission> admission, SplitOptions split)
+    : policy_(std::move(policy)), admission_(std::move(admission)), split_(split) {}
 
 std::vector<core::NodeState> NodeTable::States(const std::set<std::uint64_t>& exclude,
                                                bool slot_gate, std::vector<Node*>* order) {
@@ -171,6 +171,7 @@ std::uint64_t NodeTable::Add(const v1::Register& registration,
     n.registration = registration;
     n.connection = connection = next_connection_++;
     n.stub = std::move(stub);
+    n.lane = registration.lane() == v1::LANE_UNSPECIFIED ? v1::LANE_MIXED : registration.lane();
     // The worker's own figures; what it does not report comes from its tier's profile.
     const auto tier = registration.tier() == v1::TIER_HIGH  ? "high"
                       : registration.tier() == v1::TIER_LOW ? "low"
@@ -261,28 +262,48 @@ AcquireResult NodeTable::Acquire(const core::Request& request,
     // take a free slot, so one waiter never holds up the others behind it.
     {
       std::vector<Node*> order;
-      const auto states = States(exclude, true, &order);
+      auto states = States(exclude, true, &order);
+      // Lanes are the operator's preference, not a reason to stall: when no node that is up
+      // can prefill (or none can decode), say the only prefill node died, every node takes
+      // whole requests until one is back.
+      const auto can = [&](core::Lane not_this) {
+        for (std::size_t i = 0; i < states.size(); ++i) {
+          if (order[i]->state == v1::NODE_STATE_READY && !exclude.contains(order[i]->connection) &&
+              states[i].lane != not_this) {
+            return true;
+          }
+        }
+        return false;
+      };
+      if (!can(core::Lane::kDecode) || !can(core::Lane::kPrefill)) {
+        for (auto& st : states) st.lane = core::Lane::kMixed;
+      }
       const core::ClusterView view{states, SecondsNow(), {}};
       if (const auto placement = policy_->Route(request, view)) {
         policy_->OnPlaced(request, *placement, view);
-        // Split placements need KV handoff between workers, which the daemons do not do
-        // yet; the request runs whole on the prefill node.
         Node& n = *order[placement->prefill];
+        // A split the two workers cannot do runs whole on the prefill node.
+        Node* d = placement->Split() ? order[placement->decode] : nullptr;
+        if (d && !CanSplit(n, *d, request)) d = nullptr;
+        const auto now = std::chrono::steady_clock::now();
         ++n.active;
         n.outstanding_prefill_tokens += request.prompt_tokens;
         counters_.set_in_flight(counters_.in_flight() + 1);
         RemoveTicket(ticket);
-        v1::Flow flow;
-        flow.set_request_id(std::to_string(request.id));
-        flow.set_to_node(n.registration.name());
-        flow.set_stage(v1::STAGE_WHOLE);
-        flows_.emplace_back(next_event_++, std::move(flow));
-        if (flows_.size() > kEventLog) flows_.pop_front();
+        AddFlow(request.id, n.registration.name(), d ? v1::STAGE_PREFILL : v1::STAGE_WHOLE);
+        AcquireResult result;
+        result.lease =
+            Lease{n.registration.name(), n.connection, n.lane, n.stub, now, request.prompt_tokens};
+        if (d) {
+          // Both slots are held from the start, so the cache always has somewhere to go.
+          ++d->active;
+          result.lease->stage = v1::STAGE_PREFILL;
+          result.decode =
+              Lease{d->registration.name(), d->connection, d->lane, d->stub, now, 0, true,
+                    v1::STAGE_DECODE};
+        }
         cv_.notify_all();
-        return {Lease{n.registration.name(), n.connection, n.lane, n.stub,
-                      std::chrono::steady_clock::now(), request.prompt_tokens},
-                v1::ERROR_CODE_UNSPECIFIED,
-                {}};
+        return result;
       }
     }
     const bool any_node = std::any_of(nodes_.begin(), nodes_.end(), [&](const auto& kv) {
@@ -303,10 +324,40 @@ AcquireResult NodeTable::Acquire(const core::Request& request,
   }
 }
 
+bool NodeTable::CanSplit(const Node& p, const Node& d, const core::Request& request) const {
+  return p.registration.kv_handoff() && d.registration.kv_handoff() &&
+         p.registration.engine() == d.registration.engine() &&
+         p.registration.model() == d.registration.model() &&
+         request.prompt_tokens >= split_.min_prompt_tokens;
+}
+
+void NodeTable::AddFlow(std::uint64_t request_id, const std::string& to, v1::Stage stage,
+                        const std::string& from, std::uint64_t kv_bytes) {
+  v1::Flow flow;
+  flow.set_request_id(std::to_string(request_id));
+  flow.set_to_node(to);
+  flow.set_stage(stage);
+  flow.set_from_node(from);
+  flow.set_kv_bytes(kv_bytes);
+  flows_.emplace_back(next_event_++, std::move(flow));
+  if (flows_.size() > kEventLog) flows_.pop_front();
+}
+
+void NodeTable::RecordHandoff(std::uint64_t request_id, const Lease& from, const Lease& to,
+                              std::uint64_t kv_bytes) {
+  std::lock_guard lock(mu_);
+  counters_.set_kv_handoffs(counters_.kv_handoffs() + 1);
+  counters_.set_kv_bytes(counters_.kv_bytes() + kv_bytes);
+  AddFlow(request_id, to.node, v1::STAGE_KV_TRANSFER, from.node, kv_bytes);
+  AddFlow(request_id, to.node, v1::STAGE_DECODE);
+}
+
 void NodeTable::Release(const Lease& lease, bool served) {
   {
     std::lock_guard lock(mu_);
-    counters_.set_in_flight(counters_.in_flight() - 1);
+    // The request is counted in flight once, on its WHOLE or DECODE lease.
+    const bool prefill_half = lease.stage == v1::STAGE_PREFILL;
+    if (!prefill_half) counters_.set_in_flight(counters_.in_flight() - 1);
     const auto it = nodes_.find(lease.node);
     if (it != nodes_.end() && it->second.connection == lease.connection) {
       --it->second.active;
@@ -316,7 +367,7 @@ void NodeTable::Release(const Lease& lease, bool served) {
       }
       if (served) ++it->second.served;
     }
-    if (served) {
+    if (served && !prefill_half) {
       const double ms =
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - lease.since)
               .count();

@@ -42,12 +42,24 @@ struct Lease {
   std::chrono::steady_clock::time_point since;
   std::uint32_t prompt_tokens = 0;
   bool prefilled = false;
+  // WHOLE, or the half of a split request this slot is for. A request counts once in flight:
+  // on its WHOLE or DECODE lease (the PREFILL one is given back as soon as the KV has moved).
+  v1::Stage stage = v1::STAGE_WHOLE;
 };
 
 struct AcquireResult {
-  std::optional<Lease> lease;
+  std::optional<Lease> lease;                        // WHOLE, or PREFILL when `decode` is set too
   v1::ErrorCode error = v1::ERROR_CODE_UNSPECIFIED;  // set when there is no lease
   std::string message;
+  std::optional<Lease> decode;  // a split placement: the slot held on the decode node
+};
+
+// When a split placement (router/core Placement::Split) really splits. It does only between
+// two workers that announce kv_handoff and run the same engine and model; otherwise, and for
+// prompts shorter than min_prompt_tokens (the handoff costs more than it saves), the request
+// runs whole on the node chosen for its prefill.
+struct SplitOptions {
+  std::uint32_t min_prompt_tokens = 0;
 };
 
 struct AdmitResult {
@@ -81,8 +93,8 @@ struct WaitUpdate {
 class NodeTable {
  public:
   // `admission` may be null: no front door, every request goes straight to placement.
-  NodeTable(std::unique_ptr<core::RoutingPolicy> policy,
-            std::unique_ptr<core::Admission> admission);
+  NodeTable(std::unique_ptr<core::RoutingPolicy> policy, std::unique_ptr<core::Admission> admission,
+            SplitOptions split = {});
 
   // Adds a worker, replacing any earlier registration of the same name. Returns the
   // connection id that identifies this registration in Remove and UpdateTelemetry.
@@ -119,8 +131,13 @@ class NodeTable {
                         const std::function<bool()>& cancelled,
                         const std::function<void(WaitUpdate)>& on_wait,
                         std::chrono::milliseconds no_node_timeout);
-  // Gives the slot back; `served` says whether the request finished there.
+  // Gives the slot back; `served` says whether the request finished there (for a PREFILL
+  // lease: whether its KV cache was handed on).
   void Release(const Lease& lease, bool served);
+  // A split request's KV cache moved from `from` to `to`: KV_TRANSFER and DECODE flows for
+  // the monitor, and the handoff counters.
+  void RecordHandoff(std::uint64_t request_id, const Lease& from, const Lease& to,
+                     std::uint64_t kv_bytes);
   // The request on `lease` produced its first token: its prompt is no longer queued there.
   void MarkPrefilled(Lease& lease);
 
@@ -170,11 +187,15 @@ class NodeTable {
   static void Deliver(Wakeups& wakeups);
   std::uint32_t EtaMs(std::uint32_t position) const;
   void RemoveTicket(std::uint64_t ticket);
+  bool CanSplit(const Node& prefill, const Node& decode, const core::Request& request) const;
+  void AddFlow(std::uint64_t request_id, const std::string& to, v1::Stage stage,
+               const std::string& from = {}, std::uint64_t kv_bytes = 0);
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::unique_ptr<core::RoutingPolicy> policy_;
   std::unique_ptr<core::Admission> admission_;
+  const SplitOptions split_;
   // Requests waiting at the front door, by request id.
   struct Queued {
     AdmissionCallbacks callbacks;

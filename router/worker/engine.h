@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,6 +45,31 @@ struct GenerationResult {
 // Receives each new token with its index; returns false to stop (the client went away).
 using TokenSink = std::function<bool(std::uint32_t index, std::string_view text)>;
 
+// The prefill half of a split request: the first token(s) went to the sink; `handoff` is what
+// the decode node imports (kv_handoff.h: the KV cache and the engine's state, bound to the
+// request and its prompt). Empty when the answer already ended (result.finish_reason "stop"
+// or "length") or was cancelled; otherwise result.finish_reason is "handoff".
+struct PrefillOutput {
+  GenerationResult result;
+  std::string handoff;
+};
+
+// A handoff blob that cannot be used here. The worker answers INVALID_ARGUMENT for kCorrupt,
+// FAILED_PRECONDITION for kForeign and RESOURCE_EXHAUSTED for kNoRoom.
+class KvHandoffError : public std::runtime_error {
+ public:
+  enum class Kind {
+    kCorrupt,  // not a handoff, truncated, or its checksum fails
+    kForeign,  // another engine, model, request or prompt
+    kNoRoom,   // no KV memory for it now
+  };
+  KvHandoffError(Kind kind, const std::string& what) : std::runtime_error(what), kind_(kind) {}
+  Kind kind() const { return kind_; }
+
+ private:
+  Kind kind_;
+};
+
 class Engine {
  public:
   virtual ~Engine() = default;
@@ -60,6 +86,27 @@ class Engine {
   // The worker is going away: Run calls in progress end soon with finish_reason "cancelled"
   // and new ones end at once. Thread-safe. Engines whose steps are short need not override.
   virtual void Shutdown() {}
+
+  // Prefill/decode split (the router runs a request's prompt on one worker and its answer on
+  // another). Engines that cannot say false, and the router never splits onto them.
+  virtual bool SupportsHandoff() const { return false; }
+  // Computes the prompt, emits the first token at index input.generated.size() and hands the
+  // rest on. Blocking, like Run; throws std::invalid_argument as Run does, std::logic_error
+  // when the engine does not support handoff.
+  virtual PrefillOutput Prefill(const GenerationInput& input, const TokenSink& sink);
+  // Continues a request from a Prefill handoff made by an engine of the same kind and model
+  // (on this worker or another): emits tokens from index input.generated.size(), where
+  // `generated` holds every token so far, the prefill node's included. The tokens are exactly
+  // those Run would have produced. Throws KvHandoffError for a handoff it cannot use.
+  virtual GenerationResult Decode(const GenerationInput& input, std::string_view handoff,
+                                  const TokenSink& sink);
 };
+
+inline PrefillOutput Engine::Prefill(const GenerationInput&, const TokenSink&) {
+  throw std::logic_error(std::string(Kind()) + " engines cannot split prefill from decode");
+}
+inline GenerationResult Engine::Decode(const GenerationInput&, std::string_view, const TokenSink&) {
+  throw std::logic_error(std::string(Kind()) + " engines cannot split prefill from decode");
+}
 
 }  // namespace tidelane::worker

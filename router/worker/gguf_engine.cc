@@ -5,10 +5,13 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
+#include <optional>
+#include <span>
 #include <stdexcept>
 
 #include "router/engine/sampler.h"
 #include "router/receipt/receipt.h"
+#include "router/worker/kv_handoff.h"
 
 namespace tidelane::worker {
 
@@ -31,7 +34,15 @@ struct GgufEngine::Job {
   Clock::time_point admitted;
   GenerationResult result;
   std::string error;
+  std::optional<KvHandoffError::Kind> kv_error;  // the handoff could not be imported
   bool done = false;
+  // Prefill/decode split. A prefill job stops after its first token and exports its cache; a
+  // decode job joins the batch by importing one (the blob outlives the job: Decode owns it).
+  bool prefill_only = false;
+  std::span<const std::uint8_t> import_kv;
+  std::vector<std::uint8_t> exported;
+  std::int32_t handoff_token = -1;
+  std::uint64_t handoff_draws = 0;
   std::condition_variable finished;
 
   Job(const engine::SamplingParams& p, const engine::Tokenizer& t) : sampler(p), decoder(t) {}
@@ -138,15 +149,22 @@ engine::Result<std::vector<std::int32_t>> GgufEngine::PromptTokens(
   return tokens;
 }
 
-GenerationResult GgufEngine::Run(const GenerationInput& input, const TokenSink& sink) {
-  auto prompt = PromptTokens(input);
-  if (!prompt) throw std::invalid_argument(prompt.error());
+namespace {
+
+engine::SamplingParams ParamsOf(const GenerationInput& input) {
   engine::SamplingParams params;
   params.temperature = input.temperature;
   params.top_p = input.temperature > 0 ? 0.95f : 1.0f;
   params.seed = input.seed;
-  Job job(params, *tokenizer_);
-  job.prompt = std::move(prompt).value();
+  return params;
+}
+
+}  // namespace
+
+// Fills in what every kind of job shares; false when there is nothing to generate.
+bool GgufEngine::Prepare(Job& job, std::vector<std::int32_t> prompt,
+                         const GenerationInput& input) const {
+  job.prompt = std::move(prompt);
   job.next_index = static_cast<std::uint32_t>(input.generated.size());
   const std::uint32_t limit = input.max_tokens ? input.max_tokens : options_.default_max_tokens;
   job.max_new = limit > job.next_index ? limit - job.next_index : 0;
@@ -154,10 +172,75 @@ GenerationResult GgufEngine::Run(const GenerationInput& input, const TokenSink& 
   job.result.prompt_encoding = "token-ids";
   job.result.prompt_sha256 = receipt::Sha256TokenIds(job.prompt);
   job.result.completion_tokens = job.next_index;
-  if (job.max_new == 0) {
-    job.result.finish_reason = "length";
-    return job.result;
+  if (job.max_new == 0) job.result.finish_reason = "length";
+  return job.max_new > 0;
+}
+
+GenerationResult GgufEngine::Run(const GenerationInput& input, const TokenSink& sink) {
+  auto prompt = PromptTokens(input);
+  if (!prompt) throw std::invalid_argument(prompt.error());
+  Job job(ParamsOf(input), *tokenizer_);
+  if (!Prepare(job, std::move(prompt).value(), input)) return job.result;
+  Execute(job, sink);
+  return job.result;
+}
+
+PrefillOutput GgufEngine::Prefill(const GenerationInput& input, const TokenSink& sink) {
+  auto prompt = PromptTokens(input);
+  if (!prompt) throw std::invalid_argument(prompt.error());
+  Job job(ParamsOf(input), *tokenizer_);
+  job.prefill_only = true;
+  if (!Prepare(job, std::move(prompt).value(), input)) return {job.result, {}};
+  Execute(job, sink);
+  PrefillOutput out{job.result, {}};
+  if (job.result.finish_reason == "handoff") {
+    HandoffHeader h;
+    h.engine = std::string(Kind());
+    h.model = Model();
+    h.request_id = input.request_id;
+    h.prompt_sha256 = job.result.prompt_sha256;
+    h.prompt_prefix = static_cast<std::uint32_t>(input.generated.size());
+    h.resume_index = job.next_index;
+    h.next_token = job.handoff_token;
+    h.sampler_draws = job.handoff_draws;
+    out.handoff = PackHandoff(h, job.exported);
   }
+  return out;
+}
+
+GenerationResult GgufEngine::Decode(const GenerationInput& input, std::string_view handoff,
+                                    const TokenSink& sink) {
+  const UnpackedHandoff u = UnpackHandoff(handoff);
+  CheckHandoff(u.header, Kind(), Model(), input);
+  // The cache must hold this conversation's prompt, as the prefill engine built it.
+  GenerationInput prefilled = input;
+  prefilled.generated.resize(u.header.prompt_prefix);
+  auto prompt = PromptTokens(prefilled);
+  if (!prompt) throw std::invalid_argument(prompt.error());
+  if (receipt::Sha256TokenIds(*prompt) != u.header.prompt_sha256) {
+    throw KvHandoffError(KvHandoffError::Kind::kForeign,
+                         "the KV handoff does not belong here: it holds another prompt than "
+                         "this conversation's");
+  }
+  if (u.header.next_token < 0 ||
+      static_cast<std::size_t>(u.header.next_token) >= engine_->config().vocab) {
+    throw KvHandoffError(KvHandoffError::Kind::kCorrupt,
+                         "the KV handoff is unusable: its next token is outside the vocabulary");
+  }
+  Job job(ParamsOf(input), *tokenizer_);
+  if (!Prepare(job, std::move(prompt).value(), input)) return job.result;
+  job.fed = job.prompt.size();
+  job.import_kv = u.kv;
+  // The prefill engine sampled this token but did not feed it; its sampler and text decoder
+  // saw it. Replaying both makes the answer continue exactly as on one node.
+  job.next_token = u.header.next_token;
+  job.sampler.Skip(u.header.sampler_draws);
+  job.decoder.Push(u.header.next_token);
+  Execute(job, sink);
+  return job.result;
+}
+
+void GgufEngine::Execute(Job& job, const TokenSink& sink) {
   ++active_;
   std::unique_lock lock(mu_);
   job.admitted = Clock::now();
@@ -177,13 +260,48 @@ GenerationResult GgufEngine::Run(const GenerationInput& input, const TokenSink& 
   --active_;
   if (job.client_gone && job.result.finish_reason != "error")
     job.result.finish_reason = "cancelled";
+  if (job.kv_error) throw KvHandoffError(*job.kv_error, job.error);
   if (!job.error.empty()) throw std::runtime_error(job.error);
-  return job.result;
+}
+
+void GgufEngine::Admit(Job* j, std::vector<Job*>& running) {
+  if (j->import_kv.empty()) {
+    j->seq = engine_->NewSequence();
+    running.push_back(j);
+    return;
+  }
+  // Imported on this thread, between two passes: the engine is only ever driven by the loop.
+  auto imported = engine_->Import(j->import_kv);
+  std::string problem;
+  auto kind = KvHandoffError::Kind::kCorrupt;
+  if (!imported) {
+    // The engine's Import says why in words; these are the two that are not corruption.
+    problem = imported.error();
+    if (problem.find("another model") != std::string::npos) kind = KvHandoffError::Kind::kForeign;
+    if (problem.find("KV cache is full") != std::string::npos) kind = KvHandoffError::Kind::kNoRoom;
+  } else if (engine_->Tokens(*imported) != j->prompt) {
+    engine_->FreeSequence(*imported);
+    kind = KvHandoffError::Kind::kForeign;
+    problem = "it holds other tokens than this conversation's prompt";
+  }
+  if (!problem.empty()) {
+    std::lock_guard lock(mu_);
+    j->result.finish_reason = "error";
+    j->kv_error = kind;
+    j->error = "cannot import the KV handoff: " + problem;
+    j->done = true;
+    j->finished.notify_all();
+    return;
+  }
+  j->seq = *imported;
+  j->import_kv = {};
+  running.push_back(j);
 }
 
 void GgufEngine::Loop() {
   std::vector<Job*> running;
   for (;;) {
+    std::vector<Job*> joining;
     {
       std::unique_lock lock(mu_);
       wake_.wait(lock, [&] { return stop_ || !waiting_.empty() || !running.empty(); });
@@ -200,13 +318,13 @@ void GgufEngine::Loop() {
         }
         return;
       }
-      while (!waiting_.empty() && running.size() < options_.max_batch) {
-        running.push_back(waiting_.front());
+      while (!waiting_.empty() && running.size() + joining.size() < options_.max_batch) {
+        joining.push_back(waiting_.front());
         waiting_.pop_front();
-        running.back()->seq = engine_->NewSequence();
       }
     }
-    Step(running);
+    for (Job* j : joining) Admit(j, running);
+    if (!running.empty()) Step(running);
   }
 }
 
@@ -290,6 +408,21 @@ void GgufEngine::Step(std::vector<Job*>& running) {
     if (j->produced >= j->max_new ||
         engine_->Tokens(j->seq).size() + 1 >= engine_->config().context) {
       finish(j, "length");
+      continue;
+    }
+    if (j->prefill_only) {
+      // Split: the cache holds the prompt; the sampled token and the sampler's position go
+      // with it, and another engine feeds the token and carries on.
+      auto kv = engine_->Export(j->seq);
+      if (!kv) {
+        spdlog::error("cannot export a sequence's KV cache: {}", kv.error());
+        finish(j, "error", "cannot export the KV cache: " + kv.error());
+        continue;
+      }
+      j->exported = std::move(kv).value();
+      j->handoff_token = token;
+      j->handoff_draws = j->sampler.draws();
+      finish(j, "handoff");
       continue;
     }
     j->next_token = token;

@@ -59,6 +59,14 @@ class GgufEngine final : public Engine {
   double decode_ms_per_token() const { return decode_ms_per_token_; }
   GenerationResult Run(const GenerationInput& input, const TokenSink& sink) override;
 
+  // Split: the prefill job leaves the batch after its first token with its KV exported
+  // (Engine::Export) into the handoff; Decode imports one into the running batch on the loop
+  // thread, and the answer continues exactly as Run's would (greedy or seeded).
+  bool SupportsHandoff() const override { return true; }
+  PrefillOutput Prefill(const GenerationInput& input, const TokenSink& sink) override;
+  GenerationResult Decode(const GenerationInput& input, std::string_view handoff,
+                          const TokenSink& sink) override;
+
   // The prompt tokens a conversation becomes (template + tokenizer); exposed for tests.
   engine::Result<std::vector<std::int32_t>> PromptTokens(const GenerationInput& input) const;
 
@@ -67,6 +75,12 @@ class GgufEngine final : public Engine {
   GgufEngine() = default;
   void Loop();
   void Calibrate();
+  bool Prepare(Job& job, std::vector<std::int32_t> prompt, const GenerationInput& input) const;
+  // Queues `job` for the batch loop and hands its tokens to `sink` until it ends; throws what
+  // Run, Prefill and Decode document.
+  void Execute(Job& job, const TokenSink& sink);
+  // Takes a job from the queue into the batch (a new sequence, or an imported cache).
+  void Admit(Job* job, std::vector<Job*>& running);
   void Step(std::vector<Job*>& running);
 
   std::unique_ptr<engine::Engine> engine_;

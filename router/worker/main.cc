@@ -92,6 +92,12 @@ int Run(int argc, char** argv) {
       ->check(CLI::IsMember({"high", "mid", "low"}))
       ->capture_default_str();
   cli.add_option("--name", name, "Node name shown by the router and monitor (default: HOST-PID)");
+  std::string lane = "mixed";
+  cli.add_option("--lane", lane,
+                 "Lane this node serves in: mixed (whole requests), prefill (prompts, handing "
+                 "the KV cache on) or decode (answers from an imported KV cache)")
+      ->check(CLI::IsMember({"mixed", "prefill", "decode"}))
+      ->capture_default_str();
   cli.add_option("--listen", listen,
                  "Address for this worker's WorkerService; port 0 picks a free one")
       ->capture_default_str();
@@ -228,6 +234,10 @@ int Run(int argc, char** argv) {
   registration.set_model(engine->Model());
   registration.set_max_batch(engine->MaxBatch());
   registration.set_context_length(context_length);
+  registration.set_lane(lane == "prefill"  ? v1::LANE_PREFILL
+                        : lane == "decode" ? v1::LANE_DECODE
+                                           : v1::LANE_MIXED);
+  registration.set_kv_handoff(engine->SupportsHandoff());
   // A real engine reports what it measured; the synthetic one, the profile it imitates.
   registration.set_prefill_tokens_per_s(measured_prefill_tok_s > 0 ? measured_prefill_tok_s
                                                                    : profile->prefill_tokens_per_s);

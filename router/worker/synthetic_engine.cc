@@ -1,10 +1,16 @@
 #include "router/worker/synthetic_engine.h"
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <chrono>
+#include <cstring>
+#include <span>
 #include <stdexcept>
 #include <thread>
+
+#include "router/receipt/receipt.h"
+#include "router/worker/kv_handoff.h"
 
 namespace tidelane::worker {
 namespace {
@@ -99,7 +105,7 @@ void SyntheticEngine::Shutdown() {
   shutdown_cv_.notify_all();
 }
 
-GenerationResult SyntheticEngine::Run(const GenerationInput& input, const TokenSink& sink) {
+std::uint32_t SyntheticEngine::PromptTokens(const GenerationInput& input) {
   bool has_user = false;
   std::uint32_t prompt_tokens = 0;
   for (const auto& m : input.messages) {
@@ -107,19 +113,38 @@ GenerationResult SyntheticEngine::Run(const GenerationInput& input, const TokenS
     prompt_tokens += CountTokens(m.content) + 4;  // + role markers of a chat template
   }
   if (!has_user) throw std::invalid_argument("the conversation has no user message");
+  return prompt_tokens;
+}
 
+GenerationResult SyntheticEngine::Run(const GenerationInput& input, const TokenSink& sink) {
+  return Generate(input, sink, Phase::kWhole);
+}
+
+GenerationResult SyntheticEngine::Generate(const GenerationInput& input, const TokenSink& sink,
+                                           Phase phase) {
+  const std::uint32_t prompt_tokens = PromptTokens(input);
   ActiveGuard guard(active_);
   const auto answer = AnswerTokens(input.messages, input.max_tokens);
   GenerationResult result;
   result.prompt_tokens = prompt_tokens;
-  result.prefill_ms = profile_.PrefillMs(prompt_tokens) * time_scale_;
-  // A resumed request re-prefills its prompt plus what was generated so far.
   const auto start = static_cast<std::uint32_t>(input.generated.size());
-  bool working = Work(profile_.PrefillMs(prompt_tokens + start) * time_scale_);
+  bool working = true;
+  if (phase != Phase::kDecode) {
+    // A resumed request re-prefills its prompt plus what was generated so far; a decode from
+    // a handoff has its cache already.
+    result.prefill_ms = profile_.PrefillMs(prompt_tokens) * time_scale_;
+    working = Work(profile_.PrefillMs(prompt_tokens + start) * time_scale_);
+  }
 
   std::uint32_t i = start;
-  for (; i < answer.size(); ++i) {
-    if (working && i > start) working = Work(profile_.DecodeStepMs(active_.load()) * time_scale_);
+  // Prefill emits the first token only; the decode node continues from the next.
+  const auto end =
+      phase == Phase::kPrefill
+          ? std::min<std::uint32_t>(static_cast<std::uint32_t>(answer.size()), start + 1)
+          : static_cast<std::uint32_t>(answer.size());
+  for (; i < end; ++i) {
+    const bool step = phase == Phase::kDecode || i > start;
+    if (working && step) working = Work(profile_.DecodeStepMs(active_.load()) * time_scale_);
     if (!working || !sink(i, answer[i])) {
       result.completion_tokens = i;
       result.finish_reason = "cancelled";
@@ -127,9 +152,76 @@ GenerationResult SyntheticEngine::Run(const GenerationInput& input, const TokenS
     }
   }
   result.completion_tokens = std::max<std::uint32_t>(i, start);
+  if (phase == Phase::kPrefill && i < answer.size()) {
+    result.finish_reason = "handoff";
+    return result;
+  }
   // Only a natural end carries the full stop; anything else was cut by max_tokens.
   result.finish_reason = !answer.empty() && answer.back().ends_with('.') ? "stop" : "length";
   return result;
+}
+
+namespace {
+
+// The synthetic "KV cache": bytes that depend only on the request and its prompt, so the
+// decode side can tell a cache of this conversation from any other.
+void FillKv(std::span<std::uint8_t> kv, std::string_view request_id, std::string_view prompt) {
+  const std::uint64_t seed = Fnv1a(prompt, Fnv1a(request_id));
+  for (std::size_t i = 0; i < kv.size(); i += 8) {
+    const std::uint64_t word = SplitMix(seed + i / 8);
+    std::memcpy(kv.data() + i, &word, std::min<std::size_t>(8, kv.size() - i));
+  }
+}
+
+std::string MessagesHash(const GenerationInput& input) {
+  std::vector<std::string> parts;
+  for (const auto& m : input.messages) {
+    parts.push_back(m.role);
+    parts.push_back(m.content);
+  }
+  return receipt::Sha256Strings(parts);
+}
+
+}  // namespace
+
+std::uint64_t SyntheticEngine::KvBytes(std::uint32_t tokens) const {
+  const double bytes = profile_.kv_bytes_per_token * static_cast<double>(tokens);
+  return static_cast<std::uint64_t>(std::min(bytes, static_cast<double>(kMaxKvBytes)));
+}
+
+PrefillOutput SyntheticEngine::Prefill(const GenerationInput& input, const TokenSink& sink) {
+  PrefillOutput out{Generate(input, sink, Phase::kPrefill), {}};
+  if (out.result.finish_reason != "handoff") return out;
+  HandoffHeader h;
+  h.engine = std::string(Kind());
+  h.model = Model();
+  h.request_id = input.request_id;
+  h.prompt_sha256 = MessagesHash(input);
+  h.prompt_prefix = static_cast<std::uint32_t>(input.generated.size());
+  h.resume_index = out.result.completion_tokens;
+  // The cache of the prompt and of what was said before, as the profile's model would hold.
+  std::vector<std::uint8_t> kv(KvBytes(out.result.prompt_tokens + h.prompt_prefix));
+  FillKv(kv, h.request_id, h.prompt_sha256);
+  out.handoff = PackHandoff(h, kv);
+  return out;
+}
+
+GenerationResult SyntheticEngine::Decode(const GenerationInput& input, std::string_view handoff,
+                                         const TokenSink& sink) {
+  const UnpackedHandoff u = UnpackHandoff(handoff);
+  CheckHandoff(u.header, Kind(), Model(), input);
+  if (u.header.prompt_sha256 != MessagesHash(input)) {
+    throw KvHandoffError(KvHandoffError::Kind::kForeign,
+                         "the KV handoff does not belong here: it holds another prompt than "
+                         "this conversation's");
+  }
+  std::vector<std::uint8_t> expected(u.kv.size());
+  FillKv(expected, u.header.request_id, u.header.prompt_sha256);
+  if (!std::equal(expected.begin(), expected.end(), u.kv.begin())) {
+    throw KvHandoffError(KvHandoffError::Kind::kCorrupt,
+                         "the KV handoff is unusable: its cache is not the one made for it");
+  }
+  return Generate(input, sink, Phase::kDecode);
 }
 
 }  // namespace tidelane::worker

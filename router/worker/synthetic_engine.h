@@ -28,6 +28,21 @@ class SyntheticEngine final : public Engine {
   void Shutdown() override;
   GenerationResult Run(const GenerationInput& input, const TokenSink& sink) override;
 
+  // Split: prefill costs the profile's prefill time and emits the first token; its handoff
+  // carries a KV cache of the profile's size (kv_bytes_per_token x tokens, at most
+  // kMaxKvBytes) whose bytes derive from the request and its prompt, so decode can check
+  // that it was made for this conversation. Decode has no prefill cost and continues the
+  // same deterministic answer.
+  bool SupportsHandoff() const override { return true; }
+  PrefillOutput Prefill(const GenerationInput& input, const TokenSink& sink) override;
+  GenerationResult Decode(const GenerationInput& input, std::string_view handoff,
+                          const TokenSink& sink) override;
+  // A real 8B model's cache is 128 KiB a token; beyond this the synthetic one stops growing,
+  // so a demo moves realistic megabytes without a long prompt costing gigabytes.
+  static constexpr std::uint64_t kMaxKvBytes = 16ull << 20;
+  // The size of the KV cache of `tokens` tokens, as handed off.
+  std::uint64_t KvBytes(std::uint32_t tokens) const;
+
   // The whole answer for a conversation, one entry per token; exposed for tests.
   static std::vector<std::string> AnswerTokens(const std::vector<Message>& messages,
                                                std::uint32_t max_tokens);
@@ -36,6 +51,10 @@ class SyntheticEngine final : public Engine {
 
  private:
   core::NodeProfile profile_;
+  enum class Phase { kWhole, kPrefill, kDecode };
+  GenerationResult Generate(const GenerationInput& input, const TokenSink& sink, Phase phase);
+  // Prompt tokens of a conversation; throws std::invalid_argument without a user message.
+  static std::uint32_t PromptTokens(const GenerationInput& input);
   // Waits `ms` of simulated work; false when Shutdown cut it short.
   bool Work(double ms);
 

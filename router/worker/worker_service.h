@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "router/receipt/receipt.h"
 #include "router/worker/engine.h"
@@ -38,6 +39,17 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
                         grpc::ServerWriter<v1::GenerateEvent>* writer) override;
   grpc::Status Cancel(grpc::ServerContext* context, const v1::CancelRequest* request,
                       v1::CancelResult* result) override;
+  // The split (worker.proto): PrefillKv streams the first token, then the engine's handoff in
+  // chunks of kKvChunkBytes; DecodeKv takes one whole (at most kMaxKvBytes) and continues.
+  grpc::Status PrefillKv(grpc::ServerContext* context, const v1::GenerateRequest* request,
+                         grpc::ServerWriter<v1::PrefillEvent>* writer) override;
+  grpc::Status DecodeKv(
+      grpc::ServerContext* context,
+      grpc::ServerReaderWriter<v1::GenerateEvent, v1::DecodeInput>* stream) override;
+
+  static constexpr std::size_t kKvChunkBytes = 1 << 20;
+  // A bound on what one DecodeKv call may make this worker hold in memory.
+  static constexpr std::uint64_t kMaxKvBytes = 8ull << 30;
 
   // Requests served to completion since start.
   std::uint64_t ServedTotal() const { return served_.load(); }
@@ -45,6 +57,13 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
   std::uint64_t TokensTotal() const { return tokens_.load(); }
 
  private:
+  class Running;
+  // GenerateDone for a request this worker finished, with its signed statement when it has
+  // an identity: it produced `produced` after input.generated.
+  v1::GenerateDone DoneOf(const GenerationInput& input, const GenerationResult& result,
+                          const std::vector<std::string>& produced,
+                          std::int64_t started_at_ms) const;
+
   Engine& engine_;
   const std::string token_;
   const std::optional<ReceiptSigner> signer_;

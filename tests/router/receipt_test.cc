@@ -90,6 +90,48 @@ TEST(Receipt, UntamperedReceiptVerifies) {
   EXPECT_EQ(v.payload["worker_statement"]["worker"]["public_key"], f.worker.PublicKeyHex());
 }
 
+// A split request: node-a prefilled and handed its KV cache on, node-b decoded and finished.
+TEST(Receipt, HandoffHopVerifiesAndOtherOutcomesDoNot) {
+  Fixture f;
+  WorkerStatement w;
+  w.request_id = "req-2";
+  w.worker_name = "node-b";
+  w.model_kind = "gguf";
+  w.model_id = "m";
+  w.model_sha256 = Sha256Hex("weights");
+  w.prompt_encoding = "token-ids";
+  w.prompt_tokens = 3;
+  w.prompt_sha256 = Sha256TokenIds({1, 2, 3});
+  w.resumed_from_index = 1;
+  w.resumed_prefix_sha256 = Sha256Strings({"Hel"});
+  w.output_to_index = 4;
+  w.output_sha256 = Sha256Strings({"lo", " wor", "ld"});
+  w.finish_reason = "length";
+  w.started_at_ms = 1700000000100;
+  w.finished_at_ms = 1700000000200;
+  const SignedStatement st = SignWorkerStatement(w, f.worker);
+  RouterStatement r;
+  r.request_id = "req-2";
+  r.prompt_messages_sha256 = Sha256Strings({"user", "hi"});
+  r.prompt_tokens = 3;
+  r.finish_reason = "length";
+  r.route = {{"node-a", 0, 1, "handoff", "prefilled; KV cache handed to node-b"},
+             {"node-b", 1, 4, "done", ""}};
+  r.accepted_at_ms = 1700000000000;
+  r.done_at_ms = 1700000000250;
+  std::string problem;
+  const auto e = Countersign(r, st, f.tokens, f.router, &problem);
+  ASSERT_TRUE(e) << problem;
+  EXPECT_TRUE(Verify(*e).ok());
+
+  r.route.front().outcome = "skipped";
+  EXPECT_FALSE(Countersign(r, st, f.tokens, f.router, &problem));
+  EXPECT_NE(problem.find("outcome"), std::string::npos) << problem;
+  r.route.front().outcome = "handoff";
+  r.route.back().outcome = "handoff";  // the last hop must be the one that finished
+  EXPECT_FALSE(Countersign(r, st, f.tokens, f.router, &problem));
+}
+
 TEST(Receipt, EverySignedFieldIsCovered) {
   const Fixture f = MakeReceipt();
   // Every leaf of the payload, the worker statement included.

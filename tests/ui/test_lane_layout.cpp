@@ -189,6 +189,22 @@ class TestLaneLayout : public QObject {
     QCOMPARE(h.series(MonitorHistory::Series::Served).last().y(), 0.0);
   }
 
+  void aSplitRequestArrivesOnceAtEachOfItsNodes() {
+    // The router's flows for one split request: PREFILL on p, then its KV cache moving to d
+    // and DECODE on d. Each node saw one arrival, and the KV crossed between them once.
+    MonitorHistory h;
+    MonitorFrame f = frameAt(5'000, 0, 0);
+    f.nodes = {node("p", Tier::High, Role::Prefill), node("d", Tier::Low, Role::Decode)};
+    f.flows = {{QStringLiteral("r1"), QStringLiteral("p"), Stage::Prefill},
+               {QStringLiteral("r1"), QStringLiteral("d"), Stage::KvTransfer},
+               {QStringLiteral("r1"), QStringLiteral("d"), Stage::Decode}};
+    QVERIFY(h.append(f));
+    QCOMPARE(h.latest().node(QStringLiteral("p"))->arrivals, 1);
+    QCOMPARE(h.latest().node(QStringLiteral("d"))->arrivals, 1);
+    QCOMPARE(h.latest().handoffs.size(), 1);
+    QCOMPARE(h.latest().handoffs[0].count, 1);
+  }
+
   void redirectsAgeAndFadeOut() {
     MonitorHistory h;
     MonitorFrame a = frameAt(10'000, 0, 0), b = frameAt(12'000, 0, 0), c = frameAt(15'000, 0, 0);

@@ -20,7 +20,8 @@ double lerp(double a, double b, double t) {
 constexpr const char* kTierKeys[] = {"high", "mid", "low", "unknown"};
 constexpr const char* kRoleKeys[] = {"prefill", "decode", "mixed"};
 constexpr const char* kStateKeys[] = {"ready", "draining", "cordoned", "down", "unknown"};
-constexpr const char* kStageKeys[] = {"whole", "preprocess", "prefill", "decode", "unknown"};
+constexpr const char* kStageKeys[] = {"whole",  "preprocess",  "prefill",
+                                      "decode", "kv_transfer", "unknown"};
 
 template <typename E, std::size_t N>
 bool enumFromKey(const QString& key, const char* const (&keys)[N], E* out) {
@@ -102,7 +103,9 @@ double MonitorFrame::prefillShare() const {
 
 void MonitorFrame::countArrivals() {
   QHash<QString, int> counts;
-  for (const auto& f : flows) ++counts[f.toNode];
+  for (const auto& f : flows) {
+    if (f.stage != Stage::KvTransfer) ++counts[f.toNode];
+  }
   for (auto& n : nodes) n.arrivals = counts.value(n.name);
 }
 

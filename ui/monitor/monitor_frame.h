@@ -19,7 +19,9 @@ enum class Tier { High, Mid, Low, Unknown };
 enum class Role { Prefill, Decode, Mixed };
 enum class NodeState { Ready, Draining, Cordoned, Down, Unknown };
 // Stage of one inference that a flow carries.
-enum class Stage { Whole, Preprocess, Prefill, Decode, Unknown };
+// KvTransfer: a split request's KV cache moving to its decode node (the same request's Decode
+// flow follows), so it is not a new arrival there.
+enum class Stage { Whole, Preprocess, Prefill, Decode, KvTransfer, Unknown };
 
 // How saturated a node is: seven dimensions, each normalised so 1.0 = at its limit. The
 // binding dimension (the largest) is the one that limits the node, and sets its level.
