@@ -3,7 +3,6 @@
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
-#include <QSettings>
 
 #include "app/bundled_model.h"
 #include "app/chat_store.h"
@@ -19,6 +18,7 @@
 #include "app/receipt_check.h"
 #include "app/secret_store.h"
 #include "app/service_supervisor.h"
+#include "app/worker_identity.h"
 #include "ui/chat_view.h"
 #include "ui/generation_bar.h"
 #include "ui/main_window.h"
@@ -85,6 +85,27 @@ AppController::AppController(AppSettings settings, QString binDir, QString dataD
   vault_ = std::make_unique<SecretVault>(std::make_unique<KeychainSecretStore>(),
                                          QDir(dataDir_).filePath(QStringLiteral("secrets.json")),
                                          settings_.secretsInFile);
+  apiKey_ = std::make_unique<KeptSecret>(vault_.get(), apiKeyName(), tr("API key"),
+                                         QStringLiteral("endpoint/apiKey"));
+  remoteToken_ =
+      std::make_unique<KeptSecret>(vault_.get(), remoteTokenName(), tr("remote router token"));
+  connect(apiKey_.get(), &KeptSecret::loaded, this, &AppController::onApiKeyLoaded);
+  connect(remoteToken_.get(), &KeptSecret::loaded, this, &AppController::onRemoteTokenLoaded);
+  for (auto [secret, signal] : {std::pair{apiKey_.get(), &AppController::apiKeyStored},
+                                std::pair{remoteToken_.get(), &AppController::remoteTokenStored}}) {
+    connect(secret, &KeptSecret::stored, this, [this, signal](bool ok, const QString& message) {
+      window_->showServiceStatus(message);
+      emit(this->*signal)(ok, message);
+    });
+  }
+}
+
+QString AppController::apiKey() const {
+  return apiKey_->value();
+}
+
+QString AppController::remoteToken() const {
+  return remoteToken_->value();
 }
 
 ui::ChatBackend* AppController::activeBackend() {
@@ -122,82 +143,41 @@ void AppController::start(StartView view) {
     }
   }
   if (!historyError_.isEmpty()) window_->showServiceStatus(historyError_);
-  applySettings(settings_, apiKey_, false);
-  // The keychain is asked only when a key is needed (or an old settings file holds one), so
-  // using the bundled model never wakes up a keychain or its unlock prompt.
-  if (settings_.endpoint == AppSettings::Endpoint::OpenAiCompatible ||
-      QSettings().contains(QStringLiteral("endpoint/apiKey"))) {
-    loadApiKey();
+  applySettings(settings_, apiKey_->value(), false);
+  // The API key is read only when it is needed (or an old settings file holds one); the remote
+  // router's token when chats go there (connectRemote).
+  if (settings_.endpoint == AppSettings::Endpoint::OpenAiCompatible || apiKey_->hasLegacyCopy()) {
+    apiKey_->load();
   }
 }
 
-void AppController::loadApiKey() {
-  // Versions before the keychain never wrote the key to the settings file, but a hand-edited
-  // or imported one may hold it: move it into the keychain.
-  vault_->migrateFromSettings(
-      QStringLiteral("endpoint/apiKey"), apiKeyName(), [this](const SecretResult& migrated) {
-        QString note;
-        if (migrated.status != SecretResult::Status::NotFound &&
-            (!migrated.ok() || vault_->mode() == SecretVault::Mode::SessionOnly)) {
-          note = tr("The API key in the settings file was left there: %1").arg(migrated.message);
-        }
-        vault_->read(apiKeyName(), [this, note](const SecretResult& r) {
-          keyLoaded_ = true;
-          if (r.ok()) {
-            storedApiKey_ = r.secret;
-            if (apiKey_.isEmpty()) {
-              apiKey_ = r.secret;
-              if (settings_.endpoint == AppSettings::Endpoint::OpenAiCompatible) {
-                openAiBackend_->setEndpoint(QUrl(settings_.openAiUrl), apiKey_,
-                                            settings_.openAiModel);
-              }
-            }
-          }
-          QString message = note;
-          if (message.isEmpty() && r.status == SecretResult::Status::NoKeychain) {
-            message = vault_->describe();
-          } else if (message.isEmpty() && !r.ok() && r.status != SecretResult::Status::NotFound) {
-            message = tr("Cannot read the API key: %1").arg(r.message);
-          }
-          // After setEndpoint, whose "Connected" line would otherwise hide this one.
-          if (!message.isEmpty()) window_->showServiceStatus(message);
-          emit apiKeyLoaded(r.ok(), message);
-        });
-      });
+void AppController::onApiKeyLoaded(bool found, const QString& message) {
+  if (found && settings_.endpoint == AppSettings::Endpoint::OpenAiCompatible) {
+    openAiBackend_->setEndpoint(QUrl(settings_.openAiUrl), apiKey_->value(), settings_.openAiModel);
+  }
+  // After setEndpoint, whose "Connected" line would otherwise hide this one.
+  if (!message.isEmpty()) window_->showServiceStatus(message);
+  emit apiKeyLoaded(found, message);
 }
 
-void AppController::storeApiKey() {
-  if (apiKey_ == storedApiKey_) return;
-  if (!keyLoaded_ && apiKey_.isEmpty()) {
-    // An empty field before the stored key was read means "nothing entered", not "delete".
-    loadApiKey();
-    return;
-  }
-  const QString key = apiKey_;
-  auto done = [this, key](const SecretResult& r) {
-    QString message;
-    if (!r.ok()) {
-      message = tr("The API key could not be stored: %1 It is kept for this session only.")
-                    .arg(r.message);
-    } else if (vault_->mode() == SecretVault::Mode::SessionOnly) {
-      storedApiKey_ = key;
-      message = vault_->describe();
+void AppController::onRemoteTokenLoaded(bool found, const QString& message) {
+  if (settings_.endpoint == AppSettings::Endpoint::RemoteRouter && !settings_.remoteTokenFromFile) {
+    if (!remoteToken_->value().isEmpty()) {
+      connectTo(settings_.remoteAddress, remoteToken_->value(), settings_.remoteCaFile);
+      // After connectTo, whose lines would otherwise hide this one.
+      if (!message.isEmpty()) window_->showServiceStatus(message);
     } else {
-      storedApiKey_ = key;
-      const QString where = vault_->mode() == SecretVault::Mode::File
-                                ? QDir::toNativeSeparators(vault_->filePath())
-                                : tr("the system keychain");
-      message = key.isEmpty() ? tr("The API key was removed from %1.").arg(where)
-                              : tr("The API key was stored in %1.").arg(where);
+      const QString missing = message.isEmpty()
+                                  ? tr("No token is stored for the remote router: paste it in "
+                                       "File → Settings.")
+                                  : message;
+      window_->showServiceStatus(missing);
+      if (monitorWindow_) monitorWindow_->showStatus(missing);
     }
+  } else if (!message.isEmpty()) {
     window_->showServiceStatus(message);
-    emit apiKeyStored(r.ok(), message);
-  };
-  if (key.isEmpty()) {
-    vault_->remove(apiKeyName(), done);
-  } else {
-    vault_->write(apiKeyName(), key, done);
   }
+  emit remoteTokenLoaded(found, message);
 }
 
 ModelLibrary* AppController::modelLibrary() {
@@ -297,22 +277,28 @@ void AppController::useModel(const QString& path) {
   }
 }
 
-void AppController::applySettings(const AppSettings& settings, const QString& apiKey, bool save) {
+void AppController::applySettings(const AppSettings& settings, const QString& apiKey, bool save,
+                                  const std::optional<QString>& remoteToken) {
   const bool sameRemote = settings.remoteAddress == settings_.remoteAddress &&
+                          settings.remoteTokenFromFile == settings_.remoteTokenFromFile &&
                           settings.remoteTokenFile == settings_.remoteTokenFile &&
-                          settings.remoteCaFile == settings_.remoteCaFile;
+                          settings.remoteCaFile == settings_.remoteCaFile &&
+                          (!remoteToken || *remoteToken == remoteToken_->value());
   const auto before = settings_.endpoint;
   const bool themeChanged = settings.theme != settings_.theme;
   settings_ = settings;
   if (themeChanged) ui::applyTheme(ui::themeFromName(settings_.theme));
-  apiKey_ = apiKey;
+  apiKey_->setValue(apiKey);
+  if (remoteToken) remoteToken_->setValue(*remoteToken);
   if (save) {
-    settings_.save();  // the key is not part of AppSettings: it goes to the vault
-    storeApiKey();
+    settings_.save();  // the secrets are not part of AppSettings: they go to the vault
+    apiKey_->store();
+    if (remoteToken) remoteToken_->store();
   }
   switch (settings_.endpoint) {
     case AppSettings::Endpoint::OpenAiCompatible:
-      openAiBackend_->setEndpoint(QUrl(settings_.openAiUrl), apiKey_, settings_.openAiModel);
+      openAiBackend_->setEndpoint(QUrl(settings_.openAiUrl), apiKey_->value(),
+                                  settings_.openAiModel);
       window_->setBackend(openAiBackend_.get());
       if (!openAiBackend_->isReady()) {
         window_->showServiceStatus(
@@ -335,6 +321,15 @@ void AppController::applySettings(const AppSettings& settings, const QString& ap
 }
 
 void AppController::connectRemote() {
+  if (!settings_.remoteTokenFromFile) {
+    if (remoteToken_->value().isEmpty()) {
+      // Not read yet (or nothing stored): onRemoteTokenLoaded connects, or says what is missing.
+      remoteToken_->load();
+      return;
+    }
+    connectTo(settings_.remoteAddress, remoteToken_->value(), settings_.remoteCaFile);
+    return;
+  }
   QFile tokenFile(settings_.remoteTokenFile);
   if (!tokenFile.open(QIODevice::ReadOnly)) {
     const QString message = tr("Cannot read the remote router's token file %1: %2")
@@ -353,6 +348,7 @@ void AppController::startBundled() {
   options.dataDir = dataDir_;
   options.workerProfile = settings_.workerProfile;
   options.modelPath = settings_.modelPath;
+  options.awaitWorkerIdentity = true;
   supervisor_ = std::make_unique<ServiceSupervisor>(options);
   for (auto signal : {&ServiceSupervisor::statusChanged, &ServiceSupervisor::failed}) {
     connect(supervisor_.get(), signal, window_.get(), &ui::MainWindow::showServiceStatus);
@@ -368,6 +364,16 @@ void AppController::startBundled() {
     }
   });
   supervisor_->start();
+  // The keychain is read while the router starts; only the worker waits for its key.
+  workerIdentity_ = std::make_unique<WorkerIdentity>(vault_.get(), WorkerIdentity::defaultFile());
+  workerIdentity_->resolve([this](const WorkerIdentity::Outcome& outcome) {
+    if (outcome.identity.isEmpty()) {
+      qWarning("%s", qPrintable(outcome.message));
+    } else {
+      qInfo("%s", qPrintable(outcome.message));
+    }
+    if (supervisor_) supervisor_->setWorkerIdentity(outcome.identity, outcome.file);
+  });
 }
 
 ui::EndpointSettings AppController::endpointSettings() const {
@@ -378,11 +384,13 @@ ui::EndpointSettings AppController::endpointSettings() const {
                      ? ui::EndpointSettings::Kind::OpenAiCompatible
                      : ui::EndpointSettings::Kind::Bundled;
   current.remoteAddress = settings_.remoteAddress;
+  current.remoteToken = remoteToken_->value();
+  current.remoteTokenFromFile = settings_.remoteTokenFromFile;
   current.remoteTokenFile = settings_.remoteTokenFile;
   current.remoteCaFile = settings_.remoteCaFile;
   current.openAiUrl = settings_.openAiUrl;
   current.openAiModel = settings_.openAiModel;
-  current.apiKey = apiKey_;
+  current.apiKey = apiKey_->value();
   current.keyStorageNote = vault_->describe();
   current.keychainMissing = vault_->mode() == SecretVault::Mode::SessionOnly;
   current.storeKeyInFile = vault_->mode() == SecretVault::Mode::File;
@@ -406,8 +414,22 @@ void AppController::applyEndpointSettings(const ui::EndpointSettings& chosen) {
                       ? AppSettings::Endpoint::OpenAiCompatible
                       : AppSettings::Endpoint::Bundled;
   next.remoteAddress = chosen.remoteAddress;
+  next.remoteTokenFromFile = chosen.remoteTokenFromFile;
   next.remoteTokenFile = chosen.remoteTokenFile;
   next.remoteCaFile = chosen.remoteCaFile;
+  QString token = chosen.remoteToken;
+  if (!chosen.remoteTokenFromFile && token.isEmpty() && settings_.remoteTokenFromFile &&
+      !settings_.remoteTokenFile.isEmpty()) {
+    // Moving from the token file to the keychain without pasting a token: the file's token
+    // goes to the keychain. The file stays (it may be provisioned, e.g. /etc/tidelane/token).
+    QFile file(settings_.remoteTokenFile);
+    if (file.open(QIODevice::ReadOnly)) {
+      token = QString::fromUtf8(file.readLine()).trimmed();
+    } else {
+      window_->showServiceStatus(tr("Cannot read the remote router's token file %1: %2")
+                                     .arg(settings_.remoteTokenFile, file.errorString()));
+    }
+  }
   next.openAiUrl = chosen.openAiUrl;
   next.openAiModel = chosen.openAiModel;
   next.theme = chosen.theme;
@@ -415,9 +437,10 @@ void AppController::applyEndpointSettings(const ui::EndpointSettings& chosen) {
     // The user explicitly chose the file, or went back: the key moves to the new place.
     next.secretsInFile = chosen.storeKeyInFile;
     vault_->setUseFile(chosen.storeKeyInFile);
-    storedApiKey_ = QStringLiteral("\n(moved)");  // no real key: forces the write
+    apiKey_->forgetStored();
+    remoteToken_->forgetStored();
   }
-  applySettings(next, chosen.apiKey);
+  applySettings(next, chosen.apiKey, true, token);
 }
 
 void AppController::connectTo(const QString& address, const QString& token, const QString& caFile) {

@@ -7,11 +7,17 @@
 //
 // Endpoints: the bundled router (default), a remote router (both through GrpcChatBackend)
 // or an OpenAI-compatible URL (OpenAiChatBackend). File → Settings applies a new choice at
-// once and saves it, except the API key, which goes to the system keychain through a
-// SecretVault (never to QSettings or a log): read back at start; without a keychain service
-// the user is told, and it is kept for the session only unless they opt in to a file readable
-// only by them. Bundled services started once keep running when another endpoint is chosen,
-// so switching back is instant.
+// once and saves it, except the API key and the remote router's token, which go to the system
+// keychain through a SecretVault (never to QSettings or a log), each as a KeptSecret: read back
+// when needed; without a keychain service the user is told, and they are kept for the session
+// only unless the user opts in to a file readable only by them. A remote router's token may
+// instead be read from a file the user names (provisioned tokens, and settings from before the
+// keychain held it). Bundled services started once keep running when another endpoint is
+// chosen, so switching back is instant.
+//
+// The bundled worker signs its receipts with a key kept in the keychain too (WorkerIdentity),
+// read while the router starts and handed to the worker over its stdin; without a keychain it
+// stays in the worker's 0600 file, as the log says.
 //
 // Models: File → Models… (or "Manage models…" in the settings) opens the model manager over
 // a ModelLibrary (`<dataDir>/models` plus the bundled model); "Use this model" restarts the
@@ -23,6 +29,7 @@
 #include <QObject>
 #include <QString>
 #include <memory>
+#include <optional>
 
 #include "app/app_settings.h"
 #include "ui/settings_dialog.h"
@@ -49,6 +56,8 @@ class OpenAiChatBackend;
 class GrpcMonitorClient;
 class ServiceSupervisor;
 class SecretVault;
+class KeptSecret;
+class WorkerIdentity;
 class ModelLibrary;
 class ModelLibraryCatalog;
 class HardwareSampler;
@@ -80,11 +89,15 @@ class AppController : public QObject {
   ChatStore* store() { return store_.get(); }  // null when the history could not be opened
   SecretVault* secrets() { return vault_.get(); }
   // The OpenAI-compatible endpoint's key this session (from the settings or the keychain).
-  QString apiKey() const { return apiKey_; }
+  QString apiKey() const;
+  // The remote router's token this session, when it is kept in the vault (not read from a file).
+  QString remoteToken() const;
   // Created on first use: it reads every model file's header.
   ModelLibrary* modelLibrary();
   // The key name under which the OpenAI-compatible endpoint's API key is kept.
   static QString apiKeyName() { return QStringLiteral("openai-api-key"); }
+  // The key name under which a remote router's bearer token is kept.
+  static QString remoteTokenName() { return QStringLiteral("remote-router-token"); }
   GrpcMonitorClient* monitorClient() { return monitorClient_.get(); }
   ui::monitor::MonitorWindow* monitorWindow() { return monitorWindow_.get(); }  // null until shown
   // The monitor window's "Node" tab (this machine's hardware, the local worker); null until
@@ -105,9 +118,11 @@ class AppController : public QObject {
   // What the settings dialog starts from, and applying what it returns (also for tests).
   ui::EndpointSettings endpointSettings() const;
   void applyEndpointSettings(const ui::EndpointSettings& chosen);
-  // Chats go where `settings` say from now on; `apiKey` is kept for this session only.
-  // Saved with AppSettings::save() when `save` is true.
-  void applySettings(const AppSettings& settings, const QString& apiKey, bool save = true);
+  // Chats go where `settings` say from now on. `apiKey` and `remoteToken` (when given; left
+  // out: unchanged) are the secrets for this session; when `save` is true the settings are
+  // saved with AppSettings::save() and the secrets stored in the vault.
+  void applySettings(const AppSettings& settings, const QString& apiKey, bool save = true,
+                     const std::optional<QString>& remoteToken = std::nullopt);
   // Opens the model manager (modal, over `parent` or the chat window).
   void showModelManager(QWidget* parent = nullptr);
   // The bundled worker runs `path` from now on, and the choice is remembered.
@@ -126,6 +141,9 @@ class AppController : public QObject {
   void apiKeyStored(bool ok, const QString& message);
   // The start-up read of the keychain is done: `found` when it held a key.
   void apiKeyLoaded(bool found, const QString& message);
+  // The same two for the remote router's token (when it is kept in the vault).
+  void remoteTokenStored(bool ok, const QString& message);
+  void remoteTokenLoaded(bool found, const QString& message);
 
  private:
   // The router is reachable at `address`: chats and the monitor go there.
@@ -136,8 +154,9 @@ class AppController : public QObject {
   void updateLocalNode();
   void startBundled();
   void connectRemote();
-  void loadApiKey();
-  void storeApiKey();
+  // The vault answered for the API key or the router token.
+  void onApiKeyLoaded(bool found, const QString& message);
+  void onRemoteTokenLoaded(bool found, const QString& message);
 
   AppSettings settings_;
   QString binDir_;
@@ -147,9 +166,6 @@ class AppController : public QObject {
   QString routerCaFile_;
   QString historyError_;
   std::unique_ptr<ChatStore> store_;
-  QString apiKey_;
-  QString storedApiKey_;    // what the vault holds, so an unchanged key is not written again
-  bool keyLoaded_ = false;  // the vault has been read this session
   std::unique_ptr<GrpcChatBackend> backend_;
   std::unique_ptr<OpenAiChatBackend> openAiBackend_;
   std::unique_ptr<GrpcMonitorClient> monitorClient_;
@@ -162,6 +178,10 @@ class AppController : public QObject {
   std::unique_ptr<ServiceSupervisor> supervisor_;
   std::unique_ptr<ui::MainWindow> window_;
   std::unique_ptr<SecretVault> vault_;
+  // After the vault they use.
+  std::unique_ptr<KeptSecret> apiKey_;
+  std::unique_ptr<KeptSecret> remoteToken_;
+  std::unique_ptr<WorkerIdentity> workerIdentity_;  // the bundled worker's key, at its start
   std::unique_ptr<ModelLibrary> library_;
   std::unique_ptr<ModelLibraryCatalog> catalog_;
 };

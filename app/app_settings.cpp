@@ -16,6 +16,10 @@ AppSettings AppSettings::load() {
                                                  : Endpoint::Bundled;
   a.remoteAddress = s.value(QStringLiteral("endpoint/remoteAddress")).toString();
   a.remoteTokenFile = s.value(QStringLiteral("endpoint/remoteTokenFile")).toString();
+  const QString source = s.value(QStringLiteral("endpoint/remoteTokenSource")).toString();
+  // No source recorded: an older version, where the file was the only way; it keeps working.
+  a.remoteTokenFromFile =
+      source.isEmpty() ? !a.remoteTokenFile.isEmpty() : source == QLatin1String("file");
   a.remoteCaFile = s.value(QStringLiteral("endpoint/remoteCaFile")).toString();
   a.openAiUrl = s.value(QStringLiteral("endpoint/openAiUrl")).toString();
   a.openAiModel = s.value(QStringLiteral("endpoint/openAiModel")).toString();
@@ -47,6 +51,8 @@ void AppSettings::save() const {
   s.setValue(QStringLiteral("endpoint/kind"), kind);
   s.setValue(QStringLiteral("endpoint/remoteAddress"), remoteAddress);
   s.setValue(QStringLiteral("endpoint/remoteTokenFile"), remoteTokenFile);
+  s.setValue(QStringLiteral("endpoint/remoteTokenSource"),
+             remoteTokenFromFile ? QStringLiteral("file") : QStringLiteral("keychain"));
   s.setValue(QStringLiteral("endpoint/remoteCaFile"), remoteCaFile);
   s.setValue(QStringLiteral("endpoint/openAiUrl"), openAiUrl);
   s.setValue(QStringLiteral("endpoint/openAiModel"), openAiModel);

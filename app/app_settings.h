@@ -1,6 +1,7 @@
 // AppSettings: where chats go and how the bundled services run, stored with QSettings.
-// Secrets are never stored here: a remote router's token is read from a file the user
-// names, and an OpenAI-compatible endpoint's API key lives in the keychain (SecretVault).
+// Secrets are never stored here: a remote router's token and an OpenAI-compatible endpoint's
+// API key live in the keychain (SecretVault); only where a token file is, when the user
+// provisions the router's token by file instead, is kept here.
 #pragma once
 
 #include <QList>
@@ -14,8 +15,13 @@ struct AppSettings {
   enum class Endpoint { Bundled, RemoteRouter, OpenAiCompatible };
 
   Endpoint endpoint = Endpoint::Bundled;
-  QString remoteAddress;    // HOST:PORT of a remote tidelane-router
-  QString remoteTokenFile;  // file holding that router's bearer token
+  QString remoteAddress;  // HOST:PORT of a remote tidelane-router
+  // Where that router's bearer token comes from: the keychain (default; the user pastes it in
+  // the settings), or a file the user names (e.g. /etc/tidelane/token, provisioned by an
+  // administrator). A settings file from before the keychain held the token names only the
+  // file: it keeps being read from there.
+  bool remoteTokenFromFile = false;
+  QString remoteTokenFile;  // that file, when remoteTokenFromFile
   QString remoteCaFile;     // PEM CA its TLS certificate chains to; empty: plaintext
   QString openAiUrl;        // base URL of an OpenAI-compatible endpoint
   QString openAiModel;      // "model" sent to it (empty: the endpoint's default)

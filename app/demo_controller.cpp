@@ -5,7 +5,6 @@
 
 #include <QApplication>
 #include <QCoreApplication>
-#include <QDeadlineTimer>
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
@@ -13,6 +12,7 @@
 #include <QJsonObject>
 #include <QLocale>
 #include <QTimer>
+#include <algorithm>
 #include <cstdio>
 
 #include "app/grpc_monitor_client.h"
@@ -67,6 +67,18 @@ DemoController::DemoController(Options options, QObject* parent)
 
 DemoController::~DemoController() {
   stop();
+  // Nothing outlives the controller: what is still exiting is waited for here (bounded).
+  for (auto& p : stoppingSurges_) {
+    p->disconnect(this);
+    if (p->state() != QProcess::NotRunning && !p->waitForFinished(3000)) {
+      p->kill();
+      p->waitForFinished(2000);
+    }
+  }
+  stoppingSurges_.clear();
+  for (auto& c : stoppingClusters_) c->disconnect(this);
+  stoppingClusters_.clear();  // each supervisor's destructor waits for its children
+  stoppedDirs_.clear();
 }
 
 ui::monitor::MonitorSource* DemoController::monitor(int side) {
@@ -93,6 +105,10 @@ QList<qint64> DemoController::childPids() const {
   for (const Side& s : sides_) {
     if (s.services) pids += s.services->childPids();
     if (s.surge && s.surge->processId() > 0) pids << s.surge->processId();
+  }
+  for (const auto& c : stoppingClusters_) pids += c->childPids();
+  for (const auto& p : stoppingSurges_) {
+    if (p->processId() > 0) pids << p->processId();
   }
   return pids;
 }
@@ -350,31 +366,53 @@ void DemoController::onSurgeFinished(int side, int exitCode, QProcess::ExitStatu
 }
 
 void DemoController::stop() {
-  // Surges first: they would count the clusters' shutdown as failed streams.
-  std::vector<QProcess*> surges;
+  // Surges first: they would count the clusters' shutdown as failed streams. Nothing is waited
+  // for here (this runs on the GUI thread): each process's exit comes back through the event
+  // loop, with SIGKILL if it takes longer than its grace.
   for (Side& s : sides_) {
-    if (s.surge && s.surge->state() != QProcess::NotRunning) {
-      s.surge->disconnect(this);
-      s.surge->terminate();
-      surges.push_back(s.surge.get());
-    }
-  }
-  const QDeadlineTimer deadline(3000);
-  for (QProcess* p : surges) {
-    if (!p->waitForFinished(static_cast<int>(std::max<qint64>(1, deadline.remainingTime())))) {
-      p->kill();
-      p->waitForFinished(2000);
-    }
+    if (!s.surge) continue;
+    std::unique_ptr<QProcess> surge = std::move(s.surge);
+    surge->disconnect(this);
+    if (surge->state() == QProcess::NotRunning) continue;
+    QProcess* p = surge.get();
+    stoppingSurges_.push_back(std::move(surge));
+    connect(p, &QProcess::finished, this, [this, p] {
+      const auto it = std::find_if(stoppingSurges_.begin(), stoppingSurges_.end(),
+                                   [p](const auto& q) { return q.get() == p; });
+      if (it == stoppingSurges_.end()) return;
+      it->release()->deleteLater();  // not inside its own signal
+      stoppingSurges_.erase(it);
+      reapStopped();
+    });
+    QTimer::singleShot(3000, p, [p] {
+      if (p->state() != QProcess::NotRunning) p->kill();
+    });
+    p->terminate();
   }
   for (Side& s : sides_) {
-    s.surge.reset();
     s.monitor->stop();
-    if (s.services) s.services->disconnect(this);
-    s.services.reset();  // its destructor stops the router and workers and waits for them
+    if (!s.services) continue;
+    s.services->disconnect(this);
+    ServiceSupervisor* services = s.services.get();
+    stoppingClusters_.push_back(std::move(s.services));
+    connect(services, &ServiceSupervisor::stopped, this, [this, services] {
+      const auto it = std::find_if(stoppingClusters_.begin(), stoppingClusters_.end(),
+                                   [services](const auto& c) { return c.get() == services; });
+      if (it == stoppingClusters_.end()) return;
+      it->release()->deleteLater();  // not inside its own signal
+      stoppingClusters_.erase(it);
+      reapStopped();
+    });
+    services->stopAsync();
   }
-  runDir_.reset();
+  if (runDir_) stoppedDirs_.push_back(std::move(runDir_));
   surgePending_ = false;
+  reapStopped();
   if (state_ != State::Failed) setState(State::Idle);
+}
+
+void DemoController::reapStopped() {
+  if (stoppingSurges_.empty() && stoppingClusters_.empty()) stoppedDirs_.clear();
 }
 
 void DemoController::updateCaption() {

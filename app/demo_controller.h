@@ -11,11 +11,13 @@
 //
 // Every run gets a fresh directory under Options::dataDir (`demo-XXXXXX`): the routers' data,
 // the children's logs, the surge reports and the token files live there, so every child's
-// command line names it. stop() — at any moment, and from the destructor — kills the surges
-// and both clusters (SIGTERM, SIGKILL after a bounded wait) and returns once every process
-// is gone; the directory is removed unless something failed (its logs are then kept and
-// named in the error). Children also die with the app, even a crashed one (PR_SET_PDEATHSIG,
-// SIGKILL: nothing in a demo run is worth keeping).
+// command line names it. stop() — at any moment — ends the surges and both clusters
+// (SIGTERM, SIGKILL after a bounded grace) without blocking the GUI thread: it returns at
+// once, the processes are reaped from the event loop (childPids() lists them until then), and
+// the run's directory is removed once the last one has gone, unless something failed (its logs
+// are then kept and named in the error). The destructor waits for whatever is still exiting,
+// so no process outlives the controller. Children also die with the app, even a crashed one
+// (PR_SET_PDEATHSIG, SIGKILL: nothing in a demo run is worth keeping).
 //
 // Threading: GUI thread only.
 #pragma once
@@ -25,6 +27,7 @@
 #include <QTemporaryDir>
 #include <array>
 #include <memory>
+#include <vector>
 
 #include "ui/monitor/demo_source.h"
 
@@ -64,8 +67,9 @@ class DemoController : public ui::monitor::DemoSource {
   void stop() override;
 
   // Every child process running now (routers, workers, and from the moment the state is
-  // Surging until the surge ends, the two surge processes), and this run's directory
-  // (empty when idle): for tests that check nothing is left behind.
+  // Surging until the surge ends, the two surge processes, and after stop() those still
+  // exiting), and this run's directory (empty when idle): for tests that check nothing is left
+  // behind.
   QList<qint64> childPids() const;
   QString runDirectory() const;
   // Where the Azure trace is looked for when Options::tracePath is empty: installed beside
@@ -92,6 +96,8 @@ class DemoController : public ui::monitor::DemoSource {
   void onFrame(int side, const ui::monitor::MonitorFrame& frame);
   void onSurgeFinished(int side, int exitCode, QProcess::ExitStatus status);
   void fail(const QString& message);
+  // After stop(): once nothing stopped is still exiting, the old runs' directories go.
+  void reapStopped();
   void setState(State state);
   void updateCaption();
   QString surgeLogPath(int side) const;
@@ -100,6 +106,11 @@ class DemoController : public ui::monitor::DemoSource {
   Options options_;
   std::array<Side, 2> sides_;
   std::unique_ptr<QTemporaryDir> runDir_;
+  // What stop() ended and is still exiting, and the directories of those runs (removed once
+  // they have all gone: a router still writing its ledger would leave files behind).
+  std::vector<std::unique_ptr<ServiceSupervisor>> stoppingClusters_;
+  std::vector<std::unique_ptr<QProcess>> stoppingSurges_;
+  std::vector<std::unique_ptr<QTemporaryDir>> stoppedDirs_;
   State state_ = State::Idle;
   QString caption_;
   ui::monitor::SurgeSpec pending_;  // the surge to fire once the clusters are ready

@@ -30,7 +30,9 @@ int main(int argc, char** argv) {
       QStringLiteral("HOST:PORT"));
   const QCommandLineOption tokenFile(
       QStringLiteral("token-file"),
-      QApplication::translate("main", "File with the remote router's bearer token."),
+      QApplication::translate("main",
+                              "File with the remote router's bearer token (default: the token "
+                              "kept in the keychain, pasted in File → Settings)."),
       QStringLiteral("PATH"));
   const QCommandLineOption tlsCa(
       QStringLiteral("tls-ca"),
@@ -81,7 +83,9 @@ int main(int argc, char** argv) {
   if (cli.isSet(remote)) {
     settings.endpoint = tidelane::app::AppSettings::Endpoint::RemoteRouter;
     settings.remoteAddress = cli.value(remote);
-    settings.remoteTokenFile = cli.value(tokenFile);
+    // Without --token-file, the token the keychain holds (pasted in the settings).
+    settings.remoteTokenFromFile = cli.isSet(tokenFile);
+    if (cli.isSet(tokenFile)) settings.remoteTokenFile = cli.value(tokenFile);
     settings.remoteCaFile = cli.value(tlsCa);
   }
   if (cli.isSet(profile)) settings.workerProfile = cli.value(profile);

@@ -5,6 +5,7 @@
 #include <QJsonObject>
 #include <QNetworkReply>
 #include <QNetworkRequest>
+#include <QRegularExpression>
 #include <QUuid>
 
 namespace tidelane::app {
@@ -27,12 +28,11 @@ int httpStatus(QNetworkReply* reply) {
 OpenAiChatBackend::OpenAiChatBackend(QObject* parent) : ui::ChatBackend(parent) {}
 
 OpenAiChatBackend::~OpenAiChatBackend() {
-  // No signal after this: the replies go with network_, disconnected first.
-  for (auto& call : calls_) {
-    if (call->reply) {
-      call->reply->disconnect(this);
-      call->reply->abort();
-    }
+  // No signal after this: the replies (answers, model lists, receipts) go with network_,
+  // disconnected first.
+  for (QNetworkReply* reply : network_.findChildren<QNetworkReply*>()) {
+    reply->disconnect(this);
+    reply->abort();
   }
 }
 
@@ -44,11 +44,15 @@ void OpenAiChatBackend::setEndpoint(const QUrl& base, const QString& apiKey, con
 }
 
 QUrl OpenAiChatBackend::completionsUrl() const {
+  return apiUrl(QStringLiteral("chat/completions"));
+}
+
+QUrl OpenAiChatBackend::apiUrl(const QString& path) const {
   QUrl url = base_;
-  QString path = url.path();
-  while (path.endsWith(QLatin1Char('/'))) path.chop(1);
-  if (!path.endsWith(QLatin1String("/v1"))) path += QStringLiteral("/v1");
-  url.setPath(path + QStringLiteral("/chat/completions"));
+  QString prefix = url.path();
+  while (prefix.endsWith(QLatin1Char('/'))) prefix.chop(1);
+  if (!prefix.endsWith(QLatin1String("/v1"))) prefix += QStringLiteral("/v1");
+  url.setPath(prefix + QLatin1Char('/') + path);
   return url;
 }
 
@@ -242,6 +246,19 @@ void OpenAiChatBackend::handleComment(const QString& id, Call& call, const QByte
                     QString::fromUtf8(field(comment, "to")), tr("the node failed or was drained"));
   } else if (comment.startsWith("degraded ")) {
     emit degraded(id, QString::fromUtf8(comment.mid(9)));
+  } else if (comment.startsWith("receipt ")) {
+    // Only the id is taken from the server's path: the receipt is fetched under the same base
+    // URL as the answer (a reverse proxy's prefix included), never from an arbitrary path.
+    constexpr QByteArrayView kPrefix = "/v1/receipts/";
+    const QByteArray path = comment.mid(8).trimmed();
+    const QByteArray receiptId = path.startsWith(kPrefix) ? path.mid(kPrefix.size()) : QByteArray();
+    static const QRegularExpression kSafeId(QStringLiteral("^[A-Za-z0-9._~-]{1,200}$"));
+    if (kSafeId.match(QString::fromUtf8(receiptId)).hasMatch()) {
+      call.receiptId = QString::fromUtf8(receiptId);
+    } else {
+      qWarning("OpenAI-compatible endpoint: ignoring a malformed receipt comment for %s",
+               qPrintable(id));
+    }
   }
 }
 
@@ -256,7 +273,11 @@ void OpenAiChatBackend::handleData(const QString& id, Call& call, const QByteArr
     if (call.tokens > 1 && decodeMs > 0) s.tokensPerSecond = (call.tokens - 1) * 1000.0 / decodeMs;
     s.finishReason = call.finishReason.isEmpty() ? QStringLiteral("stop") : call.finishReason;
     call.ended = true;
-    emit finished(id, s);
+    if (!call.receiptId.isEmpty()) {
+      finishWithReceipt(id, call.receiptId, s);
+    } else {
+      emit finished(id, s);
+    }
     return;
   }
   QJsonParseError parseError;
@@ -296,6 +317,31 @@ void OpenAiChatBackend::handleData(const QString& id, Call& call, const QByteArr
     const QJsonValue reason = choice.value(QStringLiteral("finish_reason"));
     if (reason.isString()) call.finishReason = reason.toString();
   }
+}
+
+void OpenAiChatBackend::finishWithReceipt(const QString& id, const QString& receiptId,
+                                          ui::AnswerSummary summary) {
+  QNetworkRequest r = request(apiUrl(QStringLiteral("receipts/") + receiptId));
+  r.setTransferTimeout(kReceiptTimeoutMs);
+  QNetworkReply* reply = network_.get(r);
+  connect(reply, &QNetworkReply::finished, this, [this, reply, id, receiptId, summary]() mutable {
+    reply->deleteLater();
+    const QByteArray body = reply->readAll();
+    if (httpStatus(reply) == 200 && reply->error() == QNetworkReply::NoError) {
+      // The document as served, byte for byte (the history keeps it, the badge checks it).
+      summary.receiptJson = QString::fromUtf8(body).trimmed();
+    } else {
+      // The answer is complete and stays so; only its proof is missing, which the log says.
+      const int status = httpStatus(reply);
+      const QString why = status > 0 ? QStringLiteral("HTTP %1 %2")
+                                           .arg(status)
+                                           .arg(QString::fromUtf8(body.left(200)).trimmed())
+                                     : reply->errorString();
+      qWarning("Cannot fetch the receipt %s of answer %s: %s", qPrintable(receiptId),
+               qPrintable(id), qPrintable(why));
+    }
+    emit finished(id, summary);
+  });
 }
 
 void OpenAiChatBackend::fail(const QString& id, Call& call, const QString& message) {

@@ -10,6 +10,11 @@
 // node=X`,
 // `: redirected from=A to=B ...`, `: degraded REASON`, `: index=N` (the next token's index).
 // Timings in the summary are measured here (TTFT, total, tokens/s); queue wait is unknown.
+// Receipts: a Tidelane router names the answer's signed receipt in a comment before [DONE]
+// (`: receipt /v1/receipts/{id}`); the receipt is then fetched (GET, same key) before finished()
+// is emitted, and carried in AnswerSummary::receiptJson as the gRPC backend does, so the badge
+// shows for HTTP answers too. A stream without that comment (any other server) has no receipt
+// and no error; a receipt that cannot be fetched is logged and the answer finishes without it.
 //
 // Errors say what to do and never drop what was shown: an unreachable endpoint ("Cannot
 // reach ..."), a refused key (HTTP 401/403: "The endpoint refused the API key ..."), any
@@ -43,6 +48,9 @@ class OpenAiChatBackend : public ui::ChatBackend {
  public:
   // No answer data for this long fails the request (a surge sends comments meanwhile).
   static constexpr int kTransferTimeoutMs = 120000;
+  // The receipt is already in the router's ledger when it names it: a fetch that takes longer
+  // than this gives up (the answer finishes without a badge) rather than hold the answer.
+  static constexpr int kReceiptTimeoutMs = 10000;
 
   explicit OpenAiChatBackend(QObject* parent = nullptr);
   ~OpenAiChatBackend() override;
@@ -76,8 +84,9 @@ class OpenAiChatBackend : public ui::ChatBackend {
     QString finishReason;
     int promptTokens = 0;
     int completionTokens = 0;
-    bool ended = false;  // finished or failed was emitted
+    bool ended = false;  // finished or failed was emitted (or is waiting for the receipt)
     bool cancelled = false;
+    QString receiptId;  // from `: receipt /v1/receipts/{id}`; empty: no receipt announced
   };
   QNetworkRequest request(const QUrl& url) const;
   void post(const QString& id, const QString& model);
@@ -87,6 +96,9 @@ class OpenAiChatBackend : public ui::ChatBackend {
   void handleComment(const QString& id, Call& call, const QByteArray& comment);
   void handleData(const QString& id, Call& call, const QByteArray& data);
   void fail(const QString& id, Call& call, const QString& message);
+  // GET {base}/v1/receipts/{receiptId}, then finished(id, summary) with it.
+  void finishWithReceipt(const QString& id, const QString& receiptId, ui::AnswerSummary summary);
+  QUrl apiUrl(const QString& path) const;  // {base}/v1/{path}
   QString httpError(QNetworkReply* reply, const QByteArray& body) const;
   // Why `reply` failed, for the user (empty: it did not).
   QString failure(QNetworkReply* reply, QByteArray body, bool midStream) const;

@@ -95,8 +95,11 @@ QString KeychainSecretStore::describe() const {
 
 namespace {
 
-// Starts `job` (owned by `store`), answers `done` once: when the job finishes or when the
-// keychain has not answered within `timeoutMs`.
+// Starts `job`, answers `done` once: when the job finishes or when the keychain has not
+// answered within `timeoutMs`. The job has no parent and deletes itself once finished
+// (autoDelete): QtKeychain's libsecret backend still calls into a job it is running, so a
+// store destroyed mid-read (the app quitting while the worker's key is read) must not delete
+// it. `done` is not called after the store is gone (the connection's context is the store).
 void run(QObject* store, QKeychain::Job* job, int timeoutMs, bool isRemove,
          SecretStore::Callback done) {
   auto answered = std::make_shared<bool>(false);
@@ -129,7 +132,7 @@ void run(QObject* store, QKeychain::Job* job, int timeoutMs, bool isRemove,
 }  // namespace
 
 void KeychainSecretStore::write(const QString& key, const QString& secret, Callback done) {
-  auto* job = new QKeychain::WritePasswordJob(service_, this);
+  auto* job = new QKeychain::WritePasswordJob(service_);  // no parent: see run()
   job->setAutoDelete(true);
   job->setInsecureFallback(false);  // never a plain-text file behind the user's back
   job->setKey(key);
@@ -138,7 +141,7 @@ void KeychainSecretStore::write(const QString& key, const QString& secret, Callb
 }
 
 void KeychainSecretStore::read(const QString& key, Callback done) {
-  auto* job = new QKeychain::ReadPasswordJob(service_, this);
+  auto* job = new QKeychain::ReadPasswordJob(service_);  // no parent: see run()
   job->setAutoDelete(true);
   job->setInsecureFallback(false);
   job->setKey(key);
@@ -146,7 +149,7 @@ void KeychainSecretStore::read(const QString& key, Callback done) {
 }
 
 void KeychainSecretStore::remove(const QString& key, Callback done) {
-  auto* job = new QKeychain::DeletePasswordJob(service_, this);
+  auto* job = new QKeychain::DeletePasswordJob(service_);  // no parent: see run()
   job->setAutoDelete(true);
   job->setInsecureFallback(false);
   job->setKey(key);
@@ -401,6 +404,97 @@ void SecretVault::migrateFromSettings(const QString& settingsKey, const QString&
     }
     if (done) done(r);
   });
+}
+
+// --- KeptSecret ----------------------------------------------------------------------------
+
+KeptSecret::KeptSecret(SecretVault* vault, QString key, QString what, QString legacySettingsKey,
+                       QObject* parent)
+    : QObject(parent),
+      vault_(vault),
+      key_(std::move(key)),
+      what_(std::move(what)),
+      legacySettingsKey_(std::move(legacySettingsKey)) {}
+
+bool KeptSecret::hasLegacyCopy() const {
+  return !legacySettingsKey_.isEmpty() && QSettings().contains(legacySettingsKey_);
+}
+
+void KeptSecret::load() {
+  if (loading_) return;
+  loading_ = true;
+  QPointer<KeptSecret> self(this);
+  auto read = [self](const QString& note) {
+    if (!self) return;
+    self->vault_->read(self->key_, [self, note](const SecretResult& r) {
+      if (!self) return;
+      self->loaded_ = true;
+      self->loading_ = false;
+      if (r.ok()) {
+        self->stored_ = r.secret;
+        // What the user entered meanwhile wins over what was stored.
+        if (self->value_.isEmpty()) self->value_ = r.secret;
+      }
+      QString message = note;
+      if (message.isEmpty() && r.status == Status::NoKeychain) {
+        message = self->vault_->describe();
+      } else if (message.isEmpty() && !r.ok() && r.status != Status::NotFound) {
+        message = tr("Cannot read the %1: %2").arg(self->what_, r.message);
+      }
+      emit self->loaded(r.ok(), message);
+    });
+  };
+  if (legacySettingsKey_.isEmpty()) {
+    read({});
+    return;
+  }
+  // Versions before the keychain never wrote secrets to the settings file, but a hand-edited
+  // or imported one may hold one: move it into the keychain.
+  vault_->migrateFromSettings(legacySettingsKey_, key_, [self, read](const SecretResult& migrated) {
+    if (!self) return;
+    QString note;
+    if (migrated.status != Status::NotFound &&
+        (!migrated.ok() || self->vault_->mode() == SecretVault::Mode::SessionOnly)) {
+      note =
+          tr("The %1 in the settings file was left there: %2").arg(self->what_, migrated.message);
+    }
+    read(note);
+  });
+}
+
+void KeptSecret::store() {
+  if (value_ == stored_) return;
+  if (!loaded_ && value_.isEmpty()) {
+    // An empty field before the stored value was read means "nothing entered", not "delete".
+    load();
+    return;
+  }
+  const QString value = value_;
+  QPointer<KeptSecret> self(this);
+  auto done = [self, value](const SecretResult& r) {
+    if (!self) return;
+    QString message;
+    if (!r.ok()) {
+      message = tr("The %1 could not be stored: %2 It is kept for this session only.")
+                    .arg(self->what_, r.message);
+    } else if (self->vault_->mode() == SecretVault::Mode::SessionOnly) {
+      self->stored_ = value;
+      message = self->vault_->describe();
+    } else {
+      self->stored_ = value;
+      const QString where = self->vault_->mode() == SecretVault::Mode::File
+                                ? QDir::toNativeSeparators(self->vault_->filePath())
+                                : tr("the system keychain");
+      message = value.isEmpty() ? tr("The %1 was removed from %2.").arg(self->what_, where)
+                                : tr("The %1 was stored in %2.").arg(self->what_, where);
+    }
+    emit self->stored(r.ok(), message);
+  };
+  if (value.isEmpty()) {
+    vault_->remove(key_, done);
+  } else {
+    vault_->write(key_, value, done);
+  }
 }
 
 }  // namespace tidelane::app

@@ -164,4 +164,55 @@ class SecretVault : public QObject {
   QString keychainProblem_;
 };
 
+// One secret the app keeps in a SecretVault (the OpenAI-compatible endpoint's API key, a remote
+// router's bearer token): what the user entered this session, what the vault holds, and the
+// read and write that keep the two in step, with a message for the user each time. Both
+// secrets follow exactly the same rules, so the rules live here once.
+//  - load(): moves a plain-text copy an older version left in QSettings (`legacySettingsKey`)
+//    into the vault, then reads the vault; loaded() answers.
+//  - setValue() + store(): writes a changed value (an empty one removes it); stored() answers.
+//    An empty value before the vault was read means "nothing entered", not "delete": the vault
+//    is read instead.
+// The value itself is never part of a message.
+class KeptSecret : public QObject {
+  Q_OBJECT
+
+ public:
+  // `key`: the vault's key; `what`: the secret in words, for messages ("API key");
+  // `legacySettingsKey`: where an older version may have left it in QSettings (empty: nowhere).
+  KeptSecret(SecretVault* vault, QString key, QString what, QString legacySettingsKey = {},
+             QObject* parent = nullptr);
+
+  QString key() const { return key_; }
+  // The value this session (entered, or read from the vault).
+  QString value() const { return value_; }
+  void setValue(const QString& value) { value_ = value; }
+  bool isLoaded() const { return loaded_; }
+  // Whether an older settings file still holds it in plain text.
+  bool hasLegacyCopy() const;
+
+  // Reads it; loaded() answers. A load() while one is on its way is answered by that one.
+  void load();
+  void store();
+  // The vault moved the secret's home (the file opt-in): the next store() writes it again.
+  void forgetStored() { stored_ = QStringLiteral("\n(moved)"); }
+
+ signals:
+  // The vault was read: `found` when it held the secret. `message` is for the user (empty when
+  // there is nothing to say).
+  void loaded(bool found, const QString& message);
+  // The secret was stored (or removed) where the vault says; `message` says what happened.
+  void stored(bool ok, const QString& message);
+
+ private:
+  SecretVault* vault_;
+  QString key_;
+  QString what_;
+  QString legacySettingsKey_;
+  QString value_;
+  QString stored_;  // what the vault holds, so an unchanged value is not written again
+  bool loaded_ = false;
+  bool loading_ = false;  // a read is on its way: another load() waits for the same answer
+};
+
 }  // namespace tidelane::app

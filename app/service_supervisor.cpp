@@ -9,6 +9,8 @@
 #include <QFileInfo>
 #include <QRandomGenerator>
 #include <QTimer>
+#include <algorithm>
+#include <utility>
 
 namespace tidelane::app {
 namespace {
@@ -50,6 +52,18 @@ ServiceSupervisor::ServiceSupervisor(Options options, QObject* parent)
 
 ServiceSupervisor::~ServiceSupervisor() {
   stop();
+  workerIdentity_.fill(0);
+}
+
+void ServiceSupervisor::setWorkerIdentity(const QByteArray& identity, const QString& file) {
+  workerIdentity_.fill(0);
+  workerIdentity_ = identity;
+  workerIdentityFile_ = file;
+  const bool wasKnown = std::exchange(identityKnown_, true);
+  if (wasKnown || !options_.workers.isEmpty() || stopping_ || !router_.ready) return;
+  // The router is up and the worker was waiting for its key (onReadyRead held it back).
+  Child& worker = *workers_.front();
+  if (!worker.process || worker.process->state() == QProcess::NotRunning) launchWorker(worker);
 }
 
 QString ServiceSupervisor::tokenFile() const {
@@ -70,6 +84,9 @@ QList<qint64> ServiceSupervisor::childPids() const {
   if (router_.process && router_.process->processId() > 0) pids << router_.process->processId();
   for (const auto& w : workers_) {
     if (w->process && w->process->processId() > 0) pids << w->process->processId();
+  }
+  for (const auto& p : retiring_) {
+    if (p->processId() > 0) pids << p->processId();
   }
   return pids;
 }
@@ -129,6 +146,11 @@ void ServiceSupervisor::launchRouter() {
 
 void ServiceSupervisor::launchWorker(Child& worker) {
   worker.ready = false;
+  const bool chatWorker = options_.workers.isEmpty();
+  // Started by setWorkerIdentity() once the key is known, or by retire() once the worker it
+  // replaces has exited.
+  if (chatWorker && options_.awaitWorkerIdentity && !identityKnown_) return;
+  if (chatWorker && !retiring_.empty()) return;
   QStringList args = {QStringLiteral("--router"),
                       grpcAddress_,
                       QStringLiteral("--auth-token-file"),
@@ -145,7 +167,22 @@ void ServiceSupervisor::launchWorker(Child& worker) {
     args << QStringLiteral("--engine") << QStringLiteral("gguf") << QStringLiteral("--model")
          << options_.modelPath;
   }
+  const bool keyOverStdin = chatWorker && !workerIdentity_.isEmpty();
+  if (keyOverStdin) {
+    args << QStringLiteral("--identity-stdin");
+  } else if (chatWorker && !workerIdentityFile_.isEmpty()) {
+    args << QStringLiteral("--identity-file") << workerIdentityFile_;
+  }
   launch(worker, args);
+  if (keyOverStdin) {
+    // One line, then end of input: the pipe carries the key, never a file or the command line.
+    QProcess* p = worker.process.get();
+    QByteArray line = workerIdentity_;
+    if (!line.endsWith('\n')) line += '\n';
+    p->write(line);
+    line.fill(0);
+    p->closeWriteChannel();
+  }
 }
 
 void ServiceSupervisor::launch(Child& child, const QStringList& args) {
@@ -237,6 +274,16 @@ void ServiceSupervisor::stop() {
     if (c->process && c->process->state() != QProcess::NotRunning) c->process->terminate();
   }
   const QDeadlineTimer deadline(options_.stopGraceMs);
+  // Replaced workers still exiting already had SIGTERM; they are waited for like the rest (their
+  // finished() handlers are dropped first: nothing is to start after them now).
+  for (auto& p : std::exchange(retiring_, {})) {
+    p->disconnect(this);
+    if (p->state() != QProcess::NotRunning &&
+        !p->waitForFinished(static_cast<int>(std::max<qint64>(1, deadline.remainingTime())))) {
+      p->kill();
+      p->waitForFinished(2000);
+    }
+  }
   for (Child* c : children) {
     if (!c->process) continue;
     if (c->process->state() != QProcess::NotRunning &&
@@ -251,6 +298,26 @@ void ServiceSupervisor::stop() {
   runtimeDir_.reset();
 }
 
+void ServiceSupervisor::stopAsync() {
+  stopping_ = true;
+  // Workers first, as in stop(); none is waited for here.
+  std::vector<Child*> children;
+  for (const auto& w : workers_) children.push_back(w.get());
+  children.push_back(&router_);
+  for (Child* c : children) {
+    c->ready = false;
+    if (c->process && c->process->state() != QProcess::NotRunning) {
+      retire(std::move(c->process));
+    } else {
+      c->process.reset();
+    }
+  }
+  if (retiring_.empty()) {
+    runtimeDir_.reset();
+    QTimer::singleShot(0, this, &ServiceSupervisor::stopped);  // later, as promised
+  }
+}
+
 void ServiceSupervisor::setModelPath(const QString& path) {
   options_.modelPath = path;
   if (!options_.workers.isEmpty() || workers_.empty() || stopping_) return;
@@ -259,17 +326,41 @@ void ServiceSupervisor::setModelPath(const QString& path) {
   emit statusChanged(
       path.isEmpty() ? tr("Restarting the bundled worker on the synthetic engine…")
                      : tr("Restarting the bundled worker on %1…").arg(QFileInfo(path).fileName()));
-  // The old process is disconnected first, so its exit is a replacement, not a crash.
-  std::unique_ptr<QProcess> old = std::move(worker.process);
-  old->disconnect(this);
-  old->terminate();
-  if (!old->waitForFinished(5000)) {
-    old->kill();
-    old->waitForFinished(2000);
-  }
   worker.ready = false;
-  // Without a router the worker starts when the router reports ready (onReadyRead).
-  if (router_.ready) launchWorker(worker);
+  retire(std::move(worker.process));
+}
+
+void ServiceSupervisor::retire(std::unique_ptr<QProcess> process) {
+  QProcess* p = process.get();
+  // Disconnected first, so its exit is a replacement, not a crash.
+  p->disconnect(this);
+  retiring_.push_back(std::move(process));
+  // The GUI thread never waits for it: its exit (or SIGKILL after the grace period) comes back
+  // through the event loop.
+  connect(p, &QProcess::finished, this, [this, p] {
+    const auto it = std::find_if(retiring_.begin(), retiring_.end(),
+                                 [p](const auto& r) { return r.get() == p; });
+    if (it == retiring_.end()) return;
+    it->release()->deleteLater();  // not inside its own signal
+    retiring_.erase(it);
+    if (stopping_) {
+      if (retiring_.empty()) {
+        runtimeDir_.reset();
+        emit stopped();
+      }
+      return;
+    }
+    // Without a router the worker starts when the router reports ready (onReadyRead).
+    Child& worker = *workers_.front();
+    if (retiring_.empty() && !stopping_ && router_.ready &&
+        (!worker.process || worker.process->state() == QProcess::NotRunning)) {
+      launchWorker(worker);
+    }
+  });
+  QTimer::singleShot(options_.stopGraceMs, p, [p] {
+    if (p->state() != QProcess::NotRunning) p->kill();
+  });
+  p->terminate();
 }
 
 }  // namespace tidelane::app

@@ -7,10 +7,12 @@
 // synthetic clusters), and Options::routerArgs passes more router flags (`--policy NAME`). A child
 // that dies is started again after a short backoff (the router on the same port, so its worker and
 // clients reconnect); a child that keeps dying is given up on with failed(). stop() (and the
-// destructor) terminate both and wait for them. Children also get SIGTERM if the app dies.
+// destructor) terminate all and wait for them, SIGKILL after Options::stopGraceMs, so no child
+// outlives the supervisor. Children also get SIGTERM if the app dies.
 //
 // The token lives in a file readable only by the user, in a private runtime directory
-// removed on stop; it is never put on a command line or in a log.
+// removed on stop; it is never put on a command line or in a log. The chat worker's signing
+// key, when the app holds it (setWorkerIdentity), goes to the worker over its stdin.
 //
 // Threading: GUI (or any one event-loop) thread only.
 #pragma once
@@ -59,17 +61,34 @@ class ServiceSupervisor : public QObject {
     int parentDeathSignal = SIGTERM;
     // How long stop() lets the children exit after SIGTERM before it sends SIGKILL.
     int stopGraceMs = 5000;
+    // The chat app's worker (no Options::workers) waits for setWorkerIdentity() before it
+    // starts; the router does not, so a slow keychain overlaps with the router's start.
+    bool awaitWorkerIdentity = false;
   };
 
   explicit ServiceSupervisor(Options options, QObject* parent = nullptr);
   ~ServiceSupervisor() override;
 
   void start();
+  // Terminates every child and waits for them (SIGKILL after Options::stopGraceMs): when it
+  // returns, none is left. The destructor does this.
   void stop();
+  // The same without waiting: every child gets SIGTERM now and SIGKILL after
+  // Options::stopGraceMs, and stopped() says when the last one has exited (childPids() lists
+  // them until then). For the GUI thread, which must not block; destroying the supervisor
+  // before stopped() waits for what is left, as stop() does.
+  void stopAsync();
   // The bundled worker runs `path` (a GGUF model; empty: the synthetic engine) from now on:
-  // a running worker is replaced at once (its exit is not counted as a crash), a stopped one
-  // picks it up when it starts. No effect on the demo's workers (Options::workers).
+  // a running worker is replaced (its exit is not counted as a crash), a stopped one picks it
+  // up when it starts. Returns at once: the old worker gets SIGTERM, SIGKILL after
+  // Options::stopGraceMs, and the new one starts when the old one has exited (both would
+  // register under the same name). No effect on the demo's workers (Options::workers).
   void setModelPath(const QString& path);
+  // How the chat app's worker gets its signing key, at this start and every restart: `identity`
+  // (router/receipt's identity text) over its stdin (--identity-stdin), so it never touches the
+  // disk; else the key file `file` (--identity-file); both empty: the worker's own default.
+  // A worker held back by Options::awaitWorkerIdentity starts now (once the router is up).
+  void setWorkerIdentity(const QByteArray& identity, const QString& file);
   QString modelPath() const { return options_.modelPath; }
   // The bundled worker's node name, as the router lists it (Options::workerName).
   QString workerName() const { return options_.workerName; }
@@ -81,7 +100,8 @@ class ServiceSupervisor : public QObject {
   QString tokenFile() const;
   qint64 routerPid() const;
   qint64 workerPid() const;  // the first worker's
-  // Every child process running now (router first), for stop-time checks.
+  // Every child process running now (router first, then those still exiting after
+  // setModelPath or stopAsync), for stop-time checks.
   QList<qint64> childPids() const;
 
  signals:
@@ -89,6 +109,7 @@ class ServiceSupervisor : public QObject {
   void statusChanged(const QString& message);
   void childRestarted(const QString& which);  // "router" or "worker"
   void failed(const QString& message);        // gave up; the message says why and where the log is
+  void stopped();                             // after stopAsync(): every child has exited
 
  private:
   struct Child {
@@ -101,6 +122,9 @@ class ServiceSupervisor : public QObject {
     QList<qint64> crashTimes;  // ms since start, for the restart budget
   };
 
+  // Ends a worker process being replaced without waiting for it (setModelPath); the chat
+  // worker starts again once every retiring process has exited.
+  void retire(std::unique_ptr<QProcess> process);
   void launchRouter();
   void launchWorker(Child& worker);
   void launch(Child& child, const QStringList& args);
@@ -109,6 +133,9 @@ class ServiceSupervisor : public QObject {
   QString logPath(const Child& child) const;
 
   Options options_;
+  bool identityKnown_ = false;  // setWorkerIdentity() was called (see awaitWorkerIdentity)
+  QByteArray workerIdentity_;   // wiped when replaced and on destruction
+  QString workerIdentityFile_;
   std::unique_ptr<QTemporaryDir> runtimeDir_;
   QString token_;
   QString grpcAddress_;
@@ -116,7 +143,8 @@ class ServiceSupervisor : public QObject {
   bool stopping_ = false;
   QElapsedTimer clock_;
   Child router_;
-  std::vector<std::unique_ptr<Child>> workers_;  // stable addresses: callbacks hold Child&
+  std::vector<std::unique_ptr<Child>> workers_;      // stable addresses: callbacks hold Child&
+  std::vector<std::unique_ptr<QProcess>> retiring_;  // replaced workers still exiting
 };
 
 }  // namespace tidelane::app

@@ -1,5 +1,6 @@
 #include "ui/settings_dialog.h"
 
+#include <QButtonGroup>
 #include <QCheckBox>
 #include <QComboBox>
 #include <QDialogButtonBox>
@@ -20,12 +21,16 @@ SettingsDialog::SettingsDialog(const EndpointSettings& current, QWidget* parent)
       remote_(new QRadioButton(tr("&Remote Tidelane router (gRPC)"), this)),
       openAi_(new QRadioButton(tr("&OpenAI-compatible endpoint (HTTP)"), this)),
       remoteAddress_(new QLineEdit(current.remoteAddress, this)),
+      tokenInKeychain_(new QRadioButton(tr("T&oken:"), this)),
+      tokenFromFile_(new QRadioButton(tr("Token &file:"), this)),
+      remoteToken_(new QLineEdit(current.remoteToken, this)),
       remoteTokenFile_(new QLineEdit(current.remoteTokenFile, this)),
       remoteCaFile_(new QLineEdit(current.remoteCaFile, this)),
       openAiUrl_(new QLineEdit(current.openAiUrl, this)),
       openAiModel_(new QLineEdit(current.openAiModel, this)),
       apiKey_(new QLineEdit(current.apiKey, this)),
-      storeInFile_(new QCheckBox(tr("Store the key in a &file readable only by me"), this)),
+      storeInFile_(
+          new QCheckBox(tr("Store the token and the key in a &file readable only by me"), this)),
       theme_(new QComboBox(this)) {
   setWindowTitle(tr("Settings"));
   setObjectName(QStringLiteral("settingsDialog"));
@@ -35,8 +40,23 @@ SettingsDialog::SettingsDialog(const EndpointSettings& current, QWidget* parent)
   remoteAddress_->setObjectName(QStringLiteral("remoteAddress"));
   remoteAddress_->setAccessibleName(tr("Remote router address"));
   remoteAddress_->setPlaceholderText(tr("host:port"));
+  remoteToken_->setObjectName(QStringLiteral("remoteToken"));
+  remoteToken_->setAccessibleName(tr("Remote router token"));
+  remoteToken_->setEchoMode(QLineEdit::Password);
+  remoteToken_->setPlaceholderText(tr("paste the router's bearer token"));
   remoteTokenFile_->setObjectName(QStringLiteral("remoteTokenFile"));
   remoteTokenFile_->setAccessibleName(tr("Remote router token file"));
+  remoteTokenFile_->setPlaceholderText(tr("e.g. /etc/tidelane/token"));
+  tokenInKeychain_->setObjectName(QStringLiteral("remoteTokenInKeychain"));
+  tokenInKeychain_->setAccessibleName(tr("Paste the remote router token (kept with the API key)"));
+  tokenFromFile_->setObjectName(QStringLiteral("remoteTokenFromFile"));
+  tokenFromFile_->setAccessibleName(tr("Read the remote router token from a file"));
+  tokenFromFile_->setToolTip(tr("For tokens an administrator provisions as a file"));
+  // Their own group: the endpoint choice above is a separate set of radio buttons.
+  auto* tokenSource = new QButtonGroup(this);
+  tokenSource->addButton(tokenInKeychain_);
+  tokenSource->addButton(tokenFromFile_);
+  (current.remoteTokenFromFile ? tokenFromFile_ : tokenInKeychain_)->setChecked(true);
   remoteCaFile_->setObjectName(QStringLiteral("remoteCaFile"));
   remoteCaFile_->setAccessibleName(tr("Remote router TLS CA file"));
   remoteCaFile_->setPlaceholderText(tr("empty: plaintext (loopback or a trusted network)"));
@@ -53,7 +73,16 @@ SettingsDialog::SettingsDialog(const EndpointSettings& current, QWidget* parent)
   auto* remoteBox = new QGroupBox(tr("Remote router"), this);
   auto* remoteForm = new QFormLayout(remoteBox);
   remoteForm->addRow(tr("&Address:"), remoteAddress_);
-  remoteForm->addRow(tr("&Token file:"), remoteTokenFile_);
+  remoteForm->addRow(tokenInKeychain_, remoteToken_);
+  auto* tokenNote = new QLabel(current.keyStorageNote.isEmpty()
+                                   ? tr("The token is stored in the system keychain.")
+                                   : current.keyStorageNote,
+                               this);
+  tokenNote->setObjectName(QStringLiteral("remoteTokenNote"));
+  tokenNote->setAccessibleName(tr("Where the remote router token is kept"));
+  tokenNote->setWordWrap(true);
+  remoteForm->addRow(QString(), tokenNote);
+  remoteForm->addRow(tokenFromFile_, remoteTokenFile_);
   remoteForm->addRow(tr("TLS &CA file:"), remoteCaFile_);
 
   auto* openAiBox = new QGroupBox(tr("OpenAI-compatible endpoint"), this);
@@ -72,19 +101,19 @@ SettingsDialog::SettingsDialog(const EndpointSettings& current, QWidget* parent)
   // The only alternative to the keychain, offered only without one, and never chosen for the
   // user.
   storeInFile_->setObjectName(QStringLiteral("storeKeyInFile"));
-  storeInFile_->setAccessibleName(tr("Store the API key in a file readable only by me"));
+  storeInFile_->setAccessibleName(
+      tr("Store the remote router token and the API key in a file readable only by me"));
   storeInFile_->setChecked(current.storeKeyInFile);
   const bool offerFile = current.keychainMissing || current.storeKeyInFile;
   storeInFile_->setVisible(offerFile);
-  auto* warning = new QLabel(tr("Warning: the key is then kept unencrypted in a file that only "
-                                "your user account can read. Anyone who can log in as you, or "
-                                "read your backups, can read it."),
-                             this);
+  auto* warning =
+      new QLabel(tr("Warning: the token and the key are then kept unencrypted in a file that "
+                    "only your user account can read. Anyone who can log in as you, or read your "
+                    "backups, can read them."),
+                 this);
   warning->setObjectName(QStringLiteral("storeKeyInFileWarning"));
   warning->setWordWrap(true);
   warning->setVisible(offerFile);
-  openAiForm->addRow(QString(), storeInFile_);
-  openAiForm->addRow(QString(), warning);
 
   auto* models = new QPushButton(tr("Manage &models…"), this);
   models->setObjectName(QStringLiteral("manageModels"));
@@ -115,6 +144,9 @@ SettingsDialog::SettingsDialog(const EndpointSettings& current, QWidget* parent)
   layout->addWidget(remoteBox);
   layout->addWidget(openAi_);
   layout->addWidget(openAiBox);
+  // Below both boxes: the vault keeps the router token and the API key alike.
+  layout->addWidget(storeInFile_);
+  layout->addWidget(warning);
   layout->addLayout(appearance);
   layout->addWidget(buttons);
 
@@ -134,17 +166,22 @@ SettingsDialog::SettingsDialog(const EndpointSettings& current, QWidget* parent)
   }
   connect(openAiUrl_, &QLineEdit::textChanged, this, &SettingsDialog::updateEnabled);
   connect(remoteAddress_, &QLineEdit::textChanged, this, &SettingsDialog::updateEnabled);
+  connect(tokenFromFile_, &QRadioButton::toggled, this, &SettingsDialog::updateEnabled);
   updateEnabled();
 }
 
 void SettingsDialog::updateEnabled() {
-  for (auto* w : {remoteAddress_, remoteTokenFile_, remoteCaFile_}) {
-    w->setEnabled(remote_->isChecked());
+  const bool remote = remote_->isChecked();
+  for (QWidget* w : std::initializer_list<QWidget*>{remoteAddress_, remoteCaFile_, tokenInKeychain_,
+                                                    tokenFromFile_}) {
+    w->setEnabled(remote);
   }
-  for (QWidget* w :
-       std::initializer_list<QWidget*>{openAiUrl_, openAiModel_, apiKey_, storeInFile_}) {
+  remoteToken_->setEnabled(remote && tokenInKeychain_->isChecked());
+  remoteTokenFile_->setEnabled(remote && tokenFromFile_->isChecked());
+  for (QWidget* w : std::initializer_list<QWidget*>{openAiUrl_, openAiModel_, apiKey_}) {
     w->setEnabled(openAi_->isChecked());
   }
+  storeInFile_->setEnabled(remote || openAi_->isChecked());
   bool ok = true;
   if (remote_->isChecked()) ok = remoteAddress_->text().contains(QLatin1Char(':'));
   if (openAi_->isChecked()) {
@@ -161,6 +198,8 @@ EndpointSettings SettingsDialog::values() const {
            : remote_->isChecked() ? EndpointSettings::Kind::RemoteRouter
                                   : EndpointSettings::Kind::Bundled;
   s.remoteAddress = remoteAddress_->text().trimmed();
+  s.remoteToken = remoteToken_->text().trimmed();
+  s.remoteTokenFromFile = tokenFromFile_->isChecked();
   s.remoteTokenFile = remoteTokenFile_->text().trimmed();
   s.remoteCaFile = remoteCaFile_->text().trimmed();
   s.openAiUrl = openAiUrl_->text().trimmed();

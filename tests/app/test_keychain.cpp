@@ -9,13 +9,18 @@
 //    for the session only unless the user opts in to the 0600 file.
 // Both: the opt-in file is mode 0600, a key left in an old settings file is migrated (or left
 // in place without a keychain), and neither the settings file, the data directory nor any log
-// line ever holds a key.
+// line ever holds a key. A remote router's bearer token (a real tidelane-router started here)
+// is kept the same way: pasted in the settings, stored in the keychain (or for the session),
+// used to connect, read back after a restart; a token file from an older settings file keeps
+// working, and choosing the keychain moves its token there.
 #include <sys/stat.h>
 
 #include <QCheckBox>
 #include <QDirIterator>
 #include <QFile>
 #include <QLabel>
+#include <QLineEdit>
+#include <QRadioButton>
 #include <QSettings>
 #include <QSignalSpy>
 #include <QStandardPaths>
@@ -23,7 +28,9 @@
 #include <QTest>
 
 #include "app/app_controller.h"
+#include "app/grpc_chat_backend.h"
 #include "app/secret_store.h"
+#include "app/service_supervisor.h"
 #include "ui/main_window.h"
 #include "ui/settings_dialog.h"
 
@@ -57,6 +64,26 @@ app::SecretResult await(Call call) {
 bool fileContains(const QString& path, const QString& needle) {
   QFile f(path);
   return f.open(QIODevice::ReadOnly) && f.readAll().contains(needle.toUtf8());
+}
+
+// Asks the controller's router one question: "" when answered, else why not.
+QString askThrough(app::AppController& controller) {
+  if (!QTest::qWaitFor([&] { return controller.backend()->isReady(); }, 15000))
+    return QStringLiteral("the backend is not ready");
+  QSignalSpy finished(controller.backend(), &ui::ChatBackend::finished);
+  QSignalSpy failed(controller.backend(), &ui::ChatBackend::failed);
+  controller.backend()->send({{QStringLiteral("user"), QStringLiteral("token?")}}, 4);
+  if (!QTest::qWaitFor([&] { return !finished.isEmpty() || !failed.isEmpty(); }, 30000))
+    return QStringLiteral("no answer");
+  return failed.isEmpty() ? QString() : failed[0][1].toString();
+}
+
+void noFileHolds(const QString& dir, const QString& secret) {
+  QDirIterator files(dir, QDir::Files, QDirIterator::Subdirectories);
+  while (files.hasNext()) {
+    const QString f = files.next();
+    QVERIFY2(!fileContains(f, secret), qPrintable(f));
+  }
 }
 
 }  // namespace
@@ -287,6 +314,144 @@ class TestKeychain : public QObject {
     QVERIFY(!QSettings().value(QStringLiteral("secrets/storeInFile")).toBool());
   }
 
+  void theRouterTokenIsKeptLikeTheKey() {
+    RemoteRouter router;
+    QVERIFY(router.start());
+    const QString token = remember(router.token());
+    QTemporaryDir data;
+    app::AppSettings settings;
+    settings.endpoint = app::AppSettings::Endpoint::RemoteRouter;
+    settings.remoteAddress = router.address();
+    {
+      app::AppController controller(settings, QStringLiteral(TIDELANE_BIN_DIR), data.path());
+      QSignalSpy loaded(&controller, &app::AppController::remoteTokenLoaded);
+      controller.start();
+      QVERIFY(loaded.wait(30000));
+      QCOMPARE(loaded[0][0].toBool(), false);  // nothing stored yet: the user is asked for it
+      auto* status = controller.window()->findChild<QLabel*>(QStringLiteral("serviceStatus"));
+      QVERIFY(status);
+      // Without a D-Bus session even the read says there is no keychain; a Secret Service with
+      // no keyring just has nothing stored.
+      QVERIFY2(status->text().contains(QStringLiteral("paste it")) ||
+                   (!present_ && status->text().contains(QStringLiteral("No keychain service"))),
+               qPrintable(status->text()));
+
+      // The dialog: a masked, labelled field, the keychain chosen by default, the file option.
+      ui::EndpointSettings current = controller.endpointSettings();
+      QVERIFY(!current.remoteTokenFromFile);
+      {
+        ui::SettingsDialog dialog(current);
+        auto* field = dialog.findChild<QLineEdit*>(QStringLiteral("remoteToken"));
+        auto* inKeychain = dialog.findChild<QRadioButton*>(QStringLiteral("remoteTokenInKeychain"));
+        auto* fromFile = dialog.findChild<QRadioButton*>(QStringLiteral("remoteTokenFromFile"));
+        auto* note = dialog.findChild<QLabel*>(QStringLiteral("remoteTokenNote"));
+        QVERIFY(field && inKeychain && fromFile && note);
+        QCOMPARE(field->echoMode(), QLineEdit::Password);
+        QVERIFY(!field->accessibleName().isEmpty() && !fromFile->accessibleName().isEmpty() &&
+                !inKeychain->accessibleName().isEmpty());
+        QVERIFY(inKeychain->isChecked());
+        QVERIFY(field->isEnabled());
+        QVERIFY(!dialog.findChild<QLineEdit*>(QStringLiteral("remoteTokenFile"))->isEnabled());
+        field->setText(token);
+        QCOMPARE(dialog.values().remoteToken, token);
+        QVERIFY(!dialog.values().remoteTokenFromFile);
+        current = dialog.values();
+      }
+      QSignalSpy stored(&controller, &app::AppController::remoteTokenStored);
+      controller.applyEndpointSettings(current);
+      QVERIFY(stored.wait(30000));
+      QVERIFY2(stored[0][0].toBool(), qPrintable(stored[0][1].toString()));
+      QVERIFY2(stored[0][1].toString().contains(
+                   present_ ? QStringLiteral("stored in the system keychain")
+                            : QStringLiteral("this session only")),
+               qPrintable(stored[0][1].toString()));
+      QCOMPARE(controller.remoteToken(), token);
+      const QString answered = askThrough(controller);  // the pasted token opens the router
+      QVERIFY2(answered.isEmpty(), qPrintable(answered));
+    }
+    QSettings().sync();
+    QVERIFY(fileContains(QSettings().fileName(), router.address()));
+    QVERIFY(!fileContains(QSettings().fileName(), token));
+    QCOMPARE(QSettings().value(QStringLiteral("endpoint/remoteTokenSource")).toString(),
+             QStringLiteral("keychain"));
+    noFileHolds(data.path(), token);
+
+    // Restart: the token comes back from the keychain (without one it was for that session).
+    app::AppController controller(app::AppSettings::load(), QStringLiteral(TIDELANE_BIN_DIR),
+                                  data.path());
+    QSignalSpy loaded(&controller, &app::AppController::remoteTokenLoaded);
+    controller.start();
+    QVERIFY(loaded.wait(30000));
+    if (present_) {
+      QVERIFY2(loaded[0][0].toBool(), qPrintable(loaded[0][1].toString()));
+      const QString answered = askThrough(controller);
+      QVERIFY2(answered.isEmpty(), qPrintable(answered));
+      // Clearing the field removes it from the keychain.
+      ui::EndpointSettings cleared = controller.endpointSettings();
+      QCOMPARE(cleared.remoteToken, token);
+      cleared.remoteToken.clear();
+      QSignalSpy stored(&controller, &app::AppController::remoteTokenStored);
+      controller.applyEndpointSettings(cleared);
+      QVERIFY(stored.wait(30000));
+      QVERIFY2(stored[0][1].toString().contains(QStringLiteral("removed")),
+               qPrintable(stored[0][1].toString()));
+    } else {
+      QCOMPARE(loaded[0][0].toBool(), false);
+      QVERIFY(controller.remoteToken().isEmpty());
+    }
+  }
+
+  void anOldTokenFileKeepsWorkingAndMovesToTheKeychainOnRequest() {
+    RemoteRouter router;
+    QVERIFY(router.start());
+    const QString token = remember(router.token());
+    QTemporaryDir data;
+    const QString tokenFile = data.filePath(QStringLiteral("provisioned-token"));
+    {
+      QFile f(tokenFile);
+      QVERIFY(f.open(QIODevice::WriteOnly));
+      f.write(token.toUtf8() + '\n');
+    }
+    {
+      // What an older version wrote: the file, and no token source.
+      QSettings s;
+      s.setValue(QStringLiteral("endpoint/kind"), QStringLiteral("remote"));
+      s.setValue(QStringLiteral("endpoint/remoteAddress"), router.address());
+      s.setValue(QStringLiteral("endpoint/remoteTokenFile"), tokenFile);
+    }
+    const app::AppSettings loadedSettings = app::AppSettings::load();
+    QVERIFY(loadedSettings.remoteTokenFromFile);
+    app::AppController controller(loadedSettings, QStringLiteral(TIDELANE_BIN_DIR), data.path());
+    controller.start();
+    QString answered = askThrough(controller);  // still read from the file
+    QVERIFY2(answered.isEmpty(), qPrintable(answered));
+    ui::EndpointSettings current = controller.endpointSettings();
+    QVERIFY(current.remoteTokenFromFile);
+    QCOMPARE(current.remoteTokenFile, tokenFile);
+    QVERIFY(current.remoteToken.isEmpty());
+
+    // The user picks the keychain without pasting anything: the file's token moves there.
+    current.remoteTokenFromFile = false;
+    QSignalSpy stored(&controller, &app::AppController::remoteTokenStored);
+    controller.applyEndpointSettings(current);
+    QVERIFY(stored.wait(30000));
+    QVERIFY2(stored[0][0].toBool(), qPrintable(stored[0][1].toString()));
+    QCOMPARE(controller.remoteToken(), token);
+    answered = askThrough(controller);
+    QVERIFY2(answered.isEmpty(), qPrintable(answered));
+    QVERIFY(QFile::exists(tokenFile));  // a provisioned file is not the app's to delete
+    QSettings().sync();
+    QVERIFY(!fileContains(QSettings().fileName(), token));
+    if (present_) {
+      app::KeychainSecretStore store;
+      const auto read =
+          await([&](auto cb) { store.read(app::AppController::remoteTokenName(), cb); });
+      QCOMPARE(read.secret, token);
+      QVERIFY(
+          await([&](auto cb) { store.remove(app::AppController::remoteTokenName(), cb); }).ok());
+    }
+  }
+
   void aKeyInAnOldSettingsFileIsMigrated() {
     const QString secret = remember(QStringLiteral("sk-legacy-97531"));
     {
@@ -320,6 +485,26 @@ class TestKeychain : public QObject {
   }
 
  private:
+  // A real tidelane-router (and a synthetic worker) on loopback, playing the remote router.
+  class RemoteRouter {
+   public:
+    bool start() {
+      app::ServiceSupervisor::Options o;
+      o.binDir = QStringLiteral(TIDELANE_BIN_DIR);
+      o.dataDir = dir_.path();
+      services_ = std::make_unique<app::ServiceSupervisor>(o);
+      QSignalSpy ready(services_.get(), &app::ServiceSupervisor::ready);
+      services_->start();
+      return ready.wait(30000);
+    }
+    QString address() const { return services_->grpcAddress(); }
+    QString token() const { return services_->token(); }
+
+   private:
+    QTemporaryDir dir_;
+    std::unique_ptr<app::ServiceSupervisor> services_;
+  };
+
   QString remember(const QString& secret) {
     secrets_ << secret;
     return secret;

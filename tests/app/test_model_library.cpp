@@ -8,6 +8,8 @@
 // space refused before a byte is written, and cancel removing the partial file. Then the
 // dialog over it (labelled controls, actions that follow the row) and "Use this model"
 // restarting the bundled worker on the model chosen.
+#include <signal.h>
+
 #include <QAction>
 #include <QApplication>
 #include <QCryptographicHash>
@@ -482,11 +484,16 @@ class TestModelLibrary : public QObject {
     const qint64 before = supervisor.workerPid();
     const qint64 router = supervisor.routerPid();
     supervisor.setModelPath(kBundled);
+    // It returned without waiting for the old worker, which is still exiting (not yet reaped),
+    // and the new one starts only once it has gone (both would register as the same node).
+    QVERIFY(::kill(static_cast<pid_t>(before), 0) == 0);
+    QCOMPARE(supervisor.workerPid(), 0);
     QVERIFY(ready.wait(60000));
     QVERIFY(supervisor.isReady());
     QVERIFY(supervisor.workerPid() != before);
-    QCOMPARE(supervisor.routerPid(), router);  // only the worker
-    QVERIFY(restarted.isEmpty());              // a replacement, not a crash
+    QVERIFY(::kill(static_cast<pid_t>(before), 0) != 0);  // gone and reaped: nothing left behind
+    QCOMPARE(supervisor.routerPid(), router);             // only the worker
+    QVERIFY(restarted.isEmpty());                         // a replacement, not a crash
     QFile cmdline(QStringLiteral("/proc/%1/cmdline").arg(supervisor.workerPid()));
     QVERIFY(cmdline.open(QIODevice::ReadOnly));
     const QList<QByteArray> args = cmdline.readAll().split('\0');

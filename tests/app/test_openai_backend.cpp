@@ -3,7 +3,9 @@
 // and matches what the worker produced, with the router's SSE comments feeding the routing
 // trace; Stop cancels; a wrong key gives a clear 401 message; an unreachable URL a clear
 // "Cannot reach"; a stream that turns malformed (a loopback server started here, since the
-// router never sends one) fails clearly and keeps every token already shown.
+// router never sends one) fails clearly and keeps every token already shown. Receipts: the
+// router's answer names its receipt, which the backend fetches over HTTP, so the answer's badge
+// verifies; a server that names none (another loopback server) gives no badge and no error.
 #include <QHostAddress>
 #include <QSignalSpy>
 #include <QTcpServer>
@@ -12,6 +14,7 @@
 #include <QTest>
 
 #include "app/openai_chat_backend.h"
+#include "app/receipt_check.h"
 #include "app/service_supervisor.h"
 #include "router/worker/synthetic_engine.h"
 #include "ui/conversation_model.h"
@@ -81,6 +84,49 @@ class TestOpenAiBackend : public QObject {
     const QString trace = model.index(1).data(Model::TraceRole).toString();
     QVERIFY2(trace.startsWith(QStringLiteral("local ·")), qPrintable(trace));
     QVERIFY2(trace.contains(QStringLiteral("tok/s")), qPrintable(trace));
+    // The router named the receipt; it was fetched and checks out against the answer shown.
+    QVERIFY(!summary.receiptJson.isEmpty());
+    QVERIFY2(summary.receiptJson.contains(QStringLiteral("\"tidelane.receipt\"")),
+             qPrintable(summary.receiptJson.left(200)));
+    QCOMPARE(badgeOf(model.index(1)), ui::ReceiptBadge::Verified);
+    QCOMPARE(model.index(1).data(Model::ReceiptJsonRole).toString(), summary.receiptJson);
+  }
+
+  // Any other OpenAI-compatible server: no receipt comment, so no badge and no error.
+  void anotherServerGivesNoBadge() {
+    QTcpServer server;
+    QVERIFY(server.listen(QHostAddress::LocalHost));
+    int requests = 0;
+    connect(&server, &QTcpServer::newConnection, this, [&server, &requests] {
+      QTcpSocket* socket = server.nextPendingConnection();
+      connect(socket, &QTcpSocket::readyRead, socket, [socket, &requests] {
+        if (!socket->readAll().contains("\r\n\r\n")) return;
+        ++requests;
+        socket->write(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Plain\"}}]}\n\n"
+            ": some other comment\n\n"
+            "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
+            "data: [DONE]\n\n");
+        socket->disconnectFromHost();
+      });
+    });
+    app::OpenAiChatBackend backend;
+    backend.setEndpoint(QUrl(QStringLiteral("http://127.0.0.1:%1").arg(server.serverPort())),
+                        QStringLiteral("k"), QStringLiteral("m"));
+    Model model;
+    connectModel(backend, model);
+    QSignalSpy finished(&backend, &ui::ChatBackend::finished);
+    QSignalSpy failed(&backend, &ui::ChatBackend::failed);
+    model.appendUser(QStringLiteral("Hi"));
+    const QString id = backend.send(model.turns(), 0);
+    model.beginAnswer(id);
+    QVERIFY(finished.wait(15000));
+    QVERIFY(failed.isEmpty());
+    QCOMPARE(requests, 1);  // nothing fetched besides the answer
+    QVERIFY(finished[0][1].value<ui::AnswerSummary>().receiptJson.isEmpty());
+    QCOMPARE(model.index(1).data(Model::TextRole).toString(), QStringLiteral("Plain"));
+    QCOMPARE(badgeOf(model.index(1)), ui::ReceiptBadge::None);
   }
 
   void stopCancelsTheRequest() {
@@ -159,7 +205,12 @@ class TestOpenAiBackend : public QObject {
   }
 
  private:
+  static ui::ReceiptBadge badgeOf(const QModelIndex& i) {
+    return static_cast<ui::ReceiptBadge>(i.data(Model::ReceiptBadgeRole).toInt());
+  }
+
   static void connectModel(app::OpenAiChatBackend& backend, Model& model) {
+    model.setReceiptChecker(&app::checkReceipt);
     connect(&backend, &ui::ChatBackend::accepted, &model, &Model::onAccepted);
     connect(&backend, &ui::ChatBackend::routed, &model, &Model::onRouted);
     connect(&backend, &ui::ChatBackend::tokenReceived, &model, &Model::onToken);

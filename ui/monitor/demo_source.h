@@ -70,7 +70,9 @@ class DemoSource : public QObject {
 
   // Starts the clusters if they are not running, then fires `surge` at both at once.
   virtual void run(const SurgeSpec& surge) = 0;
-  // Stops everything this demo started, at any moment; returns when every process is gone.
+  // Stops everything this demo started, at any moment, without blocking the GUI thread: it
+  // returns at once and the processes exit in the background (the implementation makes sure
+  // none outlives it).
   virtual void stop() = 0;
 
  signals:
