@@ -26,40 +26,21 @@
 #include <QStandardPaths>
 #include <QTemporaryDir>
 #include <QTest>
+#include <optional>
 
 #include "app/app_controller.h"
 #include "app/grpc_chat_backend.h"
 #include "app/secret_store.h"
 #include "app/service_supervisor.h"
+#include "tests/app/secret_test_support.h"
 #include "ui/main_window.h"
 #include "ui/settings_dialog.h"
 
 using namespace tidelane;
 using Status = app::SecretResult::Status;
+using test::await;
 
 namespace {
-
-QStringList g_log;
-QtMessageHandler g_previous = nullptr;
-
-void captureLog(QtMsgType type, const QMessageLogContext& context, const QString& message) {
-  g_log << message;
-  if (g_previous) g_previous(type, context, message);
-}
-
-// Runs one store call and waits for its answer.
-template <typename Call>
-app::SecretResult await(Call call) {
-  app::SecretResult out;
-  bool done = false;
-  call([&](const app::SecretResult& r) {
-    out = r;
-    done = true;
-  });
-  if (!QTest::qWaitFor([&] { return done; }, 30000))
-    out = {Status::Failed, {}, QStringLiteral("no answer within 30 s")};
-  return out;
-}
 
 bool fileContains(const QString& path, const QString& needle) {
   QFile f(path);
@@ -103,13 +84,13 @@ class TestKeychain : public QObject {
     QCoreApplication::setOrganizationName(QStringLiteral("TidelaneTest"));
     QCoreApplication::setApplicationName(QStringLiteral("TidelaneKeychainTest"));
     QVERIFY(QSettings().fileName().startsWith(home_.path()));
-    g_previous = qInstallMessageHandler(captureLog);
+    capture_.emplace();
   }
 
   void cleanupTestCase() {
-    qInstallMessageHandler(g_previous);
+    capture_.reset();
     // The whole test's log output: not one line may hold a secret.
-    for (const QString& line : std::as_const(g_log)) {
+    for (const QString& line : std::as_const(test::LogCapture::lines())) {
       for (const QString& secret : secrets_) {
         QVERIFY2(!line.contains(secret), qPrintable(QStringLiteral("a log line holds a secret")));
       }
@@ -485,6 +466,7 @@ class TestKeychain : public QObject {
   }
 
  private:
+  std::optional<test::LogCapture> capture_;  // from initTestCase to cleanupTestCase
   // A real tidelane-router (and a synthetic worker) on loopback, playing the remote router.
   class RemoteRouter {
    public:

@@ -27,32 +27,13 @@
 #include "app/service_supervisor.h"
 #include "app/worker_identity.h"
 #include "router/receipt/receipt.h"
+#include "tests/app/secret_test_support.h"
 
 using namespace tidelane;
 using Status = app::SecretResult::Status;
+using test::await;
 
 namespace {
-
-QStringList g_log;
-QtMessageHandler g_previous = nullptr;
-
-void captureLog(QtMsgType type, const QMessageLogContext& context, const QString& message) {
-  g_log << message;
-  if (g_previous) g_previous(type, context, message);
-}
-
-template <typename Call>
-app::SecretResult await(Call call) {
-  app::SecretResult out;
-  bool done = false;
-  call([&](const app::SecretResult& r) {
-    out = r;
-    done = true;
-  });
-  if (!QTest::qWaitFor([&] { return done; }, 30000))
-    out = {Status::Failed, {}, QStringLiteral("no answer within 30 s")};
-  return out;
-}
 
 // A keychain that never answers (a prompt nobody sees).
 class SilentStore : public app::SecretStore {
@@ -88,12 +69,12 @@ class TestWorkerIdentity : public QObject {
     QCoreApplication::setApplicationName(QStringLiteral("TidelaneWorkerIdentityTest"));
     keyFile_ = app::WorkerIdentity::defaultFile();
     QCOMPARE(keyFile_, home_.filePath(QStringLiteral("state/tidelane/worker.key")));
-    g_previous = qInstallMessageHandler(captureLog);
+    capture_.emplace();
   }
 
   void cleanupTestCase() {
-    qInstallMessageHandler(g_previous);
-    for (const QString& line : std::as_const(g_log)) {
+    capture_.reset();
+    for (const QString& line : std::as_const(test::LogCapture::lines())) {
       for (const QString& secret : std::as_const(secrets_)) {
         QVERIFY2(!line.contains(secret), "a log line holds the worker's key");
       }
@@ -167,6 +148,7 @@ class TestWorkerIdentity : public QObject {
   }
 
  private:
+  std::optional<test::LogCapture> capture_;  // from initTestCase to cleanupTestCase
   struct Run {
     QString publicKey;  // of the worker that signed the answer's receipt
     QByteArray commandLine;
@@ -231,7 +213,7 @@ class TestWorkerIdentity : public QObject {
   }
 
   static bool logSays(const QString& text) {
-    for (const QString& line : std::as_const(g_log)) {
+    for (const QString& line : std::as_const(test::LogCapture::lines())) {
       if (line.contains(text)) return true;
     }
     return false;
