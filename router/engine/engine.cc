@@ -27,8 +27,12 @@ struct Engine::Scratch {
 
 namespace {
 
+// Export layout (little-endian): magic, u32 version, u64 model fingerprint, u64 token count n,
+// [version 2: u32 KvType], n i32 tokens, then per position and layer its keys and its values
+// (kv_dim elements each, in the KvType). Version 1 had no KvType field and held F32; Import
+// still reads it.
 constexpr std::uint32_t kExportMagic = 0x564B4C54;  // "TLKV"
-constexpr std::uint32_t kExportVersion = 1;
+constexpr std::uint32_t kExportVersion = 2;
 
 void AddBias(float* y, const std::vector<float>& bias, std::size_t rows) {
   if (bias.empty()) return;
@@ -37,15 +41,25 @@ void AddBias(float* y, const std::vector<float>& bias, std::size_t rows) {
   }
 }
 
-// Asks for one head's slice of `count` cached positions (head_dim floats every `stride`) ahead
-// of use: the attention reads a KV block's positions as short runs 4·kv_dim bytes apart, which
+// Asks for one head's slice of `count` cached positions (head_bytes every `stride` bytes) ahead
+// of use: the attention reads a KV block's positions as short runs row_bytes() apart, which
 // the hardware prefetcher follows poorly, and the next block of the table can be anywhere in
 // the pool. Fetching block b + 1 while b is computed made decode attention at 640 positions
-// ~15% faster in a micro-benchmark.
-void PrefetchHead(const float* p, std::size_t stride, std::size_t count, std::size_t head_dim) {
+// ~15% faster in a micro-benchmark (F32 cache).
+void PrefetchHead(const std::uint8_t* p, std::size_t stride, std::size_t count,
+                  std::size_t head_bytes) {
   for (std::size_t t = 0; t < count; ++t) {
-    const char* row = reinterpret_cast<const char*>(p + t * stride);
-    for (std::size_t b = 0; b < head_dim * sizeof(float); b += 64) __builtin_prefetch(row + b);
+    for (std::size_t b = 0; b < head_bytes; b += 64) __builtin_prefetch(p + t * stride + b);
+  }
+}
+
+// Writes kv_dim computed floats into a cache row of `type`: as they are, or rounded to the
+// nearest half.
+void StoreRow(KvType type, const float* x, std::size_t n, std::uint8_t* row) {
+  if (type == KvType::kF16) {
+    FloatsToHalves(x, reinterpret_cast<std::uint16_t*>(row), n);
+  } else {
+    std::memcpy(row, x, n * sizeof(float));
   }
 }
 
@@ -77,7 +91,8 @@ Engine::Engine(std::unique_ptr<Model> model, const EngineOptions& options)
           ((options.kv_positions ? options.kv_positions
                                  : std::max<std::size_t>(model_->config().context, 4096)) +
            std::max<std::size_t>(options.block_tokens, 1) - 1) /
-              std::max<std::size_t>(options.block_tokens, 1)),
+              std::max<std::size_t>(options.block_tokens, 1),
+          options.kv_type),
       scratch_(std::make_unique<Scratch>()) {
   const ModelConfig& c = model_->config();
   const auto& factors = model_->rope_freq_factors();
@@ -155,6 +170,10 @@ void Engine::Attention(std::size_t layer, std::span<const Step> steps,
   const std::size_t rows = row_step.size(), group = c.heads / c.kv_heads;
   const std::size_t block = kv_.block_tokens(), hd = c.head_dim;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  // The cache in elements of its type: a position's row is kv_dim of them, a head hd.
+  const bool f16 = kv_.type() == KvType::kF16;
+  const std::size_t elem = KvElementBytes(kv_.type());
+  const std::size_t row = kv_.row_bytes(), head_bytes = hd * elem;
   Scratch& s = *scratch_;
   // One job per (row, KV head): the query heads sharing that KV head go together, so each
   // cached key and value is read once per group, a KV block at a time.
@@ -169,11 +188,17 @@ void Engine::Attention(std::size_t layer, std::span<const Step> steps,
       for (std::size_t first = 0; first < n; first += block) {
         const std::size_t count = std::min(block, n - first);
         if (first + block < n) {
-          PrefetchHead(kv_.Key(seq.blocks, layer, first + block) + kvh * hd, c.kv_dim(),
-                       std::min(block, n - first - block), hd);
+          PrefetchHead(kv_.Key(seq.blocks, layer, first + block) + kvh * head_bytes, row,
+                       std::min(block, n - first - block), head_bytes);
         }
-        AttendKeys(q, group, hd, kv_.Key(seq.blocks, layer, first) + kvh * hd, c.kv_dim(), count,
-                   scale, scores.data() + first, n);
+        const std::uint8_t* k = kv_.Key(seq.blocks, layer, first) + kvh * head_bytes;
+        if (f16) {
+          AttendKeys(q, group, hd, reinterpret_cast<const std::uint16_t*>(k), c.kv_dim(), count,
+                     scale, scores.data() + first, n);
+        } else {
+          AttendKeys(q, group, hd, reinterpret_cast<const float*>(k), c.kv_dim(), count, scale,
+                     scores.data() + first, n);
+        }
       }
       for (std::size_t g = 0; g < group; ++g) Softmax(scores.data() + g * n, n);
       float* out = s.att.data() + r * c.q_dim() + kvh * group * hd;
@@ -181,11 +206,17 @@ void Engine::Attention(std::size_t layer, std::span<const Step> steps,
       for (std::size_t first = 0; first < n; first += block) {
         const std::size_t count = std::min(block, n - first);
         if (first + block < n) {
-          PrefetchHead(kv_.Value(seq.blocks, layer, first + block) + kvh * hd, c.kv_dim(),
-                       std::min(block, n - first - block), hd);
+          PrefetchHead(kv_.Value(seq.blocks, layer, first + block) + kvh * head_bytes, row,
+                       std::min(block, n - first - block), head_bytes);
         }
-        AttendValues(scores.data() + first, group, hd,
-                     kv_.Value(seq.blocks, layer, first) + kvh * hd, c.kv_dim(), count, n, out);
+        const std::uint8_t* v = kv_.Value(seq.blocks, layer, first) + kvh * head_bytes;
+        if (f16) {
+          AttendValues(scores.data() + first, group, hd, reinterpret_cast<const std::uint16_t*>(v),
+                       c.kv_dim(), count, n, out);
+        } else {
+          AttendValues(scores.data() + first, group, hd, reinterpret_cast<const float*>(v),
+                       c.kv_dim(), count, n, out);
+        }
       }
     }
   });
@@ -262,10 +293,8 @@ Result<std::vector<std::vector<float>>> Engine::Forward(std::span<const Step> st
       Rope(&s.q[r * c.q_dim()], c.heads, cos_sin);
       Rope(&s.k[r * c.kv_dim()], c.kv_heads, cos_sin);
       const Sequence& seq = seqs_.at(steps[row_step[r]].sequence);
-      std::memcpy(kv_.Key(seq.blocks, l, row_pos[r]), &s.k[r * c.kv_dim()],
-                  c.kv_dim() * sizeof(float));
-      std::memcpy(kv_.Value(seq.blocks, l, row_pos[r]), &s.v[r * c.kv_dim()],
-                  c.kv_dim() * sizeof(float));
+      StoreRow(kv_.type(), &s.k[r * c.kv_dim()], c.kv_dim(), kv_.Key(seq.blocks, l, row_pos[r]));
+      StoreRow(kv_.type(), &s.v[r * c.kv_dim()], c.kv_dim(), kv_.Value(seq.blocks, l, row_pos[r]));
     }
     Attention(l, steps, row_step, row_pos);
     backend_->MatMul(w.wo, s.att.data(), rows, s.tmp.data());
@@ -334,19 +363,21 @@ Result<std::vector<std::uint8_t>> Engine::Export(SequenceId id) const {
   if (it == seqs_.end()) return Error{"unknown sequence " + std::to_string(id)};
   const ModelConfig& c = config();
   const Sequence& seq = it->second;
+  const std::size_t row = kv_.row_bytes();
   std::vector<std::uint8_t> out;
-  out.reserve(32 + seq.tokens.size() * (4 + c.layers * 2 * c.kv_dim() * 4));
+  out.reserve(32 + seq.tokens.size() * (4 + c.layers * 2 * row));
   Put(out, kExportMagic);
   Put(out, kExportVersion);
   Put(out, Fingerprint());
   Put(out, static_cast<std::uint64_t>(seq.tokens.size()));
+  Put(out, static_cast<std::uint32_t>(kv_.type()));
   for (auto t : seq.tokens) Put(out, t);
   for (std::size_t pos = 0; pos < seq.tokens.size(); ++pos) {
     for (std::size_t l = 0; l < c.layers; ++l) {
-      const auto* k = reinterpret_cast<const std::uint8_t*>(kv_.Key(seq.blocks, l, pos));
-      const auto* v = reinterpret_cast<const std::uint8_t*>(kv_.Value(seq.blocks, l, pos));
-      out.insert(out.end(), k, k + c.kv_dim() * sizeof(float));
-      out.insert(out.end(), v, v + c.kv_dim() * sizeof(float));
+      const std::uint8_t* k = kv_.Key(seq.blocks, l, pos);
+      const std::uint8_t* v = kv_.Value(seq.blocks, l, pos);
+      out.insert(out.end(), k, k + row);
+      out.insert(out.end(), v, v + row);
     }
   }
   return out;
@@ -363,28 +394,56 @@ Result<SequenceId> Engine::Import(std::span<const std::uint8_t> blob) {
   std::uint64_t fingerprint = 0, n = 0;
   if (!read(0, &magic) || magic != kExportMagic || !read(4, &version))
     return Error{"not a Tidelane KV export"};
-  if (version != kExportVersion)
+  if (version != 1 && version != kExportVersion)
     return Error{"KV export version " + std::to_string(version) + " is not supported"};
   if (!read(8, &fingerprint) || !read(16, &n)) return Error{"KV export truncated"};
   if (fingerprint != Fingerprint()) return Error{"KV export comes from another model"};
-  const std::size_t per_pos = c.layers * 2 * c.kv_dim() * sizeof(float);
-  if (n > c.context || blob.size() != 24 + n * 4 + n * per_pos)
+  // Version 1 blobs hold F32 and have no type field.
+  std::uint32_t type_field = static_cast<std::uint32_t>(KvType::kF32);
+  std::size_t header = 24;
+  if (version >= 2) {
+    if (!read(24, &type_field)) return Error{"KV export truncated"};
+    header = 28;
+  }
+  if (type_field != static_cast<std::uint32_t>(KvType::kF32) &&
+      type_field != static_cast<std::uint32_t>(KvType::kF16))
+    return Error{"KV export has an unknown KV type " + std::to_string(type_field)};
+  const auto blob_type = static_cast<KvType>(type_field);
+  const std::size_t blob_row = c.kv_dim() * KvElementBytes(blob_type);
+  const std::size_t per_pos = c.layers * 2 * blob_row;
+  if (n > c.context || blob.size() != header + n * 4 + n * per_pos)
     return Error{"KV export has the wrong size"};
   std::vector<std::int32_t> tokens(n);
-  std::memcpy(tokens.data(), blob.data() + 24, n * 4);
+  std::memcpy(tokens.data(), blob.data() + header, n * 4);
   for (auto t : tokens) {
     if (t < 0 || static_cast<std::size_t>(t) >= c.vocab)
       return Error{"KV export holds a token outside the vocabulary"};
   }
   Sequence seq;
   if (!kv_.Reserve(seq.blocks, n)) return Error{"the KV cache is full"};
-  const std::uint8_t* p = blob.data() + 24 + n * 4;
+  // A row of the other type is converted (see engine.h): F16 -> F32 is exact, F32 -> F16 is
+  // the rounding this engine applies to the rows it computes.
+  // The blob's rows need not be aligned: they are copied out before a conversion reads them.
+  std::vector<float> floats(c.kv_dim());
+  std::vector<std::uint16_t> halves(c.kv_dim());
+  auto copy_row = [&](const std::uint8_t* from, std::uint8_t* to) {
+    if (blob_type == kv_.type()) {
+      std::memcpy(to, from, blob_row);
+    } else if (blob_type == KvType::kF16) {  // into an F32 cache
+      std::memcpy(halves.data(), from, blob_row);
+      HalvesToFloats(halves.data(), reinterpret_cast<float*>(to), c.kv_dim());
+    } else {  // F32 into an F16 cache
+      std::memcpy(floats.data(), from, blob_row);
+      StoreRow(KvType::kF16, floats.data(), c.kv_dim(), to);
+    }
+  };
+  const std::uint8_t* p = blob.data() + header + n * 4;
   for (std::size_t pos = 0; pos < n; ++pos) {
     for (std::size_t l = 0; l < c.layers; ++l) {
-      std::memcpy(kv_.Key(seq.blocks, l, pos), p, c.kv_dim() * sizeof(float));
-      p += c.kv_dim() * sizeof(float);
-      std::memcpy(kv_.Value(seq.blocks, l, pos), p, c.kv_dim() * sizeof(float));
-      p += c.kv_dim() * sizeof(float);
+      copy_row(p, kv_.Key(seq.blocks, l, pos));
+      p += blob_row;
+      copy_row(p, kv_.Value(seq.blocks, l, pos));
+      p += blob_row;
     }
   }
   seq.tokens = std::move(tokens);

@@ -10,6 +10,14 @@
 // would pass the model's context, or a KV pool too full for the whole batch (the caller may
 // retry with fewer sequences). Import fails for a blob from another model or a corrupt one.
 //
+// KV type: the cache holds keys and values as F16 (the default, as llama.cpp's) or F32. F16
+// halves the memory a long context takes and the bytes each decode step reads, for logits
+// within ~1e-3 (relative) of F32's (tests/python/engine_reference_test.py says how far). An
+// export records its type; Import converts a blob of the other type (F16 -> F32 exactly,
+// F32 -> F16 rounded to nearest), so contexts still move between engines configured
+// differently, but only a same-type import continues token for token as the exporting engine
+// would have: the converted cache is not the one this engine would have computed itself.
+//
 // Threading: an Engine is driven by one thread at a time (the worker's batch loop or a
 // command-line tool); it parallelises each pass internally over its own ThreadPool.
 #pragma once
@@ -35,7 +43,8 @@ struct EngineOptions {
   // KV positions shared by all sequences; 0 = the model's context length, at least 4 096.
   std::size_t kv_positions = 0;
   std::size_t block_tokens = 16;
-  std::string backend = "cpu";  // see backend.h
+  std::string backend = "cpu";    // see backend.h
+  KvType kv_type = KvType::kF16;  // the cache's element type (see above)
 };
 
 using SequenceId = std::uint32_t;
@@ -51,6 +60,7 @@ class Engine {
   const ModelConfig& config() const { return model_->config(); }
   int threads() const { return pool_.size(); }
   std::string_view backend() const { return backend_->Name(); }
+  KvType kv_type() const { return kv_.type(); }
 
   // Sequences. NewSequence never fails (it takes no KV until tokens arrive).
   SequenceId NewSequence();
@@ -71,7 +81,8 @@ class Engine {
   // (vocab floats) or of all its tokens (tokens × vocab) when all_logits is set.
   Result<std::vector<std::vector<float>>> Forward(std::span<const Step> steps);
 
-  // A self-describing blob: the model's identity, the tokens and their keys and values.
+  // A self-describing blob: the model's identity, the KV type, the tokens and their keys and
+  // values (in that type).
   Result<std::vector<std::uint8_t>> Export(SequenceId id) const;
   Result<SequenceId> Import(std::span<const std::uint8_t> blob);
 

@@ -1,5 +1,6 @@
 #include "router/engine/kernels.h"
 
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include <algorithm>
@@ -45,7 +46,9 @@ TIDELANE_SIMD_CLONES void RmsNorm(const float* x, const float* weight, float eps
 // (picked once at run time) for head sizes that are a multiple of 8. The plain dot product over
 // a head is one chain of dependent FMAs (a head of 64 is 8 ymm FMAs at 4 cycles each, then a
 // horizontal sum), which made the keys the largest part of a decode step after a long prompt;
-// the AVX2 kernels run 8 positions' chains side by side and sum them in one transpose.
+// the AVX2 kernels run 8 positions' chains side by side and sum them in one transpose. Each
+// kernel comes for an F32 and an F16 cache (a template over the element type): an F16 element
+// is widened by F16C as it is loaded (Load8), then meets the same FMAs in the same order.
 
 namespace {
 
@@ -93,25 +96,46 @@ void SoftmaxPlain(float* x, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
-#define TIDELANE_AVX2 __attribute__((target("avx2,fma")))
-#define TIDELANE_AVX2_INLINE __attribute__((target("avx2,fma"), always_inline)) inline
+// F16C for the F16 KV cache's conversions (vcvtph2ps / vcvtps2ph). It changes nothing in the
+// float kernels' code; every AVX2 CPU has it, and the F16 kernels are only picked where it is.
+#define TIDELANE_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define TIDELANE_AVX2_INLINE __attribute__((target("avx2,fma,f16c"), always_inline)) inline
 
 bool HasAvx2Fma() {
   static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return has;
 }
 
+// GCC 12's __builtin_cpu_supports has no "f16c"; CPUID leaf 1 says it in ECX.
+bool HasAvx2FmaF16c() {
+  static const bool has = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return HasAvx2Fma() && __get_cpuid(1, &a, &b, &c, &d) != 0 && (c & bit_F16C) != 0;
+  }();
+  return has;
+}
+
+// Eight consecutive elements of a cached row, as floats. A half widens exactly (every half is a
+// float), so what follows is the float kernels' arithmetic whatever the cache holds.
+TIDELANE_AVX2_INLINE __m256 Load8(const float* p) {
+  return _mm256_loadu_ps(p);
+}
+TIDELANE_AVX2_INLINE __m256 Load8(const std::uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
 // Scores of m <= 8 consecutive positions for one query head: lane l of a[j] sums
 // q[i]·k_j[i] over i ≡ l (mod 8), in order of i; the 8 lanes are then summed pairwise by the
 // hadd transpose below. Every position gets this same order whether it is one of 8 or of a tail.
-TIDELANE_AVX2_INLINE void Keys8(const float* qg, std::size_t head_dim, const float* k,
+template <typename T>
+TIDELANE_AVX2_INLINE void Keys8(const float* qg, std::size_t head_dim, const T* k,
                                 std::size_t stride, std::size_t m, float scale, float* out) {
   __m256 a[8];
   for (auto& x : a) x = _mm256_setzero_ps();
   for (std::size_t c = 0; c < head_dim; c += 8) {
     const __m256 qv = _mm256_loadu_ps(qg + c);
     for (std::size_t j = 0; j < 8; ++j) {
-      if (j < m) a[j] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + j * stride + c), a[j]);
+      if (j < m) a[j] = _mm256_fmadd_ps(qv, Load8(k + j * stride + c), a[j]);
     }
   }
   // hadd(a0, a1) = [a0 01, a0 23, a1 01, a1 23 | a0 45, a0 67, a1 45, a1 67]; two more levels
@@ -126,8 +150,9 @@ TIDELANE_AVX2_INLINE void Keys8(const float* qg, std::size_t head_dim, const flo
   for (std::size_t j = 0; j < m; ++j) out[j] = s[j];
 }
 
+template <typename T>
 TIDELANE_AVX2 void AttendKeysAvx2(const float* q, std::size_t group, std::size_t head_dim,
-                                  const float* k, std::size_t stride, std::size_t n, float scale,
+                                  const T* k, std::size_t stride, std::size_t n, float scale,
                                   float* scores, std::size_t scores_stride) {
   for (std::size_t g = 0; g < group; ++g) {
     const float* qg = q + g * head_dim;
@@ -140,49 +165,49 @@ TIDELANE_AVX2 void AttendKeysAvx2(const float* q, std::size_t group, std::size_t
 
 // out[0, 8J) += Σ_t p[t]·v_t[0, 8J) with 8J floats in registers: J independent FMA chains (the
 // plain loop's load-add-store of out per position is a chain through memory).
-template <int J>
-TIDELANE_AVX2_INLINE void Values(const float* pg, const float* v, std::size_t stride, std::size_t n,
+template <int J, typename T>
+TIDELANE_AVX2_INLINE void Values(const float* pg, const T* v, std::size_t stride, std::size_t n,
                                  float* og) {
   __m256 acc[J];
   for (int j = 0; j < J; ++j) acc[j] = _mm256_loadu_ps(og + 8 * j);
   for (std::size_t t = 0; t < n; ++t) {
     const __m256 w = _mm256_broadcast_ss(pg + t);
-    for (int j = 0; j < J; ++j)
-      acc[j] = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + t * stride + 8 * j), acc[j]);
+    for (int j = 0; j < J; ++j) acc[j] = _mm256_fmadd_ps(w, Load8(v + t * stride + 8 * j), acc[j]);
   }
   for (int j = 0; j < J; ++j) _mm256_storeu_ps(og + 8 * j, acc[j]);
 }
 
+template <typename T>
 TIDELANE_AVX2 void AttendValuesAvx2(const float* p, std::size_t group, std::size_t head_dim,
-                                    const float* v, std::size_t stride, std::size_t n,
+                                    const T* v, std::size_t stride, std::size_t n,
                                     std::size_t p_stride, float* out) {
   for (std::size_t g = 0; g < group; ++g) {
     const float* pg = p + g * p_stride;
     float* og = out + g * head_dim;
     // The head in slices of 64 floats (8 registers), then what is left in one slice.
     std::size_t c = 0;
-    for (; c + 64 <= head_dim; c += 64) Values<8>(pg, v + c, stride, n, og + c);
+    for (; c + 64 <= head_dim; c += 64) Values<8, T>(pg, v + c, stride, n, og + c);
     switch ((head_dim - c) / 8) {
       case 7:
-        Values<7>(pg, v + c, stride, n, og + c);
+        Values<7, T>(pg, v + c, stride, n, og + c);
         break;
       case 6:
-        Values<6>(pg, v + c, stride, n, og + c);
+        Values<6, T>(pg, v + c, stride, n, og + c);
         break;
       case 5:
-        Values<5>(pg, v + c, stride, n, og + c);
+        Values<5, T>(pg, v + c, stride, n, og + c);
         break;
       case 4:
-        Values<4>(pg, v + c, stride, n, og + c);
+        Values<4, T>(pg, v + c, stride, n, og + c);
         break;
       case 3:
-        Values<3>(pg, v + c, stride, n, og + c);
+        Values<3, T>(pg, v + c, stride, n, og + c);
         break;
       case 2:
-        Values<2>(pg, v + c, stride, n, og + c);
+        Values<2, T>(pg, v + c, stride, n, og + c);
         break;
       case 1:
-        Values<1>(pg, v + c, stride, n, og + c);
+        Values<1, T>(pg, v + c, stride, n, og + c);
         break;
       default:
         break;
@@ -277,7 +302,53 @@ TIDELANE_AVX2 void SwiGluAvx2(float* gate, const float* up, std::size_t n) {
   }
 }
 
+TIDELANE_AVX2 void FloatsToHalvesAvx2(const float* src, std::uint16_t* dst, std::size_t n) {
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm_storeu_si128(
+        reinterpret_cast<__m128i*>(dst + i),
+        _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+  for (; i < n; ++i) dst[i] = FloatToHalf(src[i]);  // the same rounding
+}
+
+TIDELANE_AVX2 void HalvesToFloatsAvx2(const std::uint16_t* src, float* dst, std::size_t n) {
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, Load8(src + i));
+  for (; i < n; ++i) dst[i] = HalfToFloat(src[i]);
+}
+
+// The F16 kernels without F16C, or for head sizes the AVX2 kernels do not take: the n
+// positions' head slices are widened into a float buffer (head_dim apart) and the float loops
+// run on it, so the results are theirs on the widened values.
+const float* WidenHeads(const std::uint16_t* x, std::size_t stride, std::size_t n,
+                        std::size_t head_dim) {
+  thread_local std::vector<float> wide;
+  wide.resize(n * head_dim);
+  for (std::size_t t = 0; t < n; ++t) {
+    for (std::size_t i = 0; i < head_dim; ++i)
+      wide[t * head_dim + i] = HalfToFloat(x[t * stride + i]);
+  }
+  return wide.data();
+}
+
 }  // namespace
+
+void FloatsToHalves(const float* src, std::uint16_t* dst, std::size_t n) {
+  if (HasAvx2FmaF16c()) {
+    FloatsToHalvesAvx2(src, dst, n);
+    return;
+  }
+  for (std::size_t i = 0; i < n; ++i) dst[i] = FloatToHalf(src[i]);
+}
+
+void HalvesToFloats(const std::uint16_t* src, float* dst, std::size_t n) {
+  if (HasAvx2FmaF16c()) {
+    HalvesToFloatsAvx2(src, dst, n);
+    return;
+  }
+  for (std::size_t i = 0; i < n; ++i) dst[i] = HalfToFloat(src[i]);
+}
 
 void SwiGlu(float* gate, const float* up, std::size_t n) {
   if (HasAvx2Fma()) {
@@ -303,6 +374,27 @@ void AttendValues(const float* p, std::size_t group, std::size_t head_dim, const
     AttendValuesAvx2(p, group, head_dim, v, stride, n, p_stride, out);
   } else {
     AttendValuesPlain(p, group, head_dim, v, stride, n, p_stride, out);
+  }
+}
+
+void AttendKeys(const float* q, std::size_t group, std::size_t head_dim, const std::uint16_t* k,
+                std::size_t stride, std::size_t n, float scale, float* scores,
+                std::size_t scores_stride) {
+  if (head_dim % 8 == 0 && HasAvx2FmaF16c()) {
+    AttendKeysAvx2(q, group, head_dim, k, stride, n, scale, scores, scores_stride);
+  } else {
+    AttendKeysPlain(q, group, head_dim, WidenHeads(k, stride, n, head_dim), head_dim, n, scale,
+                    scores, scores_stride);
+  }
+}
+
+void AttendValues(const float* p, std::size_t group, std::size_t head_dim, const std::uint16_t* v,
+                  std::size_t stride, std::size_t n, std::size_t p_stride, float* out) {
+  if (head_dim % 8 == 0 && HasAvx2FmaF16c()) {
+    AttendValuesAvx2(p, group, head_dim, v, stride, n, p_stride, out);
+  } else {
+    AttendValuesPlain(p, group, head_dim, WidenHeads(v, stride, n, head_dim), head_dim, n, p_stride,
+                      out);
   }
 }
 

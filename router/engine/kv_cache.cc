@@ -2,13 +2,25 @@
 
 namespace tidelane::engine {
 
+std::string_view KvTypeName(KvType type) {
+  return type == KvType::kF16 ? "f16" : "f32";
+}
+
+std::optional<KvType> ParseKvType(std::string_view name) {
+  if (name == "f32") return KvType::kF32;
+  if (name == "f16") return KvType::kF16;
+  return std::nullopt;
+}
+
 KvCache::KvCache(std::size_t layers, std::size_t kv_dim, std::size_t block_tokens,
-                 std::size_t blocks)
+                 std::size_t blocks, KvType type)
     : layers_(layers),
       kv_dim_(kv_dim),
       block_tokens_(block_tokens),
       total_blocks_(blocks),
-      storage_(new float[blocks * layers * 2 * block_tokens * kv_dim]) {
+      type_(type),
+      storage_(
+          new std::uint8_t[blocks * layers * 2 * block_tokens * kv_dim * KvElementBytes(type)]) {
   free_.reserve(blocks);
   // Hand out low block numbers first so a small load touches little memory.
   for (std::size_t i = blocks; i-- > 0;) free_.push_back(static_cast<std::uint32_t>(i));

@@ -3,6 +3,13 @@
 // sequences of any length share memory without fragmentation and a finished sequence's blocks
 // are reused at once. Memory is reserved up front but only touched pages become resident.
 //
+// Elements are F32 or IEEE half (F16, as llama.cpp's default cache): a decode step after a long
+// prompt reads every cached key and value of its sequence, so half the bytes is up to half the
+// attention's memory time. Keys and values are computed in F32 and rounded to nearest (ties to
+// even) when stored; attention widens them back (exactly) and accumulates in F32. A magnitude
+// past the largest half, 65504, would be stored as infinity (llama.cpp's F16 default makes the
+// same trade; KvType::kF32 is there for a model that needs it).
+//
 // Threading: not thread-safe; owned and driven by one Engine. Reads of distinct positions from
 // many threads during a forward pass are safe once writes for that pass are done.
 #pragma once
@@ -10,9 +17,20 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <string_view>
 #include <vector>
 
 namespace tidelane::engine {
+
+// The element type of the KV cache (and of an exported context). The values are the ones an
+// export blob records.
+enum class KvType : std::uint32_t { kF32 = 0, kF16 = 1 };
+std::string_view KvTypeName(KvType type);  // "f32", "f16"
+std::optional<KvType> ParseKvType(std::string_view name);
+inline std::size_t KvElementBytes(KvType type) {
+  return type == KvType::kF16 ? 2 : 4;
+}
 
 class KvCache {
  public:
@@ -21,8 +39,12 @@ class KvCache {
     std::vector<std::uint32_t> ids;
   };
 
-  KvCache(std::size_t layers, std::size_t kv_dim, std::size_t block_tokens, std::size_t blocks);
+  KvCache(std::size_t layers, std::size_t kv_dim, std::size_t block_tokens, std::size_t blocks,
+          KvType type);
 
+  KvType type() const { return type_; }
+  // Bytes of one position's keys (or values) in one layer: kv_dim elements.
+  std::size_t row_bytes() const { return kv_dim_ * KvElementBytes(type_); }
   std::size_t block_tokens() const { return block_tokens_; }
   std::size_t free_blocks() const { return free_.size(); }
   std::size_t total_blocks() const { return total_blocks_; }
@@ -33,27 +55,34 @@ class KvCache {
   // Shrinks `table` to `positions` positions, returning whole blocks past it to the pool.
   void Shrink(Blocks& table, std::size_t positions);
 
-  float* Key(const Blocks& t, std::size_t layer, std::size_t pos) { return Slot(t, layer, pos, 0); }
-  float* Value(const Blocks& t, std::size_t layer, std::size_t pos) {
+  // The row_bytes() bytes of a position's keys or values: kv_dim floats or kv_dim halves (as
+  // uint16_t bits), as type() says. Consecutive positions of a block are row_bytes() apart.
+  std::uint8_t* Key(const Blocks& t, std::size_t layer, std::size_t pos) {
+    return Slot(t, layer, pos, 0);
+  }
+  std::uint8_t* Value(const Blocks& t, std::size_t layer, std::size_t pos) {
     return Slot(t, layer, pos, 1);
   }
-  const float* Key(const Blocks& t, std::size_t layer, std::size_t pos) const {
+  const std::uint8_t* Key(const Blocks& t, std::size_t layer, std::size_t pos) const {
     return const_cast<KvCache*>(this)->Slot(t, layer, pos, 0);
   }
-  const float* Value(const Blocks& t, std::size_t layer, std::size_t pos) const {
+  const std::uint8_t* Value(const Blocks& t, std::size_t layer, std::size_t pos) const {
     return const_cast<KvCache*>(this)->Slot(t, layer, pos, 1);
   }
 
  private:
-  float* Slot(const Blocks& t, std::size_t layer, std::size_t pos, int which) {
+  std::uint8_t* Slot(const Blocks& t, std::size_t layer, std::size_t pos, int which) {
     const std::size_t block = t.ids[pos / block_tokens_];
     return storage_.get() +
            (((block * layers_ + layer) * 2 + which) * block_tokens_ + pos % block_tokens_) *
-               kv_dim_;
+               row_bytes();
   }
 
   std::size_t layers_, kv_dim_, block_tokens_, total_blocks_;
-  std::unique_ptr<float[]> storage_;  // uninitialised on purpose: pages stay untouched until used
+  KvType type_;
+  // Uninitialised on purpose: pages stay untouched until used. operator new[] aligns it to 16
+  // bytes, so every float row is aligned to its element (row_bytes() is a multiple of 4 or 2).
+  std::unique_ptr<std::uint8_t[]> storage_;
   std::vector<std::uint32_t> free_;
 };
 

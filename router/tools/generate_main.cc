@@ -64,13 +64,17 @@ int Run(int argc, char** argv) {
   cli.add_option("--repeat-penalty", sampling.repetition_penalty)->check(CLI::Range(0.0, 10.0));
   cli.add_option("--seed", sampling.seed);
   cli.add_option("--threads", threads)->check(CLI::Range(1, 1024));
+  std::string kv_type = "f16";
+  cli.add_option("--kv-type", kv_type, "KV cache element type: f16 (default) or f32")
+      ->check(CLI::IsMember({"f32", "f16"}));
   cli.add_flag("--json", json, "Print token ids, text and speeds as JSON");
   cli.add_option(
       "--logits-out", logits_out,
       "Write the logits of every prompt position (float32, prompt x vocab) to this file");
   CLI11_PARSE(cli, argc, argv);
 
-  auto engine = engine::Engine::Load(model_path, {.threads = threads});
+  auto engine = engine::Engine::Load(
+      model_path, {.threads = threads, .kv_type = *engine::ParseKvType(kv_type)});
   if (!engine) {
     std::cerr << "tidelane-generate: " << engine.error() << "\n";
     return 1;

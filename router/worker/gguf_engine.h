@@ -38,6 +38,7 @@ struct GgufEngineOptions {
   std::uint32_t max_batch = 16;
   std::uint32_t default_max_tokens = 512;
   std::size_t prefill_chunk = 256;  // prompt tokens per sequence per pass, so decoding stays smooth
+  engine::KvType kv_type = engine::KvType::kF16;  // a handoff continues exactly between equals
 };
 
 class GgufEngine final : public Engine {

@@ -87,6 +87,10 @@ int Run(int argc, char** argv) {
   cli.add_option("--max-batch", max_batch, "Sequences the gguf engine decodes together")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
+  std::string kv_type = "f16";
+  cli.add_option("--kv-type", kv_type, "KV cache element type of the gguf engine: f16 or f32")
+      ->check(CLI::IsMember({"f32", "f16"}))
+      ->capture_default_str();
   cli.add_option("--profile", profile_name,
                  "Node class whose speed the synthetic engine models: high, mid or low")
       ->check(CLI::IsMember({"high", "mid", "low"}))
@@ -168,7 +172,10 @@ int Run(int argc, char** argv) {
       std::cerr << "tidelane-worker: --engine gguf needs --model FILE.gguf\n";
       return 2;
     }
-    auto gguf = worker::GgufEngine::Load(model, {.threads = threads, .max_batch = max_batch});
+    auto gguf =
+        worker::GgufEngine::Load(model, {.threads = threads,
+                                         .max_batch = max_batch,
+                                         .kv_type = *tidelane::engine::ParseKvType(kv_type)});
     if (!gguf) {
       std::cerr << "tidelane-worker: " << gguf.error() << "\n";
       return 2;

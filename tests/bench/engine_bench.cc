@@ -4,9 +4,10 @@
 //   engine_bench --machine [--threads 1,2]
 //     memory read bandwidth (a streaming read of a 1 GiB buffer, far beyond the caches) and
 //     peak FMA throughput (AVX2 FMAs on 12 independent accumulators), per thread count.
-//   engine_bench --model M.gguf [--threads 1,2] [--prompt 512] [--decode 128]
+//   engine_bench --model M.gguf [--threads 1,2] [--prompt 512] [--decode 128] [--kv-type f16]
 //     prefill tok/s (one step of `prompt` tokens), decode tok/s (`decode` tokens, batch 1)
-//     and aggregate decode tok/s at batch 1/4/16, then the process's VmHWM.
+//     and aggregate decode tok/s at batch 1/4/16, then the process's VmHWM. The KV cache is
+//     F16 (the serving default) unless --kv-type f32.
 //
 // Each prints one JSON object per line; scripts/bench-engine turns them into the table in
 // docs/benchmarks/engine.md. Not a test: run it on a quiet machine.
@@ -161,12 +162,13 @@ std::int32_t Argmax(const std::vector<float>& v) {
   return static_cast<std::int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
 }
 
-int Model(const std::string& path, const std::vector<int>& threads, int prompt_len,
-          int decode_len) {
+int Model(const std::string& path, const std::vector<int>& threads, int prompt_len, int decode_len,
+          tidelane::engine::KvType kv_type) {
   constexpr std::size_t kKvPositions = 2048;
   std::mt19937 rng(1);
   for (int t : threads) {
-    auto loaded = Engine::Load(path, {.threads = t, .kv_positions = kKvPositions});
+    auto loaded =
+        Engine::Load(path, {.threads = t, .kv_positions = kKvPositions, .kv_type = kv_type});
     if (!loaded.ok()) {
       std::fprintf(stderr, "engine_bench: %s\n", loaded.error().c_str());
       return 1;
@@ -254,11 +256,16 @@ int Model(const std::string& path, const std::vector<int>& threads, int prompt_l
         params += m->rows * m->cols;
     }
     const std::uint64_t output_params = e.model().output().rows * e.model().output().cols;
-    const std::uint64_t kv_bytes = (kKvPositions + 15) / 16 * 16 * c.layers * 2 * c.kv_dim() * 4;
+    // Keys and values of one position in every layer: what each decode step reads per
+    // position of its context.
+    const std::uint64_t kv_bytes_per_position =
+        c.layers * 2 * c.kv_dim() * tidelane::engine::KvElementBytes(kv_type);
+    const std::uint64_t kv_bytes = (kKvPositions + 15) / 16 * 16 * kv_bytes_per_position;
     std::printf(
         "{\"kind\":\"model\",\"model\":\"%s\",\"type\":\"%s\",\"threads\":%d,"
         "\"layer_params\":%llu,\"output_params\":%llu,\"weight_bytes_per_token\":%llu,"
-        "\"file_bytes\":%llu,\"kv_bytes\":%llu,\"prompt\":%d,\"decode\":%d,"
+        "\"file_bytes\":%llu,\"kv_type\":\"%s\",\"kv_bytes\":%llu,"
+        "\"kv_bytes_per_position\":%llu,\"prompt\":%d,\"decode\":%d,"
         "\"prefill_tok_s\":%.2f,\"decode_tok_s\":%.2f,\"aggregate_tok_s\":{%s},"
         "\"vmhwm_kib\":%ld,\"kernels\":\"%s\"}\n",
         c.name.c_str(),
@@ -266,8 +273,10 @@ int Model(const std::string& path, const std::vector<int>& threads, int prompt_l
         static_cast<unsigned long long>(params), static_cast<unsigned long long>(output_params),
         static_cast<unsigned long long>(e.model().WeightBytesPerToken()),
         static_cast<unsigned long long>(std::filesystem::file_size(path)),
-        static_cast<unsigned long long>(kv_bytes), prompt_len, decode_len, prompt_len / prefill_s,
-        decode_len / decode_s, agg.c_str(), VmHwmKib(), IsaName());
+        std::string(tidelane::engine::KvTypeName(kv_type)).c_str(),
+        static_cast<unsigned long long>(kv_bytes),
+        static_cast<unsigned long long>(kv_bytes_per_position), prompt_len, decode_len,
+        prompt_len / prefill_s, decode_len / decode_s, agg.c_str(), VmHwmKib(), IsaName());
     std::fflush(stdout);
   }
   return 0;
@@ -280,6 +289,7 @@ int main(int argc, char** argv) {
   bool machine = false;
   std::vector<int> threads = {1, 2};
   int prompt = 512, decode = 128;
+  auto kv_type = tidelane::engine::KvType::kF16;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -299,11 +309,18 @@ int main(int argc, char** argv) {
       prompt = std::atoi(value().c_str());
     } else if (a == "--decode") {
       decode = std::atoi(value().c_str());
+    } else if (a == "--kv-type") {
+      const auto parsed = tidelane::engine::ParseKvType(value());
+      if (!parsed) {
+        std::fprintf(stderr, "engine_bench: --kv-type is f32 or f16\n");
+        return 2;
+      }
+      kv_type = *parsed;
     } else {
       std::fprintf(stderr,
                    "usage: engine_bench --machine [--threads 1,2]\n"
                    "       engine_bench --model M.gguf [--threads 1,2] [--prompt 512] "
-                   "[--decode 128]\n");
+                   "[--decode 128] [--kv-type f16|f32]\n");
       return 2;
     }
   }
@@ -312,5 +329,5 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "engine_bench: --machine or --model M.gguf\n");
     return 2;
   }
-  return Model(model, threads, prompt, decode);
+  return Model(model, threads, prompt, decode, kv_type);
 }

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -66,6 +67,82 @@ TEST(Kernels, AttentionMatchesAReference) {
             EXPECT_NEAR(out[g * head_dim + i], ref, 1e-5) << "head_dim " << head_dim;
           }
         }
+      }
+    }
+  }
+}
+
+// The F16 KV cache: every half widens to the float HalfToFloat gives and rounds back to
+// itself; floats round to the nearest half as FloatToHalf does (ties to even, subnormals,
+// overflow), on the F16C path and its scalar tail alike.
+TEST(Kernels, HalfConversionsMatchTheScalarOnes) {
+  std::vector<std::uint16_t> all(65536);
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<std::uint16_t>(i);
+  std::vector<float> wide(all.size());
+  HalvesToFloats(all.data(), wide.data(), all.size());
+  std::vector<std::uint16_t> back(all.size());
+  FloatsToHalves(wide.data(), back.data(), wide.size());
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    if (std::isnan(HalfToFloat(all[i]))) {
+      EXPECT_TRUE(std::isnan(wide[i])) << i;
+      continue;
+    }
+    const float ref = HalfToFloat(all[i]);
+    ASSERT_EQ(std::memcmp(&wide[i], &ref, 4), 0) << i;
+    ASSERT_EQ(back[i], all[i]) << i;
+  }
+  // Floats between halves: halfway points (ties), just either side, the subnormal range,
+  // overflow; then random ones at many scales. Odd lengths exercise the scalar tail.
+  std::vector<float> x;
+  for (std::uint32_t h = 0; h < 0x7C00; h += 7) {
+    const float lo = HalfToFloat(static_cast<std::uint16_t>(h));
+    const float hi = HalfToFloat(static_cast<std::uint16_t>(h + 1));
+    const float mid = lo + (hi - lo) / 2;  // exact: halves have 11 significant bits
+    x.insert(x.end(), {mid, std::nextafter(mid, 0.0f), std::nextafter(mid, 1e30f), -mid});
+  }
+  x.insert(x.end(), {65504.0f, 65519.0f, 65520.0f, 1e6f, -1e6f, 1e-10f, 0.0f, -0.0f, INFINITY});
+  std::mt19937 rng(11);
+  for (float sigma : {1e-6f, 1e-3f, 1.0f, 30.0f, 3000.0f}) {
+    const auto r = Normal(1001, rng, sigma);
+    x.insert(x.end(), r.begin(), r.end());
+  }
+  std::vector<std::uint16_t> got(x.size());
+  FloatsToHalves(x.data(), got.data(), x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) ASSERT_EQ(got[i], FloatToHalf(x[i])) << x[i];
+  EXPECT_EQ(FloatToHalf(65520.0f), 0x7C00);            // rounds past the largest half: inf
+  EXPECT_EQ(FloatToHalf(1.0f + 1.0f / 2048), 0x3C00);  // a tie rounds to even (down)
+  EXPECT_EQ(FloatToHalf(1.0f + 3.0f / 2048), 0x3C02);  // and up
+}
+
+// The F16 attention kernels widen each element and then do the float kernels' arithmetic in
+// the float kernels' order: bitwise the float kernels' results on the widened keys and values.
+TEST(Kernels, F16AttentionIsTheFloatAttentionOnWidenedValues) {
+  std::mt19937 rng(9);
+  for (std::size_t head_dim : {8u, 12u, 64u, 96u, 128u}) {
+    for (std::size_t group : {1u, 3u}) {
+      for (std::size_t n : {1u, 7u, 8u, 13u, 16u, 37u}) {
+        const std::size_t stride = 2 * head_dim + 4;
+        const auto q = Normal(group * head_dim, rng);
+        const auto kf = Normal(n * stride, rng), vf = Normal(n * stride, rng);
+        std::vector<std::uint16_t> k(kf.size()), v(vf.size());
+        FloatsToHalves(kf.data(), k.data(), k.size());
+        FloatsToHalves(vf.data(), v.data(), v.size());
+        std::vector<float> kw(k.size()), vw(v.size());
+        HalvesToFloats(k.data(), kw.data(), k.size());
+        HalvesToFloats(v.data(), vw.data(), v.size());
+        const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+        const std::size_t p_stride = n + 3;
+        std::vector<float> s16(group * p_stride, 0.0f), s32(group * p_stride, 0.0f);
+        AttendKeys(q.data(), group, head_dim, k.data(), stride, n, scale, s16.data(), p_stride);
+        AttendKeys(q.data(), group, head_dim, kw.data(), stride, n, scale, s32.data(), p_stride);
+        ASSERT_EQ(std::memcmp(s16.data(), s32.data(), s16.size() * 4), 0)
+            << "head_dim " << head_dim << " group " << group << " n " << n;
+        for (std::size_t g = 0; g < group; ++g) Softmax(&s32[g * p_stride], n);
+        std::vector<float> o16(group * head_dim, 0.5f), o32(group * head_dim, 0.5f);
+        AttendValues(s32.data(), group, head_dim, v.data(), stride, n, p_stride, o16.data());
+        AttendValues(s32.data(), group, head_dim, vw.data(), stride, n, p_stride, o32.data());
+        ASSERT_EQ(std::memcmp(o16.data(), o32.data(), o16.size() * 4), 0)
+            << "head_dim " << head_dim << " group " << group << " n " << n;
       }
     }
   }
