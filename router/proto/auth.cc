@@ -35,18 +35,22 @@ std::string ReadTokenFile(const std::filesystem::path& path) {
   std::string line;
   std::getline(in, line);
   std::string token(Trim(line));
+  sodium_memzero(line.data(), line.size());  // only `token` keeps the secret
   if (token.empty()) throw std::runtime_error("auth token file " + path.string() + " is empty");
   return token;
 }
 
 std::vector<std::string> ReadTokenListFile(const std::filesystem::path& path) {
-  ReadTokenFile(path);  // the same permission and emptiness checks
+  {
+    std::string first = ReadTokenFile(path);  // the same permission and emptiness checks
+    sodium_memzero(first.data(), first.size());
+  }
   std::ifstream in(path);
   std::vector<std::string> tokens;
   for (std::string line; std::getline(in, line);) {
     const auto t = Trim(line);
-    if (t.empty() || t.front() == '#') continue;
-    tokens.emplace_back(t);
+    if (!t.empty() && t.front() != '#') tokens.emplace_back(t);
+    sodium_memzero(line.data(), line.size());  // only `tokens` keeps the secrets
   }
   if (tokens.empty()) {
     throw std::runtime_error("token file " + path.string() + " holds no token (only comments)");
@@ -86,6 +90,23 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   if (a.empty()) return true;
   return sodium_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string CredentialDigest(std::string_view token) {
+  if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialise");
+  // Domain separation from every other hash of a token (the rate limiter's keys are BLAKE2b
+  // too): the same token gives unrelated values in each place.
+  static constexpr std::string_view kDomain = "tidelane.credential-owner/1:";
+  std::string digest(crypto_generichash_BYTES, '\0');
+  crypto_generichash_state state;
+  crypto_generichash_init(&state, nullptr, 0, digest.size());
+  crypto_generichash_update(&state, reinterpret_cast<const unsigned char*>(kDomain.data()),
+                            kDomain.size());
+  crypto_generichash_update(&state, reinterpret_cast<const unsigned char*>(token.data()),
+                            token.size());
+  crypto_generichash_final(&state, reinterpret_cast<unsigned char*>(digest.data()), digest.size());
+  sodium_memzero(&state, sizeof state);  // it held the token's bytes
+  return digest;
 }
 
 grpc::Status CheckBearer(const grpc::ServerContextBase& context, std::string_view expected) {

@@ -52,4 +52,12 @@ void AttachBearer(grpc::ClientContext& context, std::string_view token);
 // True when `a` equals `b`, in time that depends only on their lengths.
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
 
+// A digest that names a credential without holding it: 32 raw bytes of BLAKE2b-256, for
+// records that must say which client made something (the router's ledger keeps it as a
+// request's owner). Unkeyed on purpose: tokens are random high-entropy secrets, so the digest
+// cannot be searched back to a token, and it must stay the same across restarts and token-file
+// edits (a per-process key would orphan every stored request). Throws std::runtime_error when
+// libsodium cannot initialise.
+std::string CredentialDigest(std::string_view token);
+
 }  // namespace tidelane::auth

@@ -3,6 +3,7 @@
 // kind (a token, a PEM key) is refused instead of being misread as a key.
 #include <fcntl.h>
 #include <sodium.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,7 +11,9 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <new>
 #include <sstream>
+#include <utility>
 
 #include "router/receipt/receipt.h"
 
@@ -73,7 +76,75 @@ Identity ReadFile(const std::filesystem::path& path) {
   return id;
 }
 
+std::size_t PageSize() {
+  static const std::size_t size = [] {
+    const long page = ::sysconf(_SC_PAGESIZE);
+    return page > 0 ? static_cast<std::size_t>(page) : std::size_t{4096};
+  }();
+  return size;
+}
+
+void RequireKey(const SecretKey& key) {
+  if (key.empty()) throw IdentityError("this identity holds no key (it was moved from)");
+}
+
 }  // namespace
+
+// A whole page per key, so locking it never pins (and unlocking never unpins) anything else:
+// mlock works on pages and does not count, so two keys sharing a page would unlock each other.
+SecretKey::SecretKey() {
+  static_assert(kSize <= 4096);
+  void* page =
+      ::mmap(nullptr, PageSize(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (page == MAP_FAILED) throw std::bad_alloc();
+  bytes_ = static_cast<unsigned char*>(page);  // anonymous pages start zeroed
+  // Also marks the page MADV_DONTDUMP. Failing (RLIMIT_MEMLOCK is often 64 KiB) only means
+  // the key may be swapped out; locked() lets the daemon say so.
+  locked_ = sodium_mlock(bytes_, PageSize()) == 0;
+}
+
+SecretKey::~SecretKey() {
+  Release();
+}
+
+SecretKey::SecretKey(const SecretKey& other) : SecretKey() {
+  if (other.empty()) {
+    Release();  // a copy of an empty key is empty too
+    return;
+  }
+  std::memcpy(bytes_, other.bytes_, kSize);
+}
+
+SecretKey& SecretKey::operator=(const SecretKey& other) {
+  if (this != &other) *this = SecretKey(other);
+  return *this;
+}
+
+SecretKey::SecretKey(SecretKey&& other) noexcept
+    : bytes_(std::exchange(other.bytes_, nullptr)), locked_(std::exchange(other.locked_, false)) {}
+
+SecretKey& SecretKey::operator=(SecretKey&& other) noexcept {
+  if (this != &other) {
+    Release();  // this key is wiped before the other takes its place
+    bytes_ = std::exchange(other.bytes_, nullptr);
+    locked_ = std::exchange(other.locked_, false);
+  }
+  return *this;
+}
+
+void SecretKey::Wipe() {
+  if (bytes_) sodium_memzero(bytes_, kSize);
+}
+
+void SecretKey::Release() {
+  if (!bytes_) return;
+  Wipe();
+  // sodium_munlock wipes the page again and undoes MADV_DONTDUMP before unlocking.
+  if (locked_) sodium_munlock(bytes_, PageSize());
+  ::munmap(bytes_, PageSize());
+  bytes_ = nullptr;
+  locked_ = false;
+}
 
 std::string Identity::PublicKeyHex() const {
   return ToHex({reinterpret_cast<const char*>(public_key.data()), public_key.size()});
@@ -81,6 +152,7 @@ std::string Identity::PublicKeyHex() const {
 
 std::string Identity::Sign(std::string_view message) const {
   EnsureSodium();
+  RequireKey(secret_key);
   std::string signature(crypto_sign_BYTES, '\0');
   crypto_sign_detached(reinterpret_cast<unsigned char*>(signature.data()), nullptr,
                        reinterpret_cast<const unsigned char*>(message.data()), message.size(),
@@ -105,6 +177,7 @@ Identity Identity::FromSeed(const std::array<unsigned char, 32>& seed) {
 }
 
 std::string Identity::Serialize() const {
+  RequireKey(secret_key);
   // The seed is the first half of libsodium's secret key.
   return std::string(kIdentityHeader) + " " +
          ToHex({reinterpret_cast<const char*>(secret_key.data()), 32}) + "\n";

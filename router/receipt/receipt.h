@@ -25,6 +25,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <istream>
@@ -81,12 +82,47 @@ std::string Canonical(const nlohmann::json& value);
 
 // ---- identities ---------------------------------------------------------------------------
 
+// An Ed25519 secret key (libsodium layout: seed then public key) in a memory page of its own:
+// kept out of core dumps and, where RLIMIT_MEMLOCK allows, locked out of swap (locked() says
+// whether it is; a failure to lock is not an error, callers may log it). Wiped (sodium_memzero)
+// before the page goes back, so no key outlives the objects that hold it. A copy gets a page of
+// its own; a move hands the page over and leaves the source empty (no key bytes at all).
+// Not thread-safe to modify; const use from many threads is fine.
+class SecretKey {
+ public:
+  static constexpr std::size_t kSize = 64;
+
+  SecretKey();  // all zeros; throws std::bad_alloc when no page can be mapped
+  ~SecretKey();
+  SecretKey(const SecretKey& other);
+  SecretKey& operator=(const SecretKey& other);
+  SecretKey(SecretKey&& other) noexcept;
+  SecretKey& operator=(SecretKey&& other) noexcept;
+
+  // kSize bytes; null when empty().
+  unsigned char* data() { return bytes_; }
+  const unsigned char* data() const { return bytes_; }
+  static constexpr std::size_t size() { return kSize; }
+  // True after being moved from: the key went with the move.
+  bool empty() const { return bytes_ == nullptr; }
+  bool locked() const { return locked_; }
+  // Overwrites the key with zeros now (the destructor does it too).
+  void Wipe();
+
+ private:
+  void Release();
+
+  unsigned char* bytes_ = nullptr;  // the start of a page mapped for it alone
+  bool locked_ = false;
+};
+
 struct Identity {
   std::array<unsigned char, 32> public_key{};
-  std::array<unsigned char, 64> secret_key{};  // libsodium layout: seed then public key
+  SecretKey secret_key;  // libsodium layout: seed then public key
 
   std::string PublicKeyHex() const;
-  // Ed25519 signature (64 raw bytes) of `message`.
+  // Ed25519 signature (64 raw bytes) of `message`. Sign and Serialize throw IdentityError for
+  // an identity that was moved from (it holds no key).
   std::string Sign(std::string_view message) const;
   // A new random identity.
   static Identity Generate();

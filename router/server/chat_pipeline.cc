@@ -2,6 +2,7 @@
 
 #include <grpcpp/client_context.h>
 #include <grpcpp/support/client_callback.h>
+#include <sodium.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -129,21 +130,46 @@ std::string ValidateChatRequest(const v1::ChatRequest& r, const RouterConfig& co
   return {};
 }
 
-namespace {}  // namespace
+RouterConfig::~RouterConfig() {
+  const auto wipe = [](std::string& s) {
+    if (!s.empty()) sodium_memzero(s.data(), s.size());
+  };
+  wipe(token);
+  for (auto& t : client_tokens) wipe(t);
+}
+
+Caller Caller::ForClient(const RouterConfig& config, std::size_t index) {
+  // client_tokens[0] is the router's own token (see RouterConfig): the operator.
+  return {auth::CredentialDigest(config.client_tokens.at(index)), index == 0};
+}
+
+Caller Caller::Router(const RouterConfig& config) {
+  return {auth::CredentialDigest(config.token), true};
+}
+
+bool Caller::MayRead(const std::optional<std::string>& request_owner) const {
+  if (admin) return true;
+  // Owners are digests, not secrets; a constant-time comparison costs nothing all the same.
+  return request_owner && auth::ConstantTimeEquals(*request_owner, owner);
+}
 
 std::shared_ptr<LiveRequests::Live> LiveRequests::Begin(const std::string& id,
-                                                        const std::vector<std::string>& tokens) {
-  std::lock_guard lock(mu_);
+                                                        const std::vector<std::string>& tokens,
+                                                        std::optional<std::string> owner) {
   auto live = std::make_shared<Live>();
   live->tokens = tokens;
+  live->owner = std::move(owner);
+  std::lock_guard lock(mu_);
   live_[id] = live;
   return live;
 }
 
-std::pair<std::shared_ptr<LiveRequests::Live>, bool> LiveRequests::Claim(const std::string& id) {
+std::pair<std::shared_ptr<LiveRequests::Live>, bool> LiveRequests::Claim(
+    const std::string& id, std::optional<std::string> owner) {
   std::lock_guard lock(mu_);
   if (const auto it = live_.find(id); it != live_.end()) return {it->second, false};
   auto live = std::make_shared<Live>();
+  live->owner = std::move(owner);
   live_[id] = live;
   return {live, true};
 }
@@ -206,6 +232,7 @@ grpc::Status PublishingSink::Cancel() {
 // where its events go. Shared by the admission callbacks and the thread that serves it.
 struct ChatPipeline::Flight {
   std::string id;
+  std::optional<std::string> owner;  // Caller::owner of the credential it belongs to
   v1::ChatRequest request;
   std::vector<std::string> generated;
   std::shared_ptr<StreamSink> client;
@@ -335,7 +362,8 @@ std::string ChatPipeline::Problem(const v1::ChatRequest& request) const {
   return ValidateChatRequest(request, config_);
 }
 
-void ChatPipeline::Start(const v1::ChatRequest& request, std::shared_ptr<StreamSink> sink) {
+void ChatPipeline::Start(const v1::ChatRequest& request, std::shared_ptr<StreamSink> sink,
+                         const Caller& caller) {
   if (const auto problem = ValidateChatRequest(request, config_); !problem.empty()) {
     sink->Close({grpc::StatusCode::INVALID_ARGUMENT, problem});
     return;
@@ -343,18 +371,29 @@ void ChatPipeline::Start(const v1::ChatRequest& request, std::shared_ptr<StreamS
   const std::string id = request.request_id().empty() ? NewRequestId() : request.request_id();
   auto flight = std::make_shared<Flight>();
   flight->id = id;
+  flight->owner = caller.owner;
   flight->request = request;
   flight->client = std::move(sink);
   if (!ledger_) {
     nodes_.Count(NodeTable::Outcome::kAccepted);
-    flight->live = live_.Begin(id, {});
+    flight->live = live_.Begin(id, {}, flight->owner);
     Begin(flight);
     return;
   }
   // Nothing may run that the ledger cannot keep: the request waits (holding no thread) for
   // its commit, and is refused clearly when the ledger cannot write.
-  ledger_->AcceptAsync(id, request, [this, flight](bool recorded) {
-    if (!recorded) {
+  ledger_->AcceptAsync(id, request, flight->owner, [this, flight](Ledger::AcceptOutcome outcome) {
+    if (outcome == Ledger::AcceptOutcome::kIdTaken) {
+      // Another credential's request has this id: taking it over would hand that client's
+      // answer to this one. Saying "in use" tells that the id exists, which cannot be helped
+      // when clients choose ids; Resume and receipts never tell it.
+      nodes_.Count(NodeTable::Outcome::kFailed);
+      spdlog::warn("request {}: refused, its id belongs to another client", flight->id);
+      flight->client->Close({grpc::StatusCode::ALREADY_EXISTS,
+                             "request id " + flight->id + " is already in use; choose another"});
+      return;
+    }
+    if (outcome != Ledger::AcceptOutcome::kRecorded) {
       v1::ChatEvent e;
       e.set_request_id(flight->id);
       e.mutable_error()->set_code(v1::ERROR_CODE_INTERNAL);
@@ -368,7 +407,7 @@ void ChatPipeline::Start(const v1::ChatRequest& request, std::shared_ptr<StreamS
       return;
     }
     nodes_.Count(NodeTable::Outcome::kAccepted);
-    flight->live = live_.Begin(flight->id, {});
+    flight->live = live_.Begin(flight->id, {}, flight->owner);
     Begin(flight);
   });
 }
@@ -376,7 +415,8 @@ void ChatPipeline::Start(const v1::ChatRequest& request, std::shared_ptr<StreamS
 // Blocks the caller until the request ends, for callers that own a thread anyway. Events are
 // handed over through a queue, so the caller's sink is only ever used on the caller's thread
 // and a slow socket never stalls the thread that produced an event.
-grpc::Status ChatPipeline::Run(const v1::ChatRequest& request, EventSink& sink) {
+grpc::Status ChatPipeline::Run(const v1::ChatRequest& request, EventSink& sink,
+                               const Caller& caller) {
   struct Handover final : StreamSink {
     bool Send(const v1::ChatEvent& e) override {
       std::lock_guard lock(mu);
@@ -399,7 +439,7 @@ grpc::Status ChatPipeline::Run(const v1::ChatRequest& request, EventSink& sink) 
     std::atomic<bool> cancelled_probe{false};
   };
   auto handover = std::make_shared<Handover>();
-  Start(request, handover);
+  Start(request, handover, caller);
   std::unique_lock lock(handover->mu);
   for (;;) {
     handover->cv.wait_for(lock, std::chrono::milliseconds(500), [&] {
@@ -423,19 +463,46 @@ grpc::Status ChatPipeline::Run(const v1::ChatRequest& request, EventSink& sink) 
 }
 
 void ChatPipeline::StartResume(const std::string& id, std::uint32_t from_index,
-                               const std::shared_ptr<StreamSink>& sink) {
-  Spawn([this, id, from_index, sink] {
+                               const std::shared_ptr<StreamSink>& sink, const Caller& caller) {
+  Spawn([this, id, from_index, sink, caller] {
     bool started = false;
-    const auto status = Resume(id, from_index, sink, &started);
+    const auto status = Resume(id, from_index, sink, caller, &started);
     if (!started) sink->Close(status);  // else the resumed request closes it when it ends
   });
 }
 
+grpc::Status ChatPipeline::NotFound(const std::string& id) const {
+  if (!ledger_)
+    return {grpc::StatusCode::NOT_FOUND, "no request " + id + " (this router keeps no ledger)"};
+  return {grpc::StatusCode::NOT_FOUND, "no request " + id + " in the ledger"};
+}
+
 grpc::Status ChatPipeline::Resume(const std::string& id, std::uint32_t from_index,
-                                  const std::shared_ptr<StreamSink>& sink, bool* started) {
-  // A request still running here: replay what it said and follow it live.
-  auto [live, mine] = live_.Claim(id);
-  if (!mine) return Follow(*live, id, from_index, *sink);
+                                  const std::shared_ptr<StreamSink>& sink, const Caller& caller,
+                                  bool* started) {
+  // Whose request it is, before anything is claimed: a stranger must not register (and then
+  // end) a record that the owner's own Resume would follow. With a ledger every request is
+  // there before it runs (Start records it first), so an id it lacks is unknown.
+  std::optional<std::string> owner;
+  if (ledger_) {
+    switch (ledger_->LoadOwner(id, &owner)) {
+      case Ledger::Lookup::kFound:
+        if (!caller.MayRead(owner)) return NotFound(id);
+        break;
+      case Ledger::Lookup::kNotFound:
+        return NotFound(id);
+      case Ledger::Lookup::kError:
+        spdlog::error("resume {}: cannot read the ledger: {}", id, ledger_->LastError());
+        return {grpc::StatusCode::INTERNAL, "the router cannot read its ledger"};
+    }
+  }
+  // A request still running here: replay what it said and follow it live. Its record says
+  // whose it is (the only check without a ledger).
+  auto [live, mine] = live_.Claim(id, owner);
+  if (!mine) {
+    if (!caller.MayRead(live->owner)) return NotFound(id);
+    return Follow(*live, id, from_index, *sink);
+  }
   // From here this call owns the record: it continues the request or ends the record.
   struct EndUnlessRun {
     LiveRequests& registry;
@@ -445,10 +512,10 @@ grpc::Status ChatPipeline::Resume(const std::string& id, std::uint32_t from_inde
       if (!run) registry.End(id);
     }
   } end{live_, id};
-  if (!ledger_)
-    return {grpc::StatusCode::NOT_FOUND, "no request " + id + " (this router keeps no ledger)"};
+  if (!ledger_) return NotFound(id);
   auto entry = ledger_->Load(id);
-  if (!entry) return {grpc::StatusCode::NOT_FOUND, "no request " + id + " in the ledger"};
+  // Checked again on the row read: the answer must come from the row that is served.
+  if (!entry || !caller.MayRead(entry->owner)) return NotFound(id);
   for (std::uint32_t i = from_index; i < entry->tokens.size(); ++i) {
     v1::ChatEvent e;
     e.set_request_id(id);
@@ -482,6 +549,7 @@ grpc::Status ChatPipeline::Resume(const std::string& id, std::uint32_t from_inde
   }
   auto flight = std::make_shared<Flight>();
   flight->id = id;
+  flight->owner = entry->owner;  // it stays its creator's, whoever resumes it
   flight->request = entry->request;
   if (!entry->tokens.empty()) {
     // What was said before the interruption is known from the ledger, not who said each part

@@ -37,6 +37,16 @@
 namespace tidelane::server {
 
 struct RouterConfig {
+  RouterConfig() = default;
+  RouterConfig(const RouterConfig&) = default;
+  RouterConfig(RouterConfig&&) = default;
+  RouterConfig& operator=(const RouterConfig&) = default;
+  RouterConfig& operator=(RouterConfig&&) = default;
+  // Overwrites the tokens' bytes (sodium_memzero) before their memory goes back, so a later
+  // allocation or a core dump of a long-lived process does not find them. Destroy the config
+  // last: everything that serves requests reads it.
+  ~RouterConfig();
+
   std::string token;
   // How long a request waits for the first worker to join before it gets NO_WORKER.
   std::chrono::milliseconds no_worker_timeout{15000};
@@ -54,6 +64,26 @@ struct RouterConfig {
   RateLimiter::Options rate_limit;
   // TLS for the gRPC and HTTP listeners and for calls to workers; plaintext when empty.
   tls::Files tls;
+};
+
+// Who sent a request or asks to read one: the client credential it presented, as the ledger
+// records it. Requests belong to the credential that created them: Resume and
+// GET /v1/receipts/{id} serve a request to its owner and to the router's own token only, and
+// answer anyone else exactly as for an unknown id. The ChatRequest never carries the token.
+struct Caller {
+  // auth::CredentialDigest of the token presented (never the token itself).
+  std::string owner;
+  // The router's own token (RouterConfig::token, client_tokens[0]): the operator's credential,
+  // which may read every request, including ledger rows recorded without an owner.
+  bool admin = false;
+
+  // The caller that presented config.client_tokens[index] (auth::MatchBearer's answer).
+  static Caller ForClient(const RouterConfig& config, std::size_t index);
+  // The router's own token: what the forms of Start, Run and StartResume without a caller use
+  // (callers inside the router process, which hold that token anyway).
+  static Caller Router(const RouterConfig& config);
+  // Whether this caller may read a request owned by `owner` (nullopt: none recorded).
+  bool MayRead(const std::optional<std::string>& owner) const;
 };
 
 // Why `request` cannot be served under `config` (empty when it can): roles, sizes, token
@@ -86,11 +116,17 @@ class LiveRequests {
     std::condition_variable cv;
     std::vector<std::string> tokens;
     std::optional<v1::ChatEvent> terminal;  // Done or Error
+    // Caller::owner of the credential the request belongs to (nullopt: none recorded). Set
+    // before the record is registered and never changed, so it is read without `mu`.
+    std::optional<std::string> owner;
   };
-  std::shared_ptr<Live> Begin(const std::string& id, const std::vector<std::string>& tokens);
-  // The live record of `id` and false when it runs already; else a new empty record, now
-  // registered, and true: the caller runs it (or Ends it), so two Resumes never both do.
-  std::pair<std::shared_ptr<Live>, bool> Claim(const std::string& id);
+  std::shared_ptr<Live> Begin(const std::string& id, const std::vector<std::string>& tokens,
+                              std::optional<std::string> owner);
+  // The live record of `id` and false when it runs already; else a new empty record owned by
+  // `owner`, now registered, and true: the caller runs it (or Ends it), so two Resumes never
+  // both do.
+  std::pair<std::shared_ptr<Live>, bool> Claim(const std::string& id,
+                                               std::optional<std::string> owner);
   std::shared_ptr<Live> Find(const std::string& id);
   // The request stopped running here; followers get its terminal event (or an interruption).
   void End(const std::string& id);
@@ -143,13 +179,22 @@ class ChatPipeline {
   // Cuts running requests short (their worker calls are cancelled); for router shutdown.
   void Shutdown();
 
-  // Starts `request`; returns at once. Events follow on `sink`, then sink->Close: OK once a
-  // terminal event (Done or Error) was sent; INVALID_ARGUMENT (nothing sent) for a request
-  // that cannot be served as asked, with a message saying why; CANCELLED when the client
-  // went away.
-  void Start(const v1::ChatRequest& request, std::shared_ptr<StreamSink> sink);
+  // Starts `request` for `caller`, who owns it from now on; returns at once. Events follow on
+  // `sink`, then sink->Close: OK once a terminal event (Done or Error) was sent;
+  // INVALID_ARGUMENT (nothing sent) for a request that cannot be served as asked, with a
+  // message saying why; ALREADY_EXISTS (nothing sent) when its request_id is in the ledger
+  // under another credential; CANCELLED when the client went away.
+  void Start(const v1::ChatRequest& request, std::shared_ptr<StreamSink> sink,
+             const Caller& caller);
+  // As the router's own token.
+  void Start(const v1::ChatRequest& request, std::shared_ptr<StreamSink> sink) {
+    Start(request, std::move(sink), Caller::Router(config_));
+  }
   // Start, waiting on the caller's thread for the end; returns what Close would get.
-  grpc::Status Run(const v1::ChatRequest& request, EventSink& sink);
+  grpc::Status Run(const v1::ChatRequest& request, EventSink& sink, const Caller& caller);
+  grpc::Status Run(const v1::ChatRequest& request, EventSink& sink) {
+    return Run(request, sink, Caller::Router(config_));
+  }
 
   // What is wrong with `request` (empty when nothing is): the check Run makes first, for
   // protocols that must answer before they start streaming.
@@ -164,10 +209,16 @@ class ChatPipeline {
 
   // Sends request `id`'s tokens from `from_index`, then follows it: live when it runs here,
   // from the ledger when it finished, and by continuing it at its next token index on a
-  // worker when it was interrupted (router restart, client gone). NOT_FOUND for unknown ids.
-  // Returns at once; events and Close follow on `sink`.
+  // worker when it was interrupted (router restart, client gone). NOT_FOUND for unknown ids,
+  // and the very same NOT_FOUND when `caller` may not read the request (Caller::MayRead), so
+  // a stranger cannot tell that it exists. Returns at once; events and Close follow on `sink`.
   void StartResume(const std::string& id, std::uint32_t from_index,
-                   const std::shared_ptr<StreamSink>& sink);
+                   const std::shared_ptr<StreamSink>& sink, const Caller& caller);
+  // As the router's own token.
+  void StartResume(const std::string& id, std::uint32_t from_index,
+                   const std::shared_ptr<StreamSink>& sink) {
+    StartResume(id, from_index, sink, Caller::Router(config_));
+  }
 
  private:
   struct Flight;
@@ -195,7 +246,9 @@ class ChatPipeline {
   // ledger; leaves `done` without one (and says why in the log) when it cannot.
   void AttachReceipt(Flight& flight, const v1::GenerateDone& worker, v1::Done* done);
   grpc::Status Resume(const std::string& id, std::uint32_t from_index,
-                      const std::shared_ptr<StreamSink>& sink, bool* started);
+                      const std::shared_ptr<StreamSink>& sink, const Caller& caller, bool* started);
+  // The answer to a Resume of an unknown id, and to one the caller may not read.
+  grpc::Status NotFound(const std::string& id) const;
   grpc::Status Follow(LiveRequests::Live& live, const std::string& id, std::uint32_t from_index,
                       EventSink& sink);
   // Runs `fn` on a pool thread (counted in running_, so the destructor can wait for it).

@@ -132,20 +132,24 @@ grpc::ServerWriteReactor<v1::ChatEvent>* ChatServiceImpl::Chat(grpc::CallbackSer
                    "rate limit for this token reached; retry after " + ms + " ms"});
   }
   auto [stream, reactor] = ChatStream::Open();
-  pipeline_.Start(*request, stream);
+  // The request belongs to the credential that sent it (Resume checks it).
+  pipeline_.Start(*request, stream, Caller::ForClient(config_, client));
   return reactor;
 }
 
 grpc::ServerWriteReactor<v1::ChatEvent>* ChatServiceImpl::Resume(
     grpc::CallbackServerContext* context, const v1::ResumeRequest* request) {
-  if (auto s = auth::CheckBearerAny(*context, config_.client_tokens, nullptr); !s.ok()) {
+  std::size_t client = 0;
+  if (auto s = auth::CheckBearerAny(*context, config_.client_tokens, &client); !s.ok()) {
     return Refuse(s);
   }
   if (request->request_id().empty()) {
     return Refuse({grpc::StatusCode::INVALID_ARGUMENT, "request_id is required"});
   }
   auto [stream, reactor] = ChatStream::Open();
-  pipeline_.StartResume(request->request_id(), request->from_index(), stream);
+  // Only the request's own credential, or the router's token, gets anything but NOT_FOUND.
+  pipeline_.StartResume(request->request_id(), request->from_index(), stream,
+                        Caller::ForClient(config_, client));
   return reactor;
 }
 

@@ -334,7 +334,8 @@ struct HttpServer::Impl final : RequestHandler {
     }
     if (constexpr std::string_view kReceipts = "/v1/receipts/";
         target.starts_with(kReceipts) && req.method() == http::verb::get) {
-      return send(ReceiptReply(req, std::string_view(target).substr(kReceipts.size())));
+      return send(ReceiptReply(req, std::string_view(target).substr(kReceipts.size()),
+                               Caller::ForClient(config, *client)));
     }
     if (target == "/v1/chat/completions") {
       if (req.method() != http::verb::post) {
@@ -351,13 +352,15 @@ struct HttpServer::Impl final : RequestHandler {
         res.set(http::field::retry_after, std::to_string((rate.retry_after.count() + 999) / 1000));
         return send(res);
       }
-      return ChatCompletions(connection, std::move(req));
+      return ChatCompletions(connection, std::move(req), Caller::ForClient(config, *client));
     }
     send(ApiErrorReply(req, {404, "invalid_request_error", "no such endpoint: " + target, {}, {}}));
   }
 
   // GET /v1/receipts/{id}: the countersigned receipt as the JSON document tidelane-verify reads.
-  Response ReceiptReply(const HttpRequest& req, std::string_view id) {
+  // Served to the credential that made the request and to the router's token; anyone else
+  // gets the very 404 an unknown id gets, so it cannot tell the request exists.
+  Response ReceiptReply(const HttpRequest& req, std::string_view id, const Caller& caller) {
     const auto not_found = [&] {
       return ApiErrorReply(req, {404, "invalid_request_error",
                                  "no receipt for request '" + std::string(id.substr(0, 128)) + "'",
@@ -366,6 +369,20 @@ struct HttpServer::Impl final : RequestHandler {
     Ledger* ledger = pipeline.ledger();
     if (id.empty() || id.find_first_of("/?#") != std::string_view::npos || !ledger) {
       return not_found();
+    }
+    std::optional<std::string> owner;
+    switch (ledger->LoadOwner(std::string(id), &owner)) {
+      case Ledger::Lookup::kNotFound:
+        // A receipt always has its request's row; without one, no owner is known: only the
+        // router's token may read it.
+        if (!caller.admin) return not_found();
+        break;
+      case Ledger::Lookup::kError:
+        spdlog::error("receipt {}: {}", id, ledger->LastError());
+        return ApiErrorReply(req, {500, "server_error", "cannot read the receipt", {}, {}});
+      case Ledger::Lookup::kFound:
+        if (!caller.MayRead(owner)) return not_found();
+        break;
     }
     v1::Receipt r;
     switch (ledger->LoadReceipt(std::string(id), &r)) {
@@ -391,7 +408,9 @@ struct HttpServer::Impl final : RequestHandler {
 
   // POST /v1/chat/completions: checked here, then started on the pipeline, which answers
   // through the connection from its own threads (a queued request holds no thread at all).
-  void ChatCompletions(const std::shared_ptr<HttpConnection>& connection, HttpRequest req) {
+  // The request belongs to `caller`'s credential.
+  void ChatCompletions(const std::shared_ptr<HttpConnection>& connection, HttpRequest req,
+                       const Caller& caller) {
     auto parsed = openai::ParseChatRequest(req.body(), {BodyLimit(), config.max_tokens_limit});
     if (const auto* e = std::get_if<openai::ApiError>(&parsed)) {
       return SendResponse(*connection, ApiErrorReply(req, *e));
@@ -419,7 +438,8 @@ struct HttpServer::Impl final : RequestHandler {
       const std::string model = p.model;
       req.body().clear();  // kept only for its version and keep-alive
       pipeline.Start(p.request,
-                     std::make_shared<CollectStream>(connection, std::move(req), id, model));
+                     std::make_shared<CollectStream>(connection, std::move(req), id, model),
+                     caller);
       return;
     }
     http::response<http::empty_body> res{http::status::ok, req.version()};
@@ -431,7 +451,8 @@ struct HttpServer::Impl final : RequestHandler {
     std::ostringstream header;
     header << res.base();
     if (!connection->Send(std::move(header).str(), End::kMore)) return;
-    pipeline.Start(p.request, std::make_shared<SseStream>(connection, p, id, req.keep_alive()));
+    pipeline.Start(p.request, std::make_shared<SseStream>(connection, p, id, req.keep_alive()),
+                   caller);
   }
 };
 

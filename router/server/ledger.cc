@@ -32,6 +32,14 @@ class Stmt {
     sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
     return *this;
   }
+  // NULL when absent.
+  Stmt& Blob(int i, const std::optional<std::string>& v) {
+    if (!v) {
+      sqlite3_bind_null(s_, i);
+      return *this;
+    }
+    return Blob(i, *v);
+  }
   Stmt& Int(int i, std::int64_t v) {
     sqlite3_bind_int64(s_, i, v);
     return *this;
@@ -51,11 +59,23 @@ class Stmt {
     return p ? std::string(p, sqlite3_column_bytes(s_, i)) : std::string();
   }
   std::int64_t ColumnInt(int i) const { return sqlite3_column_int64(s_, i); }
+  std::optional<std::string> ColumnOptionalBlob(int i) const {
+    if (sqlite3_column_type(s_, i) == SQLITE_NULL) return std::nullopt;
+    return ColumnBlob(i);
+  }
 
  private:
   sqlite3_stmt* s_ = nullptr;
   bool ok_ = false;
 };
+
+// Accepting an id that exists replaces its request only for the same owner (IS: NULL matches
+// NULL); for another owner nothing changes and sqlite3_changes() says 0.
+constexpr const char* kAcceptSql =
+    "INSERT INTO requests(id, conversation, request, state, created_ms, updated_ms, owner) "
+    "VALUES(?,?,?,?,?,?,?) "
+    "ON CONFLICT(id) DO UPDATE SET request=excluded.request, state=excluded.state, "
+    "updated_ms=excluded.updated_ms WHERE requests.owner IS excluded.owner";
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS requests(
@@ -67,7 +87,10 @@ CREATE TABLE IF NOT EXISTS requests(
   finish_reason TEXT NOT NULL DEFAULT '',
   error TEXT NOT NULL DEFAULT '',
   created_ms INTEGER NOT NULL,
-  updated_ms INTEGER NOT NULL);
+  updated_ms INTEGER NOT NULL,
+  -- Version 3: auth::CredentialDigest of the client token that created the request (never the
+  -- token); NULL in rows from older ledgers, which only the router's token may resume.
+  owner BLOB);
 CREATE INDEX IF NOT EXISTS requests_by_state ON requests(state);
 CREATE TABLE IF NOT EXISTS tokens(
   request_id TEXT NOT NULL,
@@ -135,7 +158,7 @@ std::unique_ptr<Ledger> Ledger::Open(const std::filesystem::path& dir, std::stri
     return nullptr;
   }
   if (!ledger->Exec("PRAGMA journal_mode=WAL") || !ledger->Exec("PRAGMA synchronous=NORMAL") ||
-      !ledger->Exec("BEGIN") || !ledger->Exec(kSchema) ||
+      !ledger->Exec("BEGIN") || !ledger->Exec(kSchema) || !ledger->AddOwnerColumn() ||
       !ledger->Exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str()) ||
       !ledger->Exec("COMMIT")) {
     *error = "ledger " + path.string() + ": " + ledger->LastError();
@@ -157,6 +180,16 @@ std::unique_ptr<Ledger> Ledger::Open(const std::filesystem::path& dir, std::stri
     return nullptr;
   }
   return ledger;
+}
+
+// Schema 1 and 2 ledgers have a requests table without `owner` (CREATE TABLE IF NOT EXISTS
+// left it as it was): add it, NULL in every existing row. Asked of the table itself rather
+// than inferred from user_version, so a half-upgraded file cannot fool it.
+bool Ledger::AddOwnerColumn() {
+  Stmt has(db_, "SELECT count(*) FROM pragma_table_info('requests') WHERE name='owner'");
+  if (!has.ok() || has.Step() != SQLITE_ROW) return Fail("read the requests table's columns");
+  if (has.ColumnInt(0) > 0) return true;
+  return Exec("ALTER TABLE requests ADD COLUMN owner BLOB");
 }
 
 Ledger::Ledger(sqlite3* db) : db_(db) {
@@ -213,14 +246,27 @@ void Ledger::Commit(std::vector<Op>& ops) {
     writes_failing_ = !ok;
   }
   for (auto& op : ops) {
-    if (op.kind == Op::Kind::kAccept && op.done) op.done(ok);
+    if (op.kind == Op::Kind::kAccept && op.done) op.done(Outcome(ok, op));
   }
+}
+
+Ledger::AcceptOutcome Ledger::Outcome(bool committed, const Op& op) {
+  if (!committed) return AcceptOutcome::kFailed;
+  return op.taken ? AcceptOutcome::kIdTaken : AcceptOutcome::kRecorded;
 }
 
 void Ledger::AcceptAsync(const std::string& id, const v1::ChatRequest& request,
                          std::function<void(bool)> done) {
+  AcceptAsync(id, request, std::nullopt,
+              [done = std::move(done)](AcceptOutcome o) { done(o == AcceptOutcome::kRecorded); });
+}
+
+void Ledger::AcceptAsync(const std::string& id, const v1::ChatRequest& request,
+                         const std::optional<std::string>& owner,
+                         std::function<void(AcceptOutcome)> done) {
   Op op{Op::Kind::kAccept, id, request.SerializeAsString(), {}, 0};
   op.conversation = request.conversation_id();
+  op.owner = owner;
   op.done = std::move(done);
   // When the database is idle, commit here and now: a thread hop to the writer costs more
   // than the commit at moderate load. When it is busy (a surge), hand over to the writer,
@@ -236,7 +282,7 @@ void Ledger::AcceptAsync(const std::string& id, const v1::ChatRequest& request,
         const bool ok = Apply(ops);
         writes_failing_ = !ok;
         db.unlock();
-        ops.front().done(ok);
+        ops.front().done(Outcome(ok, ops.front()));
         return;
       }
     }
@@ -255,18 +301,14 @@ bool Ledger::Apply(std::vector<Op>& ops) {
   Stmt token(db_, "INSERT OR IGNORE INTO tokens(request_id, idx, text) VALUES(?,?,?)");
   Stmt finish(db_,
               "UPDATE requests SET state=?, finish_reason=?, error=?, updated_ms=? WHERE id=?");
-  Stmt accept(db_,
-              "INSERT INTO requests(id, conversation, request, state, created_ms, updated_ms) "
-              "VALUES(?,?,?,?,?,?) "
-              "ON CONFLICT(id) DO UPDATE SET request=excluded.request, state=excluded.state, "
-              "updated_ms=excluded.updated_ms");
+  Stmt accept(db_, kAcceptSql);
   if (!route.ok() || !token.ok() || !finish.ok() || !accept.ok()) {
     Fail("prepare");
     Exec("ROLLBACK");
     return false;
   }
   const auto now = NowMs();
-  for (const auto& op : ops) {
+  for (auto& op : ops) {
     Stmt* s = nullptr;
     switch (op.kind) {
       case Op::Kind::kRoute:
@@ -284,6 +326,7 @@ bool Ledger::Apply(std::vector<Op>& ops) {
       case Op::Kind::kAccept:
         accept.Text(1, op.id).Text(2, op.conversation).Blob(3, op.text);
         accept.Int(4, static_cast<int>(State::kQueued)).Int(5, now).Int(6, now);
+        accept.Blob(7, op.owner);
         s = &accept;
         break;
     }
@@ -292,6 +335,7 @@ bool Ledger::Apply(std::vector<Op>& ops) {
       Exec("ROLLBACK");
       return false;
     }
+    if (op.kind == Op::Kind::kAccept) op.taken = sqlite3_changes(db_) == 0;
     s->Reset();
   }
   if (Exec("COMMIT")) return true;
@@ -319,18 +363,20 @@ std::string Ledger::LastError() const {
   return error_;
 }
 
-bool Ledger::Accept(const std::string& id, const v1::ChatRequest& request) {
+bool Ledger::Accept(const std::string& id, const v1::ChatRequest& request,
+                    const std::optional<std::string>& owner) {
   std::lock_guard lock(mu_);
-  Stmt s(db_,
-         "INSERT INTO requests(id, conversation, request, state, created_ms, updated_ms) "
-         "VALUES(?,?,?,?,?,?) "
-         "ON CONFLICT(id) DO UPDATE SET request=excluded.request, state=excluded.state, "
-         "updated_ms=excluded.updated_ms");
+  Stmt s(db_, kAcceptSql);
   if (!s.ok()) return Fail("prepare accept");
   const auto now = NowMs();
   s.Text(1, id).Text(2, request.conversation_id()).Blob(3, request.SerializeAsString());
-  s.Int(4, static_cast<int>(State::kQueued)).Int(5, now).Int(6, now);
-  return s.Step() == SQLITE_DONE || Fail("record request");
+  s.Int(4, static_cast<int>(State::kQueued)).Int(5, now).Int(6, now).Blob(7, owner);
+  if (s.Step() != SQLITE_DONE) return Fail("record request");
+  if (sqlite3_changes(db_) == 0) {
+    error_ = "request id " + id + " belongs to another client";
+    return false;
+  }
+  return true;
 }
 
 bool Ledger::Route(const std::string& id, const std::string& node) {
@@ -349,7 +395,7 @@ bool Ledger::Finish(const std::string& id, State state, const std::string& finis
 std::optional<Ledger::Entry> Ledger::Load(const std::string& id) {
   Flush();
   std::lock_guard lock(mu_);
-  Stmt r(db_, "SELECT request, state, node, finish_reason, error FROM requests WHERE id=?");
+  Stmt r(db_, "SELECT request, state, node, finish_reason, error, owner FROM requests WHERE id=?");
   if (!r.ok()) return std::nullopt;
   r.Text(1, id);
   if (r.Step() != SQLITE_ROW) return std::nullopt;
@@ -359,6 +405,7 @@ std::optional<Ledger::Entry> Ledger::Load(const std::string& id) {
   e.node = r.ColumnText(2);
   e.finish_reason = r.ColumnText(3);
   e.error = r.ColumnText(4);
+  e.owner = r.ColumnOptionalBlob(5);
   Stmt t(db_, "SELECT idx, text FROM tokens WHERE request_id=? ORDER BY idx");
   if (!t.ok()) return std::nullopt;
   t.Text(1, id);
@@ -368,6 +415,24 @@ std::optional<Ledger::Entry> Ledger::Load(const std::string& id) {
     e.tokens.push_back(t.ColumnText(1));
   }
   return e;
+}
+
+Ledger::Lookup Ledger::LoadOwner(const std::string& id, std::optional<std::string>* owner) {
+  std::lock_guard lock(mu_);
+  Stmt s(db_, "SELECT owner FROM requests WHERE id=?");
+  if (!s.ok()) {
+    Fail("prepare owner lookup");
+    return Lookup::kError;
+  }
+  s.Text(1, id);
+  const int rc = s.Step();
+  if (rc == SQLITE_DONE) return Lookup::kNotFound;
+  if (rc != SQLITE_ROW) {
+    Fail("read owner");
+    return Lookup::kError;
+  }
+  *owner = s.ColumnOptionalBlob(0);
+  return Lookup::kFound;
 }
 
 bool Ledger::StoreReceipt(const std::string& id, const v1::Receipt& receipt) {

@@ -13,6 +13,11 @@
 // not a database). Writes return false with LastError() when the disk is full or the database
 // fails; the router then refuses new requests with a clear error and keeps serving others.
 //
+// Ownership: each request row names the client credential that created it, as
+// auth::CredentialDigest of its token (never the token), so Resume and the receipt endpoint
+// can serve a request only to its owner and the router's own token. Rows written before schema
+// 3 have no owner (nullopt): only the router's token may read them.
+//
 // Threading: every method is thread-safe (one connection behind a mutex).
 #pragma once
 
@@ -45,6 +50,17 @@ class Ledger {
     std::vector<std::string> tokens;  // tokens[i] has index i
     std::string finish_reason;
     std::string error;
+    // auth::CredentialDigest of the token that created it; nullopt for rows from before
+    // schema 3 (and requests accepted without one), which only the router's token may read.
+    std::optional<std::string> owner;
+  };
+
+  enum class AcceptOutcome {
+    kRecorded,
+    // The id is already in the ledger under another owner: nothing was written. Ids are chosen
+    // by clients, so one client must not overwrite (or take over) another's request by its id.
+    kIdTaken,
+    kFailed,  // the database failed (LastError)
   };
 
   // Opens (creating when absent) DIR/ledger.sqlite3. On failure returns nullptr and sets
@@ -56,10 +72,18 @@ class Ledger {
   Ledger(const Ledger&) = delete;
   Ledger& operator=(const Ledger&) = delete;
 
-  bool Accept(const std::string& id, const v1::ChatRequest& request);
+  // Records request `id` owned by `owner` (a CredentialDigest; nullopt: no client, only the
+  // router's token may read it). Accepting an id again is allowed only for the same owner
+  // (it replaces the request); false with LastError() when the id is another owner's.
+  bool Accept(const std::string& id, const v1::ChatRequest& request,
+              const std::optional<std::string>& owner = std::nullopt);
   // Accept without blocking: the request is written in the writer thread's next group commit
-  // (at once, not after the usual few milliseconds) and `done(true)` runs after that commit,
-  // `done(false)` if it failed — on the writer thread, so `done` must not block.
+  // (at once, not after the usual few milliseconds) and `done` runs after that commit with
+  // its outcome — on the writer thread, so `done` must not block.
+  void AcceptAsync(const std::string& id, const v1::ChatRequest& request,
+                   const std::optional<std::string>& owner,
+                   std::function<void(AcceptOutcome)> done);
+  // The same without an owner; `done(true)` once recorded.
   void AcceptAsync(const std::string& id, const v1::ChatRequest& request,
                    std::function<void(bool)> done);
   bool Route(const std::string& id, const std::string& node);
@@ -69,34 +93,43 @@ class Ledger {
 
   // The request and everything recorded for it, or nothing when the id is unknown.
   std::optional<Entry> Load(const std::string& id);
+  // Request `id`'s owner (nullopt in *owner: none recorded). kNotFound for an unknown id;
+  // kError (see LastError) only when the database fails.
+  enum class Lookup { kFound, kNotFound, kError };
+  Lookup LoadOwner(const std::string& id, std::optional<std::string>* owner);
   // Ids of requests that were accepted or running when the router stopped.
   std::vector<std::string> Unfinished();
 
   // Keeps request `id`'s countersigned receipt; committed before it returns, so the receipt
   // can be fetched (GET /v1/receipts/{id}) as soon as the Done event that carries it is out.
   bool StoreReceipt(const std::string& id, const v1::Receipt& receipt);
-  enum class Lookup { kFound, kNotFound, kError };
   // kError (see LastError) only when the database fails, never for an unknown id.
   Lookup LoadReceipt(const std::string& id, v1::Receipt* receipt);
 
   std::string LastError() const;
-  // 2 added the receipts table; version 1 ledgers are upgraded in place on open.
-  static constexpr int kSchemaVersion = 2;
+  // 2 added the receipts table, 3 the requests' owner column; older ledgers are upgraded in
+  // place on open (their rows keep no owner: only the router's token may resume them).
+  static constexpr int kSchemaVersion = 3;
   static constexpr int kGroupCommitMs = 5;
 
  private:
   struct Op {
     enum class Kind { kRoute, kToken, kFinish, kAccept } kind;
     std::string id;
-    std::string text;                // node, token text, finish reason or (kAccept) the request
-    std::string error;               // for kFinish
-    std::int64_t number = 0;         // token index or state
-    std::string conversation;        // for kAccept
-    std::function<void(bool)> done;  // for kAccept: told after the commit
+    std::string text;                  // node, token text, finish reason or (kAccept) the request
+    std::string error;                 // for kFinish
+    std::int64_t number = 0;           // token index or state
+    std::string conversation;          // for kAccept
+    std::optional<std::string> owner;  // for kAccept
+    std::function<void(AcceptOutcome)> done;  // for kAccept: told after the commit
+    bool taken = false;                       // for kAccept: set by Apply
   };
   explicit Ledger(sqlite3* db);
   bool Exec(const char* sql);
   bool Fail(const char* what);
+  // Adds requests.owner to a ledger from before schema 3; needs an open transaction.
+  bool AddOwnerColumn();
+  static AcceptOutcome Outcome(bool committed, const Op& op);
   bool Enqueue(Op op);
   void WriterLoop();
   // Commits queued operations in one transaction; needs mu_.

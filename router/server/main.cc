@@ -3,14 +3,13 @@
 #include <grpcpp/server_builder.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
-
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
 #include <csignal>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 
@@ -134,6 +133,13 @@ int Run(int argc, char** argv) {
     return 2;
   }
   spdlog::info("countersigning receipts as {}", config.identity->PublicKeyHex());
+  if (!config.identity->secret_key.locked()) {
+    // Not an error: RLIMIT_MEMLOCK is often small. The key is still kept out of core dumps
+    // and wiped when freed; it may be swapped out.
+    spdlog::debug(
+        "could not lock the router's secret key in memory (RLIMIT_MEMLOCK); it may "
+        "be written to swap");
+  }
 
   // Every HTTP client and every gRPC stream holds a descriptor; a surge of ten thousand users
   // needs more than the usual soft limit of 1024, and the hard limit is ours to take.

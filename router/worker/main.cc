@@ -163,6 +163,13 @@ int Run(int argc, char** argv) {
     std::cerr << "tidelane-worker: " << e.what() << "\n";
     return 2;
   }
+  if (!signer.identity.secret_key.locked()) {
+    // Not an error: RLIMIT_MEMLOCK is often small. The key is still kept out of core dumps
+    // and wiped when freed; it may be swapped out.
+    spdlog::debug(
+        "could not lock the worker's secret key in memory (RLIMIT_MEMLOCK); it may "
+        "be written to swap");
+  }
   const auto profile = core::FindProfile(profile_name);
   std::unique_ptr<worker::Engine> engine;
   std::uint32_t context_length = 0;

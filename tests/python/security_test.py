@@ -8,6 +8,10 @@ Python's http.client) against a real tidelane-router and tidelane-worker as chil
 - per-token rate limits: each client token has its own bucket, the refusal is HTTP 429 with
   Retry-After (gRPC: RESOURCE_EXHAUSTED), and another token is not affected;
 - request-size limits on both APIs;
+- request ownership: a request belongs to the client token that made it; another client's
+  Resume and GET /v1/receipts/{id} get exactly the answer an unknown id gets, live or
+  finished; the router's own token reads everything, including rows of a ledger written
+  before owners were recorded (schema 2), which no client token may read;
 - no secret (bearer tokens, private keys) in logs, crash output or the data directory.
 
 Usage: security_test.py BIN_DIR PROTO_DIR
@@ -18,7 +22,9 @@ import os
 import secrets
 import shutil
 import signal
+import sqlite3
 import ssl
+import threading
 import subprocess
 import sys
 import tempfile
@@ -293,6 +299,185 @@ class RateAndSizeLimits(unittest.TestCase):
             list(stub.Chat(chat_request(huge), metadata=[("authorization", "Bearer " + self.bob)]))
         self.assertIn(caught.exception.code(),
                       (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.INVALID_ARGUMENT))
+
+
+def write_schema2_ledger(data_dir, request_id, tokens):
+    """A ledger as the router wrote it before owners were kept (schema 2), holding one
+    finished request."""
+    os.makedirs(data_dir, exist_ok=True)
+    db = sqlite3.connect(os.path.join(data_dir, "ledger.sqlite3"))
+    db.executescript("""
+      CREATE TABLE requests(id TEXT PRIMARY KEY, conversation TEXT NOT NULL, request BLOB NOT NULL,
+        state INTEGER NOT NULL, node TEXT NOT NULL DEFAULT '', finish_reason TEXT NOT NULL DEFAULT '',
+        error TEXT NOT NULL DEFAULT '', created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);
+      CREATE INDEX requests_by_state ON requests(state);
+      CREATE TABLE tokens(request_id TEXT NOT NULL, idx INTEGER NOT NULL, text TEXT NOT NULL,
+        PRIMARY KEY(request_id, idx)) WITHOUT ROWID;
+      CREATE TABLE receipts(request_id TEXT PRIMARY KEY, payload TEXT NOT NULL,
+        worker_signature BLOB NOT NULL, worker_public_key TEXT NOT NULL,
+        router_signature BLOB NOT NULL, router_public_key TEXT NOT NULL,
+        created_ms INTEGER NOT NULL);
+      PRAGMA user_version=2;""")
+    request = chat_request("from the old router")
+    request.request_id = request_id
+    # State 2 is Ledger::State::kDone.
+    db.execute("INSERT INTO requests(id, conversation, request, state, finish_reason, "
+               "created_ms, updated_ms) VALUES(?, '', ?, 2, 'stop', 1, 1)",
+               (request_id, request.SerializeToString()))
+    db.executemany("INSERT INTO tokens VALUES(?, ?, ?)",
+                   [(request_id, i, t) for i, t in enumerate(tokens)])
+    db.commit()
+    db.close()
+
+
+class RequestOwnership(unittest.TestCase):
+    """Issue 9: Resume and receipts are for the client that made the request (and the router's
+    token), and say nothing to anyone else."""
+
+    LEGACY_ID = "legacy-" + secrets.token_hex(4)
+    LEGACY_TOKENS = ["Hel", "lo", " old"]
+
+    @classmethod
+    def setUpClass(cls):
+        cls.work = os.path.join(WORK, "ownership")
+        os.makedirs(cls.work)
+        write_schema2_ledger(os.path.join(cls.work, "data"), cls.LEGACY_ID, cls.LEGACY_TOKENS)
+        cls.token = secrets.token_hex(24)
+        cls.token_file = write_secret(os.path.join(cls.work, "token"), cls.token + "\n")
+        cls.alice = secrets.token_hex(24)
+        cls.bob = secrets.token_hex(24)
+        clients = write_secret(os.path.join(cls.work, "clients"), f"{cls.alice}\n{cls.bob}\n")
+        cls.router = start_router(cls.work, cls.token_file, "--client-tokens-file", clients)
+        cls.worker = start_worker(cls.work, cls.router, cls.token_file, "own-worker",
+                                  "--identity-file", os.path.join(cls.work, "worker.key"))
+        cls.channel = grpc.insecure_channel(cls.router.fields["grpc"])
+        cls.stub = chat_pb2_grpc.ChatServiceStub(cls.channel)
+        cls.host, port = cls.router.fields["http"].rsplit(":", 1)
+        cls.port = int(port)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.channel.close()
+        cls.worker.stop()
+        cls.router.stop()
+
+    def chat(self, token, request):
+        return list(self.stub.Chat(request, metadata=[("authorization", "Bearer " + token)],
+                                   timeout=60))
+
+    def resume(self, token, request_id):
+        return list(self.stub.Resume(chat_pb2.ResumeRequest(request_id=request_id, from_index=0),
+                                     metadata=[("authorization", "Bearer " + token)], timeout=60))
+
+    def refusal(self, token, request_id):
+        """The status and details a Resume that must fail gets, with the id made generic."""
+        with self.assertRaises(grpc.RpcError) as caught:
+            self.resume(token, request_id)
+        return caught.exception.code(), caught.exception.details().replace(request_id, "ID")
+
+    def unknown(self):
+        return self.refusal(self.alice, "unknown-" + secrets.token_hex(4))
+
+    def get_receipt(self, token, request_id):
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        conn.request("GET", "/v1/receipts/" + request_id,
+                     headers={"Authorization": "Bearer " + token})
+        res = conn.getresponse()
+        body = res.read().decode()
+        conn.close()
+        return res.status, body.replace(request_id, "ID")
+
+    @staticmethod
+    def texts(events):
+        return [e.token.text for e in events if e.HasField("token")]
+
+    def test_a_finished_request_is_for_its_owner_and_the_router_token_only(self):
+        request = chat_request("alice's secret question", max_tokens=6)
+        events = self.chat(self.alice, request)
+        self.assertEqual(events[-1].WhichOneof("event"), "done", events[-1])
+        self.assertTrue(events[-1].done.HasField("receipt"),
+                        "the worker signs, the router countersigns")
+        answer = self.texts(events)
+        rid = request.request_id
+        for token in (self.alice, self.token):
+            resumed = self.resume(token, rid)
+            self.assertEqual(self.texts(resumed), answer)
+            self.assertEqual(resumed[-1].WhichOneof("event"), "done")
+        unknown = self.unknown()
+        self.assertEqual(unknown[0], grpc.StatusCode.NOT_FOUND)
+        self.assertEqual(self.refusal(self.bob, rid), unknown,
+                         "bob learns nothing, not even that it exists")
+        # The receipt: alice and the router token read it; bob gets the unknown id's 404.
+        for token in (self.alice, self.token):
+            status, body = self.get_receipt(token, rid)
+            self.assertEqual(status, 200, body)
+            self.assertEqual(json.loads(body)["object"], "tidelane.receipt")
+        unknown_receipt = self.get_receipt(self.alice, "unknown-" + secrets.token_hex(4))
+        self.assertEqual(unknown_receipt[0], 404)
+        self.assertEqual(json.loads(unknown_receipt[1])["error"]["code"], "receipt_not_found")
+        self.assertEqual(self.get_receipt(self.bob, rid), unknown_receipt)
+        # Bob cannot take the id over either: his request with it is refused and alice's stays.
+        hijack = chat_request("bob's question under alice's id")
+        hijack.request_id = rid
+        with self.assertRaises(grpc.RpcError) as caught:
+            self.chat(self.bob, hijack)
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.ALREADY_EXISTS)
+        self.assertEqual(self.texts(self.resume(self.alice, rid)), answer)
+        self.assertEqual(self.get_receipt(self.alice, rid)[0], 200)
+
+    def test_http_requests_belong_to_their_token_too(self):
+        status, _, payload = http_call(self.host, self.port, self.bob, {
+            "model": MODEL, "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]})
+        self.assertEqual(status, 200, payload)
+        rid = json.loads(payload)["id"]
+        self.assertEqual(self.get_receipt(self.bob, rid)[0], 200)
+        self.assertEqual(self.get_receipt(self.token, rid)[0], 200)
+        unknown_receipt = self.get_receipt(self.bob, "unknown-" + secrets.token_hex(4))
+        self.assertEqual(self.get_receipt(self.alice, rid), unknown_receipt)
+        self.assertEqual(self.refusal(self.alice, rid), self.unknown())
+        self.assertTrue(self.texts(self.resume(self.bob, rid)))
+
+    def test_a_live_request_is_followed_only_by_its_owner_and_the_router(self):
+        request = chat_request("a long answer, please", max_tokens=2000)
+        rid = request.request_id
+        stream = self.stub.Chat(request, metadata=[("authorization", "Bearer " + self.alice)],
+                                timeout=120)
+        first = None
+        for event in stream:
+            if event.HasField("token"):
+                first = event
+                break
+        self.assertIsNotNone(first, "the request produced a token")
+        followed = {}
+
+        def follow(name, token):
+            try:
+                followed[name] = self.resume(token, rid)
+            except grpc.RpcError as e:  # recorded, asserted below
+                followed[name] = e
+
+        threads = [threading.Thread(target=follow, args=(n, t))
+                   for n, t in (("alice", self.alice), ("router", self.token))]
+        for t in threads:
+            t.start()
+        # While it runs, bob gets what an unknown id gets.
+        self.assertEqual(self.refusal(self.bob, rid), self.unknown())
+        rest = list(stream)
+        self.assertEqual(rest[-1].WhichOneof("event"), "done", "bob's attempt did not disturb it")
+        answer = [first.token.text] + self.texts(rest)
+        for t in threads:
+            t.join(timeout=60)
+        for name in ("alice", "router"):
+            self.assertIsInstance(followed[name], list, f"{name}: {followed[name]}")
+            self.assertEqual(self.texts(followed[name]), answer, name)
+
+    def test_rows_of_a_schema2_ledger_are_for_the_router_token_only(self):
+        resumed = self.resume(self.token, self.LEGACY_ID)
+        self.assertEqual(self.texts(resumed), self.LEGACY_TOKENS)
+        self.assertEqual(resumed[-1].done.finish_reason, "stop")
+        unknown = self.unknown()
+        self.assertEqual(self.refusal(self.alice, self.LEGACY_ID), unknown)
+        self.assertEqual(self.refusal(self.bob, self.LEGACY_ID), unknown)
 
 
 class NoSecretsLeak(unittest.TestCase):

@@ -12,6 +12,8 @@
 #include <mutex>
 #include <vector>
 
+#include "router/server/chat_pipeline.h"
+
 using tidelane::server::Ledger;
 namespace fs = std::filesystem;
 
@@ -179,5 +181,124 @@ TEST(Ledger, KeepsReceiptsAndUpgradesAVersion1Ledger) {
   EXPECT_EQ(back.worker_public_key(), std::string(64, 'a'));
   EXPECT_EQ(ledger->LoadReceipt("unknown", &back), Ledger::Lookup::kNotFound);
   EXPECT_TRUE(ledger->Load("old"));
+  fs::remove_all(dir);
+}
+
+// Issue 9, request ownership: each request keeps a digest of the credential that made it
+// (never the token); an id cannot be taken over by another credential; a ledger written by
+// the previous schema (2) is upgraded on open and its rows, which name no owner, are readable
+// with the router's own token only.
+TEST(Ledger, RecordsOwnersAndUpgradesAVersion2LedgerWhoseRowsOnlyTheRouterMayRead) {
+  using tidelane::server::Caller;
+  using tidelane::server::RouterConfig;
+  const auto dir = FreshDir("owners");
+  std::string error;
+  {
+    // Schema 2 as the router wrote it: requests without an owner column, and receipts.
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir / "ledger.sqlite3").c_str(), &db), SQLITE_OK);
+    const char* v2 = R"sql(
+      CREATE TABLE requests(id TEXT PRIMARY KEY, conversation TEXT NOT NULL, request BLOB NOT NULL,
+        state INTEGER NOT NULL, node TEXT NOT NULL DEFAULT '', finish_reason TEXT NOT NULL DEFAULT '',
+        error TEXT NOT NULL DEFAULT '', created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);
+      CREATE INDEX requests_by_state ON requests(state);
+      CREATE TABLE tokens(request_id TEXT NOT NULL, idx INTEGER NOT NULL, text TEXT NOT NULL,
+        PRIMARY KEY(request_id, idx)) WITHOUT ROWID;
+      CREATE TABLE receipts(request_id TEXT PRIMARY KEY, payload TEXT NOT NULL,
+        worker_signature BLOB NOT NULL, worker_public_key TEXT NOT NULL,
+        router_signature BLOB NOT NULL, router_public_key TEXT NOT NULL,
+        created_ms INTEGER NOT NULL);
+      PRAGMA user_version=2;)sql";
+    ASSERT_EQ(sqlite3_exec(db, v2, nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_stmt* insert = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db,
+                                 "INSERT INTO requests(id, conversation, request, state, "
+                                 "created_ms, updated_ms) VALUES('old', 'conv-1', ?, 2, 1, 1)",
+                                 -1, &insert, nullptr),
+              SQLITE_OK);
+    const std::string blob = Request("from before").SerializeAsString();
+    sqlite3_bind_blob(insert, 1, blob.data(), static_cast<int>(blob.size()), SQLITE_TRANSIENT);
+    ASSERT_EQ(sqlite3_step(insert), SQLITE_DONE);
+    sqlite3_finalize(insert);
+    ASSERT_EQ(sqlite3_exec(db, "INSERT INTO tokens VALUES('old', 0, 'Hel'), ('old', 1, 'lo')",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  RouterConfig config;
+  config.token = "router-token-0123456789abcdef";
+  config.client_tokens = {config.token, "alice-token-0123456789abcdef", "bob-token-0123456789ab"};
+  const Caller router = Caller::ForClient(config, 0);
+  const Caller alice = Caller::ForClient(config, 1);
+  const Caller bob = Caller::ForClient(config, 2);
+  EXPECT_TRUE(router.admin);
+  EXPECT_FALSE(alice.admin);
+  EXPECT_EQ(alice.owner.size(), 32u);  // a digest, not the token
+  EXPECT_EQ(alice.owner.find("alice"), std::string::npos);
+  EXPECT_NE(alice.owner, bob.owner);
+  EXPECT_EQ(Caller::Router(config).owner, router.owner);
+  {
+    auto ledger = Ledger::Open(dir, &error);
+    ASSERT_TRUE(ledger) << error;
+    const auto old = ledger->Load("old");
+    ASSERT_TRUE(old);
+    EXPECT_EQ(old->tokens, (std::vector<std::string>{"Hel", "lo"}));
+    EXPECT_FALSE(old->owner);  // from before owners were kept
+    EXPECT_TRUE(router.MayRead(old->owner));
+    EXPECT_FALSE(alice.MayRead(old->owner));
+    EXPECT_FALSE(bob.MayRead(old->owner));
+
+    ASSERT_TRUE(ledger->Accept("a1", Request("alice asks"), alice.owner)) << ledger->LastError();
+    // Another credential cannot take the id over, nor may a new request take an old row's id.
+    EXPECT_FALSE(ledger->Accept("a1", Request("bob overwrites"), bob.owner));
+    EXPECT_NE(ledger->LastError().find("another client"), std::string::npos);
+    EXPECT_FALSE(ledger->Accept("old", Request("taken over"), alice.owner));
+    // The owner may accept its own id again (a retry).
+    EXPECT_TRUE(ledger->Accept("a1", Request("alice asks again"), alice.owner));
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<Ledger::AcceptOutcome> outcomes;
+    const auto record = [&](Ledger::AcceptOutcome o) {
+      std::lock_guard lock(mu);
+      outcomes.push_back(o);
+      cv.notify_all();
+    };
+    ledger->AcceptAsync("a1", Request("bob again"), bob.owner, record);
+    ledger->AcceptAsync("b1", Request("bob asks"), bob.owner, record);
+    {
+      std::unique_lock lock(mu);
+      ASSERT_TRUE(
+          cv.wait_for(lock, std::chrono::seconds(10), [&] { return outcomes.size() == 2; }));
+    }
+    EXPECT_EQ(outcomes, (std::vector<Ledger::AcceptOutcome>{Ledger::AcceptOutcome::kIdTaken,
+                                                            Ledger::AcceptOutcome::kRecorded}));
+  }
+  // The upgrade is done once and kept: reopened, the owners are there.
+  auto ledger = Ledger::Open(dir, &error);
+  ASSERT_TRUE(ledger) << error;
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir / "ledger.sqlite3").c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* v = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &v, nullptr), SQLITE_OK);
+    ASSERT_EQ(sqlite3_step(v), SQLITE_ROW);
+    EXPECT_EQ(sqlite3_column_int(v, 0), Ledger::kSchemaVersion);
+    EXPECT_EQ(Ledger::kSchemaVersion, 3);
+    sqlite3_finalize(v);
+    sqlite3_close(db);
+  }
+  const auto a1 = ledger->Load("a1");
+  ASSERT_TRUE(a1);
+  EXPECT_EQ(a1->request.messages(0).content(), "alice asks again");
+  EXPECT_EQ(a1->owner, alice.owner);
+  EXPECT_TRUE(alice.MayRead(a1->owner));
+  EXPECT_FALSE(bob.MayRead(a1->owner));
+  EXPECT_TRUE(router.MayRead(a1->owner));
+  std::optional<std::string> owner;
+  EXPECT_EQ(ledger->LoadOwner("b1", &owner), Ledger::Lookup::kFound);
+  EXPECT_EQ(owner, bob.owner);
+  EXPECT_EQ(ledger->LoadOwner("old", &owner), Ledger::Lookup::kFound);
+  EXPECT_FALSE(owner);
+  EXPECT_EQ(ledger->LoadOwner("unknown", &owner), Ledger::Lookup::kNotFound);
   fs::remove_all(dir);
 }
