@@ -17,11 +17,59 @@
 #include "ui/receipt_dialog.h"
 
 namespace tidelane::ui {
+namespace {
+
+// The message list. A streaming answer changes at every token (200 a second), but the delegate
+// shows a new rendering of it at most every MessageDelegate::kRerenderMs: repainting the row for
+// each token redrew the same pixels and took most of the GUI thread. Such changes are left to
+// the relayout ChatView runs every kRerenderMs while an answer grows, which repaints the list.
+class MessageList : public QListView {
+ public:
+  using QListView::QListView;
+
+  // After rows changed: lays the whole list out again (a pass over every row, ~10 ms in a chat
+  // of 10,000 messages) only when one of them changed height; else repaints them. Returns
+  // whether it laid out.
+  bool relayoutRows(const QList<QPersistentModelIndex>& changed) {
+    QStyleOptionViewItem option;
+    initViewItemOption(&option);
+    bool resized = false;
+    for (const auto& i : changed) {
+      if (!i.isValid()) continue;
+      option.rect = visualRect(i);
+      if (itemDelegateForIndex(i)->sizeHint(option, i).height() != option.rect.height()) {
+        resized = true;
+        break;
+      }
+    }
+    if (resized) {
+      doItemsLayout();
+    } else {
+      for (const auto& i : changed) {
+        if (i.isValid()) viewport()->update(visualRect(i));
+      }
+    }
+    return resized;
+  }
+
+ protected:
+  void dataChanged(const QModelIndex& topLeft, const QModelIndex& bottomRight,
+                   const QList<int>& roles) override {
+    if (topLeft == bottomRight &&
+        topLeft.data(ConversationModel::StateRole).value<ConversationModel::State>() ==
+            ConversationModel::State::Streaming) {
+      return;
+    }
+    QListView::dataChanged(topLeft, bottomRight, roles);
+  }
+};
+
+}  // namespace
 
 ChatView::ChatView(ChatBackend* backend, ConversationStore* store, QWidget* parent)
     : QWidget(parent),
       backend_(backend),
-      list_(new QListView(this)),
+      list_(new MessageList(this)),
       composer_(new QPlainTextEdit(this)),
       send_(new QPushButton(tr("Send"), this)),
       stop_(new QPushButton(tr("Stop"), this)),
@@ -91,9 +139,23 @@ ChatView::ChatView(ChatBackend* backend, ConversationStore* store, QWidget* pare
   relayout_.setSingleShot(true);
   relayout_.setInterval(MessageDelegate::kRerenderMs);
   connect(&relayout_, &QTimer::timeout, this, &ChatView::relayout);
-  connect(&model_, &QAbstractItemModel::dataChanged, this, [this] {
-    if (!relayout_.isActive()) relayout_.start();
+  // Following the newest text: the list grows both here and when the delegate finds a row
+  // taller than it guessed (a relayout of its own), so "was it at the bottom" is remembered
+  // from the user's last scroll rather than checked before each relayout.
+  auto* bar = list_->verticalScrollBar();
+  connect(bar, &QScrollBar::valueChanged, this,
+          [this, bar](int value) { followBottom_ = value >= bar->maximum() - 4; });
+  connect(bar, &QScrollBar::rangeChanged, this, [this] {
+    if (followBottom_) list_->scrollToBottom();
   });
+  connect(&model_, &QAbstractItemModel::dataChanged, this,
+          [this](const QModelIndex& topLeft, const QModelIndex& bottomRight) {
+            for (int r = topLeft.row(); r <= bottomRight.row(); ++r) {
+              const QPersistentModelIndex i(model_.index(r));
+              if (!changedRows_.contains(i)) changedRows_.append(i);
+            }
+            if (!relayout_.isActive()) relayout_.start();
+          });
   connect(&model_, &ConversationModel::conversationStarted, this, &ChatView::conversationChanged);
   updateControls();
 }
@@ -172,10 +234,10 @@ void ChatView::sendCurrent() {
 }
 
 void ChatView::relayout() {
-  const auto* bar = list_->verticalScrollBar();
-  const bool atBottom = bar->value() >= bar->maximum() - 4;
-  list_->doItemsLayout();
-  if (atBottom) list_->scrollToBottom();
+  const auto changed = std::exchange(changedRows_, {});
+  if (static_cast<MessageList*>(list_)->relayoutRows(changed) && followBottom_) {
+    list_->scrollToBottom();
+  }
 }
 
 void ChatView::openConversation(qint64 id) {

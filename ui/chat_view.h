@@ -15,6 +15,7 @@
 // and every request of the conversation is sent with them.
 #pragma once
 
+#include <QPersistentModelIndex>
 #include <QPointer>
 #include <QTimer>
 #include <QWidget>
@@ -110,6 +111,8 @@ class ChatView : public QWidget {
   quint64 editingKey_ = 0;  // ConversationModel::KeyRole of the message being edited
   QString current_;         // request being answered, if any
   QTimer relayout_;
+  QList<QPersistentModelIndex> changedRows_;  // rows changed since the last relayout
+  bool followBottom_ = true;  // the list was at its newest message when the user last scrolled
   GenerationBar* bar_;
   ConversationSettings settings_;
   ConversationSettings defaults_;

@@ -9,6 +9,7 @@
 #include <QTextBlock>
 #include <QTextCursor>
 #include <QTextDocument>
+#include <QTextDocumentFragment>
 #include <QTextFrame>
 #include <QTextTable>
 
@@ -20,6 +21,7 @@ namespace {
 constexpr int kMargin = 8;
 constexpr int kPadding = 10;
 constexpr std::size_t kMaxCached = 4000;
+constexpr std::size_t kMaxEstimated = 100000;
 
 QFont smaller(QFont f) {
   f.setPointSizeF(f.pointSizeF() * 0.85);
@@ -92,11 +94,16 @@ std::unique_ptr<QTextDocument> MessageDelegate::renderMarkdown(const QString& ma
   doc->setDefaultFont(font);
   doc->setDocumentMargin(0);
   doc->setMarkdown(markdown, QTextDocument::MarkdownDialectGitHub);
+  style(doc.get(), doc->begin(), font, palette);
+  return doc;
+}
 
+void MessageDelegate::style(QTextDocument* doc, QTextBlock from, const QFont& font,
+                            const QPalette& palette) {
   const QColor base = palette.color(QPalette::Base);
   const QColor tint = base.lightness() > 128 ? base.darker(108) : base.lighter(140);
-  QTextCursor cursor(doc.get());
-  for (QTextBlock block = doc->begin(); block.isValid(); block = block.next()) {
+  QTextCursor cursor(doc);
+  for (QTextBlock block = from; block.isValid(); block = block.next()) {
     const QTextBlockFormat bf = block.blockFormat();
     if (bf.hasProperty(QTextFormat::BlockCodeFence) ||
         bf.hasProperty(QTextFormat::BlockCodeLanguage)) {
@@ -132,7 +139,70 @@ std::unique_ptr<QTextDocument> MessageDelegate::renderMarkdown(const QString& ma
       table->setFormat(tf);
     }
   }
-  return doc;
+}
+
+int MessageDelegate::stableEnd(const QString& markdown, int from) {
+  // Blank lines outside fenced code end Markdown blocks: what comes before the last of them
+  // parses the same whatever follows (lists and tables end there too).
+  int end = from;
+  bool fenced = false;
+  int line = from;
+  while (line < markdown.size()) {
+    int next = static_cast<int>(markdown.indexOf(QLatin1Char('\n'), line));
+    if (next < 0) break;  // the last line is still being written
+    const QStringView text = QStringView(markdown).mid(line, next - line);
+    if (text.trimmed().startsWith(QLatin1String("```"))) fenced = !fenced;
+    if (!fenced && text.trimmed().isEmpty()) end = next + 1;
+    line = next + 1;
+  }
+  return end;
+}
+
+void MessageDelegate::renderGrowing(Entry& e, const QString& markdown, const QFont& font,
+                                    const QPalette& palette) const {
+  if (!e.doc || e.stableDocEnd < 0 || !markdown.startsWith(e.stableText)) {
+    e.doc = std::make_unique<QTextDocument>();
+    e.doc->setDefaultFont(font);
+    e.doc->setDocumentMargin(0);
+    e.stableText.clear();
+    e.stableDocEnd = 0;
+  }
+  // Drop the unfinished tail rendered last time; what came before it stays as it was (and stays
+  // laid out: the document lays out only the blocks that change).
+  QTextCursor cursor(e.doc.get());
+  cursor.setPosition(e.stableDocEnd);
+  cursor.movePosition(QTextCursor::End, QTextCursor::KeepAnchor);
+  cursor.removeSelectedText();
+  const int firstBlock = cursor.block().blockNumber();
+  const int stable = stableEnd(markdown, static_cast<int>(e.stableText.size()));
+  // Inserted into the empty block at the end, a fragment's first block would take that block's
+  // plain format: its own (margins, code fence, heading) is put back, unless it is a list item,
+  // whose list lives in the fragment's document.
+  const auto insert = [&cursor, &e](const QString& part) {
+    QTextDocument parsed;
+    parsed.setMarkdown(part, QTextDocument::MarkdownDialectGitHub);
+    // Nothing to show yet (e.g. only the opening ``` of a code block): no empty line either.
+    if (parsed.isEmpty()) return;
+    // Into a new block after what is there (as a whole rendering leaves the empty block after a
+    // table empty).
+    if (cursor.position() > 0) cursor.insertBlock(QTextBlockFormat(), QTextCharFormat());
+    const QTextBlock first = parsed.begin();
+    const int at = cursor.position();
+    cursor.insertFragment(QTextDocumentFragment(&parsed));
+    if (!first.textList()) {
+      QTextCursor fix(e.doc.get());
+      fix.setPosition(at);
+      fix.setBlockFormat(first.blockFormat());
+    }
+  };
+  if (stable > e.stableText.size()) {
+    insert(markdown.mid(e.stableText.size(), stable - e.stableText.size()));
+    e.stableText = markdown.left(stable);
+    cursor.movePosition(QTextCursor::End);
+    e.stableDocEnd = cursor.position();
+  }
+  insert(markdown.mid(stable));
+  style(e.doc.get(), e.doc->findBlockByNumber(firstBlock), font, palette);
 }
 
 int MessageDelegate::contentWidth(const QStyleOptionViewItem& option) const {
@@ -144,13 +214,15 @@ int MessageDelegate::contentWidth(const QStyleOptionViewItem& option) const {
 }
 
 MessageDelegate::Entry* MessageDelegate::entry(const QStyleOptionViewItem& option,
-                                               const QModelIndex& index, bool render) const {
+                                               const QModelIndex& index, bool render,
+                                               bool painting) const {
   const quint64 key = index.data(ConversationModel::KeyRole).toULongLong();
+  // Looked up before reading the row: sizeHint asks this for every row of a long chat.
+  auto it = cache_.find(key);
+  if (it == cache_.end() && !render) return nullptr;
   const QString text = index.data(ConversationModel::TextRole).toString();
   const int state =
       static_cast<int>(index.data(ConversationModel::StateRole).value<ConversationModel::State>());
-  auto it = cache_.find(key);
-  if (it == cache_.end() && !render) return nullptr;
   if (it == cache_.end()) {
     if (cache_.size() > kMaxCached) cache_.clear();
     it = cache_.emplace(key, Entry{}).first;
@@ -159,7 +231,12 @@ MessageDelegate::Entry* MessageDelegate::entry(const QStyleOptionViewItem& optio
   const qint64 now = QDateTime::currentMSecsSinceEpoch();
   const bool changed = !e.doc || e.text != text || e.state != state;
   const bool streaming = state == static_cast<int>(ConversationModel::State::Streaming);
-  if (changed && e.doc && streaming && now - e.renderedAt < kRerenderMs) {
+  if (changed && e.doc && streaming && painting) {
+    // A growing answer is rendered anew when the list lays it out (sizeHint), every
+    // kRerenderMs while it grows, and whole once it ends: rendered here, it would come out
+    // taller than its row and make the list lay out every row once more (~10 ms in a chat of
+    // 10,000 messages), at every paint. Paint shows the last rendering.
+  } else if (changed && e.doc && streaming && now - e.renderedAt < kRerenderMs) {
     // Too soon to parse the growing answer again: show the last rendering and come back.
     stale_.append(QPersistentModelIndex(index));
     if (!refresh_.isActive()) refresh_.start(kRerenderMs);
@@ -171,8 +248,14 @@ MessageDelegate::Entry* MessageDelegate::entry(const QStyleOptionViewItem& optio
       e.doc->setDefaultFont(option.font);
       e.doc->setDocumentMargin(0);
       e.doc->setPlainText(shown);
+    } else if (streaming && !text.isEmpty()) {
+      // Parsing the whole answer again every kRerenderMs cost 20-30 ms once it was ~10,000
+      // characters long: only the part after its last finished block is parsed again. The
+      // finished answer is rendered whole (below), exactly as a stored one.
+      renderGrowing(e, text, option.font, option.palette);
     } else {
       e.doc = renderMarkdown(shown, option.font, option.palette);
+      e.stableDocEnd = -1;
     }
     e.text = text;
     e.state = state;
@@ -343,18 +426,70 @@ bool MessageDelegate::editorEvent(QEvent* event, QAbstractItemModel* model,
   return QStyledItemDelegate::editorEvent(event, model, option, index);
 }
 
+int MessageDelegate::estimatedHeight(const QStyleOptionViewItem& option,
+                                     const QModelIndex& index) const {
+  const int width = contentWidth(option);
+  if (metrics_.line == 0 || metrics_.font != option.font || metrics_.width != width) {
+    const QFontMetrics body(option.font);
+    const QFontMetrics trace(smaller(option.font));
+    metrics_ = {option.font,
+                width,
+                QFontMetrics(bold(option.font)).height(),
+                body.lineSpacing(),
+                std::max(1, body.averageCharWidth()),
+                trace.height(),
+                trace.lineSpacing()};
+    estimates_.clear();
+  }
+  // The list lays out every row again whenever one painted row turns out taller or shorter
+  // than estimated (each scroll step): counting the lines of 10,000 messages each time added
+  // ~13 ms to a step, so an estimate is kept until the text's length changes.
+  const quint64 key = index.data(ConversationModel::KeyRole).toULongLong();
+  const QString text = index.data(ConversationModel::TextRole).toString();
+  if (auto it = estimates_.find(key); it != estimates_.end() && it->second.first == text.size()) {
+    return it->second.second;
+  }
+  const int perLine = std::max(1, width / metrics_.averageChar);
+  const int lines =
+      static_cast<int>(text.count(QLatin1Char('\n'))) + 1 + static_cast<int>(text.size()) / perLine;
+  // As layout() stacks them: who, text, the trace line (one line, as most are) and the
+  // actions row, inside the bubble's padding and the row's margins.
+  int height =
+      2 * kMargin + 2 * kPadding + metrics_.who + 2 + lines * metrics_.line + 4 + metrics_.trace;
+  if (!index.data(ConversationModel::TraceRole).toString().isEmpty()) {
+    height += 4 + metrics_.traceLine;
+  }
+  if (estimates_.size() > kMaxEstimated) estimates_.clear();
+  estimates_[key] = {text.size(), height};
+  return height;
+}
+
 QSize MessageDelegate::sizeHint(const QStyleOptionViewItem& option,
                                 const QModelIndex& index) const {
   Entry* e = entry(option, index, false);
-  const Layout l = layout(option, index, e ? e->doc.get() : nullptr);
+  // Rows never painted (nearly all of a long chat): an estimate, fixed on first paint.
+  if (!e) return {option.rect.width(), estimatedHeight(option, index)};
+  // Painted rows: the list asks again at every layout (each scroll step of a long chat), and
+  // layout() shapes the trace and the links, so the height is kept while nothing it depends
+  // on changed.
+  Entry::Size now{e->doc->size().height(), contentWidth(option), traceText(index),
+                  index.data(ConversationModel::ExpandedRole).toBool(), -1};
+  if (e->size.height >= 0 && e->size.docHeight == now.docHeight && e->size.width == now.width &&
+      e->size.expanded == now.expanded && e->size.trace == now.trace) {
+    e->reportedHeight = e->size.height;
+    return {option.rect.width(), e->size.height};
+  }
+  const Layout l = layout(option, index, e->doc.get());
   const int height = l.bubble.height() + 2 * kMargin;
-  if (e) e->reportedHeight = height;
+  e->reportedHeight = height;
+  now.height = height;
+  e->size = std::move(now);
   return {option.rect.width(), height};
 }
 
 void MessageDelegate::paint(QPainter* painter, const QStyleOptionViewItem& option,
                             const QModelIndex& index) const {
-  Entry* e = entry(option, index, true);
+  Entry* e = entry(option, index, true, true);
   const Layout l = layout(option, index, e->doc.get());
   const int height = l.bubble.height() + 2 * kMargin;
   if (e->reportedHeight != height) {
@@ -380,11 +515,17 @@ void MessageDelegate::paint(QPainter* painter, const QStyleOptionViewItem& optio
   painter->drawText(l.who, Qt::AlignLeft, user ? tr("You") : tr("Tidelane"));
 
   painter->save();
+  // Only the part of the text that is on screen: a long answer is taller than the viewport,
+  // and drawing all of it at every token of a streaming answer took most of a frame.
+  QRect shown = l.text;
+  if (const auto* view = qobject_cast<const QAbstractItemView*>(option.widget)) {
+    shown &= view->viewport()->rect();
+  }
   painter->translate(l.text.topLeft());
   QAbstractTextDocumentLayout::PaintContext ctx;
   ctx.palette = pal;
   ctx.palette.setColor(QPalette::Text, pal.color(QPalette::Text));
-  ctx.clip = QRectF(0, 0, l.text.width(), l.text.height());
+  ctx.clip = QRectF(shown.translated(-l.text.topLeft()));
   painter->setClipRect(ctx.clip);
   e->doc->documentLayout()->draw(painter, ctx);
   painter->restore();

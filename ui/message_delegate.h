@@ -5,8 +5,11 @@
 //
 // Rendering is lazy and cached: a message's laid-out QTextDocument is built the first time
 // the row is painted and kept per message (ConversationModel::KeyRole) and width; rows
-// never painted are sized by an estimate until they are. A growing answer is re-rendered
-// at most every kRerenderMs; the newest text is always shown within that time.
+// never painted are sized by an estimate (font metrics, no text shaping, kept per message)
+// until they are. A growing answer is re-rendered at most every kRerenderMs, when the list lays
+// it out (paint shows the last rendering), and only from its last finished Markdown block on;
+// the newest text is always shown within that time. Only the part of a message inside the
+// viewport is drawn. docs/benchmarks/app.md has the figures.
 //
 // Under every message a row of small links: "‹ 1/2 ›" where the message has siblings
 // (ConversationModel::BranchCountRole), Copy, and Edit (user) or Regenerate (answers).
@@ -26,6 +29,7 @@
 #include <memory>
 #include <unordered_map>
 
+class QTextBlock;
 class QTextDocument;
 
 namespace tidelane::ui {
@@ -84,6 +88,18 @@ class MessageDelegate : public QStyledItemDelegate {
     qint64 renderedAt = 0;
     std::unique_ptr<QTextDocument> doc;
     int reportedHeight = -1;  // the height sizeHint last gave for this row
+    // A growing answer: the Markdown up to its last finished block, already in `doc` up to
+    // position stableDocEnd (-1: `doc` was rendered whole).
+    QString stableText;
+    int stableDocEnd = -1;
+    // What sizeHint's last full layout depended on, and the height it gave.
+    struct Size {
+      qreal docHeight = -1;
+      int width = -1;
+      QString trace;
+      bool expanded = false;
+      int height = -1;
+    } size;
   };
   struct Layout {
     QRect bubble, who, text, trace, timeline, actions;
@@ -94,16 +110,39 @@ class MessageDelegate : public QStyledItemDelegate {
     QRect copy;  // the Copy link, in viewport coordinates
     QString text;
   };
+  // The code-block tint, monospace and table borders, from block `from` on.
+  static void style(QTextDocument* doc, QTextBlock from, const QFont& font,
+                    const QPalette& palette);
+  // Where the Markdown from `from` on can be cut with what follows parsed alone: after its last
+  // blank line outside fenced code (`from` when there is none).
+  static int stableEnd(const QString& markdown, int from);
+  void renderGrowing(Entry& e, const QString& markdown, const QFont& font,
+                     const QPalette& palette) const;
   QList<CodeBlock> codeBlocks(const Layout& l, const QTextDocument* doc, const QFont& font) const;
   Layout layout(const QStyleOptionViewItem& option, const QModelIndex& index,
                 const QTextDocument* doc) const;
   int contentWidth(const QStyleOptionViewItem& option) const;
-  Entry* entry(const QStyleOptionViewItem& option, const QModelIndex& index, bool render) const;
+  // The height of a row never painted, from its length and line breaks: sizeHint is asked
+  // for every row of the conversation when the list lays out, so this must not shape text.
+  int estimatedHeight(const QStyleOptionViewItem& option, const QModelIndex& index) const;
+  // The row's cache entry, rendered if `render` (else null when never rendered); `painting`:
+  // for paint, which leaves a growing answer as last rendered.
+  Entry* entry(const QStyleOptionViewItem& option, const QModelIndex& index, bool render,
+               bool painting = false) const;
 
   mutable std::unordered_map<quint64, Entry> cache_;
   mutable QList<QPersistentModelIndex> stale_;
   mutable QTimer refresh_;
   mutable int renders_ = 0;
+  // Font metrics estimatedHeight uses, measured once per body font.
+  struct Metrics {
+    QFont font;
+    int width = 0;  // contentWidth the estimates were made for
+    int who = 0, line = 0, averageChar = 1, trace = 0, traceLine = 0;
+  };
+  mutable Metrics metrics_;
+  // Per message (KeyRole): the text length an estimate was made for, and the estimate.
+  mutable std::unordered_map<quint64, std::pair<qsizetype, int>> estimates_;
 };
 
 }  // namespace tidelane::ui

@@ -114,6 +114,58 @@ class TestMarkdownRender : public QObject {
     QTRY_VERIFY_WITH_TIMEOUT(view.visualRect(model.index(1)).height() >= answer->size().height(),
                              5000);
   }
+
+  // A streaming answer is parsed piecewise (only the part after its last finished block again):
+  // at every step it shows the same text, code and tables as the whole answer rendered at once,
+  // and once finished it is the whole rendering.
+  void aGrowingAnswerRendersLikeTheWholeAnswer() {
+    ConversationModel model;
+    model.appendUser(QStringLiteral("Explain"));
+    model.beginAnswer(QStringLiteral("r1"));
+    QListView view;
+    auto* delegate = new MessageDelegate(&view);
+    view.setItemDelegate(delegate);
+    view.setModel(&model);
+    view.resize(600, 400);
+    QStyleOptionViewItem option;
+    option.initFrom(&view);
+    option.rect = QRect(0, 0, 600, 100);
+    option.widget = &view;
+
+    const QString full = kAnswer + QStringLiteral("\n- one\n- two\n\n") + kAnswer;
+    QString sent;
+    int index = 0;
+    for (qsizetype at = 0; at < full.size(); at += 7) {
+      const QString token = full.mid(at, 7);
+      model.onToken(QStringLiteral("r1"), index++, token);
+      sent += token;
+      QTest::qWait(MessageDelegate::kRerenderMs + 5);  // past the re-render throttle
+      const QTextDocument* grown = delegate->document(option, model.index(1));
+      const auto whole = MessageDelegate::renderMarkdown(sent, option.font, option.palette);
+      // The same text; only empty blocks next to a table or list may differ while it grows
+      // (the finished answer is rendered whole).
+      const auto lines = [](const QTextDocument* d) {
+        return d->toPlainText().split(QLatin1Char('\n'), Qt::SkipEmptyParts);
+      };
+      QCOMPARE(lines(grown), lines(whole.get()));
+    }
+    auto* grown = const_cast<QTextDocument*>(delegate->document(option, model.index(1)));
+    QVERIFY(firstTable(grown));
+    int tinted = 0;
+    for (QTextBlock b = grown->begin(); b.isValid(); b = b.next()) {
+      if (b.text().contains(QStringLiteral("int main"))) {
+        QVERIFY(b.blockFormat().background().style() != Qt::NoBrush);
+        ++tinted;
+      }
+    }
+    QCOMPARE(tinted, 2);  // both code blocks, the second one parsed on its own
+
+    tidelane::ui::AnswerSummary done;
+    done.finishReason = QStringLiteral("stop");
+    model.onFinished(QStringLiteral("r1"), done);
+    const auto whole = MessageDelegate::renderMarkdown(full, option.font, option.palette);
+    QCOMPARE(delegate->document(option, model.index(1))->toPlainText(), whole->toPlainText());
+  }
 };
 
 QTEST_MAIN(TestMarkdownRender)
