@@ -475,7 +475,9 @@ std::string ToJsonDocument(const Envelope& e, int indent) {
   }
   json doc{
       {"object", "tidelane.receipt"},
-      {"id", payload.is_object() ? payload.value("request_id", "") : ""},
+      {"id", payload.is_object() && payload.contains("request_id") && payload["request_id"].is_string()
+                 ? payload["request_id"].get<std::string>()
+                 : ""},
       {"payload", std::move(payload)},
       {"worker_signature", ToHex(e.worker_signature)},
       {"worker_public_key", e.worker_public_key},
@@ -492,7 +494,8 @@ Envelope FromJsonDocument(std::string_view text) {
   } catch (const std::exception& e) {
     throw ReceiptFormatError(std::string("not JSON: ") + e.what());
   }
-  if (!doc.is_object() || doc.value("object", "") != "tidelane.receipt") {
+  // Compared as JSON, not read as a string: "object" may hold anything in a stranger's file.
+  if (!doc.is_object() || !doc.contains("object") || doc["object"] != "tidelane.receipt") {
     throw ReceiptFormatError("not a Tidelane receipt (\"object\" is not \"tidelane.receipt\")");
   }
   Envelope e;

@@ -55,7 +55,7 @@ std::variant<ParsedRequest, ApiError> ParseChatRequest(std::string_view body,
       content = m["content"].get<std::string>();
     } else if (m["content"].is_array()) {
       for (const auto& part : m["content"]) {
-        if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
+        if (!part.is_object() || !part.contains("type") || part["type"] != "text" || !part.contains("text") ||
             !part["text"].is_string()) {
           return Invalid(where + ".content parts must be {\"type\":\"text\",\"text\":...}",
                          where + ".content");
@@ -109,7 +109,14 @@ std::variant<ParsedRequest, ApiError> ParseChatRequest(std::string_view body,
     out.stream = j["stream"].get<bool>();
   }
   if (j.contains("stream_options") && j["stream_options"].is_object()) {
-    out.include_usage = j["stream_options"].value("include_usage", false);
+    const auto& usage = j["stream_options"];
+    if (usage.contains("include_usage") && !usage["include_usage"].is_null()) {
+      if (!usage["include_usage"].is_boolean()) {
+        return Invalid("'stream_options.include_usage' must be a boolean",
+                       "stream_options.include_usage");
+      }
+      out.include_usage = usage["include_usage"].get<bool>();
+    }
   }
   if (j.contains("user") && j["user"].is_string())
     out.request.set_user(j["user"].get<std::string>());

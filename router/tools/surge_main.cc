@@ -349,19 +349,25 @@ void HttpTurn::Line(std::string_view line) {
   const auto j = nlohmann::json::parse(payload, nullptr, false);
   if (j.is_discarded()) return;
   if (j.contains("error")) {
-    record_.Error(j["error"].value("code", "") == "overloaded" ||
-                  j["error"].value("type", "") == "rate_limit_exceeded");
+    const auto& error = j["error"];
+    record_.Error(error.is_object() && ((error.contains("code") && error["code"] == "overloaded") ||
+                                        (error.contains("type") && error["type"] == "rate_limit_exceeded")));
     return;
   }
-  const auto& choices = j.value("choices", nlohmann::json::array());
-  if (choices.empty()) return;
-  const auto& choice = choices[0];
-  const auto& delta = choice.value("delta", nlohmann::json::object());
+  // The router is ours, but this tool checks it: a malformed chunk is skipped, never trusted.
+  const auto choices = j.find("choices");
+  if (choices == j.end() || !choices->is_array() || choices->empty()) return;
+  const auto& choice = (*choices)[0];
+  if (!choice.is_object()) return;
   if (has_index_) {
-    record_.Token(next_token_index_, delta.value("content", ""));
+    const auto delta = choice.find("delta");
+    const bool has_text = delta != choice.end() && delta->is_object() &&
+                          delta->contains("content") && (*delta)["content"].is_string();
+    record_.Token(next_token_index_, has_text ? (*delta)["content"].get<std::string>() : "");
     has_index_ = false;
   }
-  if (!choice["finish_reason"].is_null()) record_.Done();
+  const auto finish = choice.find("finish_reason");
+  if (finish != choice.end() && !finish->is_null()) record_.Done();
 }
 
 void HttpTurn::End(bool ok) {

@@ -266,6 +266,9 @@ TEST(Receipt, JsonDocumentRoundTripsAndTamperingShows) {
   EXPECT_FALSE(Verify(FromJsonDocument(j.dump())).ok());
   EXPECT_THROW(FromJsonDocument("{}"), ReceiptFormatError);
   EXPECT_THROW(FromJsonDocument("[1"), ReceiptFormatError);
+  // Found by fuzz_receipt: a non-string "object" was read as a string and threw past the caller.
+  EXPECT_THROW(FromJsonDocument(R"({"object":[1,2,{"a":1.5}],"worker_signature":"e"})"),
+               ReceiptFormatError);
   const auto lines = DescribePayload(json::parse(f.envelope.payload));
   bool saw_route = false;
   for (const auto& [k, v] : lines)
