@@ -475,9 +475,10 @@ std::string ToJsonDocument(const Envelope& e, int indent) {
   }
   json doc{
       {"object", "tidelane.receipt"},
-      {"id", payload.is_object() && payload.contains("request_id") && payload["request_id"].is_string()
-                 ? payload["request_id"].get<std::string>()
-                 : ""},
+      {"id",
+       payload.is_object() && payload.contains("request_id") && payload["request_id"].is_string()
+           ? payload["request_id"].get<std::string>()
+           : ""},
       {"payload", std::move(payload)},
       {"worker_signature", ToHex(e.worker_signature)},
       {"worker_public_key", e.worker_public_key},

@@ -55,8 +55,8 @@ std::variant<ParsedRequest, ApiError> ParseChatRequest(std::string_view body,
       content = m["content"].get<std::string>();
     } else if (m["content"].is_array()) {
       for (const auto& part : m["content"]) {
-        if (!part.is_object() || !part.contains("type") || part["type"] != "text" || !part.contains("text") ||
-            !part["text"].is_string()) {
+        if (!part.is_object() || !part.contains("type") || part["type"] != "text" ||
+            !part.contains("text") || !part["text"].is_string()) {
           return Invalid(where + ".content parts must be {\"type\":\"text\",\"text\":...}",
                          where + ".content");
         }

@@ -350,8 +350,9 @@ void HttpTurn::Line(std::string_view line) {
   if (j.is_discarded()) return;
   if (j.contains("error")) {
     const auto& error = j["error"];
-    record_.Error(error.is_object() && ((error.contains("code") && error["code"] == "overloaded") ||
-                                        (error.contains("type") && error["type"] == "rate_limit_exceeded")));
+    record_.Error(error.is_object() &&
+                  ((error.contains("code") && error["code"] == "overloaded") ||
+                   (error.contains("type") && error["type"] == "rate_limit_exceeded")));
     return;
   }
   // The router is ours, but this tool checks it: a malformed chunk is skipped, never trusted.
