@@ -17,8 +17,10 @@ std::int64_t NowMs() {
 // A prepared statement, finalized on scope exit.
 class Stmt {
  public:
-  Stmt(sqlite3* db, const char* sql) {
-    ok_ = sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) == SQLITE_OK;
+  // `persistent`: kept for the ledger's lifetime and reused by every commit.
+  Stmt(sqlite3* db, const char* sql, bool persistent = false) {
+    ok_ = sqlite3_prepare_v3(db, sql, -1, persistent ? SQLITE_PREPARE_PERSISTENT : 0, &s_,
+                             nullptr) == SQLITE_OK;
   }
   ~Stmt() { sqlite3_finalize(s_); }
   Stmt(const Stmt&) = delete;
@@ -111,6 +113,32 @@ CREATE TABLE IF NOT EXISTS receipts(
 
 }  // namespace
 
+// The writes every commit makes, prepared once: preparing them per commit cost more than the
+// commit itself on the accept path.
+struct Ledger::Prepared {
+  explicit Prepared(sqlite3* db)
+      : begin(db, "BEGIN", true),
+        commit(db, "COMMIT", true),
+        rollback(db, "ROLLBACK", true),
+        route(db, "UPDATE requests SET state=?, node=?, updated_ms=? WHERE id=?", true),
+        // OR IGNORE: a token index is written once; a replay after a redirect cannot
+        // duplicate it.
+        token(db, "INSERT OR IGNORE INTO tokens(request_id, idx, text) VALUES(?,?,?)", true),
+        finish(db, "UPDATE requests SET state=?, finish_reason=?, error=?, updated_ms=? WHERE id=?",
+               true),
+        accept(db, kAcceptSql, true),
+        receipt(db,
+                "INSERT OR REPLACE INTO receipts(request_id, payload, worker_signature, "
+                "worker_public_key, router_signature, router_public_key, created_ms) "
+                "VALUES(?,?,?,?,?,?,?)",
+                true) {}
+  bool ok() const {
+    return begin.ok() && commit.ok() && rollback.ok() && route.ok() && token.ok() && finish.ok() &&
+           accept.ok() && receipt.ok();
+  }
+  Stmt begin, commit, rollback, route, token, finish, accept, receipt;
+};
+
 const char* LedgerStateName(Ledger::State s) {
   switch (s) {
     case Ledger::State::kQueued:
@@ -128,7 +156,7 @@ const char* LedgerStateName(Ledger::State s) {
 }
 
 std::unique_ptr<Ledger> Ledger::Open(const std::filesystem::path& dir, std::string* error,
-                                     std::uint64_t max_bytes) {
+                                     std::uint64_t max_bytes, WalLimits wal) {
   const auto path = dir / "ledger.sqlite3";
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(path.c_str(), &db,
@@ -139,7 +167,7 @@ std::unique_ptr<Ledger> Ledger::Open(const std::filesystem::path& dir, std::stri
     sqlite3_close(db);
     return nullptr;
   }
-  std::unique_ptr<Ledger> ledger(new Ledger(db));
+  std::unique_ptr<Ledger> ledger(new Ledger(db, wal));
   sqlite3_busy_timeout(db, 5000);
   // WAL: readers never block the writer, and a crash loses nothing committed.
   int version = -1;
@@ -164,6 +192,11 @@ std::unique_ptr<Ledger> Ledger::Open(const std::filesystem::path& dir, std::stri
     *error = "ledger " + path.string() + ": " + ledger->LastError();
     return nullptr;
   }
+  ledger->prepared_ = std::make_unique<Prepared>(db);
+  if (!ledger->prepared_->ok()) {
+    *error = "ledger " + path.string() + ": cannot prepare its statements: " + sqlite3_errmsg(db);
+    return nullptr;
+  }
   if (max_bytes > 0) {
     Stmt page(db, "PRAGMA page_size");
     const std::int64_t page_size =
@@ -179,6 +212,17 @@ std::unique_ptr<Ledger> Ledger::Open(const std::filesystem::path& dir, std::stri
              " is corrupt (quick_check failed); move it aside to start afresh";
     return nullptr;
   }
+  // After a surge the WAL file would stay at its largest; past this it is cut back when
+  // SQLite next starts it over.
+  Stmt page(db, "PRAGMA page_size");
+  const std::int64_t page_size = page.ok() && page.Step() == SQLITE_ROW ? page.ColumnInt(0) : 4096;
+  ledger->Exec(("PRAGMA journal_size_limit=" +
+                std::to_string(2 * static_cast<std::int64_t>(wal.background_frames) * page_size))
+                   .c_str());
+  if (!ledger->StartCheckpointer(path)) {
+    *error = "ledger " + path.string() + ": " + ledger->LastError();
+    return nullptr;
+  }
   return ledger;
 }
 
@@ -192,7 +236,7 @@ bool Ledger::AddOwnerColumn() {
   return Exec("ALTER TABLE requests ADD COLUMN owner BLOB");
 }
 
-Ledger::Ledger(sqlite3* db) : db_(db) {
+Ledger::Ledger(sqlite3* db, WalLimits wal) : db_(db), wal_(wal) {
   writer_ = std::thread([this] { WriterLoop(); });
 }
 
@@ -204,7 +248,83 @@ Ledger::~Ledger() {
   queue_cv_.notify_all();
   writer_.join();
   Flush();
+  // The checkpointer's connection first: closing the last connection checkpoints the whole
+  // WAL and removes it.
+  sqlite3_close(checkpoint_db_);
+  sqlite3_wal_hook(db_, nullptr, nullptr);
+  prepared_.reset();  // finalized before the close, which refuses while statements live
   sqlite3_close(db_);
+}
+
+bool Ledger::StartCheckpointer(const std::filesystem::path& path) {
+  if (sqlite3_open_v2(path.c_str(), &checkpoint_db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                      nullptr) != SQLITE_OK) {
+    std::lock_guard lock(mu_);
+    error_ = std::string("cannot open the checkpointer's connection: ") +
+             (checkpoint_db_ ? sqlite3_errmsg(checkpoint_db_) : "out of memory");
+    return false;
+  }
+  // A connection that has read nothing has not opened the WAL yet, and its checkpoints do
+  // nothing at all (they report -1 frames): read once so that it has.
+  if (sqlite3_exec(checkpoint_db_, "SELECT count(*) FROM sqlite_master", nullptr, nullptr,
+                   nullptr) != SQLITE_OK) {
+    std::lock_guard lock(mu_);
+    error_ = std::string("the checkpointer's connection cannot read the ledger: ") +
+             sqlite3_errmsg(checkpoint_db_);
+    return false;
+  }
+  // Replaces SQLite's automatic checkpoint (itself a WAL hook) on the request connection.
+  sqlite3_wal_hook(db_, &Ledger::OnCommit, this);
+  return true;
+}
+
+int Ledger::OnCommit(void* self, sqlite3* db, const char* schema, int frames) {
+  auto* ledger = static_cast<Ledger*>(self);
+  if (frames >= ledger->wal_.inline_frames) {
+    // The checkpointer is far behind (or a reader pins the WAL): bound it here, as SQLite's
+    // own automatic checkpoint would. BUSY means the checkpointer is at it right now.
+    int log = 0, copied = 0;
+    if (sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, &log, &copied) ==
+            SQLITE_OK &&
+        copied >= log) {
+      ledger->inline_checkpoints_.fetch_add(1, std::memory_order_relaxed);
+    }
+  } else if (frames >= ledger->wal_.background_frames) {
+    // The writer thread checkpoints after its next group commit (it wakes every few ms).
+    ledger->checkpoint_wanted_.store(true, std::memory_order_relaxed);
+  }
+  return SQLITE_OK;
+}
+
+void Ledger::Checkpoint() {
+  // SQLite starts the WAL over (instead of growing it) only at a commit that finds every frame
+  // already copied into the database. The writer thread, which makes most commits, runs this
+  // between its group commits, so they never land mid-pass; an accept committed on its own
+  // thread meanwhile leaves a few frames, which the next pass copies quickly.
+  int last_copied = -1;
+  for (int pass = 0; pass < 16; ++pass) {
+    int log = 0, copied = 0;
+    if (sqlite3_wal_checkpoint_v2(checkpoint_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log,
+                                  &copied) != SQLITE_OK) {
+      return;  // BUSY: an inline checkpoint holds the checkpoint lock
+    }
+    if (copied >= log) {
+      background_checkpoints_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    if (copied == last_copied) {
+      // A reader holds frames back: try again after the next commit.
+      checkpoint_wanted_.store(true, std::memory_order_relaxed);
+      return;
+    }
+    last_copied = copied;
+  }
+  checkpoint_wanted_.store(true, std::memory_order_relaxed);
+}
+
+Ledger::CheckpointCounts Ledger::Checkpoints() const {
+  return {background_checkpoints_.load(std::memory_order_relaxed),
+          inline_checkpoints_.load(std::memory_order_relaxed)};
 }
 
 bool Ledger::Enqueue(Op op) {
@@ -219,11 +339,12 @@ void Ledger::WriterLoop() {
   std::unique_lock lock(queue_mu_);
   while (!stopping_) {
     queue_cv_.wait_for(lock, std::chrono::milliseconds(kGroupCommitMs));
-    if (queue_.empty()) continue;
     std::vector<Op> ops;
     ops.swap(queue_);
+    queued_accepts_ = 0;
     lock.unlock();
-    Commit(ops);
+    if (!ops.empty()) Commit(ops);
+    if (checkpoint_wanted_.exchange(false, std::memory_order_relaxed)) Checkpoint();
     lock.lock();
   }
 }
@@ -233,6 +354,7 @@ void Ledger::Flush() {
   {
     std::lock_guard lock(queue_mu_);
     ops.swap(queue_);
+    queued_accepts_ = 0;
   }
   if (ops.empty()) return;
   Commit(ops);
@@ -268,14 +390,15 @@ void Ledger::AcceptAsync(const std::string& id, const v1::ChatRequest& request,
   op.conversation = request.conversation_id();
   op.owner = owner;
   op.done = std::move(done);
-  // When the database is idle, commit here and now: a thread hop to the writer costs more
-  // than the commit at moderate load. When it is busy (a surge), hand over to the writer,
-  // which commits many accepts at once, so no caller waits on another's commit.
+  // When no other accept is waiting, commit here and now: a thread hop to the writer costs
+  // more than the commit at moderate load (queued tokens do not count: they are not waited
+  // on). When accepts pile up (a surge), hand over to the writer, which commits many at once,
+  // so no caller waits on another's commit.
   {
     std::unique_lock db(mu_, std::try_to_lock);
     if (db.owns_lock()) {
       std::unique_lock lock(queue_mu_);
-      if (queue_.empty()) {
+      if (queued_accepts_ == 0) {
         lock.unlock();
         std::vector<Op> ops;
         ops.push_back(std::move(op));
@@ -290,56 +413,66 @@ void Ledger::AcceptAsync(const std::string& id, const v1::ChatRequest& request,
   {
     std::lock_guard lock(queue_mu_);
     queue_.push_back(std::move(op));
+    ++queued_accepts_;
   }
   queue_cv_.notify_one();  // an accept waits for its commit: do not sit out the group window
 }
 
 bool Ledger::Apply(std::vector<Op>& ops) {
-  if (!Exec("BEGIN")) return false;
-  Stmt route(db_, "UPDATE requests SET state=?, node=?, updated_ms=? WHERE id=?");
-  // OR IGNORE: a token index is written once; a replay after a redirect cannot duplicate it.
-  Stmt token(db_, "INSERT OR IGNORE INTO tokens(request_id, idx, text) VALUES(?,?,?)");
-  Stmt finish(db_,
-              "UPDATE requests SET state=?, finish_reason=?, error=?, updated_ms=? WHERE id=?");
-  Stmt accept(db_, kAcceptSql);
-  if (!route.ok() || !token.ok() || !finish.ok() || !accept.ok()) {
-    Fail("prepare");
-    Exec("ROLLBACK");
-    return false;
-  }
+  Prepared& p = *prepared_;
+  const auto run = [&](Stmt& s) {
+    const int rc = s.Step();
+    s.Reset();
+    return rc == SQLITE_DONE;
+  };
+  if (!run(p.begin)) return Fail("begin");
   const auto now = NowMs();
   for (auto& op : ops) {
     Stmt* s = nullptr;
     switch (op.kind) {
       case Op::Kind::kRoute:
-        route.Int(1, static_cast<int>(State::kRunning)).Text(2, op.text).Int(3, now).Text(4, op.id);
-        s = &route;
+        p.route.Int(1, static_cast<int>(State::kRunning)).Text(2, op.text).Int(3, now);
+        p.route.Text(4, op.id);
+        s = &p.route;
         break;
       case Op::Kind::kToken:
-        token.Text(1, op.id).Int(2, op.number).Text(3, op.text);
-        s = &token;
+        p.token.Text(1, op.id).Int(2, op.number).Text(3, op.text);
+        s = &p.token;
         break;
       case Op::Kind::kFinish:
-        finish.Int(1, op.number).Text(2, op.text).Text(3, op.error).Int(4, now).Text(5, op.id);
-        s = &finish;
+        p.finish.Int(1, op.number).Text(2, op.text).Text(3, op.error).Int(4, now);
+        p.finish.Text(5, op.id);
+        s = &p.finish;
         break;
       case Op::Kind::kAccept:
-        accept.Text(1, op.id).Text(2, op.conversation).Blob(3, op.text);
-        accept.Int(4, static_cast<int>(State::kQueued)).Int(5, now).Int(6, now);
-        accept.Blob(7, op.owner);
-        s = &accept;
+        p.accept.Text(1, op.id).Text(2, op.conversation).Blob(3, op.text);
+        p.accept.Int(4, static_cast<int>(State::kQueued)).Int(5, now).Int(6, now);
+        p.accept.Blob(7, op.owner);
+        s = &p.accept;
         break;
+      case Op::Kind::kReceipt: {
+        v1::Receipt r;
+        r.ParseFromString(op.text);  // serialized by StoreReceipt itself
+        p.receipt.Text(1, op.id).Text(2, r.payload()).Blob(3, r.worker_signature());
+        p.receipt.Text(4, r.worker_public_key()).Blob(5, r.router_signature());
+        p.receipt.Text(6, r.router_public_key()).Int(7, now);
+        s = &p.receipt;
+        break;
+      }
     }
-    if (s->Step() != SQLITE_DONE) {
+    const int rc = s->Step();
+    if (rc != SQLITE_DONE) {
       Fail("record");
-      Exec("ROLLBACK");
+      s->Reset();
+      run(p.rollback);
       return false;
     }
     if (op.kind == Op::Kind::kAccept) op.taken = sqlite3_changes(db_) == 0;
     s->Reset();
   }
-  if (Exec("COMMIT")) return true;
-  Exec("ROLLBACK");
+  if (run(p.commit)) return true;
+  Fail("commit");
+  run(p.rollback);
   return false;
 }
 
@@ -436,19 +569,11 @@ Ledger::Lookup Ledger::LoadOwner(const std::string& id, std::optional<std::strin
 }
 
 bool Ledger::StoreReceipt(const std::string& id, const v1::Receipt& receipt) {
-  std::lock_guard lock(mu_);
-  Stmt s(db_,
-         "INSERT OR REPLACE INTO receipts(request_id, payload, worker_signature, "
-         "worker_public_key, router_signature, router_public_key, created_ms) "
-         "VALUES(?,?,?,?,?,?,?)");
-  if (!s.ok()) return Fail("prepare receipt");
-  s.Text(1, id).Text(2, receipt.payload()).Blob(3, receipt.worker_signature());
-  s.Text(4, receipt.worker_public_key()).Blob(5, receipt.router_signature());
-  s.Text(6, receipt.router_public_key()).Int(7, NowMs());
-  return s.Step() == SQLITE_DONE || Fail("record receipt");
+  return Enqueue({Op::Kind::kReceipt, id, receipt.SerializeAsString(), {}, 0});
 }
 
 Ledger::Lookup Ledger::LoadReceipt(const std::string& id, v1::Receipt* receipt) {
+  Flush();  // a receipt stored a moment ago may still be queued
   std::lock_guard lock(mu_);
   Stmt s(db_,
          "SELECT payload, worker_signature, worker_public_key, router_signature, "

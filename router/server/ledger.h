@@ -18,7 +18,14 @@
 // can serve a request only to its owner and the router's own token. Rows written before schema
 // 3 have no owner (nullopt): only the router's token may read them.
 //
-// Threading: every method is thread-safe (one connection behind a mutex).
+// Checkpoints: SQLite's own automatic checkpoint would run inside whichever commit crosses
+// its threshold — an accept on a request's path — and fsync there. Instead the writer thread
+// copies the WAL into the database between its group commits, on a connection of its own (a
+// passive checkpoint never blocks a commit); only if that falls far behind, in a sustained
+// surge, does a commit checkpoint inline, so the WAL stays bounded either way.
+//
+// Threading: every method is thread-safe (one connection behind a mutex; the checkpoint
+// connection is the writer thread's alone).
 #pragma once
 
 #include <atomic>
@@ -38,6 +45,16 @@
 struct sqlite3;
 
 namespace tidelane::server {
+
+// When the WAL is checkpointed, in frames (pages) of the WAL.
+struct LedgerWalLimits {
+  // A commit that leaves this many frames asks the writer thread for a checkpoint (SQLite's
+  // own default threshold).
+  int background_frames = 1000;
+  // A commit that leaves this many checkpoints inline: the bound on the WAL (64 MiB at the
+  // default 4 KiB page) when the writer's checkpoints cannot keep up.
+  int inline_frames = 16384;
+};
 
 class Ledger {
  public:
@@ -63,11 +80,12 @@ class Ledger {
     kFailed,  // the database failed (LastError)
   };
 
+  using WalLimits = LedgerWalLimits;
   // Opens (creating when absent) DIR/ledger.sqlite3. On failure returns nullptr and sets
   // *error to a message naming the file and the cause.
   // `max_bytes` (0 = no limit) bounds the database file; past it writes fail as on a full disk.
   static std::unique_ptr<Ledger> Open(const std::filesystem::path& dir, std::string* error,
-                                      std::uint64_t max_bytes = 0);
+                                      std::uint64_t max_bytes = 0, WalLimits wal = {});
   ~Ledger();
   Ledger(const Ledger&) = delete;
   Ledger& operator=(const Ledger&) = delete;
@@ -100,13 +118,23 @@ class Ledger {
   // Ids of requests that were accepted or running when the router stopped.
   std::vector<std::string> Unfinished();
 
-  // Keeps request `id`'s countersigned receipt; committed before it returns, so the receipt
-  // can be fetched (GET /v1/receipts/{id}) as soon as the Done event that carries it is out.
+  // Keeps request `id`'s countersigned receipt: written in the writer's next group commit, like
+  // a token, so the Done event that carries it does not wait on the disk. LoadReceipt sees it
+  // at once (it commits what is queued first), so GET /v1/receipts/{id} finds it as soon as the
+  // Done event is out. A crash inside the group-commit window loses the router's copy; the
+  // client's stays in the Done event. False when writes are failing (LastError).
   bool StoreReceipt(const std::string& id, const v1::Receipt& receipt);
   // kError (see LastError) only when the database fails, never for an unknown id.
   Lookup LoadReceipt(const std::string& id, v1::Receipt* receipt);
 
   std::string LastError() const;
+  // Completed checkpoints since Open: by the writer thread between commits, and inline in a
+  // commit (the WAL had grown past WalLimits::inline_frames). For /metrics and tests.
+  struct CheckpointCounts {
+    std::uint64_t background = 0;
+    std::uint64_t in_commit = 0;
+  };
+  CheckpointCounts Checkpoints() const;
   // 2 added the receipts table, 3 the requests' owner column; older ledgers are upgraded in
   // place on open (their rows keep no owner: only the router's token may resume them).
   static constexpr int kSchemaVersion = 3;
@@ -114,17 +142,25 @@ class Ledger {
 
  private:
   struct Op {
-    enum class Kind { kRoute, kToken, kFinish, kAccept } kind;
+    enum class Kind { kRoute, kToken, kFinish, kAccept, kReceipt } kind;
     std::string id;
-    std::string text;                  // node, token text, finish reason or (kAccept) the request
-    std::string error;                 // for kFinish
-    std::int64_t number = 0;           // token index or state
-    std::string conversation;          // for kAccept
-    std::optional<std::string> owner;  // for kAccept
+    // node, token text, finish reason, (kAccept) the request or (kReceipt) the receipt
+    std::string text;
+    std::string error;                        // for kFinish
+    std::int64_t number = 0;                  // token index or state
+    std::string conversation;                 // for kAccept
+    std::optional<std::string> owner;         // for kAccept
     std::function<void(AcceptOutcome)> done;  // for kAccept: told after the commit
     bool taken = false;                       // for kAccept: set by Apply
   };
-  explicit Ledger(sqlite3* db);
+  Ledger(sqlite3* db, WalLimits wal);
+  // Opens the checkpoint connection to `path` and hooks it to commits; false (LastError)
+  // when the connection cannot be opened.
+  bool StartCheckpointer(const std::filesystem::path& path);
+  // sqlite3_wal_hook: runs in every commit, on the committing thread, under mu_.
+  static int OnCommit(void* self, sqlite3* db, const char* schema, int frames);
+  // Passive checkpoints on checkpoint_db_ until the WAL is copied; writer thread only.
+  void Checkpoint();
   bool Exec(const char* sql);
   bool Fail(const char* what);
   // Adds requests.owner to a ledger from before schema 3; needs an open transaction.
@@ -138,8 +174,10 @@ class Ledger {
   void Commit(std::vector<Op>& ops);
   void Flush();
 
+  struct Prepared;
   mutable std::mutex mu_;  // the connection
   sqlite3* db_;
+  std::unique_ptr<Prepared> prepared_;  // under mu_
   std::string error_;
 
   std::mutex queue_mu_;
@@ -148,6 +186,14 @@ class Ledger {
   bool stopping_ = false;
   std::atomic<bool> writes_failing_{false};
   std::thread writer_;
+
+  int queued_accepts_ = 0;  // under queue_mu_
+
+  WalLimits wal_;
+  sqlite3* checkpoint_db_ = nullptr;  // used by the writer thread only
+  std::atomic<bool> checkpoint_wanted_{false};
+  std::atomic<std::uint64_t> background_checkpoints_{0};
+  std::atomic<std::uint64_t> inline_checkpoints_{0};
 };
 
 const char* LedgerStateName(Ledger::State state);

@@ -6,10 +6,13 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "router/server/chat_pipeline.h"
@@ -301,4 +304,66 @@ TEST(Ledger, RecordsOwnersAndUpgradesAVersion2LedgerWhoseRowsOnlyTheRouterMayRea
   EXPECT_FALSE(owner);
   EXPECT_EQ(ledger->LoadOwner("unknown", &owner), Ledger::Lookup::kNotFound);
   fs::remove_all(dir);
+}
+
+namespace {
+
+// Commits `rounds` rounds of 200 tokens of 2 KiB (about 100 WAL frames each) and returns the
+// largest the WAL file grew; `between` runs after each round's commit.
+template <typename Between>
+std::uintmax_t WriteRounds(Ledger& ledger, const fs::path& dir, int rounds, Between between) {
+  EXPECT_TRUE(ledger.Accept("long", Request("write a lot")));
+  const std::string text(2048, 'x');
+  std::uintmax_t peak = 0;
+  std::uint32_t index = 0;
+  for (int round = 0; round < rounds; ++round) {
+    for (int i = 0; i < 200; ++i) EXPECT_TRUE(ledger.AppendToken("long", index++, text));
+    ledger.Unfinished();  // commits what is queued
+    std::error_code ec;
+    peak = std::max(peak, fs::file_size(dir / "ledger.sqlite3-wal", ec));
+    between(round);
+  }
+  return peak;
+}
+
+}  // namespace
+
+// The WAL is copied into the database by the writer thread between commits, not inside a commit on
+// a request's path, and SQLite starts it over once it is copied: 20 MiB of tokens written at a
+// moderate pace leave a WAL of about one round, not 20 MiB.
+TEST(Ledger, CheckpointsInTheBackgroundSoTheWalStaysSmall) {
+  const auto dir = FreshDir("checkpoint-background");
+  std::string error;
+  auto ledger = Ledger::Open(dir, &error, 0, {.background_frames = 64, .inline_frames = 1 << 30});
+  ASSERT_TRUE(ledger) << error;
+  // Each round waits for its checkpoint; one generous deadline for all (not a timing
+  // assertion: a checkpoint that never finishes fails the counts below instead of hanging).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  const auto peak = WriteRounds(*ledger, dir, 50, [&](int round) {
+    // Every round's last commit asks for a checkpoint, so after round r at least r + 1
+    // checkpoints finish (a count, not a before/after pair: this round's may already be done).
+    while (ledger->Checkpoints().background < static_cast<std::uint64_t>(round) + 1 &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  EXPECT_GE(ledger->Checkpoints().background, 50u);
+  EXPECT_EQ(ledger->Checkpoints().in_commit, 0u);
+  EXPECT_LT(peak, 4u << 20) << "the WAL was never started over";
+  EXPECT_EQ(ledger->Load("long")->tokens.size(), 50u * 200u);
+}
+
+// When the writer's checkpoints cannot keep up (here they are never asked for), a commit
+// checkpoints inline past the bound, so a sustained surge cannot grow the WAL without limit.
+TEST(Ledger, BoundsTheWalInlineWhenTheCheckpointerFallsBehind) {
+  const auto dir = FreshDir("checkpoint-inline");
+  std::string error;
+  auto ledger = Ledger::Open(dir, &error, 0, {.background_frames = 1 << 30, .inline_frames = 256});
+  ASSERT_TRUE(ledger) << error;
+  const auto peak = WriteRounds(*ledger, dir, 50, [](int) {});
+  EXPECT_GT(ledger->Checkpoints().in_commit, 0u);
+  EXPECT_EQ(ledger->Checkpoints().background, 0u);
+  // 256 frames and one commit's worth past them, in 4 KiB pages.
+  EXPECT_LT(peak, 4u << 20);
+  EXPECT_EQ(ledger->Load("long")->tokens.size(), 50u * 200u);
 }
