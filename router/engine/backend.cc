@@ -1,5 +1,7 @@
 #include "router/engine/backend.h"
 
+#include "router/engine/cuda/cuda_backend.h"
+
 namespace tidelane::engine {
 namespace {
 
@@ -21,10 +23,15 @@ std::unique_ptr<Backend> MakeCpuBackend(ThreadPool& pool) {
   return std::make_unique<CpuBackend>(pool);
 }
 
+std::string AvailableBackends() {
+  return CudaCompiledIn() ? "cpu, cuda" : "cpu";
+}
+
 Result<std::unique_ptr<Backend>> MakeBackend(std::string_view name, ThreadPool& pool) {
   if (name.empty() || name == "cpu") return MakeCpuBackend(pool);
+  if (name == "cuda" && CudaCompiledIn()) return MakeCudaBackend();
   return Error{"backend \"" + std::string(name) +
-               "\" is not available in this build (available: cpu)"};
+               "\" is not available in this build (available: " + AvailableBackends() + ")"};
 }
 
 }  // namespace tidelane::engine

@@ -5,10 +5,16 @@
 // (Matrix::data is stable for the model's lifetime, so it is a usable cache key).
 //
 // Threading: called by the engine's driving thread only; a backend parallelises internally.
+//
+// Errors: MakeBackend fails with a message for a backend this build or machine lacks. The CPU
+// backend's MatMul never fails; a device backend's throws BackendError when the device does
+// (out of memory, a failed launch), after which the engine that called it should be dropped
+// (its KV cache may hold a half-finished pass).
 #pragma once
 
 #include <cstddef>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -16,6 +22,11 @@
 #include "router/engine/result.h"
 
 namespace tidelane::engine {
+
+class BackendError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 class Backend {
  public:
@@ -27,8 +38,12 @@ class Backend {
 
 // The CPU backend over `pool` (which must outlive it).
 std::unique_ptr<Backend> MakeCpuBackend(ThreadPool& pool);
-// A backend by name: "cpu" always; others when this binary was built with them. An unknown
-// or unavailable name is an error that says which backends exist.
+// A backend by name: "cpu" always; "cuda" when this binary was built with it (cuda/) and the
+// machine has a usable NVIDIA GPU. An unknown name, or one this build lacks, is an error that
+// lists the backends built in ("available: cpu, cuda"); a built-in one the machine cannot run
+// is an error that says why (e.g. "CUDA backend: no CUDA device found (...)").
 Result<std::unique_ptr<Backend>> MakeBackend(std::string_view name, ThreadPool& pool);
+// The names MakeBackend knows in this build, comma-separated ("cpu" or "cpu, cuda").
+std::string AvailableBackends();
 
 }  // namespace tidelane::engine

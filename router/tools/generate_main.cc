@@ -1,5 +1,6 @@
 // tidelane-generate: runs a GGUF model on a prompt and prints only the continuation (or, with
-// --json, the prompt and generated token ids, the text and the speeds).
+// --json, the prompt and generated token ids, the text and the speeds). --backend cuda runs the
+// weight products on an NVIDIA GPU where the build and the machine have one.
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <fstream>
@@ -67,6 +68,11 @@ int Run(int argc, char** argv) {
   std::string kv_type = "f16";
   cli.add_option("--kv-type", kv_type, "KV cache element type: f16 (default) or f32")
       ->check(CLI::IsMember({"f32", "f16"}));
+  std::string backend = "cpu";
+  cli.add_option("--backend", backend,
+                 "Where the weight products run: cpu (default) or cuda (an NVIDIA GPU; this "
+                 "build has: " +
+                     engine::AvailableBackends() + ")");
   cli.add_flag("--json", json, "Print token ids, text and speeds as JSON");
   cli.add_option(
       "--logits-out", logits_out,
@@ -74,7 +80,8 @@ int Run(int argc, char** argv) {
   CLI11_PARSE(cli, argc, argv);
 
   auto engine = engine::Engine::Load(
-      model_path, {.threads = threads, .kv_type = *engine::ParseKvType(kv_type)});
+      model_path,
+      {.threads = threads, .backend = backend, .kv_type = *engine::ParseKvType(kv_type)});
   if (!engine) {
     std::cerr << "tidelane-generate: " << engine.error() << "\n";
     return 1;
@@ -169,6 +176,7 @@ int Run(int argc, char** argv) {
     j["prompt_tokens"] = prompt;
     j["tokens"] = generated;
     j["text"] = text;
+    j["backend"] = std::string(e.backend());
     j["prefill_tok_s"] = static_cast<double>(prompt.size()) / Seconds(t0, t1);
     j["decode_tok_s"] =
         generated.size() > 1 ? static_cast<double>(generated.size() - 1) / Seconds(t1, t2) : 0.0;

@@ -314,9 +314,35 @@ TEST(Engine, RunsOnTheCpuBackendAndRefusesOneThisBuildLacks) {
   auto cpu = Engine::Load(kModel, {.threads = 1});
   ASSERT_TRUE(cpu.ok()) << cpu.error();
   EXPECT_EQ((*cpu)->backend(), "cpu");
+  auto unknown = Engine::Load(kModel, {.threads = 1, .backend = "tpu"});
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.error().find("available: " + AvailableBackends()), std::string::npos)
+      << unknown.error();
+}
+
+// "cuda" loads where this build has the CUDA backend and the machine a usable GPU; otherwise
+// Load fails saying why: the build lacks it ("available: cpu"), or the backend's own reason
+// ("CUDA backend: no CUDA device found (cudaGetDeviceCount: ...)").
+TEST(Engine, LoadsOnCudaOrSaysWhyNot) {
   auto cuda = Engine::Load(kModel, {.threads = 1, .backend = "cuda"});
-  ASSERT_FALSE(cuda.ok());
-  EXPECT_NE(cuda.error().find("available: cpu"), std::string::npos) << cuda.error();
+  if (AvailableBackends().find("cuda") == std::string::npos) {
+    ASSERT_FALSE(cuda.ok());
+    EXPECT_NE(cuda.error().find("not available in this build (available: cpu)"), std::string::npos)
+        << cuda.error();
+    return;
+  }
+  if (!cuda.ok()) {
+    EXPECT_EQ(cuda.error().rfind("CUDA backend: ", 0), 0u) << cuda.error();
+    EXPECT_GT(cuda.error().size(), std::string("CUDA backend: ").size() + 10) << cuda.error();
+    return;
+  }
+  EXPECT_EQ((*cuda)->backend(), "cuda");
+  const std::int32_t prompt[] = {1, 300, 301};
+  const SequenceId s = (*cuda)->NewSequence();
+  Engine::Step step{s, prompt};
+  auto logits = (*cuda)->Forward({&step, 1});
+  ASSERT_TRUE(logits.ok()) << logits.error();
+  EXPECT_EQ(logits->front().size(), (*cuda)->config().vocab);
 }
 
 }  // namespace

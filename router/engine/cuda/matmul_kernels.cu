@@ -1,0 +1,209 @@
+// The CUDA backend's weight × activation kernels. One warp per weight row: the warp's lanes
+// walk the row in groups of consecutive elements (a group shares one scale), dequantise each
+// group in registers and meet it with a tile of activation vectors, so each weight byte is read
+// once per tile. Lane sums are combined by a fixed butterfly, so results are deterministic.
+//
+// Dequantisation is DequantizeRow's, group by group (dequant_groups.cuh), with
+// __fmul_rn/__fadd_rn so nvcc cannot fuse a multiply and an add that the CPU code rounds
+// separately. The products are accumulated with explicit FMAs (__fmaf_rn), one chain per (row,
+// vector), in an order that does not depend on the tile or batch size, so a vector's result is
+// bitwise the same alone or in any batch.
+#include <algorithm>
+
+#include "router/engine/cuda/dequant_groups.cuh"
+#include "router/engine/cuda/matmul_kernels.h"
+
+namespace tidelane::engine::cuda {
+namespace {
+
+constexpr int kWarpSize = 32;
+constexpr int kWarpsPerBlock = 8;  // rows per thread block
+constexpr int kThreads = kWarpSize * kWarpsPerBlock;
+
+// One warp per row, one tile of up to kTile vectors (blockIdx.y) per launch column. acc[t] is
+// vector b0 + t's sum; each lane's chain visits the same groups in the same order whatever
+// kTile and the batch are, and the butterfly below is fixed, hence batch invariance.
+template <typename T, int kTile>
+__global__ void __launch_bounds__(kThreads)
+    MatMulKernel(const std::uint8_t* __restrict__ w, std::size_t row_bytes, std::size_t rows,
+                 std::size_t cols, const float* __restrict__ x, std::size_t batch,
+                 float* __restrict__ y) {
+  const std::size_t row =
+      static_cast<std::size_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarpSize;
+  const unsigned lane = threadIdx.x % kWarpSize;
+  if (row >= rows) return;  // the whole warp leaves: the shuffles below need all 32 lanes
+  const std::size_t b0 = static_cast<std::size_t>(blockIdx.y) * kTile;
+  const int tile = static_cast<int>(min(static_cast<std::size_t>(kTile), batch - b0));
+  const std::uint8_t* wr = w + row * row_bytes;
+  const float* xt = x + b0 * cols;
+  float acc[kTile];
+  for (int t = 0; t < kTile; ++t) acc[t] = 0.0f;
+  const std::size_t groups = cols / T::kGroup;
+  for (std::size_t g = lane; g < groups; g += kWarpSize) {
+    float v[T::kGroup];
+    T::Load(wr, g, v);
+    if constexpr (T::kGroup == 8) {
+      // Every 8-element group covers two runs of four columns starting at multiples of 4
+      // (Col(g, 0..3) and Col(g, 4..7)), and cols is a multiple of 8, so the activations come
+      // in two aligned 16-byte loads per vector.
+      const std::size_t c0 = T::Col(g, 0), c1 = T::Col(g, 4);
+      for (int t = 0; t < kTile; ++t) {
+        if (t < tile) {
+          const float4 a = *reinterpret_cast<const float4*>(xt + t * cols + c0);
+          const float4 b = *reinterpret_cast<const float4*>(xt + t * cols + c1);
+          const float xs[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+          for (int k = 0; k < 8; ++k) acc[t] = __fmaf_rn(v[k], xs[k], acc[t]);
+        }
+      }
+    } else {
+      for (int k = 0; k < T::kGroup; ++k) {
+        const std::size_t c = T::Col(g, k);
+        for (int t = 0; t < kTile; ++t) {
+          if (t < tile) acc[t] = __fmaf_rn(v[k], xt[t * cols + c], acc[t]);
+        }
+      }
+    }
+  }
+  for (int t = 0; t < kTile; ++t) {
+    float sum = acc[t];
+    for (int offset = kWarpSize / 2; offset > 0; offset /= 2)
+      sum += __shfl_xor_sync(0xFFFFFFFFU, sum, offset);
+    if (lane == 0 && t < tile) y[(b0 + t) * rows + row] = sum;
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    DequantizeKernel(const std::uint8_t* __restrict__ w, std::size_t row_bytes, std::size_t rows,
+                     std::size_t cols, float* __restrict__ out) {
+  const std::size_t groups = cols / T::kGroup;
+  const std::size_t i = static_cast<std::size_t>(blockIdx.x) * kThreads + threadIdx.x;
+  if (i >= rows * groups) return;
+  const std::size_t row = i / groups, g = i % groups;
+  float v[T::kGroup];
+  T::Load(w + row * row_bytes, g, v);
+  for (int k = 0; k < T::kGroup; ++k) out[row * cols + T::Col(g, k)] = v[k];
+}
+
+__global__ void EmptyKernel() {}
+
+// The grid's y dimension is at most 65535 tiles; larger batches take several launches.
+constexpr std::size_t kMaxTilesPerLaunch = 65535;
+
+template <typename T, int kTile>
+cudaError_t Launch(const std::uint8_t* w, std::size_t rows, std::size_t cols, const float* x,
+                   std::size_t batch, float* y, cudaStream_t stream) {
+  const std::size_t row_bytes = RowBytes(T::kType, cols);
+  const dim3 block(kThreads);
+  const std::size_t row_blocks = (rows + kWarpsPerBlock - 1) / kWarpsPerBlock;
+  if (row_blocks > 0x7FFFFFFFU) return cudaErrorInvalidValue;
+  for (std::size_t b = 0; b < batch; b += kMaxTilesPerLaunch * kTile) {
+    const std::size_t n = std::min(batch - b, kMaxTilesPerLaunch * kTile);
+    const dim3 grid(static_cast<unsigned>(row_blocks),
+                    static_cast<unsigned>((n + kTile - 1) / kTile));
+    MatMulKernel<T, kTile>
+        <<<grid, block, 0, stream>>>(w, row_bytes, rows, cols, x + b * cols, n, y + b * rows);
+    if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
+  }
+  return cudaSuccess;
+}
+
+// Tiles: a lone vector (decoding one sequence) gets a kernel with one accumulator; small
+// batches one tile of 4; larger ones tiles of 8, each tile reading the weights again (from L2
+// when they fit).
+template <typename T>
+cudaError_t LaunchTiled(const std::uint8_t* w, std::size_t rows, std::size_t cols, const float* x,
+                        std::size_t batch, float* y, cudaStream_t stream) {
+  if (batch == 1) return Launch<T, 1>(w, rows, cols, x, batch, y, stream);
+  if (batch <= 4) return Launch<T, 4>(w, rows, cols, x, batch, y, stream);
+  return Launch<T, 8>(w, rows, cols, x, batch, y, stream);
+}
+
+template <typename T>
+cudaError_t LaunchDequantizeT(const std::uint8_t* w, std::size_t rows, std::size_t cols, float* out,
+                              cudaStream_t stream) {
+  const std::size_t n = rows * (cols / T::kGroup);
+  const std::size_t blocks = (n + kThreads - 1) / kThreads;
+  if (blocks > 0x7FFFFFFFU) return cudaErrorInvalidValue;
+  DequantizeKernel<T><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
+      w, RowBytes(T::kType, cols), rows, cols, out);
+  return cudaGetLastError();
+}
+
+// Calls f.template operator()<Traits>() for the type's traits, the 8-wide float ones where
+// cols allows (a functor, not a templated lambda: this file is C++17).
+template <typename F>
+cudaError_t Dispatch(TensorType type, std::size_t cols, const F& f) {
+  const bool by8 = cols % 8 == 0;
+  switch (type) {
+    case TensorType::kF32:
+      return by8 ? f.template operator()<F32x8>() : f.template operator()<F32>();
+    case TensorType::kF16:
+      return by8 ? f.template operator()<F16x8>() : f.template operator()<F16>();
+    case TensorType::kBF16:
+      return by8 ? f.template operator()<BF16x8>() : f.template operator()<BF16>();
+    case TensorType::kQ4_0:
+      return f.template operator()<Q4_0>();
+    case TensorType::kQ4_1:
+      return f.template operator()<Q4_1>();
+    case TensorType::kQ5_0:
+      return f.template operator()<Q5_0>();
+    case TensorType::kQ5_1:
+      return f.template operator()<Q5_1>();
+    case TensorType::kQ8_0:
+      return f.template operator()<Q8_0>();
+    case TensorType::kQ4_K:
+      return f.template operator()<Q4_K>();
+    case TensorType::kQ5_K:
+      return f.template operator()<Q5_K>();
+    case TensorType::kQ6_K:
+      return f.template operator()<Q6_K>();
+  }
+  return cudaErrorInvalidValue;
+}
+
+struct MatMulLauncher {
+  const std::uint8_t* w;
+  std::size_t rows, cols;
+  const float* x;
+  std::size_t batch;
+  float* y;
+  cudaStream_t stream;
+  template <typename T>
+  cudaError_t operator()() const {
+    return LaunchTiled<T>(w, rows, cols, x, batch, y, stream);
+  }
+};
+
+struct DequantizeLauncher {
+  const std::uint8_t* w;
+  std::size_t rows, cols;
+  float* out;
+  cudaStream_t stream;
+  template <typename T>
+  cudaError_t operator()() const {
+    return LaunchDequantizeT<T>(w, rows, cols, out, stream);
+  }
+};
+
+}  // namespace
+
+cudaError_t LaunchMatMul(TensorType type, const std::uint8_t* w, std::size_t rows, std::size_t cols,
+                         const float* x, std::size_t batch, float* y, cudaStream_t stream) {
+  if (rows == 0 || batch == 0) return cudaSuccess;
+  return Dispatch(type, cols, MatMulLauncher{w, rows, cols, x, batch, y, stream});
+}
+
+cudaError_t LaunchDequantize(TensorType type, const std::uint8_t* w, std::size_t rows,
+                             std::size_t cols, float* out, cudaStream_t stream) {
+  if (rows == 0 || cols == 0) return cudaSuccess;
+  return Dispatch(type, cols, DequantizeLauncher{w, rows, cols, out, stream});
+}
+
+cudaError_t ProbeKernels(cudaStream_t stream) {
+  EmptyKernel<<<1, 1, 0, stream>>>();
+  if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
+  return cudaStreamSynchronize(stream);
+}
+
+}  // namespace tidelane::engine::cuda
