@@ -211,6 +211,38 @@ TEST_P(FastMatMulTest, AVectorGivesBitwiseTheSameResultAloneAsInAnyBatch) {
   }
 }
 
+// The kernels take several rows per tile at small batches (Q8_0: four at batch 1; the K-quants:
+// two at batches 1 and 2) and single rows at the end of a range. A row's result is bitwise the
+// same in any tile: each row, alone as a one-row matrix, against the whole matrix (45 rows, so
+// tiles and tails both occur) at batch 1, 2 and 3, on one and on two threads.
+TEST_P(FastMatMulTest, ARowGivesBitwiseTheSameResultInAnyTile) {
+  const auto [c, isa] = GetParam();
+  if (!HasFastPath(c.type)) GTEST_SKIP() << "no fast path";
+  std::mt19937 rng(13);
+  const std::size_t rows = 45;
+  const auto data = RandomMatrix(c.type, rows, c.cols, rng);
+  const Matrix w{c.type, data.data(), rows, c.cols};
+  const auto x = RandomActivations(3 * c.cols, rng);
+  ThreadPool one(1), two(2);
+  for (std::size_t batch : {1u, 2u, 3u}) {
+    std::vector<float> alone(batch * rows);
+    for (std::size_t r = 0; r < rows; ++r) {
+      std::vector<float> y(batch);
+      ASSERT_TRUE(FastMatMul({c.type, w.Row(r), 1, c.cols}, x.data(), batch, y.data(), one));
+      for (std::size_t b = 0; b < batch; ++b) alone[b * rows + r] = y[b];
+    }
+    for (ThreadPool* pool : {&one, &two}) {
+      std::vector<float> y(batch * rows);
+      ASSERT_TRUE(FastMatMul(w, x.data(), batch, y.data(), *pool));
+      for (std::size_t i = 0; i < batch * rows; ++i) {
+        ASSERT_EQ(std::memcmp(&y[i], &alone[i], 4), 0)
+            << "batch " << batch << " threads " << pool->size() << " vector " << i / rows << " row "
+            << i % rows << ": " << y[i] << " vs " << alone[i];
+      }
+    }
+  }
+}
+
 const Case kCases[] = {
     {TensorType::kF32, 64},   {TensorType::kF32, 67},   {TensorType::kF32, 768},
     {TensorType::kF16, 64},   {TensorType::kF16, 67},   {TensorType::kF16, 768},
