@@ -39,6 +39,7 @@ struct GgufEngineOptions {
   std::uint32_t default_max_tokens = 512;
   std::size_t prefill_chunk = 256;  // prompt tokens per sequence per pass, so decoding stays smooth
   engine::KvType kv_type = engine::KvType::kF16;  // a handoff continues exactly between equals
+  std::string backend = "cpu";  // where the weight products run (engine/backend.h): cpu, cuda
 };
 
 class GgufEngine final : public Engine {
@@ -51,6 +52,7 @@ class GgufEngine final : public Engine {
   std::string Model() const override { return model_name_; }
   std::uint32_t MaxBatch() const override { return options_.max_batch; }
   std::uint32_t Active() const override { return active_.load(); }
+  std::string_view Backend() const { return engine_->backend(); }
   std::uint32_t ContextLength() const {
     return static_cast<std::uint32_t>(engine_->config().context);
   }

@@ -5,15 +5,18 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <string>
 #include <thread>
 
 #include "router/core/node_profile.h"
+#include "router/engine/backend.h"
 #include "router/proto/auth.h"
 #include "router/proto/tls.h"
 #include "router/receipt/receipt.h"
@@ -66,6 +69,7 @@ int Run(int argc, char** argv) {
   std::string token_file;
   std::string engine_kind = "synthetic";
   std::string model;
+  std::string backend = "cpu";
   std::string profile_name = "mid";
   std::string name;
   std::string listen = "127.0.0.1:0";
@@ -86,6 +90,11 @@ int Run(int argc, char** argv) {
       ->capture_default_str();
   cli.add_option("--max-batch", max_batch, "Sequences the gguf engine decodes together")
       ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  cli.add_option("--backend", backend,
+                 "Where the gguf engine's weight products run: cpu, or cuda (an NVIDIA GPU; "
+                 "built in here: " +
+                     tidelane::engine::AvailableBackends() + ")")
       ->capture_default_str();
   std::string kv_type = "f16";
   cli.add_option("--kv-type", kv_type, "KV cache element type of the gguf engine: f16 or f32")
@@ -136,6 +145,27 @@ int Run(int argc, char** argv) {
 
   spdlog::set_default_logger(spdlog::stderr_color_mt("worker"));
 
+  // A backend this build lacks fails before anything else; one the machine cannot run (no GPU)
+  // fails when the model loads, with the backend's reason.
+  {
+    const std::string available = tidelane::engine::AvailableBackends();
+    bool known = false;
+    for (std::size_t at = 0; at <= available.size();) {
+      const std::size_t end = std::min(available.find(", ", at), available.size());
+      known = known || available.substr(at, end - at) == backend;
+      at = end + 2;
+    }
+    if (!known) {
+      std::cerr << "tidelane-worker: unknown --backend " << backend << " (available: " << available
+                << ")\n";
+      return 2;
+    }
+    if (backend != "cpu" && engine_kind != "gguf") {
+      std::cerr << "tidelane-worker: --backend " << backend << " needs --engine gguf\n";
+      return 2;
+    }
+  }
+
   std::string token;
   std::shared_ptr<grpc::ServerCredentials> server_credentials;
   std::shared_ptr<grpc::ChannelCredentials> router_credentials;
@@ -174,19 +204,21 @@ int Run(int argc, char** argv) {
   std::unique_ptr<worker::Engine> engine;
   std::uint32_t context_length = 0;
   double measured_prefill_tok_s = 0, measured_decode_ms = 0;
+  std::string backend_used = "none";  // the synthetic engine runs no weight products
   if (engine_kind == "gguf") {
     if (model.empty()) {
       std::cerr << "tidelane-worker: --engine gguf needs --model FILE.gguf\n";
       return 2;
     }
-    auto gguf =
-        worker::GgufEngine::Load(model, {.threads = threads,
-                                         .max_batch = max_batch,
-                                         .kv_type = *tidelane::engine::ParseKvType(kv_type)});
+    auto gguf = worker::GgufEngine::Load(model, {.threads = threads,
+                                                 .max_batch = max_batch,
+                                                 .kv_type = *tidelane::engine::ParseKvType(kv_type),
+                                                 .backend = backend});
     if (!gguf) {
       std::cerr << "tidelane-worker: " << gguf.error() << "\n";
       return 2;
     }
+    backend_used = std::string((*gguf)->Backend());
     context_length = (*gguf)->ContextLength();
     measured_prefill_tok_s = (*gguf)->prefill_tokens_per_s();
     measured_decode_ms = (*gguf)->decode_ms_per_token();
@@ -261,6 +293,14 @@ int Run(int argc, char** argv) {
   std::atomic<bool> draining{false};
   worker::HardwareProbe hardware;
   spdlog::info("GPUs: {}", hardware.GpuStatus());
+  // What the router's telemetry will carry for each GPU, once at start (the device checks and
+  // operators read it here; the router shows it in the monitor).
+  const v1::HardwareInfo first_sample = hardware.Sample();
+  for (const auto& gpu : first_sample.gpus()) {
+    spdlog::info("GPU {}: {:.0f}% busy, memory {:.1f} of {:.1f} GiB, {:.0f} C, {:.0f} W",
+                 gpu.name(), gpu.utilisation() * 100, gpu.memory_used_bytes() / 1073741824.0,
+                 gpu.memory_total_bytes() / 1073741824.0, gpu.temperature_c(), gpu.power_w());
+  }
   std::uint64_t tokens_before = 0;
   auto sampled_at = std::chrono::steady_clock::now();
   const auto telemetry = [&] {
@@ -290,8 +330,8 @@ int Run(int argc, char** argv) {
   worker::RegistryClient registry(router, token, registration, telemetry, on_welcome,
                                   router_credentials);
   registry.Start();
-  spdlog::info("worker {} serving on {} (engine {}, profile {}), joining router {}", name, address,
-               engine->Kind(), profile->name, router);
+  spdlog::info("worker {} serving on {} (engine {}, backend {}, profile {}), joining router {}",
+               name, address, engine->Kind(), backend_used, profile->name, router);
 
   int signal = 0;
   sigwait(&signals, &signal);

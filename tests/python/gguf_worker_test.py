@@ -40,7 +40,8 @@ class GgufWorker(unittest.TestCase):
     def setUpClass(cls):
         cls.token, cls.router, cls.worker, fields = start_router_and_worker(
             BIN_DIR, WORK, "low", "gguf-worker",
-            worker_args=("--engine", "gguf", "--model", MODEL, "--threads", "1"))
+            worker_args=("--engine", "gguf", "--model", MODEL, "--threads", "1",
+                         "--backend", "cpu"))
         cls.host, cls.port = fields["http"].rsplit(":", 1)
 
     @classmethod
@@ -92,6 +93,42 @@ class GgufWorker(unittest.TestCase):
         for t in threads:
             t.join()
         self.assertEqual(results, {p: [text, text] for p, text in expected.items()})
+
+
+class WorkerBackendFlag(unittest.TestCase):
+    """--backend picks where the gguf engine's products run; a name this build lacks fails at
+    start (before any model load or router contact) with the backends it has."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.work = tempfile.mkdtemp(prefix="tidelane-backend-flag-")
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.work, ignore_errors=True)
+
+    def run_worker(self, *args):
+        token_file = os.path.join(self.work, "token")
+        with open(os.open(token_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write("x" * 48 + "\n")
+        return subprocess.run(
+            [os.path.join(BIN_DIR, "tidelane-worker"), "--router", "127.0.0.1:1",
+             "--auth-token-file", token_file,
+             "--identity-file", os.path.join(self.work, "identity"), *args],
+            capture_output=True, text=True, timeout=60)
+
+    def test_unknown_backend_fails_at_start_naming_the_available_ones(self):
+        out = self.run_worker("--engine", "gguf", "--model", MODEL, "--backend", "nosuch")
+        self.assertEqual(out.returncode, 2, out.stderr)
+        self.assertIn("unknown --backend nosuch", out.stderr)
+        self.assertRegex(out.stderr, r"available: cpu(, cuda)?\)")
+        self.assertEqual(out.stdout, "")
+
+    def test_backend_needs_the_gguf_engine(self):
+        out = self.run_worker("--engine", "synthetic", "--backend", "cuda")
+        self.assertEqual(out.returncode, 2, out.stderr)
+        # (A build without CUDA refuses the name itself.)
+        self.assertRegex(out.stderr, r"needs --engine gguf|unknown --backend cuda")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <string>
@@ -197,6 +198,9 @@ bool CudaCompiledIn() {
 }
 
 Result<std::unique_ptr<Backend>> MakeCudaBackend() {
+  // TIDELANE_CUDA_KERNELS=v1: round 1's kernels, for benchmarks comparing them (same results).
+  const char* kernels = std::getenv("TIDELANE_CUDA_KERNELS");
+  cuda::UseV1Kernels(kernels != nullptr && std::strcmp(kernels, "v1") == 0);
   auto device = PickDevice();
   if (!device) return Error{device.error()};
   auto stream = OpenStream(*device);

@@ -242,6 +242,16 @@ struct Q8_0 {
   }
 };
 
+// Eight bytes from an 8-byte-aligned address in one load (the K-quants' qs runs), in memory
+// order.
+__host__ __device__ __forceinline__ void Load8(const std::uint8_t* p, std::uint8_t* b) {
+  const uint2 u = *reinterpret_cast<const uint2*>(p);
+  for (int i = 0; i < 4; ++i) {
+    b[i] = static_cast<std::uint8_t>(u.x >> (8 * i));
+    b[i + 4] = static_cast<std::uint8_t>(u.y >> (8 * i));
+  }
+}
+
 // Q4_K/Q5_K: a block of 256 is four chunks of 64; chunk c's 32 quant bytes hold its first 32
 // elements in the low nibbles (sub-block 2c) and its last 32 in the high ones (sub-block
 // 2c + 1). Group s of a block (32 of 8): chunk s / 8, the high half when s % 8 >= 4, bytes
@@ -262,7 +272,8 @@ struct Q4_K {
     ScaleMinK4(static_cast<int>(2 * c + (high ? 1 : 0)), b.scales, &sc, &m);
     const float d1 = Mul(Half(b.d), static_cast<float>(sc));
     const float m1 = Mul(Half(b.dmin), static_cast<float>(m));
-    const std::uint8_t* q = b.qs + c * 32 + (s & 3) * 8;
+    std::uint8_t q[8];  // Q4_K blocks are 144 bytes and qs starts at 16: 8-byte aligned
+    Load8(b.qs + c * 32 + (s & 3) * 8, q);
     for (int k = 0; k < 8; ++k) {
       const int nibble = high ? q[k] >> 4 : q[k] & 0xF;
       v[k] = Sub(Mul(d1, static_cast<float>(nibble)), m1);
@@ -285,10 +296,13 @@ struct Q5_K {
     // Element l of chunk c takes its fifth bit from qh[l]: bit 2c (low half), 2c + 1 (high).
     const unsigned bit = (high ? 2U : 1U) << (2 * c);
     const unsigned l0 = (s & 3) * 8;
-    const std::uint8_t* q = b.qs + c * 32 + l0;
+    // Q5_K blocks are 176 bytes, qh starts at 16 and qs at 48: both runs 8-byte aligned.
+    std::uint8_t q[8], h[8];
+    Load8(b.qs + c * 32 + l0, q);
+    Load8(b.qh + l0, h);
     for (int k = 0; k < 8; ++k) {
       const int nibble = high ? q[k] >> 4 : q[k] & 0xF;
-      const int value = nibble + ((b.qh[l0 + k] & bit) ? 16 : 0);
+      const int value = nibble + ((h[k] & bit) ? 16 : 0);
       v[k] = Sub(Mul(d1, static_cast<float>(value)), m1);
     }
   }

@@ -22,6 +22,11 @@ cudaError_t LaunchMatMul(TensorType type, const std::uint8_t* w, std::size_t row
 cudaError_t LaunchDequantize(TensorType type, const std::uint8_t* w, std::size_t rows,
                              std::size_t cols, float* out, cudaStream_t stream);
 
+// Selects round 1's kernels (one accumulator at batch 1, tiles of 4/8 reading activations from
+// global memory) instead of the current ones, for benchmarks comparing the two; the results are
+// bitwise the same either way. Process-wide; set before any launch.
+void UseV1Kernels(bool v1);
+
 // Runs an empty kernel: fails (cudaErrorNoKernelImageForDevice) on a GPU this binary has
 // neither machine code nor PTX for, which the backend reports when it is made.
 cudaError_t ProbeKernels(cudaStream_t stream);

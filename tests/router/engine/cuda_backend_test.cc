@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -241,6 +242,40 @@ TEST_P(CudaMatMulTest, AVectorGivesBitwiseTheSameResultAloneAsInAnyBatch) {
       ASSERT_EQ(std::memcmp(&y[i], &alone[i], 4), 0)
           << "batch " << batch << " vector " << i / rows << " row " << i % rows << ": " << y[i]
           << " vs " << alone[i];
+    }
+  }
+}
+
+// Round 1's kernels (TIDELANE_CUDA_KERNELS=v1, kept for benchmarks) and the current ones run
+// the same FMA chains: their results are bitwise the same, alone and in batches.
+TEST_P(CudaMatMulTest, RoundOneKernelsGiveBitwiseTheSameResults) {
+  const Case c = GetParam();
+  std::mt19937 rng(23);
+  const std::size_t rows = 70, kMax = 21;
+  const auto data = RandomMatrix(c.type, rows, c.cols, rng);
+  const Matrix w{c.type, data.data(), rows, c.cols};
+  const auto x = RandomActivations(kMax * c.cols, rng);
+  const std::size_t batches[] = {1, 2, 7, 16, 21};
+  std::vector<std::vector<float>> v1, current;
+  for (const bool round_one : {true, false}) {
+    if (round_one) {
+      setenv("TIDELANE_CUDA_KERNELS", "v1", 1);
+    } else {
+      unsetenv("TIDELANE_CUDA_KERNELS");
+    }
+    auto backend = MakeCudaBackend();  // selects the kernels (process-wide)
+    ASSERT_TRUE(backend.ok()) << backend.error();
+    for (std::size_t batch : batches) {
+      std::vector<float> y(batch * rows, NAN);
+      (*backend)->MatMul(w, x.data(), batch, y.data());
+      (round_one ? v1 : current).push_back(std::move(y));
+    }
+  }
+  for (std::size_t i = 0; i < v1.size(); ++i) {
+    for (std::size_t j = 0; j < v1[i].size(); ++j) {
+      ASSERT_EQ(std::memcmp(&v1[i][j], &current[i][j], 4), 0)
+          << "batch " << batches[i] << " vector " << j / rows << " row " << j % rows << ": v1 "
+          << v1[i][j] << " current " << current[i][j];
     }
   }
 }
