@@ -4,10 +4,10 @@
 #include "router/core/admission.h"        // Admission: the front door (none, FIFO cap, tidal)
 #include "router/core/baselines.h"        // the published routers we compare against
 #include "router/core/cluster_view.h"     // NodeState, ClusterView, Placement, Slo, Lane
+#include "router/core/flat_set.h"         // FlatSet: open-addressed set of hashes (hot path)
 #include "router/core/lane_controller.h"  // LaneController: the tide moving node roles
 #include "router/core/node_profile.h"     // NodeProfile, Tier: speed and capacity of a node class
 #include "router/core/policy.h"           // RoutingPolicy: one routing decision
-#include "router/core/flat_set.h"         // FlatSet: open-addressed set of hashes (hot path)
 #include "router/core/prefix_index.h"     // PrefixIndex: which KV blocks each node holds
 #include "router/core/random.h"           // Rng: seeded, platform-independent
 #include "router/core/request.h"          // Request: what a decision may know of a request

@@ -137,7 +137,8 @@ int Run(int argc, char** argv) {
   tls::Files tls_files;
   cli.add_option("--tls-cert", tls_files.cert,
                  "PEM certificate chain: serve over TLS and present it to the router (mutual TLS)");
-  cli.add_option("--tls-key", tls_files.key, "PEM private key of --tls-cert (not readable by others)");
+  cli.add_option("--tls-key", tls_files.key,
+                 "PEM private key of --tls-cert (not readable by others)");
   cli.add_option("--tls-ca", tls_files.ca,
                  "PEM CA bundle: verify the router against it, and accept calls only from a "
                  "peer with a certificate it signed");
