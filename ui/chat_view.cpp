@@ -6,7 +6,6 @@
 #include <QHBoxLayout>
 #include <QKeyEvent>
 #include <QLabel>
-#include <QListView>
 #include <QMenu>
 #include <QPlainTextEdit>
 #include <QPushButton>
@@ -14,62 +13,14 @@
 #include <QVBoxLayout>
 
 #include "ui/generation_bar.h"
+#include "ui/message_list_view.h"
 #include "ui/receipt_dialog.h"
 
 namespace tidelane::ui {
-namespace {
-
-// The message list. A streaming answer changes at every token (200 a second), but the delegate
-// shows a new rendering of it at most every MessageDelegate::kRerenderMs: repainting the row for
-// each token redrew the same pixels and took most of the GUI thread. Such changes are left to
-// the relayout ChatView runs every kRerenderMs while an answer grows, which repaints the list.
-class MessageList : public QListView {
- public:
-  using QListView::QListView;
-
-  // After rows changed: lays the whole list out again (a pass over every row, ~10 ms in a chat
-  // of 10,000 messages) only when one of them changed height; else repaints them. Returns
-  // whether it laid out.
-  bool relayoutRows(const QList<QPersistentModelIndex>& changed) {
-    QStyleOptionViewItem option;
-    initViewItemOption(&option);
-    bool resized = false;
-    for (const auto& i : changed) {
-      if (!i.isValid()) continue;
-      option.rect = visualRect(i);
-      if (itemDelegateForIndex(i)->sizeHint(option, i).height() != option.rect.height()) {
-        resized = true;
-        break;
-      }
-    }
-    if (resized) {
-      doItemsLayout();
-    } else {
-      for (const auto& i : changed) {
-        if (i.isValid()) viewport()->update(visualRect(i));
-      }
-    }
-    return resized;
-  }
-
- protected:
-  void dataChanged(const QModelIndex& topLeft, const QModelIndex& bottomRight,
-                   const QList<int>& roles) override {
-    if (topLeft == bottomRight &&
-        topLeft.data(ConversationModel::StateRole).value<ConversationModel::State>() ==
-            ConversationModel::State::Streaming) {
-      return;
-    }
-    QListView::dataChanged(topLeft, bottomRight, roles);
-  }
-};
-
-}  // namespace
-
 ChatView::ChatView(ChatBackend* backend, ConversationStore* store, QWidget* parent)
     : QWidget(parent),
       backend_(backend),
-      list_(new MessageList(this)),
+      list_(new MessageListView(this)),
       composer_(new QPlainTextEdit(this)),
       send_(new QPushButton(tr("Send"), this)),
       stop_(new QPushButton(tr("Stop"), this)),
@@ -81,9 +32,6 @@ ChatView::ChatView(ChatBackend* backend, ConversationStore* store, QWidget* pare
   list_->setMouseTracking(true);
   list_->setContextMenuPolicy(Qt::CustomContextMenu);
   connect(list_, &QWidget::customContextMenuRequested, this, &ChatView::showContextMenu);
-  list_->setVerticalScrollMode(QAbstractItemView::ScrollPerPixel);
-  list_->setResizeMode(QListView::Adjust);
-  list_->setUniformItemSizes(false);
   list_->setSelectionMode(QAbstractItemView::NoSelection);
   list_->setObjectName(QStringLiteral("messages"));
   list_->setAccessibleName(tr("Messages"));
@@ -133,29 +81,17 @@ ChatView::ChatView(ChatBackend* backend, ConversationStore* store, QWidget* pare
   connect(stop_, &QPushButton::clicked, this, &ChatView::stop);
   connect(composer_, &QPlainTextEdit::textChanged, this, &ChatView::updateControls);
   connectBackend();
-  connect(&model_, &QAbstractItemModel::rowsInserted, list_, &QListView::scrollToBottom);
-  connect(&model_, &QAbstractItemModel::modelReset, list_, &QListView::scrollToBottom);
-  // Heights change as tokens arrive: lay out again, but at most every kRerenderMs.
-  relayout_.setSingleShot(true);
-  relayout_.setInterval(MessageDelegate::kRerenderMs);
-  connect(&relayout_, &QTimer::timeout, this, &ChatView::relayout);
-  // Following the newest text: the list grows both here and when the delegate finds a row
-  // taller than it guessed (a relayout of its own), so "was it at the bottom" is remembered
-  // from the user's last scroll rather than checked before each relayout.
+  connect(&model_, &QAbstractItemModel::rowsInserted, list_, &QAbstractItemView::scrollToBottom);
+  connect(&model_, &QAbstractItemModel::modelReset, list_, &QAbstractItemView::scrollToBottom);
+  // Following the newest text: the list grows as an answer streams in (the list measures the
+  // growing row every kRerenderMs) and when a row comes out taller than estimated, so "was it
+  // at the bottom" is remembered from the user's last scroll rather than checked at each change.
   auto* bar = list_->verticalScrollBar();
   connect(bar, &QScrollBar::valueChanged, this,
           [this, bar](int value) { followBottom_ = value >= bar->maximum() - 4; });
   connect(bar, &QScrollBar::rangeChanged, this, [this] {
     if (followBottom_) list_->scrollToBottom();
   });
-  connect(&model_, &QAbstractItemModel::dataChanged, this,
-          [this](const QModelIndex& topLeft, const QModelIndex& bottomRight) {
-            for (int r = topLeft.row(); r <= bottomRight.row(); ++r) {
-              const QPersistentModelIndex i(model_.index(r));
-              if (!changedRows_.contains(i)) changedRows_.append(i);
-            }
-            if (!relayout_.isActive()) relayout_.start();
-          });
   connect(&model_, &ConversationModel::conversationStarted, this, &ChatView::conversationChanged);
   updateControls();
 }
@@ -163,7 +99,7 @@ ChatView::ChatView(ChatBackend* backend, ConversationStore* store, QWidget* pare
 void ChatView::installDelegate() {
   QAbstractItemDelegate* old = list_->itemDelegate();
   auto* delegate = new MessageDelegate(list_);
-  list_->setItemDelegate(delegate);
+  list_->setMessageDelegate(delegate);
   connect(delegate, &MessageDelegate::actionTriggered, this, &ChatView::onAction);
   if (old && old != delegate) old->deleteLater();
 }
@@ -231,13 +167,6 @@ void ChatView::sendCurrent() {
   current_ = backend_->sendWith(settings_.withSystemPrompt(model_.turns()), settings_.options());
   model_.beginAnswer(current_);
   updateControls();
-}
-
-void ChatView::relayout() {
-  const auto changed = std::exchange(changedRows_, {});
-  if (static_cast<MessageList*>(list_)->relayoutRows(changed) && followBottom_) {
-    list_->scrollToBottom();
-  }
 }
 
 void ChatView::openConversation(qint64 id) {
@@ -346,9 +275,9 @@ void ChatView::showBranch(int row, int delta) {
 void ChatView::toggleTrace(int row) {
   const QModelIndex i = model_.index(row);
   if (!i.isValid()) return;
+  // The list measures that row again (dataChanged).
   model_.setData(i, !i.data(ConversationModel::ExpandedRole).toBool(),
                  ConversationModel::ExpandedRole);
-  list_->doItemsLayout();
 }
 
 void ChatView::showReceipt(int row) {

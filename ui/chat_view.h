@@ -1,7 +1,7 @@
 // ChatView: the message list above a composer. Sends through a ChatBackend, streams the
 // answer into a ConversationModel (recorded in a ConversationStore when one is given);
-// Enter sends, Shift+Enter adds a line, Esc stops. The list is laid out again at most
-// every MessageDelegate::kRerenderMs while an answer grows.
+// Enter sends, Shift+Enter adds a line, Esc stops. The list (MessageListView) measures the
+// growing answer's row again at most every MessageDelegate::kRerenderMs, and only that row.
 //
 // Message flows (from the links under a message, its context menu, or the slots below):
 // copy a message or a code block to the clipboard; regenerate an answer (Ctrl+R: the last
@@ -26,13 +26,13 @@
 #include "ui/message_delegate.h"
 
 class QLabel;
-class QListView;
 class QPlainTextEdit;
 class QPushButton;
 
 namespace tidelane::ui {
 
 class GenerationBar;
+class MessageListView;
 
 class ChatView : public QWidget {
   Q_OBJECT
@@ -96,22 +96,19 @@ class ChatView : public QWidget {
   void connectBackend();
   void installDelegate();
   void updateControls();
-  void relayout();
   void onAction(const QModelIndex& index, MessageDelegate::Action action, const QString& code);
   void showContextMenu(const QPoint& pos);
   bool idle() const { return current_.isEmpty(); }
 
   ChatBackend* backend_;
   ConversationModel model_;
-  QListView* list_;
+  MessageListView* list_;
   QPlainTextEdit* composer_;
   QPushButton* send_;
   QPushButton* stop_;
   QLabel* editBanner_;
-  quint64 editingKey_ = 0;  // ConversationModel::KeyRole of the message being edited
-  QString current_;         // request being answered, if any
-  QTimer relayout_;
-  QList<QPersistentModelIndex> changedRows_;  // rows changed since the last relayout
+  quint64 editingKey_ = 0;    // ConversationModel::KeyRole of the message being edited
+  QString current_;           // request being answered, if any
   bool followBottom_ = true;  // the list was at its newest message when the user last scrolled
   GenerationBar* bar_;
   ConversationSettings settings_;

@@ -6,8 +6,9 @@
 // Rendering is lazy and cached: a message's laid-out QTextDocument is built the first time
 // the row is painted and kept per message (ConversationModel::KeyRole) and width; rows
 // never painted are sized by an estimate (font metrics, no text shaping, kept per message)
-// until they are. A growing answer is re-rendered at most every kRerenderMs, when the list lays
-// it out (paint shows the last rendering), and only from its last finished Markdown block on;
+// until they are (MessageListView renders rows as they come into view). A growing answer is
+// re-rendered at most every kRerenderMs, when the list measures it (paint shows the last
+// rendering), and only from its last finished Markdown block on;
 // the newest text is always shown within that time. Only the part of a message inside the
 // viewport is drawn. docs/benchmarks/app.md has the figures.
 //
@@ -66,6 +67,8 @@ class MessageDelegate : public QStyledItemDelegate {
                                                        const QPalette& palette);
   // The document the row shows now (rendering it if needed), laid out to `option`'s width.
   const QTextDocument* document(const QStyleOptionViewItem& option, const QModelIndex& index) const;
+  // Whether the row has a rendering (else sizeHint gives an estimate).
+  bool isRendered(const QModelIndex& index) const;
   // How many documents were built (tests and benchmarks watch laziness with it).
   int renderCount() const { return renders_; }
   // What a click at `pos` (viewport coordinates) on row `index` would do; for CopyCode,

@@ -1,0 +1,231 @@
+// The chat's message list (ui/message_list_view.h) over a long conversation: an answer streaming
+// into it measures only its own row (and the few on screen), never every row as QListView did;
+// scrolling measures only the rows that come into view; rows stay stacked without gaps or
+// overlaps, clicks find the row under them, the list follows the newest text, and it is
+// accessible as a list. Observable behaviour (which rows the delegate is asked to size), not
+// timing: docs/benchmarks/app.md has the timings.
+#include <QAccessible>
+#include <QScrollBar>
+#include <QSet>
+#include <QTest>
+
+#include "ui/conversation_model.h"
+#include "ui/message_delegate.h"
+#include "ui/message_list_view.h"
+
+using tidelane::ui::AnswerSummary;
+using tidelane::ui::ConversationModel;
+using tidelane::ui::MessageDelegate;
+using tidelane::ui::MessageListView;
+
+namespace {
+
+// Records every row the view asks the size of.
+class CountingDelegate : public MessageDelegate {
+ public:
+  using MessageDelegate::MessageDelegate;
+  QSize sizeHint(const QStyleOptionViewItem& option, const QModelIndex& index) const override {
+    asked.insert(index.row());
+    ++calls;
+    return MessageDelegate::sizeHint(option, index);
+  }
+  void clear() {
+    asked.clear();
+    calls = 0;
+  }
+  mutable QSet<int> asked;
+  mutable int calls = 0;
+};
+
+constexpr int kPairs = 1500;  // 3,000 rows
+
+void fill(ConversationModel& model) {
+  AnswerSummary done;
+  done.finishReason = QStringLiteral("stop");
+  for (int i = 0; i < kPairs; ++i) {
+    model.appendUser(QStringLiteral("Question %1: how does the router spread a surge?").arg(i));
+    const QString id = QStringLiteral("a%1").arg(i);
+    model.beginAnswer(id);
+    QString text = QStringLiteral("Answer %1. ").arg(i);
+    for (int p = 0; p < 1 + i % 4; ++p) {
+      text += QStringLiteral("It samples nodes softly by their saturation vector, ") +
+              QStringLiteral("so that no node takes the whole peak.\n\n");
+    }
+    if (i % 5 == 0) text += QStringLiteral("```cpp\nint main() { return 0; }\n```\n");
+    model.onToken(id, 0, text);
+    model.onFinished(id, done);
+  }
+}
+
+// The rows on screen are stacked edge to edge, each as tall as the delegate says now.
+void checkStacked(MessageListView& view, CountingDelegate& delegate, ConversationModel& model) {
+  QStyleOptionViewItem option;
+  option.initFrom(&view);
+  option.widget = &view;
+  option.rect = QRect(0, 0, view.viewport()->width(), 0);
+  const QModelIndex first = view.indexAt(QPoint(10, 0));
+  QVERIFY(first.isValid());
+  for (int r = first.row(); r < model.rowCount(); ++r) {
+    const QRect rect = view.visualRect(model.index(r));
+    if (rect.top() >= view.viewport()->height()) break;
+    QCOMPARE(rect.height(), delegate.sizeHint(option, model.index(r)).height());
+    QCOMPARE(view.indexAt(QPoint(10, rect.top())).row(), r);
+    QCOMPARE(view.indexAt(QPoint(10, rect.bottom())).row(), r);
+    if (r + 1 < model.rowCount())
+      QCOMPARE(view.visualRect(model.index(r + 1)).top(), rect.bottom() + 1);
+  }
+}
+
+}  // namespace
+
+class TestMessageList : public QObject {
+  Q_OBJECT
+
+ private slots:
+  void streamingIntoALongConversationMeasuresOnlyTheGrowingRow() {
+    ConversationModel model;
+    fill(model);
+    MessageListView view;
+    auto* delegate = new CountingDelegate(&view);
+    view.setMessageDelegate(delegate);
+    view.setModel(&model);
+    view.resize(700, 500);
+    view.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&view));
+    // Following the newest text, as ChatView does: the list stays at its end while it grows.
+    QScrollBar* bar = view.verticalScrollBar();
+    bool follow = true;
+    connect(bar, &QScrollBar::valueChanged, this,
+            [&follow, bar](int value) { follow = value >= bar->maximum() - 4; });
+    connect(bar, &QScrollBar::rangeChanged, this, [&follow, &view] {
+      if (follow) view.scrollToBottom();
+    });
+    view.scrollToBottom();
+    QTest::qWait(200);
+    const int layouts = view.fullLayouts();
+    QVERIFY(layouts >= 1);
+
+    model.appendUser(QStringLiteral("Explain the router, with code."));
+    view.scrollToBottom();
+    model.beginAnswer(QStringLiteral("r"));
+    const int answerRow = model.rowCount() - 1;
+    QTest::qWait(100);
+    delegate->clear();
+    const QString words[] = {QStringLiteral("The "), QStringLiteral("router "),
+                             QStringLiteral("samples "), QStringLiteral("nodes.\n\n")};
+    for (int i = 0; i < 120; ++i) {
+      model.onToken(QStringLiteral("r"), i, words[i % 4]);
+      QTest::qWait(5);  // 200 tok/s
+    }
+    QTest::qWait(MessageDelegate::kRerenderMs * 3);
+
+    // No row but the growing answer and the few on screen was measured, and never all of them.
+    QCOMPARE(view.fullLayouts(), layouts);
+    QVERIFY2(delegate->asked.contains(answerRow), "the growing answer was never measured");
+    for (const int r : std::as_const(delegate->asked)) {
+      QVERIFY2(r >= answerRow - 10, qPrintable(QStringLiteral("row %1 was measured").arg(r)));
+    }
+    // A few rows per kRerenderMs (the tokens are coalesced); one relayout of the list would have
+    // asked all 3,000 rows.
+    QVERIFY2(delegate->calls < 500, qPrintable(QString::number(delegate->calls)));
+
+    // The list followed the answer: its end is on screen, and the row is as tall as its text.
+    QCOMPARE(bar->value(), bar->maximum());
+    const QRect answer = view.visualRect(model.index(answerRow));
+    QCOMPARE(answer.bottom(), view.viewport()->height() - 1);
+    QCOMPARE(view.contentHeight(), bar->maximum() + view.viewport()->height());
+    checkStacked(view, *delegate, model);
+
+    // Finished: rendered whole once more, measured again, still only that row.
+    delegate->clear();
+    AnswerSummary done;
+    done.finishReason = QStringLiteral("stop");
+    model.onFinished(QStringLiteral("r"), done);
+    QTest::qWait(MessageDelegate::kRerenderMs * 2);
+    QVERIFY(delegate->asked.contains(answerRow));
+    QVERIFY(delegate->asked.size() < 10);
+    QCOMPARE(bar->value(), bar->maximum());
+    checkStacked(view, *delegate, model);
+  }
+
+  void scrollingMeasuresOnlyTheRowsComingIntoView() {
+    ConversationModel model;
+    fill(model);
+    MessageListView view;
+    auto* delegate = new CountingDelegate(&view);
+    view.setMessageDelegate(delegate);
+    view.setModel(&model);
+    view.resize(700, 500);
+    view.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&view));
+    view.scrollToBottom();
+    QTest::qWait(200);
+    const int layouts = view.fullLayouts();
+    QScrollBar* bar = view.verticalScrollBar();
+    delegate->clear();
+    const int start = bar->value();
+    for (int step = 0; step < 40; ++step) {
+      bar->setValue(bar->value() - bar->pageStep());
+      QCoreApplication::processEvents();
+    }
+    QTest::qWait(100);
+    QCOMPARE(view.fullLayouts(), layouts);
+    QVERIFY(bar->value() < start);
+    // 40 pages of 2-4 messages each: a few hundred rows at most, not 40 × 3,000.
+    QVERIFY2(delegate->calls < 1000, qPrintable(QString::number(delegate->calls)));
+    QVERIFY2(delegate->asked.size() < 400, qPrintable(QString::number(delegate->asked.size())));
+    checkStacked(view, *delegate, model);
+
+    // Keys scroll by pixels (a message can be taller than the viewport).
+    view.setFocus();
+    const int before = bar->value();
+    QTest::keyClick(&view, Qt::Key_PageUp);
+    QCOMPARE(bar->value(), std::max(0, before - bar->pageStep()));
+    QTest::keyClick(&view, Qt::Key_End);
+    QCOMPARE(bar->value(), bar->maximum());
+    QTest::keyClick(&view, Qt::Key_Home);
+    QCOMPARE(bar->value(), 0);
+    QTest::qWait(50);
+    checkStacked(view, *delegate, model);
+
+    // Rows inserted and removed (a regenerated answer replaces the rows after it).
+    bar->setValue(bar->maximum());
+    QTest::qWait(50);
+    const int last = model.rowCount() - 1;
+    QVERIFY(model.regenerate(last, QStringLiteral("again")));
+    model.onToken(QStringLiteral("again"), 0, QStringLiteral("A shorter answer."));
+    AnswerSummary done;
+    done.finishReason = QStringLiteral("stop");
+    model.onFinished(QStringLiteral("again"), done);
+    QTest::qWait(MessageDelegate::kRerenderMs * 2);
+    QCOMPARE(view.fullLayouts(), layouts);
+    QCOMPARE(view.contentHeight(), bar->maximum() + view.viewport()->height());
+    checkStacked(view, *delegate, model);
+  }
+
+  void theListIsAccessible() {
+    ConversationModel model;
+    model.appendUser(QStringLiteral("Hello"));
+    model.beginAnswer(QStringLiteral("r"));
+    model.onToken(QStringLiteral("r"), 0, QStringLiteral("Hi **there**"));
+    MessageListView view;
+    view.setMessageDelegate(new MessageDelegate(&view));
+    view.setModel(&model);
+    view.setAccessibleName(QStringLiteral("Messages"));
+    view.resize(500, 400);
+    view.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&view));
+    QAccessibleInterface* iface = QAccessible::queryAccessibleInterface(&view);
+    QVERIFY(iface);
+    QCOMPARE(iface->role(), QAccessible::List);
+    QCOMPARE(iface->text(QAccessible::Name), QStringLiteral("Messages"));
+    QVERIFY(iface->tableInterface());
+    QCOMPARE(iface->tableInterface()->rowCount(), 2);
+    QAccessibleInterface* cell = iface->tableInterface()->cellAt(0, 0);
+    QVERIFY(cell);
+    QVERIFY(!cell->rect().isEmpty());
+  }
+};
+
+QTEST_MAIN(TestMessageList)
+#include "test_message_list.moc"
