@@ -20,7 +20,7 @@ KvCache::KvCache(std::size_t layers, std::size_t kv_dim, std::size_t block_token
       total_blocks_(blocks),
       type_(type),
       storage_(
-          new std::uint8_t[blocks * layers * 2 * block_tokens * kv_dim * KvElementBytes(type)]) {
+          new std::uint8_t[layers_ * 2 * blocks * block_tokens * kv_dim * KvElementBytes(type)]) {
   free_.reserve(blocks);
   // Hand out low block numbers first so a small load touches little memory.
   for (std::size_t i = blocks; i-- > 0;) free_.push_back(static_cast<std::uint32_t>(i));

@@ -10,6 +10,15 @@
 // past the largest half, 65504, would be stored as infinity (llama.cpp's F16 default makes the
 // same trade; KvType::kF32 is there for a model that needs it).
 //
+// Layout: layer-major, [layer][keys, values][block][position in block][kv_dim]. One layer's
+// keys (or values) of the whole pool are one region, so a sequence's blocks, which the pool
+// hands out in increasing order (and takes back so that a run is reissued in order), lie one
+// after another there: a decode step's attention reads each layer's cache as long runs.
+// Block-major, [block][layer][keys, values], put one layer's consecutive blocks a whole block
+// of every layer apart (192 KiB in the benchmark model), and plain loads of them ran at about
+// half the streaming bandwidth. Export blobs hold rows, not blocks: the layout is not part of
+// their format.
+//
 // Threading: not thread-safe; owned and driven by one Engine. Reads of distinct positions from
 // many threads during a forward pass are safe once writes for that pass are done.
 #pragma once
@@ -74,7 +83,7 @@ class KvCache {
   std::uint8_t* Slot(const Blocks& t, std::size_t layer, std::size_t pos, int which) {
     const std::size_t block = t.ids[pos / block_tokens_];
     return storage_.get() +
-           (((block * layers_ + layer) * 2 + which) * block_tokens_ + pos % block_tokens_) *
+           (((layer * 2 + which) * total_blocks_ + block) * block_tokens_ + pos % block_tokens_) *
                row_bytes();
   }
 

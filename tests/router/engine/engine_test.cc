@@ -273,6 +273,49 @@ TEST(Engine, BadRequestsFailAndChangeNothing) {
   EXPECT_TRUE(e->Forward({&b, 1}).ok());
 }
 
+// The cache is layer-major: a layer's keys of blocks handed out in order are one run, and no
+// two (layer, keys/values, position) rows of interleaved sequences overlap or leave the pool.
+TEST(KvCache, RowsAreDistinctAndALayersBlocksAreAdjacent) {
+  for (KvType type : kKvTypes) {
+    constexpr std::size_t kLayers = 3, kDim = 4, kBlock = 2, kBlocks = 6;
+    KvCache kv(kLayers, kDim, kBlock, kBlocks, type);
+    KvCache::Blocks a, b;
+    ASSERT_TRUE(kv.Reserve(a, 3));  // blocks 0, 1
+    ASSERT_TRUE(kv.Reserve(b, 2));  // block 2
+    ASSERT_TRUE(kv.Reserve(a, 5));  // block 3
+    ASSERT_TRUE(kv.Reserve(b, 4));  // block 4
+    for (std::size_t l = 0; l < kLayers; ++l) {
+      EXPECT_EQ(kv.Key(a, l, kBlock), kv.Key(a, l, kBlock - 1) + kv.row_bytes());
+      EXPECT_EQ(kv.Value(a, l, kBlock), kv.Value(a, l, kBlock - 1) + kv.row_bytes());
+    }
+    // Every row's bytes hold a tag of its own; read back after all are written.
+    std::vector<std::pair<const KvCache::Blocks*, std::size_t>> seqs = {{&a, 5}, {&b, 4}};
+    auto tag = [&](std::size_t s, std::size_t l, int w, std::size_t p) {
+      return static_cast<std::uint8_t>(1 + ((s * kLayers + l) * 2 + w) * 8 + p);
+    };
+    for (int pass = 0; pass < 2; ++pass) {
+      for (std::size_t s = 0; s < seqs.size(); ++s) {
+        for (std::size_t l = 0; l < kLayers; ++l) {
+          for (std::size_t p = 0; p < seqs[s].second; ++p) {
+            for (int w = 0; w < 2; ++w) {
+              std::uint8_t* row = w ? kv.Value(*seqs[s].first, l, p) : kv.Key(*seqs[s].first, l, p);
+              for (std::size_t i = 0; i < kv.row_bytes(); ++i) {
+                if (pass == 0)
+                  row[i] = tag(s, l, w, p);
+                else
+                  ASSERT_EQ(row[i], tag(s, l, w, p)) << s << " " << l << " " << w << " " << p;
+              }
+            }
+          }
+        }
+      }
+    }
+    kv.Shrink(a, 0);
+    kv.Shrink(b, 0);
+    EXPECT_EQ(kv.free_blocks(), kBlocks);
+  }
+}
+
 // Sample modifies the logits it is given, so each draw gets a fresh copy.
 std::int32_t Draw(Sampler& s, std::vector<float> logits,
                   std::span<const std::int32_t> history = {}) {
