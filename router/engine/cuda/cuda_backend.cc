@@ -92,7 +92,8 @@ class Buffer {
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(int device, cudaStream_t stream) : device_(device), stream_(stream) {}
+  CudaBackend(int device, cudaStream_t stream, cuda::KernelSet kernels)
+      : device_(device), stream_(stream), kernels_(kernels) {}
   ~CudaBackend() override {
     // Errors are ignored here: a failed device has nothing more to say, and the memory goes
     // with the context.
@@ -123,7 +124,7 @@ class CudaBackend final : public Backend {
     host_y_.Reserve(out, "the results (pinned)");
     device_y_.Reserve(out, "the results");
     Check(cuda::LaunchMatMul(w.type, weights, w.rows, w.cols, device_x_.get(), batch,
-                             device_y_.get(), stream_),
+                             device_y_.get(), stream_, kernels_),
           "launching the matrix product");
     Check(cudaMemcpyAsync(host_y_.get(), device_y_.get(), out * sizeof(float),
                           cudaMemcpyDeviceToHost, stream_),
@@ -164,6 +165,7 @@ class CudaBackend final : public Backend {
  private:
   int device_;
   cudaStream_t stream_;
+  cuda::KernelSet kernels_;
   // Keyed by (Matrix::data, size): the same bytes seen as a different shape get their own copy.
   std::map<std::pair<const std::uint8_t*, std::size_t>, std::uint8_t*> matrices_;
   std::size_t uploaded_ = 0;
@@ -199,13 +201,14 @@ bool CudaCompiledIn() {
 
 Result<std::unique_ptr<Backend>> MakeCudaBackend() {
   // TIDELANE_CUDA_KERNELS=v1: round 1's kernels, for benchmarks comparing them (same results).
-  const char* kernels = std::getenv("TIDELANE_CUDA_KERNELS");
-  cuda::UseV1Kernels(kernels != nullptr && std::strcmp(kernels, "v1") == 0);
+  const char* choice = std::getenv("TIDELANE_CUDA_KERNELS");
+  const auto kernels = choice != nullptr && std::strcmp(choice, "v1") == 0 ? cuda::KernelSet::kFirst
+                                                                           : cuda::KernelSet::kBest;
   auto device = PickDevice();
   if (!device) return Error{device.error()};
   auto stream = OpenStream(*device);
   if (!stream) return Error{stream.error()};
-  return std::unique_ptr<Backend>(std::make_unique<CudaBackend>(*device, *stream));
+  return std::unique_ptr<Backend>(std::make_unique<CudaBackend>(*device, *stream, kernels));
 }
 
 Result<std::string> CudaDeviceInfo() {
@@ -230,7 +233,7 @@ Status CudaDequantizeForTesting(const Matrix& w, float* out) {
   if (!device) return Error{device.error()};
   auto stream = OpenStream(*device);
   if (!stream) return Error{stream.error()};
-  CudaBackend backend(*device, *stream);  // owns the stream and the weights from here
+  CudaBackend backend(*device, *stream, cuda::KernelSet::kBest);  // owns the stream and the weights from here
   try {
     const std::uint8_t* weights = backend.Upload(w);
     float* d_out = nullptr;

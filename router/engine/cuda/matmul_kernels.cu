@@ -264,17 +264,30 @@ cudaError_t LaunchShared(const std::uint8_t* w, std::size_t rows, std::size_t co
   return cudaSuccess;
 }
 
-// The first kernels (round 1), kept for comparison (TIDELANE_CUDA_KERNELS=v1): one
-// accumulator for a lone vector, tiles of 4 or 8 with activations read from global memory.
-bool use_v1_kernels = false;
+// Whether MatVecKernel (four groups in flight per lane) beats the first kernel's one accumulator
+// for a lone vector. Measured on an H200, 65536 × 4096 (docs/benchmarks/engine.md, round 2): it
+// wins for the float types and Q4_K/Q5_K, ties for Q4_0, and loses 4–22% for these, whose
+// narrower blocks leave the extra loads little to hide.
+template <typename T>
+constexpr bool kMatVecFaster = true;
+template <>
+constexpr bool kMatVecFaster<Q8_0> = false;
+template <>
+constexpr bool kMatVecFaster<Q4_1> = false;
+template <>
+constexpr bool kMatVecFaster<Q5_0> = false;
+template <>
+constexpr bool kMatVecFaster<Q5_1> = false;
+template <>
+constexpr bool kMatVecFaster<Q6_K> = false;
 
-// A lone vector (decoding one sequence) gets MatVecKernel; batches of 8-element groups the
-// shared-memory kernel, tiles of 16; the one-element float types (rows not a multiple of 8)
-// keep the first kernel's tiles of 4 and 8.
+// kBest: a lone vector (decoding one sequence) gets MatVecKernel where it is faster, else the
+// first kernel; batches of 8-element groups the shared-memory kernel, tiles of 16; the
+// one-element float types (rows not a multiple of 8) keep the first kernel's tiles of 4 and 8.
 template <typename T>
 cudaError_t LaunchTiled(const std::uint8_t* w, std::size_t rows, std::size_t cols, const float* x,
-                        std::size_t batch, float* y, cudaStream_t stream) {
-  if (use_v1_kernels) {
+                        std::size_t batch, float* y, cudaStream_t stream, KernelSet kernels) {
+  if (kernels == KernelSet::kFirst || (batch == 1 && !kMatVecFaster<T>)) {
     if (batch == 1) return Launch<T, 1>(w, rows, cols, x, batch, y, stream);
     if (batch <= 4) return Launch<T, 4>(w, rows, cols, x, batch, y, stream);
     return Launch<T, 8>(w, rows, cols, x, batch, y, stream);
@@ -338,9 +351,10 @@ struct MatMulLauncher {
   std::size_t batch;
   float* y;
   cudaStream_t stream;
+  KernelSet kernels;
   template <typename T>
   cudaError_t operator()() const {
-    return LaunchTiled<T>(w, rows, cols, x, batch, y, stream);
+    return LaunchTiled<T>(w, rows, cols, x, batch, y, stream, kernels);
   }
 };
 
@@ -358,19 +372,16 @@ struct DequantizeLauncher {
 }  // namespace
 
 cudaError_t LaunchMatMul(TensorType type, const std::uint8_t* w, std::size_t rows, std::size_t cols,
-                         const float* x, std::size_t batch, float* y, cudaStream_t stream) {
+                         const float* x, std::size_t batch, float* y, cudaStream_t stream,
+                         KernelSet kernels) {
   if (rows == 0 || batch == 0) return cudaSuccess;
-  return Dispatch(type, cols, MatMulLauncher{w, rows, cols, x, batch, y, stream});
+  return Dispatch(type, cols, MatMulLauncher{w, rows, cols, x, batch, y, stream, kernels});
 }
 
 cudaError_t LaunchDequantize(TensorType type, const std::uint8_t* w, std::size_t rows,
                              std::size_t cols, float* out, cudaStream_t stream) {
   if (rows == 0 || cols == 0) return cudaSuccess;
   return Dispatch(type, cols, DequantizeLauncher{w, rows, cols, out, stream});
-}
-
-void UseV1Kernels(bool v1) {
-  use_v1_kernels = v1;
 }
 
 cudaError_t ProbeKernels(cudaStream_t stream) {

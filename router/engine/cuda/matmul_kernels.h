@@ -12,20 +12,23 @@
 
 namespace tidelane::engine::cuda {
 
+// Which kernels LaunchMatMul uses; the results are bitwise the same with either.
+enum class KernelSet {
+  kBest,   // per type and batch, the fastest measured (docs/benchmarks/engine.md)
+  kFirst,  // round 1's (one accumulator at batch 1, tiles of 4/8 reading activations from
+           // global memory), for benchmarks comparing the two (TIDELANE_CUDA_KERNELS=v1)
+};
+
 // y[b][r] = W[r] · x[b] for b < batch, r < rows: w holds `rows` rows of `cols` elements of
 // `type` in the GGUF layout (RowBytes(type, cols) bytes each), x is batch × cols floats and y
 // batch × rows. cols must be a multiple of BlockElements(type).
 cudaError_t LaunchMatMul(TensorType type, const std::uint8_t* w, std::size_t rows, std::size_t cols,
-                         const float* x, std::size_t batch, float* y, cudaStream_t stream);
+                         const float* x, std::size_t batch, float* y, cudaStream_t stream,
+                         KernelSet kernels = KernelSet::kBest);
 
 // out[r][c] = the value of element c of row r, as DequantizeRow computes it.
 cudaError_t LaunchDequantize(TensorType type, const std::uint8_t* w, std::size_t rows,
                              std::size_t cols, float* out, cudaStream_t stream);
-
-// Selects round 1's kernels (one accumulator at batch 1, tiles of 4/8 reading activations from
-// global memory) instead of the current ones, for benchmarks comparing the two; the results are
-// bitwise the same either way. Process-wide; set before any launch.
-void UseV1Kernels(bool v1);
 
 // Runs an empty kernel: fails (cudaErrorNoKernelImageForDevice) on a GPU this binary has
 // neither machine code nor PTX for, which the backend reports when it is made.
