@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "router/engine/quant_dot_internal.h"
@@ -21,6 +22,19 @@ void QuantizeQ8Scalar(const float* x, void* out, std::size_t n) {
     for (int j = 0; j < 32; ++j) {
       b[i].qs[j] = static_cast<std::int8_t>(std::clamp(std::nearbyint(x[j] * id), -127.0f, 127.0f));
     }
+  }
+}
+
+void QuantizeQ8_1Scalar(const float* x, void* out, std::size_t n) {
+  auto* b = static_cast<ActQ8_1*>(out);
+  for (std::size_t i = 0; i < n / 32; ++i, x += 32) {
+    ActQ8 q;
+    QuantizeQ8Scalar(x, &q, 32);
+    int sum = 0;
+    for (int j = 0; j < 32; ++j) sum += q.qs[j];
+    b[i].d = q.d;
+    b[i].s = static_cast<float>(sum);
+    std::memcpy(b[i].qs, q.qs, 32);
   }
 }
 
@@ -68,6 +82,65 @@ float DotQ4_0(const std::uint8_t* row, const ActQ8* a, std::size_t nb) {
       sum += ((w[i].qs[j] >> 4) - 8) * a[i].qs[j + 16];
     }
     acc += HalfToFloat(w[i].d) * a[i].d * static_cast<float>(sum);
+  }
+  return acc;
+}
+
+// Q4_1: value = d·q + m, q in [0, 16); the min meets the activation block's sum s.
+float DotQ4_1(const std::uint8_t* row, const ActQ8_1* a, std::size_t nb) {
+  const auto* w = reinterpret_cast<const BlockQ4_1*>(row);
+  float acc = 0;
+  for (std::size_t i = 0; i < nb; ++i) {
+    int sum = 0;
+    for (int j = 0; j < 16; ++j) {
+      sum += (w[i].qs[j] & 0xF) * a[i].qs[j];
+      sum += (w[i].qs[j] >> 4) * a[i].qs[j + 16];
+    }
+    acc += HalfToFloat(w[i].d) * a[i].d * static_cast<float>(sum) +
+           HalfToFloat(w[i].m) * a[i].d * a[i].s;
+  }
+  return acc;
+}
+
+// Q5_0 / Q5_1: the fifth bit of element j is bit j of the 32-bit qh (little-endian, as
+// DequantQ5_0 reads it); Q5_0 is value = d·(q − 16), Q5_1 value = d·q + m, q in [0, 32).
+std::uint32_t HighBits(const std::uint8_t* qh) {
+  std::uint32_t h;
+  std::memcpy(&h, qh, 4);
+  return h;
+}
+
+float DotQ5_0(const std::uint8_t* row, const ActQ8* a, std::size_t nb) {
+  const auto* w = reinterpret_cast<const BlockQ5_0*>(row);
+  float acc = 0;
+  for (std::size_t i = 0; i < nb; ++i) {
+    const std::uint32_t qh = HighBits(w[i].qh);
+    int sum = 0;
+    for (int j = 0; j < 16; ++j) {
+      const int h0 = static_cast<int>((qh >> j) & 1U) << 4;
+      const int h1 = static_cast<int>((qh >> (j + 16)) & 1U) << 4;
+      sum += (((w[i].qs[j] & 0xF) | h0) - 16) * a[i].qs[j];
+      sum += (((w[i].qs[j] >> 4) | h1) - 16) * a[i].qs[j + 16];
+    }
+    acc += HalfToFloat(w[i].d) * a[i].d * static_cast<float>(sum);
+  }
+  return acc;
+}
+
+float DotQ5_1(const std::uint8_t* row, const ActQ8_1* a, std::size_t nb) {
+  const auto* w = reinterpret_cast<const BlockQ5_1*>(row);
+  float acc = 0;
+  for (std::size_t i = 0; i < nb; ++i) {
+    const std::uint32_t qh = HighBits(w[i].qh);
+    int sum = 0;
+    for (int j = 0; j < 16; ++j) {
+      const int h0 = static_cast<int>((qh >> j) & 1U) << 4;
+      const int h1 = static_cast<int>((qh >> (j + 16)) & 1U) << 4;
+      sum += ((w[i].qs[j] & 0xF) | h0) * a[i].qs[j];
+      sum += ((w[i].qs[j] >> 4) | h1) * a[i].qs[j + 16];
+    }
+    acc += HalfToFloat(w[i].d) * a[i].d * static_cast<float>(sum) +
+           HalfToFloat(w[i].m) * a[i].d * a[i].s;
   }
   return acc;
 }
@@ -179,9 +252,13 @@ const KernelSet& ScalarKernels() {
   // F32 and F16 have no scalar fast path: the caller's float loop (compiled per ISA) is it.
   static const KernelSet set = {
       .quantize_q8 = QuantizeQ8Scalar,
+      .quantize_q8_1 = QuantizeQ8_1Scalar,
       .quantize_q8k = QuantizeQ8KScalar,
       .q8_0 = ScalarRows<ActQ8, DotQ8_0, 32>,
       .q4_0 = ScalarRows<ActQ8, DotQ4_0, 32>,
+      .q4_1 = ScalarRows<ActQ8_1, DotQ4_1, 32>,
+      .q5_0 = ScalarRows<ActQ8, DotQ5_0, 32>,
+      .q5_1 = ScalarRows<ActQ8_1, DotQ5_1, 32>,
       .q4_k = ScalarRows<ActQ8K, DotQ4_K, 256>,
       .q5_k = ScalarRows<ActQ8K, DotQ5_K, 256>,
       .q6_k = ScalarRows<ActQ8K, DotQ6_K, 256>,
@@ -247,6 +324,15 @@ bool FastMatMul(const Matrix& w, const float* x, std::size_t batch, float* y, Th
     case TensorType::kQ4_0:
       kernel = k.q4_0, format = ActFormat::kQ8;
       break;
+    case TensorType::kQ4_1:
+      kernel = k.q4_1, format = ActFormat::kQ8_1;
+      break;
+    case TensorType::kQ5_0:
+      kernel = k.q5_0, format = ActFormat::kQ8;
+      break;
+    case TensorType::kQ5_1:
+      kernel = k.q5_1, format = ActFormat::kQ8_1;
+      break;
     case TensorType::kQ4_K:
       kernel = k.q4_k, format = ActFormat::kQ8K;
       break;
@@ -259,7 +345,7 @@ bool FastMatMul(const Matrix& w, const float* x, std::size_t batch, float* y, Th
     default:
       break;
   }
-  const std::size_t block = format == ActFormat::kQ8K ? 256 : format == ActFormat::kQ8 ? 32 : 1;
+  const std::size_t block = format == ActFormat::kQ8K ? 256 : format == ActFormat::kFloat ? 1 : 32;
   if (kernel == nullptr || w.cols % block != 0) return false;
   if (w.rows == 0 || batch == 0) return true;
 
@@ -273,10 +359,12 @@ bool FastMatMul(const Matrix& w, const float* x, std::size_t batch, float* y, Th
       std::uint8_t bytes[64];
     };
     thread_local std::vector<Line> buffer;
-    const std::size_t block_bytes =
-        format == ActFormat::kQ8 ? sizeof(quant_dot::ActQ8) : sizeof(quant_dot::ActQ8K);
-    const quant_dot::QuantizeFn quantize =
-        format == ActFormat::kQ8 ? k.quantize_q8 : k.quantize_q8k;
+    const std::size_t block_bytes = format == ActFormat::kQ8     ? sizeof(quant_dot::ActQ8)
+                                    : format == ActFormat::kQ8_1 ? sizeof(quant_dot::ActQ8_1)
+                                                                 : sizeof(quant_dot::ActQ8K);
+    const quant_dot::QuantizeFn quantize = format == ActFormat::kQ8     ? k.quantize_q8
+                                           : format == ActFormat::kQ8_1 ? k.quantize_q8_1
+                                                                        : k.quantize_q8k;
     job.act_stride = w.cols / block * block_bytes;
     buffer.resize((batch * job.act_stride + sizeof(Line) - 1) / sizeof(Line));
     auto* out = reinterpret_cast<std::uint8_t*>(buffer.data());

@@ -1,8 +1,9 @@
 // FastMatMul: matrix × activations products that read quantised weights in place, block by
 // block, as ggml does. Each activation vector is quantised once per call to 8-bit blocks (32
-// values and a float scale for Q8_0/Q4_0 weights; 256 values, a float scale and per-16 sums for
-// the K-quants), and each weight block meets it in an integer dot product whose result is
-// scaled in float. F16 and F32 weights meet the float activations directly (F16C + FMA).
+// values and a float scale for Q8_0/Q4_0/Q5_0 weights, and the block's sum as well for Q4_1/Q5_1,
+// whose min m meets it once per block; 256 values, a float scale and per-16 sums for the
+// K-quants), and each weight block meets it in an integer dot product whose result is scaled in
+// float. F16 and F32 weights meet the float activations directly (F16C + FMA).
 //
 // Kernels are chosen once at run time by the CPU's features: AVX2+FMA+F16C where present (with
 // AVX512-VNNI dot products, and 512-bit K-quant kernels, where AVX512-VL/BW/VNNI are present
@@ -30,8 +31,8 @@ class ThreadPool;
 
 // y[b][r] = W[r] · x[b] for b in [0, batch), r in [0, W.rows): x is batch×W.cols floats, y is
 // batch×W.rows. Returns false, doing nothing, when there is no fast path for w.type on this
-// CPU (the caller falls back to dequantising rows). Types with a fast path: Q8_0, Q4_0, Q4_K,
-// Q5_K, Q6_K everywhere; F16 and F32 with AVX2+FMA+F16C.
+// CPU (the caller falls back to dequantising rows). Types with a fast path: Q8_0, Q4_0, Q4_1,
+// Q5_0, Q5_1, Q4_K, Q5_K, Q6_K everywhere; F16 and F32 with AVX2+FMA+F16C.
 bool FastMatMul(const Matrix& w, const float* x, std::size_t batch, float* y, ThreadPool& pool);
 
 // Which kernels FastMatMul uses: the best the CPU has, unless a test forces another (to check

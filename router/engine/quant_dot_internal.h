@@ -20,10 +20,18 @@ inline bool CpuHasF16C() {
 
 // The weight blocks (BlockQ4_0, BlockQ8_0, BlockQ4_K, ...) and ScaleMinK4: ggml_blocks.h.
 
-// Activations for Q8_0/Q4_0 weights: 32 values q[i] ≈ x[i] / d, |q| <= 127. A float scale
+// Activations for Q8_0/Q4_0/Q5_0 weights: 32 values q[i] ≈ x[i] / d, |q| <= 127. A float scale
 // (ggml keeps a half) costs nothing here and drops one rounding.
 struct ActQ8 {
   float d;
+  std::int8_t qs[32];
+};
+// Activations for Q4_1/Q5_1 weights (ggml's block_q8_1): ActQ8 and s = Σ qs as a float (exact,
+// |s| <= 32·127), so the weights' min m costs one product per block: Σ (d·q + m)·(da·a) =
+// d·da·Σ q·a + m·da·s.
+struct ActQ8_1 {
+  float d;
+  float s;
   std::int8_t qs[32];
 };
 // Activations for the K-quants (ggml's block_q8_K): 256 values, the sum of each 16 so the
@@ -37,7 +45,7 @@ struct alignas(64) ActQ8K {
   float d;
 };
 
-enum class ActFormat { kFloat, kQ8, kQ8K };
+enum class ActFormat { kFloat, kQ8, kQ8_1, kQ8K };
 
 struct RowJob {
   const Matrix* w;
@@ -52,14 +60,15 @@ using RowKernel = void (*)(const RowJob& job, std::size_t begin, std::size_t end
 using QuantizeFn = void (*)(const float* x, void* out, std::size_t n);
 
 struct KernelSet {
-  QuantizeFn quantize_q8 = nullptr, quantize_q8k = nullptr;
-  RowKernel f32 = nullptr, f16 = nullptr, q8_0 = nullptr, q4_0 = nullptr, q4_k = nullptr,
-            q5_k = nullptr, q6_k = nullptr;
+  QuantizeFn quantize_q8 = nullptr, quantize_q8_1 = nullptr, quantize_q8k = nullptr;
+  RowKernel f32 = nullptr, f16 = nullptr, q8_0 = nullptr, q4_0 = nullptr, q4_1 = nullptr,
+            q5_0 = nullptr, q5_1 = nullptr, q4_k = nullptr, q5_k = nullptr, q6_k = nullptr;
 };
 
 // Rounds x / d to the nearest integer, ties to even (as _mm256_cvtps_epi32 does), so the scalar
 // and SIMD quantisers give the same bytes.
 void QuantizeQ8Scalar(const float* x, void* out, std::size_t n);
+void QuantizeQ8_1Scalar(const float* x, void* out, std::size_t n);
 void QuantizeQ8KScalar(const float* x, void* out, std::size_t n);
 
 const KernelSet& ScalarKernels();

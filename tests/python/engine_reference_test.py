@@ -74,11 +74,14 @@ TOLERANCE_F32_KV = {
 # (torch_forward in float64 with only K and V rounded to f16, against the exact pass; 3 archs x
 # 11 types x 5 seeds, this prompt): 1.7e-4 .. 6.2e-4 relative, at most 1.27u. The engine with
 # the F16 cache, against the exact reference, over the same 165 models:
-#   f32 4.3e-4  f16 5.3e-4  bf16 4.8e-4  q4_1 4.5e-4  q5_0 4.6e-4  q5_1 4.4e-4
+#   f32 4.3e-4  f16 5.3e-4  bf16 4.8e-4
 #     (float activations: the cache rounding is all of the error; F32 cache ~6e-7)
 #   q8_0 2.1e-2  q4_0 2.6e-2  q4_k 3.2e-2  q5_k 3.0e-2  q6_k 3.2e-2
 #     (8-bit activations dominate; the cache rounding moves them by up to +-6e-3, since a
 #      nudged activation can land in the next quantisation step; F32 cache 2.2e-2 .. 3.5e-2)
+#   q4_1, q5_0, q5_1 had float activations (4.4e-4 .. 4.6e-4) until they got 8-bit kernels
+#     too (2026-11-26); one CTest run since, 3 archs, both caches: q4_1 2.1e-2, q5_0 1.9e-2,
+#     q5_1 1.5e-2, in line with the emulation's 1.9e-2 .. 2.3e-2 above.
 # The limits: 2e-3 (4u, 3.2x the worst measured) for F32 and 3e-3 for F16 weights; the others
 # keep their F32-cache limits, which stay >= 2x the worst measured (those of the 8-bit-activation
 # types were set with ggml's f16 cache in the emulation above).

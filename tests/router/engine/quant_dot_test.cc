@@ -48,7 +48,15 @@ std::vector<std::uint8_t> RandomMatrix(TensorType type, std::size_t rows, std::s
     switch (type) {
       case TensorType::kQ8_0:
       case TensorType::kQ4_0:
+      case TensorType::kQ5_0:
         put_half(off, scale(rng));
+        break;
+      case TensorType::kQ4_1:
+      case TensorType::kQ5_1:
+        // m of either sign, up to ~16·d: near −8·d (what a quantiser stores for values centred
+        // on 0) d·q and m largely cancel, which the float error bound below must also cover.
+        put_half(off, scale(rng));                           // d
+        put_half(off + 2, value(rng) * 16.0f * scale(rng));  // m
         break;
       case TensorType::kQ4_K:
       case TensorType::kQ5_K:
@@ -110,6 +118,9 @@ std::size_t ActivationBlock(TensorType type) {
       return 0;
     case TensorType::kQ8_0:
     case TensorType::kQ4_0:
+    case TensorType::kQ4_1:
+    case TensorType::kQ5_0:
+    case TensorType::kQ5_1:
       return 32;
     default:
       return 256;
@@ -151,7 +162,13 @@ TEST_P(FastMatMulTest, MatchesTheDequantisedReference) {
             // 8-bit activations: x[i] is stored as d·round(x[i]/d) with d = amax/127 over its
             // block, so each element is off by at most d/2 = amax/254 and the dot by at most
             // Σ|w[i]|·amax(block of i)/254. Float rounding of the block sums and the
-            // accumulation adds a relative ~1e-6 of Σ|w·x| (1e-5 allowed).
+            // accumulation adds a relative ~1e-6 of Σ|w·x| (1e-5 allowed). Q4_1/Q5_1 add the
+            // min as m·da·s per block, s the exact integer sum of the block's quantised
+            // activations: that is Σ m·(da·q_i), so the result is still the dequantised weights
+            // (d·q + m) against the quantised activations, and the quantisation bound above
+            // holds as it stands. Their float rounding is relative to |d·da·Σq·a| + |m·da·s|,
+            // which exceeds Σ|w·x| where d·q and m cancel; with random quants (w spread over
+            // 16·d) and |m| <= ~16·d that is a small factor, so ~1e-6 relative fits the 1e-5.
             if (const std::size_t blk = ActivationBlock(c.type)) {
               for (std::size_t i0 = 0; i0 < c.cols; i0 += blk) {
                 float amax = 0;
@@ -248,6 +265,9 @@ const Case kCases[] = {
     {TensorType::kF16, 64},   {TensorType::kF16, 67},   {TensorType::kF16, 768},
     {TensorType::kQ8_0, 32},  {TensorType::kQ8_0, 96},  {TensorType::kQ8_0, 768},
     {TensorType::kQ4_0, 32},  {TensorType::kQ4_0, 96},  {TensorType::kQ4_0, 768},
+    {TensorType::kQ4_1, 32},  {TensorType::kQ4_1, 96},  {TensorType::kQ4_1, 768},
+    {TensorType::kQ5_0, 32},  {TensorType::kQ5_0, 96},  {TensorType::kQ5_0, 768},
+    {TensorType::kQ5_1, 32},  {TensorType::kQ5_1, 96},  {TensorType::kQ5_1, 768},
     {TensorType::kQ4_K, 256}, {TensorType::kQ4_K, 768}, {TensorType::kQ5_K, 256},
     {TensorType::kQ5_K, 768}, {TensorType::kQ6_K, 256}, {TensorType::kQ6_K, 768},
 };
@@ -261,8 +281,7 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, FastMatMulTest,
 
 // The types without a fast path say so and leave y alone.
 TEST(FastMatMul, DeclinesTypesItDoesNotCover) {
-  for (TensorType type :
-       {TensorType::kQ4_1, TensorType::kQ5_0, TensorType::kQ5_1, TensorType::kBF16}) {
+  for (TensorType type : {TensorType::kBF16}) {
     std::vector<std::uint8_t> w(RowBytes(type, 64));
     std::vector<float> x(64, 1.0f);
     float y = 42.0f;
@@ -282,6 +301,7 @@ TEST(FastMatMul, KernelsForEveryInstructionSetAgree) {
       SetFastMatMulIsaForTesting(FastMatMulIsa::kAvx512Vnni) == FastMatMulIsa::kAvx512Vnni;
   std::mt19937 rng(3);
   for (TensorType type : {TensorType::kF32, TensorType::kF16, TensorType::kQ8_0, TensorType::kQ4_0,
+                          TensorType::kQ4_1, TensorType::kQ5_0, TensorType::kQ5_1,
                           TensorType::kQ4_K, TensorType::kQ5_K, TensorType::kQ6_K}) {
     const std::size_t rows = 9, cols = 512, batch = 5;
     const auto data = RandomMatrix(type, rows, cols, rng);
