@@ -12,50 +12,10 @@
 
 #include "router/engine/cuda/dequant_groups.cuh"
 #include "router/engine/tensor_types.h"
+#include "tests/router/engine/random_weights.h"
 
 namespace tidelane::engine::cuda {
 namespace {
-
-// Random valid rows: random bytes, with half scales replaced by sane values or (one in eight)
-// subnormal halves, and float elements by finite values.
-std::vector<std::uint8_t> RandomRows(TensorType type, std::size_t rows, std::size_t cols,
-                                     std::mt19937& rng) {
-  std::vector<std::uint8_t> data(rows * RowBytes(type, cols));
-  for (auto& b : data) b = static_cast<std::uint8_t>(rng());
-  std::uniform_real_distribution<float> scale(0.001f, 0.05f), value(-1.0f, 1.0f);
-  auto half = [&](std::size_t off, float v) {
-    const std::uint16_t h =
-        rng() % 8 == 0 ? static_cast<std::uint16_t>(rng() % 0x3FF + 1) : FloatToHalf(v);
-    std::memcpy(&data[off], &h, 2);
-  };
-  const std::size_t n = rows * cols;
-  switch (type) {
-    case TensorType::kF32:
-      for (std::size_t i = 0; i < n; ++i) {
-        const float v = value(rng);
-        std::memcpy(&data[i * 4], &v, 4);
-      }
-      return data;
-    case TensorType::kF16:
-      for (std::size_t i = 0; i < n; ++i) half(i * 2, value(rng));
-      return data;
-    case TensorType::kBF16:  // random bytes, minus NaNs and infinities
-      for (std::size_t i = 0; i < n; ++i) data[i * 2 + 1] &= 0xBF;
-      return data;
-    default:
-      break;
-  }
-  const std::size_t bb = BlockBytes(type);
-  for (std::size_t off = 0; off < data.size(); off += bb) {
-    if (type == TensorType::kQ6_K) {
-      half(off + 208, scale(rng));
-    } else {
-      half(off, scale(rng));
-      half(off + 2, -scale(rng));  // dmin or m where the type has one; quants otherwise
-    }
-  }
-  return data;
-}
 
 template <typename T>
 void Check(std::size_t cols) {
@@ -63,7 +23,7 @@ void Check(std::size_t cols) {
                std::to_string(T::kGroup));
   std::mt19937 rng(static_cast<unsigned>(cols) * 13 + static_cast<unsigned>(T::kType));
   const std::size_t rows = 9, row_bytes = RowBytes(T::kType, cols);
-  const auto data = RandomRows(T::kType, rows, cols, rng);
+  const auto data = RandomMatrix(T::kType, rows, cols, rng);
   for (std::size_t r = 0; r < rows; ++r) {
     std::vector<float> want(cols), got(cols, NAN);
     std::vector<int> hits(cols, 0);
