@@ -12,8 +12,15 @@
 #include <QTextDocumentFragment>
 #include <QTextFrame>
 #include <QTextTable>
+#include <QThread>
 
 #include "ui/conversation_model.h"
+
+#ifdef Q_OS_LINUX
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 namespace tidelane::ui {
 namespace {
@@ -75,6 +82,7 @@ QString receiptBadgeText(const QModelIndex& index) {
 }  // namespace
 
 MessageDelegate::MessageDelegate(QObject* parent) : QStyledItemDelegate(parent) {
+  pool_.setMaxThreadCount(1);
   refresh_.setSingleShot(true);
   refresh_.setInterval(kRerenderMs);
   connect(&refresh_, &QTimer::timeout, this, [this] {
@@ -85,7 +93,12 @@ MessageDelegate::MessageDelegate(QObject* parent) : QStyledItemDelegate(parent) 
   });
 }
 
-MessageDelegate::~MessageDelegate() = default;
+MessageDelegate::~MessageDelegate() {
+  // A finished answer still being rendered: its result is posted to this object, which Qt drops
+  // with it once the worker is done.
+  pool_.clear();
+  pool_.waitForDone();
+}
 
 std::unique_ptr<QTextDocument> MessageDelegate::renderMarkdown(const QString& markdown,
                                                                const QFont& font,
@@ -252,6 +265,12 @@ MessageDelegate::Entry* MessageDelegate::entry(const QStyleOptionViewItem& optio
     // Too soon to parse the growing answer again: show the last rendering and come back.
     stale_.append(QPersistentModelIndex(index));
     if (!refresh_.isActive()) refresh_.start(kRerenderMs);
+  } else if (changed && e.doc && e.stableDocEnd >= 0 && !streaming) {
+    // A growing answer has ended: rendered whole (as a stored answer) on the worker thread; the
+    // last growing rendering is shown until it comes (finishRender).
+    if (e.pendingState != state || e.pendingText != text) {
+      renderInBackground(e, key, index, text, state, option);
+    }
   } else if (changed) {
     const bool user = index.data(ConversationModel::RoleRole).toString() == QLatin1String("user");
     const QString shown = text.isEmpty() ? QStringLiteral("…") : text;
@@ -277,6 +296,70 @@ MessageDelegate::Entry* MessageDelegate::entry(const QStyleOptionViewItem& optio
   const int width = contentWidth(option);
   if (!qFuzzyCompare(e.doc->textWidth(), static_cast<qreal>(width))) e.doc->setTextWidth(width);
   return &e;
+}
+
+void MessageDelegate::renderInBackground(Entry& e, quint64 key, const QModelIndex& index,
+                                         const QString& text, int state,
+                                         const QStyleOptionViewItem& option) const {
+  e.pendingText = text;
+  e.pendingState = state;
+  e.pendingIndex = QPersistentModelIndex(index);
+  // Copies made here (implicitly shared, atomically counted): nothing the worker reads is
+  // touched by the GUI thread while it runs, and the document it builds is its own.
+  const QString shown = text.isEmpty() ? QStringLiteral("…") : text;
+  const QFont font = option.font;
+  const QPalette palette = option.palette;
+  const int width = contentWidth(option);
+  QThread* gui = thread();
+  auto* self = const_cast<MessageDelegate*>(this);
+  pool_.start([self, gui, key, text, shown, state, font, palette, width] {
+#ifdef Q_OS_LINUX
+    // Below the GUI thread's priority (nice +10, this thread only): where both want the same
+    // core, the GUI thread goes first, and this still runs (QThread::IdlePriority would be
+    // SCHED_IDLE, which a busy machine can starve).
+    setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 10);
+#endif
+    auto doc = renderMarkdown(shown, font, palette);
+    doc->setTextWidth(width);
+    doc->size();  // laid out here, not in the GUI thread's next sizeHint or paint
+    doc->moveToThread(gui);
+    // Owned by the queued call: freed with it if the delegate is gone before it runs.
+    auto result = std::make_shared<std::unique_ptr<QTextDocument>>(std::move(doc));
+    QMetaObject::invokeMethod(
+        self,
+        [self, key, text, state, result] {
+          self->finishRender(key, text, state, std::move(*result));
+        },
+        Qt::QueuedConnection);
+  });
+}
+
+void MessageDelegate::finishRender(quint64 key, const QString& text, int state,
+                                   std::unique_ptr<QTextDocument> doc) const {
+  const auto it = cache_.find(key);
+  if (it == cache_.end()) return;  // the cache was emptied meanwhile: rendered when painted
+  Entry& e = it->second;
+  // Superseded (the row changed again while this was built): a later one is on its way.
+  if (e.pendingState != state || e.pendingText != text) return;
+  e.doc = std::move(doc);
+  e.text = text;
+  e.state = state;
+  e.renderedAt = QDateTime::currentMSecsSinceEpoch();
+  e.stableText.clear();
+  e.stableDocEnd = -1;
+  e.pendingText.clear();
+  e.pendingState = -1;
+  ++renders_;
+  ++backgroundRenders_;
+  // The view measures the row again and repaints it (its height may change: a growing
+  // rendering can differ by empty lines next to tables and lists).
+  const QPersistentModelIndex index = std::exchange(e.pendingIndex, {});
+  if (index.isValid()) emit const_cast<MessageDelegate*>(this)->sizeHintChanged(index);
+}
+
+bool MessageDelegate::isRenderPending(const QModelIndex& index) const {
+  const auto it = cache_.find(index.data(ConversationModel::KeyRole).toULongLong());
+  return it != cache_.end() && it->second.pendingState >= 0;
 }
 
 bool MessageDelegate::isRendered(const QModelIndex& index) const {

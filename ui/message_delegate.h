@@ -12,6 +12,12 @@
 // the newest text is always shown within that time. Only the part of a message inside the
 // viewport is drawn. docs/benchmarks/app.md has the figures.
 //
+// When a growing answer ends it is rendered whole (exactly as a stored answer) on a worker
+// thread: the Markdown parsed, styled and laid out to the row's width there (7-11 ms at 12,000
+// characters, which on the GUI thread made the longest stall of a stream), then swapped in on
+// the GUI thread, which asks the view to measure and repaint the row (sizeHintChanged). Until
+// then the row shows its last growing rendering.
+//
 // Under every message a row of small links: "‹ 1/2 ›" where the message has siblings
 // (ConversationModel::BranchCountRole), Copy, and Edit (user) or Regenerate (answers).
 // The routing trace line is a link too (▸/▾): it shows or hides the answer's timeline
@@ -21,11 +27,12 @@
 // link at its top right. Clicks are reported with actionTriggered; the delegate changes nothing
 // itself.
 //
-// Threading: GUI thread only.
+// Threading: GUI thread only (its worker thread only builds documents it does not share).
 #pragma once
 
 #include <QPersistentModelIndex>
 #include <QStyledItemDelegate>
+#include <QThreadPool>
 #include <QTimer>
 #include <memory>
 #include <unordered_map>
@@ -71,6 +78,10 @@ class MessageDelegate : public QStyledItemDelegate {
   bool isRendered(const QModelIndex& index) const;
   // How many documents were built (tests and benchmarks watch laziness with it).
   int renderCount() const { return renders_; }
+  // How many of them were finished answers built on the worker thread and swapped in.
+  int backgroundRenderCount() const { return backgroundRenders_; }
+  // Whether a finished answer's whole rendering is being built on the worker thread.
+  bool isRenderPending(const QModelIndex& index) const;
   // What a click at `pos` (viewport coordinates) on row `index` would do; for CopyCode,
   // `code` (when given) receives the code block's text.
   Action actionAt(const QStyleOptionViewItem& option, const QModelIndex& index, QPoint pos,
@@ -95,6 +106,11 @@ class MessageDelegate : public QStyledItemDelegate {
     // position stableDocEnd (-1: `doc` was rendered whole).
     QString stableText;
     int stableDocEnd = -1;
+    // The finished answer's whole rendering being built on the worker thread, for this text
+    // and state (pendingState -1: none); the row to measure again when it comes.
+    QString pendingText;
+    int pendingState = -1;
+    QPersistentModelIndex pendingIndex;
     // What sizeHint's last full layout depended on, and the height it gave.
     struct Size {
       qreal docHeight = -1;
@@ -121,6 +137,12 @@ class MessageDelegate : public QStyledItemDelegate {
   static int stableEnd(const QString& markdown, int from);
   void renderGrowing(Entry& e, const QString& markdown, const QFont& font,
                      const QPalette& palette) const;
+  // Renders the finished answer `text` whole on the worker thread, laid out to `option`'s
+  // width; finishRender swaps it in (GUI thread) if the row still wants it.
+  void renderInBackground(Entry& e, quint64 key, const QModelIndex& index, const QString& text,
+                          int state, const QStyleOptionViewItem& option) const;
+  void finishRender(quint64 key, const QString& text, int state,
+                    std::unique_ptr<QTextDocument> doc) const;
   QList<CodeBlock> codeBlocks(const Layout& l, const QTextDocument* doc, const QFont& font) const;
   Layout layout(const QStyleOptionViewItem& option, const QModelIndex& index,
                 const QTextDocument* doc) const;
@@ -137,6 +159,9 @@ class MessageDelegate : public QStyledItemDelegate {
   mutable QList<QPersistentModelIndex> stale_;
   mutable QTimer refresh_;
   mutable int renders_ = 0;
+  mutable int backgroundRenders_ = 0;
+  // One worker: finished answers are rendered one after another. Destroyed (waited for) first.
+  mutable QThreadPool pool_;
   // Font metrics estimatedHeight uses, measured once per body font.
   struct Metrics {
     QFont font;

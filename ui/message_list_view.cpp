@@ -234,7 +234,8 @@ bool MessageListView::measureVisible() {
 
 void MessageListView::onSizeHintChanged(const QModelIndex& index) {
   if (!index.isValid() || index.model() != model() || index.parent() != rootIndex()) return;
-  remeasure({index.row()});
+  // Also a new rendering of the same height (a finished answer swapped in): repainted.
+  if (!remeasure({index.row()})) viewport()->update(visualRect(index));
 }
 
 // ---- model changes --------------------------------------------------------------------------

@@ -164,7 +164,11 @@ class TestMarkdownRender : public QObject {
     done.finishReason = QStringLiteral("stop");
     model.onFinished(QStringLiteral("r1"), done);
     const auto whole = MessageDelegate::renderMarkdown(full, option.font, option.palette);
+    // Rendered whole on the delegate's worker thread, then swapped in: the same document.
+    delegate->document(option, model.index(1));
+    QTRY_VERIFY(!delegate->isRenderPending(model.index(1)));
     QCOMPARE(delegate->document(option, model.index(1))->toPlainText(), whole->toPlainText());
+    QCOMPARE(delegate->document(option, model.index(1))->toHtml(), whole->toHtml());
   }
 };
 

@@ -8,6 +8,7 @@
 #include <QScrollBar>
 #include <QSet>
 #include <QTest>
+#include <QTextDocument>
 
 #include "ui/conversation_model.h"
 #include "ui/message_delegate.h"
@@ -136,15 +137,85 @@ class TestMessageList : public QObject {
     QCOMPARE(view.contentHeight(), bar->maximum() + view.viewport()->height());
     checkStacked(view, *delegate, model);
 
-    // Finished: rendered whole once more, measured again, still only that row.
+    // Finished: rendered whole once more (on the worker thread), measured again, still only
+    // that row.
     delegate->clear();
     AnswerSummary done;
     done.finishReason = QStringLiteral("stop");
     model.onFinished(QStringLiteral("r"), done);
+    QTRY_VERIFY(!delegate->isRenderPending(model.index(answerRow)));
     QTest::qWait(MessageDelegate::kRerenderMs * 2);
     QVERIFY(delegate->asked.contains(answerRow));
     QVERIFY(delegate->asked.size() < 10);
     QCOMPARE(bar->value(), bar->maximum());
+    checkStacked(view, *delegate, model);
+  }
+
+  // When a streamed answer ends, its whole rendering (as a stored answer's) is built on the
+  // delegate's worker thread, not in the GUI thread's event handlers: the row keeps its growing
+  // rendering until the finished one is swapped in, which is then exactly the document a direct
+  // render of the whole text gives, with its tables, lists, code and links, and the row is
+  // measured again to its height.
+  void aFinishedAnswerIsRenderedWholeOffTheGuiThread() {
+    ConversationModel model;
+    MessageListView view;
+    auto* delegate = new CountingDelegate(&view);
+    view.setMessageDelegate(delegate);
+    view.setModel(&model);
+    view.resize(700, 500);
+    view.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&view));
+    model.appendUser(QStringLiteral("Explain the router."));
+    model.beginAnswer(QStringLiteral("r"));
+    const QModelIndex answer = model.index(1);
+    QString full;
+    for (int i = 0; i < 6; ++i) {
+      full += QStringLiteral(
+                  "## Part %1\nThe router samples [nodes](https://example.com/%1) "
+                  "softly.\n| node | load |\n|---|---|\n| a | 0.%1 |\n| b | 0.9 |\n"
+                  "- one\n- two\n\n```cpp\nint main() { return %1; }\n```\n\n")
+                  .arg(i);
+    }
+    full += QStringLiteral("The end, with `code`.");
+    int n = 0;
+    for (qsizetype at = 0; at < full.size(); at += 40) {
+      model.onToken(QStringLiteral("r"), n++, full.mid(at, 40));
+      QTest::qWait(MessageDelegate::kRerenderMs / 2);
+    }
+    QTest::qWait(MessageDelegate::kRerenderMs * 3);
+    QStyleOptionViewItem option;
+    option.initFrom(view.viewport());
+    option.rect = view.visualRect(answer);
+    option.widget = &view;
+    const QTextDocument* growing = delegate->document(option, answer);
+    const int renders = delegate->renderCount();
+    const int background = delegate->backgroundRenderCount();
+
+    AnswerSummary done;
+    done.finishReason = QStringLiteral("stop");
+    model.onFinished(QStringLiteral("r"), done);
+    // Not rendered in the handlers the finish ran (the list measured the row in them): the row
+    // still shows its growing rendering, the whole one is being built elsewhere.
+    QVERIFY(delegate->isRenderPending(answer));
+    QCOMPARE(delegate->renderCount(), renders);
+    QCOMPARE(delegate->document(option, answer), growing);
+    QVERIFY(delegate->isRenderPending(answer));
+
+    QTRY_VERIFY(!delegate->isRenderPending(answer));
+    QCOMPARE(delegate->backgroundRenderCount(), background + 1);
+    QCOMPARE(delegate->renderCount(), renders + 1);
+    const QTextDocument* finished = delegate->document(option, answer);
+    QVERIFY(finished != growing);
+    QCOMPARE(finished->thread(), view.thread());
+    const auto whole = MessageDelegate::renderMarkdown(full, option.font, option.palette);
+    QCOMPARE(finished->toHtml(), whole->toHtml());
+    QCOMPARE(finished->toMarkdown(), whole->toMarkdown());
+    // Laid out to the row's width already, and the row measured to it.
+    whole->setTextWidth(finished->textWidth());
+    QCOMPARE(finished->size(), whole->size());
+    QTest::qWait(MessageDelegate::kRerenderMs * 2);
+    QCOMPARE(view.visualRect(answer).height(), delegate->sizeHint(option, answer).height());
+    QCOMPARE(delegate->renderCount(), renders + 1);  // not rendered again
     checkStacked(view, *delegate, model);
   }
 
