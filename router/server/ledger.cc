@@ -312,6 +312,11 @@ void Ledger::Checkpoint() {
       background_checkpoints_.fetch_add(1, std::memory_order_relaxed);
       return;
     }
+    if (QueuedAccepts() > 0) {
+      // Someone waits on the writer: let it commit, and go on after.
+      checkpoint_wanted_.store(true, std::memory_order_relaxed);
+      return;
+    }
     if (copied == last_copied) {
       // A reader holds frames back: try again after the next commit.
       checkpoint_wanted_.store(true, std::memory_order_relaxed);
@@ -320,6 +325,11 @@ void Ledger::Checkpoint() {
     last_copied = copied;
   }
   checkpoint_wanted_.store(true, std::memory_order_relaxed);
+}
+
+int Ledger::QueuedAccepts() {
+  std::lock_guard lock(queue_mu_);
+  return queued_accepts_;
 }
 
 Ledger::CheckpointCounts Ledger::Checkpoints() const {
@@ -338,13 +348,22 @@ bool Ledger::Enqueue(Op op) {
 void Ledger::WriterLoop() {
   std::unique_lock lock(queue_mu_);
   while (!stopping_) {
-    queue_cv_.wait_for(lock, std::chrono::milliseconds(kGroupCommitMs));
+    // Tokens wait out the group window; an accept (its caller is waiting) ends it at once.
+    queue_cv_.wait_for(lock, std::chrono::milliseconds(kGroupCommitMs),
+                       [this] { return stopping_ || queued_accepts_ > 0; });
     std::vector<Op> ops;
     ops.swap(queue_);
     queued_accepts_ = 0;
     lock.unlock();
     if (!ops.empty()) Commit(ops);
-    if (checkpoint_wanted_.exchange(false, std::memory_order_relaxed)) Checkpoint();
+    // A checkpoint's fsync takes milliseconds: never while an accept waits in the queue (one
+    // that arrives meanwhile finds the connection free and commits on its own thread).
+    lock.lock();
+    const bool accepts_waiting = queued_accepts_ > 0;
+    lock.unlock();
+    if (!accepts_waiting && checkpoint_wanted_.exchange(false, std::memory_order_relaxed)) {
+      Checkpoint();
+    }
     lock.lock();
   }
 }

@@ -161,6 +161,7 @@ class Ledger {
   static int OnCommit(void* self, sqlite3* db, const char* schema, int frames);
   // Passive checkpoints on checkpoint_db_ until the WAL is copied; writer thread only.
   void Checkpoint();
+  int QueuedAccepts();
   bool Exec(const char* sql);
   bool Fail(const char* what);
   // Adds requests.owner to a ledger from before schema 3; needs an open transaction.
