@@ -306,18 +306,9 @@ def write_schema2_ledger(data_dir, request_id, tokens):
     finished request."""
     os.makedirs(data_dir, exist_ok=True)
     db = sqlite3.connect(os.path.join(data_dir, "ledger.sqlite3"))
-    db.executescript("""
-      CREATE TABLE requests(id TEXT PRIMARY KEY, conversation TEXT NOT NULL, request BLOB NOT NULL,
-        state INTEGER NOT NULL, node TEXT NOT NULL DEFAULT '', finish_reason TEXT NOT NULL DEFAULT '',
-        error TEXT NOT NULL DEFAULT '', created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);
-      CREATE INDEX requests_by_state ON requests(state);
-      CREATE TABLE tokens(request_id TEXT NOT NULL, idx INTEGER NOT NULL, text TEXT NOT NULL,
-        PRIMARY KEY(request_id, idx)) WITHOUT ROWID;
-      CREATE TABLE receipts(request_id TEXT PRIMARY KEY, payload TEXT NOT NULL,
-        worker_signature BLOB NOT NULL, worker_public_key TEXT NOT NULL,
-        router_signature BLOB NOT NULL, router_public_key TEXT NOT NULL,
-        created_ms INTEGER NOT NULL);
-      PRAGMA user_version=2;""")
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "router",
+                           "fixtures", "ledger-schema2.sql"), encoding="utf-8") as schema:
+        db.executescript(schema.read())
     request = chat_request("from the old router")
     request.request_id = request_id
     # State 2 is Ledger::State::kDone.

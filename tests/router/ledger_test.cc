@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -28,6 +29,12 @@ fs::path FreshDir(const std::string& name) {
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;
+}
+
+// An old schema's SQL from tests/router/fixtures (shared with tests/python/security_test.py).
+std::string SchemaSql(const std::string& name) {
+  std::ifstream in(fs::path(TIDELANE_LEDGER_FIXTURES) / name);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 tidelane::v1::ChatRequest Request(const std::string& text) {
@@ -152,15 +159,9 @@ TEST(Ledger, KeepsReceiptsAndUpgradesAVersion1Ledger) {
     // Schema 1 as the router wrote it: no receipts table.
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open((dir / "ledger.sqlite3").c_str(), &db), SQLITE_OK);
-    const char* v1 = R"sql(
-      CREATE TABLE requests(id TEXT PRIMARY KEY, conversation TEXT NOT NULL, request BLOB NOT NULL,
-        state INTEGER NOT NULL, node TEXT NOT NULL DEFAULT '', finish_reason TEXT NOT NULL DEFAULT '',
-        error TEXT NOT NULL DEFAULT '', created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);
-      CREATE INDEX requests_by_state ON requests(state);
-      CREATE TABLE tokens(request_id TEXT NOT NULL, idx INTEGER NOT NULL, text TEXT NOT NULL,
-        PRIMARY KEY(request_id, idx)) WITHOUT ROWID;
-      PRAGMA user_version=1;)sql";
-    ASSERT_EQ(sqlite3_exec(db, v1, nullptr, nullptr, nullptr), SQLITE_OK);
+    const std::string v1 = SchemaSql("ledger-schema1.sql");
+    ASSERT_FALSE(v1.empty());
+    ASSERT_EQ(sqlite3_exec(db, v1.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
     sqlite3_close(db);
   }
   {
@@ -200,19 +201,9 @@ TEST(Ledger, RecordsOwnersAndUpgradesAVersion2LedgerWhoseRowsOnlyTheRouterMayRea
     // Schema 2 as the router wrote it: requests without an owner column, and receipts.
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open((dir / "ledger.sqlite3").c_str(), &db), SQLITE_OK);
-    const char* v2 = R"sql(
-      CREATE TABLE requests(id TEXT PRIMARY KEY, conversation TEXT NOT NULL, request BLOB NOT NULL,
-        state INTEGER NOT NULL, node TEXT NOT NULL DEFAULT '', finish_reason TEXT NOT NULL DEFAULT '',
-        error TEXT NOT NULL DEFAULT '', created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);
-      CREATE INDEX requests_by_state ON requests(state);
-      CREATE TABLE tokens(request_id TEXT NOT NULL, idx INTEGER NOT NULL, text TEXT NOT NULL,
-        PRIMARY KEY(request_id, idx)) WITHOUT ROWID;
-      CREATE TABLE receipts(request_id TEXT PRIMARY KEY, payload TEXT NOT NULL,
-        worker_signature BLOB NOT NULL, worker_public_key TEXT NOT NULL,
-        router_signature BLOB NOT NULL, router_public_key TEXT NOT NULL,
-        created_ms INTEGER NOT NULL);
-      PRAGMA user_version=2;)sql";
-    ASSERT_EQ(sqlite3_exec(db, v2, nullptr, nullptr, nullptr), SQLITE_OK);
+    const std::string v2 = SchemaSql("ledger-schema2.sql");
+    ASSERT_FALSE(v2.empty());
+    ASSERT_EQ(sqlite3_exec(db, v2.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
     sqlite3_stmt* insert = nullptr;
     ASSERT_EQ(sqlite3_prepare_v2(db,
                                  "INSERT INTO requests(id, conversation, request, state, "
