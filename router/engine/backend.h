@@ -13,12 +13,15 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 
 #include "router/engine/kernels.h"
+#include "router/engine/kv_cache.h"
 #include "router/engine/result.h"
 
 namespace tidelane::engine {
@@ -28,12 +31,70 @@ class BackendError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+class Model;
+
+// An optional capability of a device backend: the whole forward pass on the device, the KV
+// bytes included, so a pass costs one host synchronisation instead of one per weight product
+// (the per-MatMul path pays a copy up, a launch, a copy back and a round trip ~7 times a
+// layer). The engine keeps the sequences and the KV cache's block bookkeeping (KvCache's
+// Reserve/Shrink and block ids); the device keeps a pool with the same blocks, block_tokens and
+// element type, so a block id means the same positions on both sides. The host cache's bytes
+// are then unused except as staging for Export/Import (DownloadKv/UploadKv).
+//
+// The arithmetic is the engine's (engine.cc Forward): the same weights, norms, biases and RoPE
+// (inv_freq as the engine computes it, pairs or NEOX halves), keys and values rounded to the
+// KvType as KvCache stores them (F16: to nearest, ties to even) and widened exactly on read,
+// softmax attention over every cached position (causal, grouped-query). Float operations are
+// ordered differently from the CPU's, so logits agree within rounding, not bit for bit; a
+// row's results do not depend on the other rows of its pass.
+//
+// Errors: Prepare fails with a message (no device memory for the weights or the pool, a shape
+// the kernels do not take); Forward, DownloadKv and UploadKv throw BackendError when the device
+// fails, after which the engine should be dropped (its cache may hold a half-finished pass).
+// Threading: as Backend, one driving thread.
+class DeviceForward {
+ public:
+  virtual ~DeviceForward() = default;
+
+  // Uploads every weight of `model` (which must outlive this object) and allocates a KV pool
+  // of `blocks` blocks of `block_tokens` positions of `kv_type`. Called once, before Forward.
+  virtual Status Prepare(const Model& model, std::span<const float> inv_freq,
+                         std::size_t block_tokens, std::size_t blocks, KvType kv_type) = 0;
+
+  // One pass over `rows` new positions (the tokens of every step, one after another).
+  struct Pass {
+    std::span<const std::int32_t> tokens;      // per row, inside the vocabulary
+    std::span<const std::int32_t> positions;   // per row: its position in its sequence
+    std::span<const std::uint32_t> row_table;  // per row: its sequence, an index into tables
+    // Sequence i's block ids are block_ids[tables[i] .. tables[i + 1]), covering every position
+    // up to its rows' last one (reserved in the host KvCache).
+    std::span<const std::uint32_t> tables;
+    std::span<const std::uint32_t> block_ids;
+    std::span<const std::uint32_t> wanted;  // rows whose logits are wanted, in output order
+  };
+  // Stores every row's keys and values at its position and writes wanted.size() × vocab logits
+  // to `logits` (host memory). Returns once they are there.
+  virtual void Forward(const Pass& pass, float* logits) = 0;
+
+  // Whole blocks between the device pool and host memory: block `block`'s keys (which 0) or
+  // values (1) of `layer`, block_tokens × kv_dim elements of the KvType, at `host`.
+  struct KvBlockCopy {
+    std::uint32_t layer = 0, which = 0, block = 0;
+    std::uint8_t* host = nullptr;
+  };
+  virtual void DownloadKv(std::span<const KvBlockCopy> copies) = 0;
+  virtual void UploadKv(std::span<const KvBlockCopy> copies) = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string_view Name() const = 0;
   // y[b][r] = W[r] · x[b] (see MatMul in kernels.h for the layout).
   virtual void MatMul(const Matrix& w, const float* x, std::size_t batch, float* y) = 0;
+  // The whole-pass capability above, owned by the backend; nullptr (the default, and the CPU
+  // backend's answer) when the backend offers only MatMul.
+  virtual DeviceForward* device_forward() { return nullptr; }
 };
 
 // The CPU backend over `pool` (which must outlive it).

@@ -79,6 +79,7 @@ Result<std::unique_ptr<Engine>> Engine::Load(const std::filesystem::path& path,
   auto backend = MakeBackend(options.backend, engine->pool_);
   if (!backend) return Error{backend.error()};
   engine->backend_ = std::move(backend).value();
+  if (Status s = engine->AttachDevice(); !s) return Error{s.error()};
   return engine;
 }
 
@@ -259,6 +260,7 @@ Result<std::vector<std::vector<float>>> Engine::Forward(std::span<const Step> st
                    " positions free)"};
     }
   }
+  if (device_ != nullptr) return ForwardOnDevice(steps);
 
   Scratch& s = *scratch_;
   s.Resize(c, rows);
@@ -325,7 +327,12 @@ Result<std::vector<std::vector<float>>> Engine::Forward(std::span<const Step> st
   }
   std::vector<float> logits(wanted.size() * c.vocab);
   backend_->MatMul(model_->output(), s.xn.data(), wanted.size(), logits.data());
+  return Commit(steps, logits);
+}
 
+std::vector<std::vector<float>> Engine::Commit(std::span<const Step> steps,
+                                               const std::vector<float>& logits) {
+  const std::size_t vocab = config().vocab;
   std::vector<std::vector<float>> out(steps.size());
   std::size_t w_index = 0;
   for (std::size_t i = 0; i < steps.size(); ++i) {
@@ -334,8 +341,8 @@ Result<std::vector<std::vector<float>>> Engine::Forward(std::span<const Step> st
     const std::size_t n = steps[i].tokens.empty() ? 0
                           : steps[i].all_logits   ? steps[i].tokens.size()
                                                   : 1;
-    out[i].assign(logits.begin() + static_cast<std::ptrdiff_t>(w_index * c.vocab),
-                  logits.begin() + static_cast<std::ptrdiff_t>((w_index + n) * c.vocab));
+    out[i].assign(logits.begin() + static_cast<std::ptrdiff_t>(w_index * vocab),
+                  logits.begin() + static_cast<std::ptrdiff_t>((w_index + n) * vocab));
     w_index += n;
   }
   return out;
@@ -363,6 +370,7 @@ Result<std::vector<std::uint8_t>> Engine::Export(SequenceId id) const {
   if (it == seqs_.end()) return Error{"unknown sequence " + std::to_string(id)};
   const ModelConfig& c = config();
   const Sequence& seq = it->second;
+  if (device_ != nullptr) CopyDeviceKv(seq.blocks, /*upload=*/false);
   const std::size_t row = kv_.row_bytes();
   std::vector<std::uint8_t> out;
   out.reserve(32 + seq.tokens.size() * (4 + c.layers * 2 * row));
@@ -446,6 +454,7 @@ Result<SequenceId> Engine::Import(std::span<const std::uint8_t> blob) {
       p += blob_row;
     }
   }
+  if (device_ != nullptr) CopyDeviceKv(seq.blocks, /*upload=*/true);
   seq.tokens = std::move(tokens);
   const SequenceId id = next_id_++;
   seqs_.emplace(id, std::move(seq));

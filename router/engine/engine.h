@@ -60,6 +60,10 @@ class Engine {
   const ModelConfig& config() const { return model_->config(); }
   int threads() const { return pool_.size(); }
   std::string_view backend() const { return backend_->Name(); }
+  // Whether passes run whole on the backend's device (backend.h's DeviceForward: the CUDA
+  // backend, unless TIDELANE_CUDA_FORWARD=0), with the KV bytes there too; else the engine runs
+  // the pass and the backend only multiplies.
+  bool forward_on_device() const { return device_ != nullptr; }
   KvType kv_type() const { return kv_.type(); }
 
   // Sequences. NewSequence never fails (it takes no KV until tokens arrive).
@@ -99,10 +103,25 @@ class Engine {
   void Attention(std::size_t layer, std::span<const Step> steps,
                  std::span<const std::size_t> row_step, std::span<const std::size_t> row_pos);
   std::uint64_t Fingerprint() const;
+  // Moves `logits` (the wanted rows' vocab floats, in step order) into per-step results and
+  // appends every step's tokens to its sequence: the end of a successful pass.
+  std::vector<std::vector<float>> Commit(std::span<const Step> steps,
+                                         const std::vector<float>& logits);
+
+  // The device-resident pass (engine_device.cc). AttachDevice takes the backend's
+  // DeviceForward when there is one and TIDELANE_CUDA_FORWARD is not "0"; ForwardOnDevice runs
+  // a validated pass whose blocks are reserved; CopyDeviceKv moves a sequence's whole blocks
+  // between the device pool and the host cache's storage (Export reads, Import writes there).
+  Status AttachDevice();
+  Result<std::vector<std::vector<float>>> ForwardOnDevice(std::span<const Step> steps);
+  void CopyDeviceKv(const KvCache::Blocks& blocks, bool upload) const;
 
   std::unique_ptr<Model> model_;
   ThreadPool pool_;
   std::unique_ptr<Backend> backend_;
+  DeviceForward* device_ = nullptr;  // backend_'s, when passes run on the device
+  // With device_, only block bookkeeping and Export/Import staging: the KV bytes of record are
+  // the device's.
   KvCache kv_;
   std::unordered_map<SequenceId, Sequence> seqs_;
   SequenceId next_id_ = 1;

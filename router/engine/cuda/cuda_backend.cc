@@ -11,18 +11,17 @@
 #include <string>
 #include <utility>
 
+#include "router/engine/cuda/cuda_forward.h"
+#include "router/engine/cuda/cuda_util.h"
 #include "router/engine/cuda/matmul_kernels.h"
 
 namespace tidelane::engine {
 namespace {
 
-std::string Describe(cudaError_t e) {
-  return std::string(cudaGetErrorName(e)) + ": " + cudaGetErrorString(e);
-}
-
-std::string MiB(std::size_t bytes) {
-  return std::to_string(bytes >> 20) + " MiB";
-}
+using cuda::Buffer;
+using cuda::Check;
+using cuda::Describe;
+using cuda::MiB;
 
 // The version numbers CUDA encodes as 1000·major + 10·minor.
 std::string Version(int v) {
@@ -50,46 +49,6 @@ Result<int> PickDevice() {
   return device;
 }
 
-// Throws BackendError for a failed call made while serving MatMul.
-void Check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess)
-    throw BackendError(std::string("CUDA backend: ") + what + ": " + Describe(e));
-}
-
-// A device or pinned host buffer that only grows (to the largest batch seen).
-template <bool kPinned>
-class Buffer {
- public:
-  Buffer() = default;
-  Buffer(const Buffer&) = delete;
-  Buffer& operator=(const Buffer&) = delete;
-  ~Buffer() { Release(); }
-  float* get() const { return data_; }
-  void Reserve(std::size_t floats, const char* what) {
-    if (floats <= capacity_) return;
-    Release();
-    void* p = nullptr;
-    const cudaError_t e = kPinned ? cudaMallocHost(&p, floats * sizeof(float))
-                                  : cudaMalloc(&p, floats * sizeof(float));
-    if (e != cudaSuccess) {
-      cudaGetLastError();  // allocation failures are not sticky; leave none behind
-      throw BackendError(std::string("CUDA backend: cannot allocate ") +
-                         MiB(floats * sizeof(float)) + " for " + what + ": " + Describe(e));
-    }
-    data_ = static_cast<float*>(p);
-    capacity_ = floats;
-  }
-
- private:
-  void Release() {
-    if (data_ != nullptr) kPinned ? cudaFreeHost(data_) : cudaFree(data_);
-    data_ = nullptr;
-    capacity_ = 0;
-  }
-  float* data_ = nullptr;
-  std::size_t capacity_ = 0;
-};
-
 class CudaBackend final : public Backend {
  public:
   CudaBackend(int device, cudaStream_t stream, cuda::KernelSet kernels)
@@ -98,10 +57,21 @@ class CudaBackend final : public Backend {
     // Errors are ignored here: a failed device has nothing more to say, and the memory goes
     // with the context.
     cudaSetDevice(device_);
+    forward_.reset();  // it uses the stream and the matrices
     for (auto& [key, m] : matrices_) cudaFree(m);
     cudaStreamDestroy(stream_);
   }
   std::string_view Name() const override { return "cuda"; }
+
+  // Made on first ask; it uploads the weights through Upload below, so the per-MatMul path and
+  // the whole-pass one share one copy of each matrix.
+  DeviceForward* device_forward() override {
+    if (forward_ == nullptr) {
+      forward_ = cuda::MakeCudaForward(device_, stream_, kernels_,
+                                       [this](const Matrix& w) { return Upload(w); });
+    }
+    return forward_.get();
+  }
 
   void MatMul(const Matrix& w, const float* x, std::size_t batch, float* y) override {
     if (w.rows == 0 || batch == 0) return;
@@ -172,6 +142,7 @@ class CudaBackend final : public Backend {
   Buffer<true> host_x_, host_y_;
   Buffer<false> device_x_, device_y_;
   std::size_t staged_ = 0;  // floats of host_x_ that device_x_ holds too (0: none)
+  std::unique_ptr<DeviceForward> forward_;
 };
 
 // A stream on the device, after checking a kernel runs there (a GPU older than the code this
@@ -233,7 +204,8 @@ Status CudaDequantizeForTesting(const Matrix& w, float* out) {
   if (!device) return Error{device.error()};
   auto stream = OpenStream(*device);
   if (!stream) return Error{stream.error()};
-  CudaBackend backend(*device, *stream, cuda::KernelSet::kBest);  // owns the stream and the weights from here
+  // Owns the stream and the weights from here.
+  CudaBackend backend(*device, *stream, cuda::KernelSet::kBest);
   try {
     const std::uint8_t* weights = backend.Upload(w);
     float* d_out = nullptr;

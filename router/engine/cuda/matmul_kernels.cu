@@ -13,6 +13,7 @@
 #include <algorithm>
 
 #include "router/engine/cuda/dequant_groups.cuh"
+#include "router/engine/cuda/forward_kernels.h"
 #include "router/engine/cuda/matmul_kernels.h"
 
 namespace tidelane::engine::cuda {
@@ -214,6 +215,21 @@ __global__ void __launch_bounds__(kThreads)
   for (int k = 0; k < T::kGroup; ++k) out[row * cols + T::Col(g, k)] = v[k];
 }
 
+// The device forward pass's embedding: block r writes row tokens[r] of w, dequantised.
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    EmbedKernel(const std::uint8_t* __restrict__ w, std::size_t row_bytes, std::size_t cols,
+                const std::int32_t* __restrict__ tokens, float* __restrict__ out) {
+  const std::size_t r = blockIdx.x;
+  const std::uint8_t* row = w + static_cast<std::size_t>(tokens[r]) * row_bytes;
+  float* o = out + r * cols;
+  for (std::size_t g = threadIdx.x; g < cols / T::kGroup; g += kThreads) {
+    float v[T::kGroup];
+    T::Load(row, g, v);
+    for (int k = 0; k < T::kGroup; ++k) o[T::Col(g, k)] = v[k];
+  }
+}
+
 __global__ void EmptyKernel() {}
 
 // The grid's y dimension is at most 65535 tiles; larger batches take several launches.
@@ -369,7 +385,30 @@ struct DequantizeLauncher {
   }
 };
 
+struct EmbedLauncher {
+  const std::uint8_t* w;
+  std::size_t cols;
+  const std::int32_t* tokens;
+  std::size_t rows;
+  float* out;
+  cudaStream_t stream;
+  template <typename T>
+  cudaError_t operator()() const {
+    if (rows > 0x7FFFFFFFU) return cudaErrorInvalidValue;
+    EmbedKernel<T><<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(
+        w, RowBytes(T::kType, cols), cols, tokens, out);
+    return cudaGetLastError();
+  }
+};
+
 }  // namespace
+
+cudaError_t LaunchEmbed(TensorType type, const std::uint8_t* w, std::size_t cols,
+                        const std::int32_t* tokens, std::size_t rows, float* out,
+                        cudaStream_t stream) {
+  if (rows == 0 || cols == 0) return cudaSuccess;
+  return Dispatch(type, cols, EmbedLauncher{w, cols, tokens, rows, out, stream});
+}
 
 cudaError_t LaunchMatMul(TensorType type, const std::uint8_t* w, std::size_t rows, std::size_t cols,
                          const float* x, std::size_t batch, float* y, cudaStream_t stream,
