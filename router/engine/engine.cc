@@ -41,18 +41,6 @@ void AddBias(float* y, const std::vector<float>& bias, std::size_t rows) {
   }
 }
 
-// Asks for one head's slice of `count` cached positions (head_bytes every `stride` bytes) ahead
-// of use: the attention reads a KV block's positions as short runs row_bytes() apart, which
-// the hardware prefetcher follows poorly, and the next block of the table can be anywhere in
-// the pool. Fetching block b + 1 while b is computed made decode attention at 640 positions
-// ~15% faster in a micro-benchmark (F32 cache).
-void PrefetchHead(const std::uint8_t* p, std::size_t stride, std::size_t count,
-                  std::size_t head_bytes) {
-  for (std::size_t t = 0; t < count; ++t) {
-    for (std::size_t b = 0; b < head_bytes; b += 64) __builtin_prefetch(p + t * stride + b);
-  }
-}
-
 // Writes kv_dim computed floats into a cache row of `type`: as they are, or rounded to the
 // nearest half.
 void StoreRow(KvType type, const float* x, std::size_t n, std::uint8_t* row) {
@@ -174,10 +162,14 @@ void Engine::Attention(std::size_t layer, std::span<const Step> steps,
   // The cache in elements of its type: a position's row is kv_dim of them, a head hd.
   const bool f16 = kv_.type() == KvType::kF16;
   const std::size_t elem = KvElementBytes(kv_.type());
-  const std::size_t row = kv_.row_bytes(), head_bytes = hd * elem;
+  const std::size_t head_bytes = hd * elem;
   Scratch& s = *scratch_;
   // One job per (row, KV head): the query heads sharing that KV head go together, so each
-  // cached key and value is read once per group, a KV block at a time.
+  // cached key and value is read once per group, a KV block at a time. No software prefetch
+  // of the next block: in the layer-major pool a sequence's blocks of a layer are mostly
+  // adjacent and the hardware prefetcher follows them; fetching block b + 1 by hand while b
+  // was computed made decode after a long prompt no faster (Q8_0) or slower (Q4_K, 7 of 7
+  // alternating runs; docs/benchmarks/engine.md).
   pool_.ParallelFor(rows * c.kv_heads, [&](std::size_t begin, std::size_t end, int) {
     thread_local std::vector<float> scores;
     for (std::size_t job = begin; job < end; ++job) {
@@ -188,10 +180,6 @@ void Engine::Attention(std::size_t layer, std::span<const Step> steps,
       const float* q = s.q.data() + r * c.q_dim() + kvh * group * hd;
       for (std::size_t first = 0; first < n; first += block) {
         const std::size_t count = std::min(block, n - first);
-        if (first + block < n) {
-          PrefetchHead(kv_.Key(seq.blocks, layer, first + block) + kvh * head_bytes, row,
-                       std::min(block, n - first - block), head_bytes);
-        }
         const std::uint8_t* k = kv_.Key(seq.blocks, layer, first) + kvh * head_bytes;
         if (f16) {
           AttendKeys(q, group, hd, reinterpret_cast<const std::uint16_t*>(k), c.kv_dim(), count,
@@ -206,10 +194,6 @@ void Engine::Attention(std::size_t layer, std::span<const Step> steps,
       std::fill(out, out + group * hd, 0.0f);
       for (std::size_t first = 0; first < n; first += block) {
         const std::size_t count = std::min(block, n - first);
-        if (first + block < n) {
-          PrefetchHead(kv_.Value(seq.blocks, layer, first + block) + kvh * head_bytes, row,
-                       std::min(block, n - first - block), head_bytes);
-        }
         const std::uint8_t* v = kv_.Value(seq.blocks, layer, first) + kvh * head_bytes;
         if (f16) {
           AttendValues(scores.data() + first, group, hd, reinterpret_cast<const std::uint16_t*>(v),

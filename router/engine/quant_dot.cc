@@ -378,6 +378,19 @@ bool FastMatMul(const Matrix& w, const float* x, std::size_t batch, float* y, Th
       run(0, batch, 0);
     }
     job.act = out;
+    // K-quants at batch 16 and above: the groups of 16 vectors again, transposed for the
+    // lanes kernels (4.9 KB per block and group, a few µs per call).
+    if (k.lanes_q8k != nullptr && batch >= quant_dot::ActQ8KLanes::kVectors &&
+        (w.type == TensorType::kQ4_K || w.type == TensorType::kQ5_K ||
+         w.type == TensorType::kQ6_K)) {
+      thread_local std::vector<quant_dot::ActQ8KLanes> lanes;
+      constexpr std::size_t kGroup = quant_dot::ActQ8KLanes::kVectors;
+      const std::size_t nb = w.cols / 256, groups = batch / kGroup;
+      lanes.resize(groups * nb);
+      for (std::size_t g = 0; g < groups; ++g)
+        k.lanes_q8k(out + g * kGroup * job.act_stride, job.act_stride, nb, &lanes[g * nb]);
+      job.lanes = reinterpret_cast<const std::uint8_t*>(lanes.data());
+    }
   }
   if (work < kMinParallelWork || pool.size() == 1) {
     kernel(job, 0, w.rows);

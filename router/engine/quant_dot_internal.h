@@ -45,6 +45,20 @@ struct alignas(64) ActQ8K {
   float d;
 };
 
+// The K-quant activations of 16 vectors, one block, transposed so that a 512-bit register holds
+// the same 4 values of every vector (lane v: vector v): the K-quants' batch kernels (AVX512) then
+// meet 4 weights, broadcast, with 16 vectors in one vpdpbusd, and their sums come out one lane
+// per vector, with no horizontal reduction. qs[g] holds ActQ8K::qs[4g, 4g + 4) of each vector
+// (the AVX512 run order, RunAt); mins[k] holds, per vector, the sums of the 32 activations of
+// sub-blocks 2k and 2k + 1 as two int16 (the low one first), for the Q4_K/Q5_K mins.
+struct alignas(64) ActQ8KLanes {
+  static constexpr int kVectors = 16;
+  std::int8_t qs[64][kVectors][4];
+  std::int32_t mins[4][kVectors];
+  std::int32_t sums16[8][kVectors];  // ActQ8K::bsums 2k and 2k + 1 as two int16 (Q6_K)
+  float d[kVectors];
+};
+
 enum class ActFormat { kFloat, kQ8, kQ8_1, kQ8K };
 
 struct RowJob {
@@ -53,16 +67,22 @@ struct RowJob {
   std::size_t act_stride;
   std::size_t batch;
   float* y;  // batch × w->rows
+  // Q4_K/Q5_K/Q6_K with a lanes kernel (KernelSet::lanes_q8k): the first batch / 16 groups of 16
+  // vectors again as ActQ8KLanes, cols / 256 blocks per group; nullptr otherwise.
+  const std::uint8_t* lanes = nullptr;
 };
 // Computes y for rows [begin, end) and every vector of the batch.
 using RowKernel = void (*)(const RowJob& job, std::size_t begin, std::size_t end);
 // Quantises n floats (a multiple of the block) into consecutive activation blocks.
 using QuantizeFn = void (*)(const float* x, void* out, std::size_t n);
+// Writes nb ActQ8KLanes blocks for the 16 vectors of ActQ8K blocks at act, stride bytes apart.
+using LanesFn = void (*)(const std::uint8_t* act, std::size_t stride, std::size_t nb, void* out);
 
 struct KernelSet {
   QuantizeFn quantize_q8 = nullptr, quantize_q8_1 = nullptr, quantize_q8k = nullptr;
   RowKernel f32 = nullptr, f16 = nullptr, q8_0 = nullptr, q4_0 = nullptr, q4_1 = nullptr,
             q5_0 = nullptr, q5_1 = nullptr, q4_k = nullptr, q5_k = nullptr, q6_k = nullptr;
+  LanesFn lanes_q8k = nullptr;  // set where the K-quant kernels read RowJob::lanes
 };
 
 // Rounds x / d to the nearest integer, ties to even (as _mm256_cvtps_epi32 does), so the scalar

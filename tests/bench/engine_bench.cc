@@ -6,8 +6,9 @@
 //     peak FMA throughput (AVX2 FMAs on 12 independent accumulators), per thread count.
 //   engine_bench --model M.gguf [--threads 1,2] [--prompt 512] [--decode 128] [--kv-type f16]
 //     prefill tok/s (one step of `prompt` tokens), decode tok/s (`decode` tokens, batch 1)
-//     and aggregate decode tok/s at batch 1/4/16, then the process's VmHWM. The KV cache is
-//     F16 (the serving default) unless --kv-type f32.
+//     and aggregate decode tok/s at batch 1/4/16 (also per second of process CPU time, the
+//     *_cpu_* fields: with 1 thread those leave out time lost to other processes), then the
+//     process's VmHWM. The KV cache is F16 (the serving default) unless --kv-type f32.
 //
 // Each prints one JSON object per line; scripts/bench-engine turns them into the table in
 // docs/benchmarks/engine.md. Not a test: run it on a quiet machine.
@@ -18,6 +19,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -35,6 +37,15 @@ using tidelane::engine::Engine;
 
 double Seconds(Clock::time_point since) {
   return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+// CPU time of the whole process (all threads). On a shared machine a 1-thread run's CPU time
+// leaves out the time the core spent on other processes, which wall time does not; with more
+// threads it also counts the pool's waiting, so only the 1-thread figures are comparable.
+double CpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
 std::vector<int> ParseList(const std::string& s) {
@@ -200,7 +211,7 @@ int Model(const std::string& path, const std::vector<int>& threads, int prompt_l
     }
 
     // Prefill: one step of prompt_len tokens (best of two), then decode on the same sequence.
-    double prefill_s = 1e30;
+    double prefill_s = 1e30, prefill_cpu_s = 1e30;
     tidelane::engine::SequenceId seq = 0;
     for (int rep = 0; rep < 2; ++rep) {
       if (seq != 0) e.FreeSequence(seq);
@@ -208,20 +219,23 @@ int Model(const std::string& path, const std::vector<int>& threads, int prompt_l
       const auto p = tokens(prompt_len);
       Engine::Step step{seq, p};
       const auto t0 = Clock::now();
+      const double cpu_p = CpuSeconds();
       forward({&step, 1});
       prefill_s = std::min(prefill_s, Seconds(t0));
+      prefill_cpu_s = std::min(prefill_cpu_s, CpuSeconds() - cpu_p);
     }
     std::vector<std::int32_t> next = {token(rng)};
     const auto t0 = Clock::now();
+    const double cpu0 = CpuSeconds();
     for (int i = 0; i < decode_len; ++i) {
       Engine::Step step{seq, next};
       next[0] = Argmax(forward({&step, 1}).front());
     }
-    const double decode_s = Seconds(t0);
+    const double decode_s = Seconds(t0), decode_cpu_s = CpuSeconds() - cpu0;
     e.FreeSequence(seq);
 
     // Aggregate decode: B sequences with 32-token prompts, then 32 steps of one token each.
-    std::string agg;
+    std::string agg, agg_cpu;
     for (int batch : {1, 4, 16}) {
       std::vector<tidelane::engine::SequenceId> ids;
       std::vector<std::vector<std::int32_t>> prompts, last(static_cast<std::size_t>(batch));
@@ -234,6 +248,7 @@ int Model(const std::string& path, const std::vector<int>& threads, int prompt_l
       auto logits = forward(steps);
       constexpr int kSteps = 32;
       const auto t1 = Clock::now();
+      const double cpu1 = CpuSeconds();
       for (int i = 0; i < kSteps; ++i) {
         steps.clear();
         for (int b = 0; b < batch; ++b) {
@@ -242,12 +257,15 @@ int Model(const std::string& path, const std::vector<int>& threads, int prompt_l
         }
         logits = forward(steps);
       }
-      const double s = Seconds(t1);
+      const double s = Seconds(t1), cpu_s = CpuSeconds() - cpu1;
       for (auto id : ids) e.FreeSequence(id);
       char item[64];
       std::snprintf(item, sizeof item, "%s\"%d\":%.2f", agg.empty() ? "" : ",", batch,
                     batch * kSteps / s);
       agg.append(item);
+      std::snprintf(item, sizeof item, "%s\"%d\":%.2f", agg_cpu.empty() ? "" : ",", batch,
+                    batch * kSteps / cpu_s);
+      agg_cpu.append(item);
     }
 
     std::uint64_t params = 0;
@@ -267,6 +285,7 @@ int Model(const std::string& path, const std::vector<int>& threads, int prompt_l
         "\"file_bytes\":%llu,\"kv_type\":\"%s\",\"kv_bytes\":%llu,"
         "\"kv_bytes_per_position\":%llu,\"prompt\":%d,\"decode\":%d,"
         "\"prefill_tok_s\":%.2f,\"decode_tok_s\":%.2f,\"aggregate_tok_s\":{%s},"
+        "\"prefill_cpu_tok_s\":%.2f,\"decode_cpu_tok_s\":%.2f,\"aggregate_cpu_tok_s\":{%s},"
         "\"vmhwm_kib\":%ld,\"kernels\":\"%s\"}\n",
         c.name.c_str(),
         std::string(tidelane::engine::TensorTypeName(e.model().layers()[0].wq.type)).c_str(), t,
@@ -276,7 +295,8 @@ int Model(const std::string& path, const std::vector<int>& threads, int prompt_l
         std::string(tidelane::engine::KvTypeName(kv_type)).c_str(),
         static_cast<unsigned long long>(kv_bytes),
         static_cast<unsigned long long>(kv_bytes_per_position), prompt_len, decode_len,
-        prompt_len / prefill_s, decode_len / decode_s, agg.c_str(), VmHwmKib(), IsaName());
+        prompt_len / prefill_s, decode_len / decode_s, agg.c_str(), prompt_len / prefill_cpu_s,
+        decode_len / decode_cpu_s, agg_cpu.c_str(), VmHwmKib(), IsaName());
     std::fflush(stdout);
   }
   return 0;
