@@ -48,18 +48,30 @@ class Model;
 // ordered differently from the CPU's, so logits agree within rounding, not bit for bit; a
 // row's results do not depend on the other rows of its pass.
 //
-// Errors: Prepare fails with a message (no device memory for the weights or the pool, a shape
-// the kernels do not take); Forward, DownloadKv and UploadKv throw BackendError when the device
-// fails, after which the engine should be dropped (its cache may hold a half-finished pass).
+// Errors: Prepare declines (Readiness below) what the whole pass does not take, so the engine
+// can run its own pass with the backend's MatMul instead, and fails with a message only when
+// the device cannot serve the model at all (no room for the weights, which MatMul needs too; a
+// failing device). Forward, DownloadKv and UploadKv throw BackendError when the device fails,
+// after which the engine should be dropped (its cache may hold a half-finished pass).
 // Threading: as Backend, one driving thread.
 class DeviceForward {
  public:
   virtual ~DeviceForward() = default;
 
+  // What Prepare decided. ready: Forward may be called from now on. Otherwise why_not says why
+  // the whole pass does not take this model or cache (a shape its kernels do not take; a KV pool
+  // larger than the device's free memory), and the object holds nothing on the device for it
+  // (weights it uploaded through the backend's MatMul cache stay there); Forward must not be
+  // called.
+  struct Readiness {
+    bool ready = false;
+    std::string why_not;
+  };
   // Uploads every weight of `model` (which must outlive this object) and allocates a KV pool
   // of `blocks` blocks of `block_tokens` positions of `kv_type`. Called once, before Forward.
-  virtual Status Prepare(const Model& model, std::span<const float> inv_freq,
-                         std::size_t block_tokens, std::size_t blocks, KvType kv_type) = 0;
+  virtual Result<Readiness> Prepare(const Model& model, std::span<const float> inv_freq,
+                                    std::size_t block_tokens, std::size_t blocks,
+                                    KvType kv_type) = 0;
 
   // One pass over `rows` new positions (the tokens of every step, one after another).
   struct Pass {

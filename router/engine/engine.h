@@ -62,8 +62,12 @@ class Engine {
   std::string_view backend() const { return backend_->Name(); }
   // Whether passes run whole on the backend's device (backend.h's DeviceForward: the CUDA
   // backend, unless TIDELANE_CUDA_FORWARD=0), with the KV bytes there too; else the engine runs
-  // the pass and the backend only multiplies.
+  // the pass and the backend only multiplies. A device backend whose whole pass declined this
+  // model or cache (a head over 256 dimensions, a KV pool larger than the free device memory)
+  // falls back to the latter; device_declined() then says why (Load also prints it on stderr),
+  // and is empty otherwise.
   bool forward_on_device() const { return device_ != nullptr; }
+  const std::string& device_declined() const { return device_declined_; }
   KvType kv_type() const { return kv_.type(); }
 
   // Sequences. NewSequence never fails (it takes no KV until tokens arrive).
@@ -120,6 +124,7 @@ class Engine {
   ThreadPool pool_;
   std::unique_ptr<Backend> backend_;
   DeviceForward* device_ = nullptr;  // backend_'s, when passes run on the device
+  std::string device_declined_;      // why backend_'s DeviceForward declined, if it did
   // With device_, only block bookkeeping and Export/Import staging: the KV bytes of record are
   // the device's.
   KvCache kv_;

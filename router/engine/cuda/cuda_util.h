@@ -53,12 +53,14 @@ class Buffer {
     return true;
   }
 
- private:
+  // Frees the memory (capacity 0).
   void Release() {
     if (data_ != nullptr) kPinned ? cudaFreeHost(data_) : cudaFree(data_);
     data_ = nullptr;
     capacity_ = 0;
   }
+
+ private:
   T* data_ = nullptr;
   std::size_t capacity_ = 0;
 };

@@ -1,10 +1,15 @@
 // The whole forward pass on the GPU (backend.h's DeviceForward, the CUDA backend's default):
 // logits against the per-product CUDA path (TIDELANE_CUDA_FORWARD=0) and the CPU backend on
-// random llama and qwen2 models (F32, F16, Q8_0, Q4_K weights; GQA; qwen2's QKV biases and
-// NEOX RoPE; F16 and F32 caches), a long prompt's prefill then decoding, batch invariance,
-// CUDA graphs against direct launches, contexts moved between a device engine and a CPU one
-// with Export/Import (both ways), Truncate, a refused pass that changes nothing, and greedy
-// decoding of the trained aidreams260K model against the CPU.
+// random llama, qwen2 and phi3 models (F32, F16, BF16, Q8_0, Q4_K, Q5_K, Q6_K weights; GQA;
+// qwen2's QKV biases and NEOX RoPE; phi3's fused QKV and gate/up sliced by the loader, with
+// RoPE over half of each head; F16 and F32 caches), a long prompt's prefill then decoding;
+// bit for bit: split (flash-decoding) attention against one block per head, fused q/k/v and
+// gate/up products against separate ones, long-context decode rows alone, together and beside
+// a prefill, CUDA graphs against direct launches; contexts moved between a device engine and a
+// CPU one with Export/Import (both ways), Truncate, a refused pass that changes nothing; models
+// the whole pass does not take (heads of 512 dimensions, a KV pool larger than the device's
+// free memory) running on the per-product path instead; and greedy decoding of the trained
+// aidreams260K model against the CPU.
 //
 // Each comparison prints its measured figure ("forward-check ... PASS/FAIL") so a device run's
 // log says how close the paths are, not only whether they passed. Without a CUDA device (or in
@@ -44,10 +49,11 @@ constexpr const char* kAidreams = TIDELANE_SHARED_DIR "/models/aidreams260K.gguf
 // ---- Random models, written as GGUF files.
 
 struct Shape {
-  const char* arch = "llama";  // qwen2: QKV biases and NEOX RoPE
+  const char* arch = "llama";  // qwen2: QKV biases and NEOX RoPE; phi3: fused QKV, gate/up
   TensorType type = TensorType::kF32;
   std::size_t vocab = 256, dim = 256, layers = 2, heads = 4, kv_heads = 2, ff = 512;
   std::size_t context = 1024;
+  std::size_t rope_dims = 0;  // rope.dimension_count; 0: not written (the whole head)
 };
 
 std::string ShapeName(const Shape& s) {
@@ -93,15 +99,35 @@ std::vector<std::uint8_t> Weights(TensorType type, std::size_t rows, std::size_t
     }
     return out;
   }
-  if (type == TensorType::kQ4_K) {
+  if (type == TensorType::kBF16) {
+    for (std::size_t i = 0; i < rows * cols; ++i) {
+      const float v = u(rng);
+      std::uint32_t bits;
+      std::memcpy(&bits, &v, 4);
+      const auto b = static_cast<std::uint16_t>(bits >> 16);  // truncated: any bf16 will do
+      put(&b, 2);
+    }
+    return out;
+  }
+  if (type == TensorType::kQ4_K || type == TensorType::kQ5_K) {
     out = RandomMatrix(type, rows, cols, rng);
-    // value = d·sc·q - dmin·m with sc, m < 64 and q < 16: d = dmin = a / (63·15) keeps it
-    // within about ±a.
-    const std::uint16_t d = FloatToHalf(a / (63.0f * 15.0f));
+    // value = d·sc·q - dmin·m with sc, m < 64 and q < 16 (Q5_K: 32): d = dmin = a / (63·qmax)
+    // keeps it within about ±a.
+    const float qmax = type == TensorType::kQ4_K ? 15.0f : 31.0f;
+    const std::uint16_t d = FloatToHalf(a / (63.0f * qmax));
     for (std::size_t off = 0; off < out.size(); off += BlockBytes(type)) {
       std::memcpy(&out[off], &d, 2);
       std::memcpy(&out[off + 2], &d, 2);
     }
+    return out;
+  }
+  if (type == TensorType::kQ6_K) {
+    out = RandomMatrix(type, rows, cols, rng);
+    // value = d·sc·(q - 32) with |sc| <= 128 and |q - 32| <= 32: d = a / (128·32); d is the
+    // block's last two bytes.
+    const std::uint16_t d = FloatToHalf(a / (128.0f * 32.0f));
+    for (std::size_t off = 0; off < out.size(); off += BlockBytes(type))
+      std::memcpy(&out[off + BlockBytes(type) - 2], &d, 2);
     return out;
   }
   throw std::invalid_argument("Weights: no generator for this type");
@@ -132,6 +158,8 @@ std::filesystem::path WriteModel(const Shape& s, unsigned seed) {
   g.KvU32(a + ".context_length", static_cast<std::uint32_t>(s.context));
   g.KvF32(a + ".attention.layer_norm_rms_epsilon", 1e-5f);
   g.KvF32(a + ".rope.freq_base", 10000.0f);
+  if (s.rope_dims != 0)
+    g.KvU32(a + ".rope.dimension_count", static_cast<std::uint32_t>(s.rope_dims));
   std::mt19937 rng(seed);
   const auto t = static_cast<std::uint32_t>(s.type);
   auto matrix = [&](const std::string& name, std::size_t rows, std::size_t cols) {
@@ -147,12 +175,18 @@ std::filesystem::path WriteModel(const Shape& s, unsigned seed) {
     const std::string p = "blk." + std::to_string(l) + ".";
     vec(p + "attn_norm.weight", s.dim, 0.8f, 1.2f);
     vec(p + "ffn_norm.weight", s.dim, 0.8f, 1.2f);
-    matrix(p + "attn_q.weight", q_dim, s.dim);
-    matrix(p + "attn_k.weight", kv_dim, s.dim);
-    matrix(p + "attn_v.weight", kv_dim, s.dim);
+    if (a == "phi3") {
+      // One matrix each for q, k, v and for gate, up: the loader slices them by rows.
+      matrix(p + "attn_qkv.weight", q_dim + 2 * kv_dim, s.dim);
+      matrix(p + "ffn_up.weight", 2 * s.ff, s.dim);
+    } else {
+      matrix(p + "attn_q.weight", q_dim, s.dim);
+      matrix(p + "attn_k.weight", kv_dim, s.dim);
+      matrix(p + "attn_v.weight", kv_dim, s.dim);
+      matrix(p + "ffn_gate.weight", s.ff, s.dim);
+      matrix(p + "ffn_up.weight", s.ff, s.dim);
+    }
     matrix(p + "attn_output.weight", s.dim, q_dim);
-    matrix(p + "ffn_gate.weight", s.ff, s.dim);
-    matrix(p + "ffn_up.weight", s.ff, s.dim);
     matrix(p + "ffn_down.weight", s.dim, s.ff);
     if (a == "qwen2") {
       vec(p + "attn_q.bias", q_dim, -0.5f, 0.5f);
@@ -268,10 +302,20 @@ std::string CaseName(const ::testing::TestParamInfo<Case>& info) {
 }
 
 const Case kCases[] = {
-    {{"llama", TensorType::kF32}, KvType::kF16},  {{"llama", TensorType::kF32}, KvType::kF32},
-    {{"llama", TensorType::kF16}, KvType::kF16},  {{"llama", TensorType::kQ8_0}, KvType::kF16},
-    {{"llama", TensorType::kQ4_K}, KvType::kF16}, {{"qwen2", TensorType::kF16}, KvType::kF16},
-    {{"qwen2", TensorType::kQ8_0}, KvType::kF32}, {{"qwen2", TensorType::kQ4_K}, KvType::kF16},
+    {{"llama", TensorType::kF32}, KvType::kF16},
+    {{"llama", TensorType::kF32}, KvType::kF32},
+    {{"llama", TensorType::kF16}, KvType::kF16},
+    {{"llama", TensorType::kQ8_0}, KvType::kF16},
+    {{"llama", TensorType::kQ4_K}, KvType::kF16},
+    {{"qwen2", TensorType::kF16}, KvType::kF16},
+    {{"qwen2", TensorType::kQ8_0}, KvType::kF32},
+    {{"qwen2", TensorType::kQ4_K}, KvType::kF16},
+    {{"llama", TensorType::kBF16}, KvType::kF16},
+    {{"llama", TensorType::kQ5_K}, KvType::kF16},
+    {{"llama", TensorType::kQ6_K}, KvType::kF32},
+    // phi3: RoPE over 32 of each head's 64 dimensions.
+    {{.arch = "phi3", .type = TensorType::kF16, .rope_dims = 32}, KvType::kF16},
+    {{.arch = "phi3", .type = TensorType::kQ6_K, .rope_dims = 32}, KvType::kF16},
 };
 
 class CudaForwardTest : public ::testing::TestWithParam<Case> {
@@ -291,7 +335,9 @@ class CudaForwardTest : public ::testing::TestWithParam<Case> {
 //   (~0.5% per product, measured 2.1e-2 .. 3.2e-2 against an exact pass there), so that
 //   file's 6e-2 / 7e-2.
 double CpuLimit(TensorType t) {
-  return t == TensorType::kQ8_0 ? 6e-2 : t == TensorType::kQ4_K ? 7e-2 : 3e-3;
+  if (t == TensorType::kQ8_0) return 6e-2;
+  if (t == TensorType::kQ4_K || t == TensorType::kQ5_K || t == TensorType::kQ6_K) return 7e-2;
+  return 3e-3;  // F32, F16, BF16: the CPU multiplies float activations too
 }
 constexpr double kProductsLimit = 1e-3;
 
@@ -569,6 +615,222 @@ TEST(CudaForward, TruncateAndARefusedPassChangeNothingElse) {
   EXPECT_EQ(got, reference);
   std::printf("forward-check truncate + refused pass: regenerated tokens as before %s\n",
               got == reference ? "PASS" : "FAIL");
+}
+
+// ---- Attention over long contexts: split across blocks (flash-decoding) or not.
+
+// A stream of `decode` single tokens after a prompt of `prompt` tokens, on a model whose
+// context takes them (a 1010-token prompt: the decode steps' contexts cross 1024 positions,
+// from 4 spans of 256 to 5, so the split grid grows from 4 to 8 blocks per head mid-stream).
+Shape LongShape() {
+  Shape s;
+  s.type = TensorType::kF16;
+  s.context = 2048;
+  return s;
+}
+
+// One block per (row, head) walking the spans (TIDELANE_CUDA_ATTN_SPLIT=0) and a block per
+// span with a second kernel folding them give the same logits, bit for bit; and both stay as
+// close to the per-product path as short contexts do.
+TEST(CudaForward, SplitAttentionGivesBitwiseTheLogitsOfOneBlockPerHead) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const Shape s = LongShape();
+  const auto model = WriteModel(s, 53);
+  auto split = Load(model, Path::kCudaForward);
+  std::unique_ptr<Engine> whole;
+  {
+    ScopedEnv env("TIDELANE_CUDA_ATTN_SPLIT", "0");
+    whole = Load(model, Path::kCudaForward);
+  }
+  auto products = Load(model, Path::kCudaProducts);
+  ASSERT_TRUE(split && whole && products);
+  const auto a = RunStream(*split, s.vocab, 1010, 30, 7);
+  const auto b = RunStream(*whole, s.vocab, 1010, 30, 7);
+  const auto c = RunStream(*products, s.vocab, 1010, 30, 7);
+  ASSERT_EQ(a.size(), 1040 * s.vocab);
+  const std::vector<float> ad(a.end() - 30 * s.vocab, a.end()), bd(b.end() - 30 * s.vocab, b.end()),
+      cd(c.end() - 30 * s.vocab, c.end());
+  Report("prompt 1010 + 30 decode: split attention vs one block per head (must be 0)",
+         RelDiff(bd, ad), 0.0);
+  Report("prompt 1010 + 30 decode: split attention vs cuda products", RelDiff(cd, ad),
+         kProductsLimit);
+  Report("prompt 1010 + 30 (all positions): forward vs cuda products", RelDiff(c, a),
+         kProductsLimit);
+  std::filesystem::remove(model);
+}
+
+// Three sequences of 300, 700 and 1100 positions (2, 3 and 5 spans) decode 12 steps: each
+// alone, the three together (split attention, one grid for rows of different span counts),
+// and the three beside a 300-row prefill of another sequence (enough rows × heads that
+// attention runs one block per (row, head)). The three decode rows' logits are the same bit
+// for bit in all three.
+TEST(CudaForward, LongContextDecodeIsBatchInvariantAcrossAttentionSplits) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const Shape s = LongShape();
+  const auto model = WriteModel(s, 59);
+  auto alone = Load(model, Path::kCudaForward);
+  auto together = Load(model, Path::kCudaForward);
+  auto crowded = Load(model, Path::kCudaForward);
+  ASSERT_TRUE(alone && together && crowded);
+  const std::size_t lengths[] = {300, 700, 1100};
+  std::mt19937 rng(61);
+  std::uniform_int_distribution<std::int32_t> token(0, static_cast<std::int32_t>(s.vocab) - 1);
+  std::vector<std::vector<std::int32_t>> prompts;
+  for (std::size_t n : lengths) {
+    prompts.emplace_back(n);
+    for (auto& t : prompts.back()) t = token(rng);
+  }
+  std::vector<SequenceId> ids[3];
+  for (Engine* e : {alone.get(), together.get(), crowded.get()}) {
+    auto& mine = ids[e == alone.get() ? 0 : e == together.get() ? 1 : 2];
+    for (const auto& p : prompts) {
+      mine.push_back(e->NewSequence());
+      Engine::Step step{mine.back(), p};
+      ASSERT_TRUE(e->Forward({&step, 1}).ok());
+    }
+  }
+  double worst = 0;
+  for (int step = 0; step < 12; ++step) {
+    std::vector<std::int32_t> next(3);
+    for (auto& t : next) t = token(rng);
+    std::vector<std::vector<float>> a;
+    for (int i = 0; i < 3; ++i) {
+      Engine::Step one{ids[0][i], {&next[i], 1}};
+      auto r = alone->Forward({&one, 1});
+      ASSERT_TRUE(r.ok()) << r.error();
+      a.push_back(r->front());
+    }
+    std::vector<Engine::Step> three;
+    for (int i = 0; i < 3; ++i) three.push_back({ids[1][i], {&next[i], 1}});
+    auto b = together->Forward(three);
+    ASSERT_TRUE(b.ok()) << b.error();
+    // The crowd: a fresh 300-token prompt each step (freed after), then the three rows.
+    std::vector<std::int32_t> filler(300);
+    for (auto& t : filler) t = token(rng);
+    const SequenceId other = crowded->NewSequence();
+    std::vector<Engine::Step> crowd = {{other, filler}};
+    for (int i = 0; i < 3; ++i) crowd.push_back({ids[2][i], {&next[i], 1}});
+    auto c = crowded->Forward(crowd);
+    ASSERT_TRUE(c.ok()) << c.error();
+    crowded->FreeSequence(other);
+    for (int i = 0; i < 3; ++i) {
+      worst = std::max(worst, RelDiff(a[i], (*b)[i]));
+      worst = std::max(worst, RelDiff(a[i], (*c)[i + 1]));
+    }
+  }
+  Report("decode at 300/700/1100 positions: alone vs together vs beside a prefill (must be 0)",
+         worst, 0.0);
+  std::filesystem::remove(model);
+}
+
+// q, k, v (and gate, up) as one product over their stacked rows give the logits of separate
+// products (TIDELANE_CUDA_FUSE=0), bit for bit: qwen2 (biases on the fused q, k, v) and phi3
+// (the loader's slices of its own fused matrices, RoPE over half of each head).
+TEST(CudaForward, FusedProductsGiveBitwiseTheLogitsOfSeparateOnes) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const Shape shapes[] = {{.arch = "qwen2", .type = TensorType::kQ4_K},
+                          {.arch = "phi3", .type = TensorType::kF16, .rope_dims = 32}};
+  for (const Shape& s : shapes) {
+    const auto model = WriteModel(s, 73);
+    auto fused = Load(model, Path::kCudaForward);
+    std::unique_ptr<Engine> separate;
+    {
+      ScopedEnv env("TIDELANE_CUDA_FUSE", "0");
+      separate = Load(model, Path::kCudaForward);
+    }
+    ASSERT_TRUE(fused && separate);
+    const auto a = RunStream(*fused, s.vocab, 40, 12, 5);
+    const auto b = RunStream(*separate, s.vocab, 40, 12, 5);
+    Report(ShapeName(s) + ": fused vs separate products (must be 0)", RelDiff(b, a), 0.0);
+    std::filesystem::remove(model);
+  }
+}
+
+// ---- Models the whole pass does not take: the engine's pass with the products on the device.
+
+// Loads `model` on the CUDA backend expecting the per-product path; returns the engine and what
+// it said on stderr.
+std::unique_ptr<Engine> LoadFallingBack(const std::filesystem::path& model,
+                                        std::size_t kv_positions, KvType kv, std::string* said) {
+  ::testing::internal::CaptureStderr();
+  auto e = Engine::Load(
+      model, {.threads = 2, .kv_positions = kv_positions, .backend = "cuda", .kv_type = kv});
+  *said = ::testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(e.ok()) << e.error();
+  if (!e.ok()) return nullptr;
+  EXPECT_FALSE((*e)->forward_on_device());
+  // The reason is also the engine's to give (for a caller that logs elsewhere than stderr).
+  EXPECT_FALSE((*e)->device_declined().empty());
+  EXPECT_NE(said->find((*e)->device_declined()), std::string::npos) << *said;
+  return std::move(e).value();
+}
+
+// Heads of 512 dimensions (the attention kernel takes 256): Load succeeds, says why on stderr,
+// and the logits are the CPU's (within the float tolerance).
+TEST(CudaForward, WideHeadsRunOnThePerProductPath) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  Shape s;
+  s.type = TensorType::kF16;
+  s.dim = 512;
+  s.heads = 1;
+  s.kv_heads = 1;
+  const auto model = WriteModel(s, 67);
+  std::string said;
+  auto gpu = LoadFallingBack(model, 0, KvType::kF16, &said);
+  auto cpu = Load(model, Path::kCpu);
+  ASSERT_TRUE(gpu && cpu);
+  std::printf("forward-check head_dim 512 says: %s", said.c_str());
+  EXPECT_NE(said.find("heads of 512 dimensions"), std::string::npos) << said;
+  const auto a = RunStream(*cpu, s.vocab, 40, 12, 5);
+  const auto b = RunStream(*gpu, s.vocab, 40, 12, 5);
+  Report("head_dim 512, per-product fallback vs cpu", RelDiff(a, b), CpuLimit(s.type));
+  std::filesystem::remove(model);
+}
+
+// A KV pool larger than the device's free memory: a first engine takes 55% of the device for
+// its pool, a second asks for as much. The second loads, says why, and runs on the per-product
+// path (its KV cache in host memory) with the CPU's logits; the first still runs on the device.
+// The host cache of each reserves (does not touch) as much address space.
+TEST(CudaForward, AKvPoolLargerThanTheFreeMemoryRunsOnThePerProductPath) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const auto device = CudaDeviceInfo();
+  const std::string info = device.value();
+  const std::size_t gib_at = info.find(" GiB");
+  ASSERT_NE(gib_at, std::string::npos) << info;
+  const std::size_t from = info.rfind(' ', gib_at - 1) + 1;
+  const double total = std::stod(info.substr(from, gib_at - from)) * double(1 << 30);
+  Shape s;
+  s.dim = 64;
+  s.heads = 1;
+  s.kv_heads = 1;
+  s.layers = 1;
+  s.ff = 128;
+  const auto model = WriteModel(s, 71);
+  // One position: 1 layer × (key + value) × 64 floats = 512 bytes.
+  const auto positions = static_cast<std::size_t>(0.55 * total / 512) / 16 * 16;
+  std::unique_ptr<Engine> first;
+  std::unique_ptr<Engine> second;
+  std::string said;
+  try {
+    first = Load(model, Path::kCudaForward, KvType::kF32, positions);
+    ASSERT_TRUE(first);
+    second = LoadFallingBack(model, positions, KvType::kF32, &said);
+  } catch (const std::bad_alloc&) {
+    GTEST_SKIP() << "this host cannot reserve two caches of " << positions * 512 / (1 << 20)
+                 << " MiB";
+  }
+  auto cpu = Load(model, Path::kCpu, KvType::kF32);
+  ASSERT_TRUE(second && cpu);
+  std::printf("forward-check a %zu MiB pool twice on a %.1f GiB device, the second says: %s",
+              positions * 512 >> 20, total / double(1 << 30), said.c_str());
+  EXPECT_NE(said.find("KV pool"), std::string::npos) << said;
+  const auto a = RunStream(*cpu, s.vocab, 40, 12, 5);
+  const auto b = RunStream(*second, s.vocab, 40, 12, 5);
+  const auto c = RunStream(*first, s.vocab, 40, 12, 5);
+  Report("KV pool over free memory, per-product fallback vs cpu", RelDiff(a, b), CpuLimit(s.type));
+  Report("KV pool over free memory, the first engine (on the device) vs cpu", RelDiff(a, c),
+         CpuLimit(s.type));
+  std::filesystem::remove(model);
 }
 
 }  // namespace
