@@ -24,18 +24,13 @@
 #include "router/engine/kernels.h"
 #include "router/engine/tensor_types.h"
 #include "router/engine/thread_pool.h"
+#include "tests/router/engine/engine_test_util.h"
 #include "tests/router/engine/random_weights.h"
 
 namespace tidelane::engine {
 namespace {
 
 constexpr const char* kModel = TIDELANE_SHARED_DIR "/models/aidreams260K.gguf";
-
-// Skips the calling test, with the reason, where there is no CUDA device to run on.
-#define SKIP_WITHOUT_CUDA_DEVICE()                                         \
-  do {                                                                     \
-    if (auto info = CudaDeviceInfo(); !info) GTEST_SKIP() << info.error(); \
-  } while (0)
 
 // Activations like a normed hidden state: mostly O(1), a few larger outliers.
 std::vector<float> RandomActivations(std::size_t n, std::mt19937& rng) {

@@ -33,18 +33,17 @@
 #include "router/engine/cuda/cuda_backend.h"
 #include "router/engine/engine.h"
 #include "router/engine/tensor_types.h"
+#include "tests/router/engine/engine_test_util.h"
 #include "tests/router/engine/gguf_builder.h"
 #include "tests/router/engine/random_weights.h"
 
 namespace tidelane::engine {
 namespace {
 
-constexpr const char* kAidreams = TIDELANE_SHARED_DIR "/models/aidreams260K.gguf";
+using ::tidelane::engine::test_util::Argmax;
+using ::tidelane::engine::test_util::DecodeAlone;
 
-#define SKIP_WITHOUT_CUDA_DEVICE()                                         \
-  do {                                                                     \
-    if (auto info = CudaDeviceInfo(); !info) GTEST_SKIP() << info.error(); \
-  } while (0)
+constexpr const char* kAidreams = TIDELANE_SHARED_DIR "/models/aidreams260K.gguf";
 
 // ---- Random models, written as GGUF files.
 
@@ -235,10 +234,6 @@ std::unique_ptr<Engine> Load(const std::filesystem::path& model, Path path,
   return std::move(e).value();
 }
 
-std::int32_t Argmax(const std::vector<float>& v) {
-  return static_cast<std::int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
-}
-
 // max |a - b| / max |a|: the logits' difference relative to their scale.
 double RelDiff(const std::vector<float>& a, const std::vector<float>& b) {
   EXPECT_EQ(a.size(), b.size());
@@ -405,24 +400,6 @@ TEST(CudaForward, GraphsGiveBitwiseTheLogitsOfDirectLaunches) {
   std::filesystem::remove(model);
 }
 
-// Greedy decoding of `n` tokens after `prompt`, one sequence at a time.
-std::vector<std::int32_t> Greedy(Engine& e, const std::vector<std::int32_t>& prompt, int n) {
-  const SequenceId s = e.NewSequence();
-  Engine::Step step{s, prompt};
-  auto logits = e.Forward({&step, 1});
-  EXPECT_TRUE(logits.ok()) << logits.error();
-  std::vector<std::int32_t> out;
-  for (int i = 0; i < n && logits.ok(); ++i) {
-    out.push_back(Argmax(logits->front()));
-    const std::int32_t one[] = {out.back()};
-    Engine::Step next{s, one};
-    logits = e.Forward({&next, 1});
-    EXPECT_TRUE(logits.ok()) << logits.error();
-  }
-  e.FreeSequence(s);
-  return out;
-}
-
 std::vector<std::int32_t> Prompt(int i) {
   std::vector<std::int32_t> p = {1};
   for (int j = 0; j < 1 + (i * 3) % 11; ++j) p.push_back(260 + (i * 37 + j * 11) % 240);
@@ -444,7 +421,7 @@ TEST(CudaForward, BatchedDecodingMatchesEachAlone) {
   for (int i = 0; i < kSeqs; ++i) {
     std::vector<std::int32_t> p;
     for (int j = 0; j < 3 + i * 5; ++j) p.push_back((i * 37 + j * 11) % 256);
-    alone.push_back(Greedy(*e, p, kTokens));
+    alone.push_back(DecodeAlone(*e, p, kTokens));
   }
   std::vector<SequenceId> ids;
   std::vector<std::vector<std::int32_t>> prompts(kSeqs), got(kSeqs), next(kSeqs);
@@ -504,8 +481,8 @@ TEST(CudaForward, AidreamsGreedyMatchesTheCpu) {
   ASSERT_TRUE(cpu && gpu);
   int same = 0;
   for (int p = 0; p < 4; ++p) {
-    const auto a = Greedy(*cpu, Prompt(p), 100);
-    const auto b = Greedy(*gpu, Prompt(p), 100);
+    const auto a = DecodeAlone(*cpu, Prompt(p), 100);
+    const auto b = DecodeAlone(*gpu, Prompt(p), 100);
     EXPECT_EQ(a, b) << "prompt " << p;
     same += a == b;
   }
@@ -523,7 +500,7 @@ TEST(CudaForward, ContextsMoveBetweenDeviceAndCpuEngines) {
     auto gpu2 = Load(kAidreams, Path::kCudaForward, kv);
     ASSERT_TRUE(cpu && gpu && gpu2);
     const auto prompt = Prompt(7);
-    const auto whole = Greedy(*cpu, prompt, 50);
+    const auto whole = DecodeAlone(*cpu, prompt, 50);
     struct Move {
       Engine* from;
       Engine* to;
@@ -576,7 +553,7 @@ TEST(CudaForward, TruncateAndARefusedPassChangeNothingElse) {
   auto gpu = Load(kAidreams, Path::kCudaForward, KvType::kF16, /*kv_positions=*/96);
   ASSERT_TRUE(gpu);
   const auto prompt = Prompt(3);
-  const auto reference = Greedy(*gpu, prompt, 30);
+  const auto reference = DecodeAlone(*gpu, prompt, 30);
   // Generate 30, cut back to the prompt plus 10, regenerate 20.
   const SequenceId s = gpu->NewSequence();
   Engine::Step step{s, prompt};

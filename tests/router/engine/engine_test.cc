@@ -11,9 +11,13 @@
 #include <cstdio>
 
 #include "router/engine/sampler.h"
+#include "tests/router/engine/engine_test_util.h"
 
 namespace tidelane::engine {
 namespace {
+
+using ::tidelane::engine::test_util::Argmax;
+using ::tidelane::engine::test_util::DecodeAlone;
 
 constexpr const char* kModel = TIDELANE_SHARED_DIR "/models/aidreams260K.gguf";
 
@@ -25,28 +29,6 @@ std::unique_ptr<Engine> Load(int threads = 2, std::size_t kv_positions = 0,
       Engine::Load(kModel, {.threads = threads, .kv_positions = kv_positions, .kv_type = kv_type});
   EXPECT_TRUE(e.ok()) << e.error();
   return std::move(e).value();
-}
-
-std::int32_t Argmax(const std::vector<float>& v) {
-  return static_cast<std::int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
-}
-
-// Greedy decoding of `n` tokens after `prompt`, one sequence at a time.
-std::vector<std::int32_t> DecodeAlone(Engine& e, const std::vector<std::int32_t>& prompt, int n) {
-  const SequenceId s = e.NewSequence();
-  Engine::Step step{s, prompt};
-  auto logits = e.Forward({&step, 1});
-  EXPECT_TRUE(logits.ok()) << logits.error();
-  std::vector<std::int32_t> out;
-  for (int i = 0; i < n; ++i) {
-    out.push_back(Argmax(logits->front()));
-    const std::int32_t one[] = {out.back()};
-    Engine::Step next{s, one};
-    logits = e.Forward({&next, 1});
-    EXPECT_TRUE(logits.ok()) << logits.error();
-  }
-  e.FreeSequence(s);
-  return out;
 }
 
 std::vector<std::int32_t> Prompt(int i) {
