@@ -177,13 +177,25 @@ bool ChatStore::open(const QString& path) {
       return false;
     }
   }
+  // Checkpoints belong to checkpointer_; this connection's own is only the bound on the WAL.
+  if (!q.exec(QStringLiteral("PRAGMA wal_autocheckpoint = %1")
+                  .arg(WalCheckpointer::kInlineCheckpointPages))) {
+    error_ = tr("Cannot set up the chat history %1: %2").arg(path, q.lastError().text());
+    close();
+    return false;
+  }
   if ((version < kSchemaVersion && !migrate(version)) || !recover()) {
     const QString why = error_;
     close();
     error_ = why;
     return false;
   }
+  checkpointer_ = std::make_unique<WalCheckpointer>(path);
   return true;
+}
+
+void ChatStore::committed() {
+  if (checkpointer_) checkpointer_->wrote();
 }
 
 bool ChatStore::migrate(int from) {
@@ -234,6 +246,8 @@ bool ChatStore::recover() {
 void ChatStore::close() {
   if (db_.isOpen()) {
     flush();
+    // First, so that this connection is the last to close: it checkpoints the WAL and removes it.
+    checkpointer_.reset();
     db_.close();
   }
   pending_.clear();
@@ -460,6 +474,7 @@ qint64 ChatStore::appendMessage(qint64 conversationId, const QString& role, cons
     fail(tr("Cannot save the message: %1").arg(why));
     return 0;
   }
+  committed();
   emit conversationsChanged();
   return id;
 }
@@ -511,6 +526,7 @@ bool ChatStore::flush() {
     return fail(tr("Cannot save the answer to the chat history: %1").arg(why));
   }
   for (auto& p : pending_) p.tokens = 0;
+  committed();
   return true;
 }
 
@@ -548,6 +564,7 @@ bool ChatStore::finishMessage(qint64 messageId, ui::MessageState state, const QS
     return fail(tr("Cannot save the answer to the chat history: %1").arg(why));
   }
   pending_.remove(messageId);
+  committed();
   return true;
 }
 
@@ -630,6 +647,7 @@ qint64 ChatStore::importConversation(const ui::ConversationInfo& info,
     fail(tr("Cannot import the conversation: %1").arg(why));
     return 0;
   }
+  committed();
   emit conversationsChanged();
   return conversationId;
 }

@@ -10,9 +10,11 @@
 // Streaming: appendToMessage commits the growing text before it returns (kFlushTokens is 1),
 // so a kill mid-answer keeps every token the view could have shown: the view paints a token
 // only after the store has it. In WAL mode with synchronous=NORMAL a commit is a write to the
-// log without fsync (about 0.1 ms), so even 200 tokens/s cost the GUI thread a few percent
-// and never a visible stall. open() turns messages left `streaming` by a killed app into
-// `stopped`.
+// log without fsync (0.1-0.2 ms), so even 200 tokens/s cost the GUI thread a few percent. The
+// fsyncs are in the checkpoints, which a WalCheckpointer runs on its own thread and connection
+// (SQLite's own, inside a commit, took ~10 ms once a second while an answer streamed); the GUI
+// connection checkpoints only if that thread falls far behind. open() turns messages left
+// `streaming` by a killed app into `stopped`.
 //
 // Search: SQLite's FTS5 (Debian's SQLite 3.40 has it) over message text, with the
 // unicode61 tokenizer and prefix queries; titles are matched with LIKE (few rows). A
@@ -28,7 +30,9 @@
 #include <QHash>
 #include <QSqlDatabase>
 #include <QTimer>
+#include <memory>
 
+#include "app/wal_checkpointer.h"
 #include "ui/conversation_store.h"
 
 namespace tidelane::app {
@@ -86,6 +90,9 @@ class ChatStore : public ui::ConversationStore {
   // Writes batched streaming text now. Returns false on a write error.
   bool flush();
 
+  // The thread that checkpoints the WAL while the store is open (null when closed).
+  const WalCheckpointer* checkpointer() const { return checkpointer_.get(); }
+
   static QString stateName(ui::MessageState state);
   static ui::MessageState stateFromName(const QString& name);
 
@@ -99,6 +106,9 @@ class ChatStore : public ui::ConversationStore {
   bool migrate(int from);
   bool recover();
   bool exec(const QString& sql);
+  // After a commit of streamed text, a message or an import: the WAL is copied into the
+  // database soon, off this thread (other small writes wait for the next one, or close()).
+  void committed();
   bool touch(qint64 conversationId);
   bool index(qint64 messageId, const QString& content);
   QList<ui::ConversationInfo> readConversations(const QString& where,
@@ -110,6 +120,7 @@ class ChatStore : public ui::ConversationStore {
   mutable QString error_;
   QHash<qint64, Pending> pending_;
   QTimer flushTimer_;
+  std::unique_ptr<WalCheckpointer> checkpointer_;
 };
 
 }  // namespace tidelane::app

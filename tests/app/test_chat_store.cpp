@@ -1,7 +1,8 @@
 // The chat history on real SQLite files: conversations are created, named from the first
 // message, renamed, pinned, deleted and restored; streamed answers are written in batches
 // and one cut off by a dead app comes back as stopped; search finds a word in a message;
-// a newer, foreign or damaged file is refused with a clear error and left byte for byte.
+// a newer, foreign or damaged file is refused with a clear error and left byte for byte;
+// the WAL is checkpointed by the store's own thread, not in the commits.
 #include <QCryptographicHash>
 #include <QFile>
 #include <QSignalSpy>
@@ -13,6 +14,7 @@
 #include "app/chat_store.h"
 
 using tidelane::app::ChatStore;
+using tidelane::app::WalCheckpointer;
 using tidelane::ui::MessageState;
 
 namespace {
@@ -36,6 +38,25 @@ QVariant rawValue(const QString& path, const QString& sql) {
     }
   }
   QSqlDatabase::removeDatabase(QStringLiteral("raw"));
+  return out;
+}
+
+// Reads one value from the database file alone, as if its WAL were lost: only what a
+// checkpoint copied into the file is there. Empty while a checkpoint is writing the file.
+QVariant fileOnlyValue(const QString& path, const QString& sql) {
+  QTemporaryDir copyDir;
+  const QString copy = copyDir.filePath(QStringLiteral("file-only.sqlite"));
+  QFile::copy(path, copy);
+  QVariant out;
+  {
+    auto db = QSqlDatabase::addDatabase(QStringLiteral("QSQLITE"), QStringLiteral("file-only"));
+    db.setDatabaseName(copy);
+    if (db.open()) {
+      QSqlQuery q(db);
+      if (q.exec(sql) && q.next()) out = q.value(0);
+    }
+  }
+  QSqlDatabase::removeDatabase(QStringLiteral("file-only"));
   return out;
 }
 
@@ -193,6 +214,41 @@ class TestChatStore : public QObject {
     QCOMPARE(messages[1].state, MessageState::Stopped);
     QVERIFY(messages[1].content.startsWith(QStringLiteral("one two...")));
     QCOMPARE(reopened.search(QStringLiteral("two")).size(), 1);  // a stopped answer is searchable
+  }
+
+  void streamedTextIsCheckpointedOffTheCommittingThread() {
+    QTemporaryDir dir;
+    const QString path = dir.filePath(QStringLiteral("history.sqlite"));
+    ChatStore store;
+    QVERIFY(store.open(path));
+    const WalCheckpointer* checkpointer = store.checkpointer();
+    QVERIFY(checkpointer);
+    const qint64 c = store.createConversation();
+    const qint64 answer =
+        store.appendMessage(c, QStringLiteral("assistant"), {}, MessageState::Streaming);
+    QString text;
+    for (int i = 0; i < 200; ++i) {
+      const QString token = QStringLiteral(" word%1").arg(i);
+      text += token;
+      store.appendToMessage(answer, token);
+    }
+    // A few hundred WAL pages, far below the bound at which the store's own connection would
+    // checkpoint in a commit (kInlineCheckpointPages): text in the database file itself was
+    // copied there by the checkpointer's thread.
+    const QString contentSql =
+        QStringLiteral("SELECT content FROM messages WHERE id = %1").arg(answer);
+    QTRY_COMPARE_WITH_TIMEOUT(fileOnlyValue(path, contentSql).toString(), text, 10000);
+    QVERIFY(checkpointer->checkpoints() > 0);
+    QCOMPARE(checkpointer->failures(), 0);
+    QVERIFY(checkpointer->lastLogPages() > 0);
+    QVERIFY(checkpointer->lastLogPages() < WalCheckpointer::kInlineCheckpointPages);
+
+    // Closing stops the checkpointer first, so the store's connection is the last one and
+    // removes the WAL; nothing is lost.
+    store.close();
+    QVERIFY(!store.checkpointer());
+    QVERIFY(!QFile::exists(path + QStringLiteral("-wal")));
+    QCOMPARE(rawValue(path, contentSql).toString(), text);
   }
 
   void finishedAnswerKeepsItsTrace() {

@@ -13,10 +13,14 @@
 //     the history recording every token, as in the app), while a 1 ms precise timer on the GUI
 //     thread records the gaps between its ticks: a gap is how long the event loop could not
 //     run anything. With --into-long N the answer goes into a conversation of N messages.
+//     Each long gap also shows the GUI thread's CPU time in it (little CPU: it waited for a
+//     core) and the time the history's writes took in it; the writes' distribution and the WAL
+//     checkpointer's counts are printed too.
 #include <QAbstractEventDispatcher>
 #include <QApplication>
 #include <QElapsedTimer>
 #include <QEventLoop>
+#include <QFileInfo>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -32,6 +36,7 @@
 #include <QTimer>
 #include <algorithm>
 #include <cstdio>
+#include <ctime>
 #include <random>
 #include <vector>
 
@@ -413,6 +418,43 @@ int runOpen(const QStringList& args) {
 
 // ---- streaming ---------------------------------------------------------------------------
 
+// The calling thread's CPU time: a gap with little of it was spent waiting for a core (the
+// machine is shared), not working.
+qint64 threadCpuNs() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<qint64>(t.tv_sec) * 1000000000 + t.tv_nsec;
+}
+
+// The app's history, with the wall time of the GUI thread's calls that write a streaming answer
+// counted, so each gap can say how much of it was the store's.
+class TimedStore : public app::ChatStore {
+ public:
+  void appendToMessage(qint64 messageId, const QString& text) override {
+    QElapsedTimer t;
+    t.start();
+    app::ChatStore::appendToMessage(messageId, text);
+    note(t.nsecsElapsed());
+  }
+  bool finishMessage(qint64 messageId, ui::MessageState state, const QString& traceJson) override {
+    QElapsedTimer t;
+    t.start();
+    const bool ok = app::ChatStore::finishMessage(messageId, state, traceJson);
+    finishMs = static_cast<double>(t.nsecsElapsed()) / 1e6;
+    note(t.nsecsElapsed());
+    return ok;
+  }
+  qint64 totalNs = 0;
+  std::vector<double> callsMs;
+  double finishMs = -1;
+
+ private:
+  void note(qint64 ns) {
+    totalNs += ns;
+    callsMs.push_back(static_cast<double>(ns) / 1e6);
+  }
+};
+
 // A long Markdown answer cut into tokens of a word or a piece of punctuation with the space
 // before it, as a model streams them.
 QStringList answerTokens(int count) {
@@ -494,7 +536,7 @@ int runStream(const QStringList& args) {
   const QString shot = strArg(args, QStringLiteral("--screenshot"));
 
   QTemporaryDir dir;
-  app::ChatStore store;
+  TimedStore store;
   if (!store.open(dir.filePath(QStringLiteral("history.sqlite")))) return 1;
   qint64 longId = 0;
   if (longN > 0) {
@@ -522,20 +564,30 @@ int runStream(const QStringList& args) {
   waitMs(500);
 
   // The probe: a 1 ms precise timer; every gap between its ticks is time the loop was busy.
+  // Each gap also takes the GUI thread's CPU time over it and the store's share of it.
+  struct Gap {
+    double ms, endS, cpuMs, storeMs;
+  };
   QElapsedTimer clock;
   std::vector<double> gaps;
-  std::vector<std::pair<double, double>> gapAt;  // (gap, when it ended, s into the run)
+  std::vector<Gap> gapAt;
   gaps.reserve(100000);
-  qint64 last = -1;
+  gapAt.reserve(100000);
+  qint64 last = -1, lastCpu = 0, lastStore = 0;
   QTimer probe;
   probe.setTimerType(Qt::PreciseTimer);
   QObject::connect(&probe, &QTimer::timeout, [&] {
     const qint64 now = clock.nsecsElapsed();
+    const qint64 cpu = threadCpuNs();
     if (last >= 0) {
       gaps.push_back(static_cast<double>(now - last) / 1e6);
-      gapAt.emplace_back(gaps.back(), static_cast<double>(now) / 1e9);
+      gapAt.push_back({gaps.back(), static_cast<double>(now) / 1e9,
+                       static_cast<double>(cpu - lastCpu) / 1e6,
+                       static_cast<double>(store.totalNs - lastStore) / 1e6});
     }
     last = now;
+    lastCpu = cpu;
+    lastStore = store.totalNs;
   });
 
   int received = 0;
@@ -581,11 +633,30 @@ int runStream(const QStringList& args) {
               static_cast<long long>(over), g.n,
               static_cast<long long>(
                   std::count_if(gaps.begin(), gaps.end(), [](double x) { return x > 8.0; })));
-  std::sort(gapAt.begin(), gapAt.end(), std::greater<>());
-  std::printf("stream: longest gaps (ms @ s since the send; tokens came from %.2f to %.2f s):",
-              static_cast<double>(firstNs) / 1e9, static_cast<double>(lastNs) / 1e9);
+  // Own work or a wait for a core: the GUI thread's CPU time within the long gaps.
+  std::vector<double> longCpu;
+  for (const Gap& x : gapAt) {
+    if (x.ms > 8.0) longCpu.push_back(x.cpuMs);
+  }
+  printStats("stream: GUI CPU in gaps over 8 ms", stats(longCpu));
+  printStats("stream: store writes (GUI thread)", stats(store.callsMs));
+  std::printf("stream: store writes took %.1f ms in all; the finished answer's %.2f ms\n",
+              static_cast<double>(store.totalNs) / 1e6, store.finishMs);
+  if (const app::WalCheckpointer* c = store.checkpointer()) {
+    std::printf(
+        "stream: WAL checkpoints off the GUI thread: %d (%d failed); the last found %d pages and "
+        "copied %d; WAL file %.1f MiB\n",
+        c->checkpoints(), c->failures(), c->lastLogPages(), c->lastCopiedPages(),
+        static_cast<double>(QFileInfo(store.path() + QStringLiteral("-wal")).size()) / 1048576.0);
+  }
+  std::sort(gapAt.begin(), gapAt.end(), [](const Gap& a, const Gap& b) { return a.ms > b.ms; });
+  std::printf(
+      "stream: longest gaps (ms @ s since the send [GUI CPU ms, store ms]; tokens came from "
+      "%.2f to %.2f s):",
+      static_cast<double>(firstNs) / 1e9, static_cast<double>(lastNs) / 1e9);
   for (std::size_t i = 0; i < std::min<std::size_t>(8, gapAt.size()); ++i) {
-    std::printf(" %.1f@%.2f", gapAt[i].first, gapAt[i].second);
+    std::printf(" %.1f@%.2f[%.1f,%.1f]", gapAt[i].ms, gapAt[i].endS, gapAt[i].cpuMs,
+                gapAt[i].storeMs);
   }
   std::printf("\n");
   if (!shot.isEmpty()) window.grab().save(shot);
