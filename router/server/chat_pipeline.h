@@ -6,7 +6,11 @@
 // Threading: Start returns at once. A request waiting at the front door holds no thread (it
 // is a record with callbacks in the NodeTable), so ten thousand queued users cost memory, not
 // threads; once admitted it runs on a thread of its own until it ends, and admission bounds
-// how many do. Run is the blocking form, for protocols served a thread per connection.
+// how many do. That thread places the request and sleeps while the worker's tokens go on to
+// the client on the gRPC thread that reads them; it wakes for the worker's Done, ends the
+// answer (receipt, Done, the client's stream closed) without waiting for the worker call's
+// trailers, then waits for the call to end. Run is the blocking form, for protocols served a
+// thread per connection.
 #pragma once
 
 #include <grpcpp/client_context.h>

@@ -9,6 +9,9 @@ namespace {
 
 // A chat stream to one gRPC client. The pipeline sends events from its threads; they queue
 // here and gRPC writes them one at a time (the callback API allows one write in flight).
+// A terminal event (Done, Error) waits for Close, which always follows it, and goes out with
+// the status in one operation: a separate write would cost a write-done round trip through
+// another gRPC thread before the status could follow, on every request's critical path.
 // The reactor deletes itself when gRPC is done with it; the pipeline may still hold the
 // stream, whose later sends then report the client gone.
 class ChatStream final : public StreamSink, public std::enable_shared_from_this<ChatStream> {
@@ -46,7 +49,7 @@ class ChatStream final : public StreamSink, public std::enable_shared_from_this<
       return false;
     }
     queue_.push_back(event);
-    if (!writing_) WriteFrontLocked();
+    if (!writing_ && !OnlyTerminalLeftLocked()) WriteFrontLocked();
     return true;
   }
 
@@ -56,6 +59,8 @@ class ChatStream final : public StreamSink, public std::enable_shared_from_this<
     std::lock_guard lock(mu_);
     if (writing_) {
       closing_ = status;  // finished once the queue drains
+    } else if (!queue_.empty()) {
+      WriteLastAndFinishLocked(status);  // the terminal event was waiting for this
     } else {
       FinishLocked(status);
     }
@@ -72,14 +77,33 @@ class ChatStream final : public StreamSink, public std::enable_shared_from_this<
       FinishLocked({grpc::StatusCode::CANCELLED, "client went away"});
       return;
     }
-    if (!queue_.empty()) {
+    if (OnlyTerminalLeftLocked()) {
+      if (closing_) WriteLastAndFinishLocked(*closing_);  // else Close sends it
+    } else if (!queue_.empty()) {
       WriteFrontLocked();
     } else if (closing_) {
       FinishLocked(*closing_);
     }
   }
+  bool OnlyTerminalLeftLocked() const {
+    return queue_.size() == 1 && (queue_.front().has_done() || queue_.front().has_error());
+  }
+  // The last queued event and the status together. gRPC drops the message of a write-and-
+  // finish whose status is not OK, so that event is written first and the status follows.
+  void WriteLastAndFinishLocked(const grpc::Status& status) {
+    if (finished_ || reactor_ == nullptr) return;
+    if (!status.ok()) {
+      closing_ = status;
+      WriteFrontLocked();
+      return;
+    }
+    finished_ = true;
+    writing_ = true;
+    reactor_->StartWriteAndFinish(&queue_.front(), grpc::WriteOptions(), status);
+  }
   // Writes the oldest queued event. When more are already waiting, gRPC may hold this one
-  // back to send them together (fewer frames and wake-ups per token under load).
+  // back to send them together (fewer frames and wake-ups per token under load); a held
+  // terminal event counts, since the Close that sends it comes straight after it.
   void WriteFrontLocked() {
     writing_ = true;
     grpc::WriteOptions options;

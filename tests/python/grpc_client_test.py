@@ -86,6 +86,55 @@ class RouterFromPython(unittest.TestCase):
         self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
 
 
+class BurstToASlowReader(unittest.TestCase):
+    """An instant worker bursts its answer at a client that is slow to start reading and
+    grants a tiny HTTP/2 window: the router queues the events behind the client's flow control
+    and sends the Done with the status in one write once the stream closes. Every token arrives
+    once, in order, Done comes last with an OK status, and the ledger kept the same answer
+    (Resume from 0 replays it)."""
+
+    def test_every_token_in_order_then_done_and_the_ledger_agrees(self):
+        import time
+        work = tempfile.mkdtemp(prefix="tidelane-pyburst-")
+        self.addCleanup(shutil.rmtree, work, True)
+        token, router, worker, fields = start_router_and_worker(
+            BIN_DIR, work, "high", "instant", ["--time-scale", "0"])
+        try:
+            # A window of a few events, never grown, so the router's writes wait on the client.
+            channel = grpc.insecure_channel(fields["grpc"], options=[
+                ("grpc.http2.lookahead_bytes", 64), ("grpc.http2.bdp_probe", 0)])
+            stub = chat_pb2_grpc.ChatServiceStub(channel)
+            auth = [("authorization", "Bearer " + token)]
+            request = chat_pb2.ChatRequest(
+                request_id="burst-" + secrets.token_hex(4), user="python",
+                messages=[common_pb2.ChatMessage(role="user", content="a long answer, please")],
+                sampling=common_pb2.SamplingParams(max_tokens=64))
+            call = stub.Chat(request, metadata=auth, timeout=60)
+            events = [next(call)]
+            # Not reading yet: the whole answer (Done included) queues in the router.
+            time.sleep(0.5)
+            events.extend(call)
+            self.assertEqual(call.code(), grpc.StatusCode.OK)
+            kinds = [e.WhichOneof("event") for e in events]
+            self.assertEqual(kinds[-1], "done")
+            self.assertNotIn("done", kinds[:-1])
+            tokens = [e.token for e in events if e.HasField("token")]
+            self.assertEqual([t.index for t in tokens], list(range(len(tokens))))
+            self.assertEqual(events[-1].done.usage.completion_tokens, len(tokens))
+            self.assertGreaterEqual(len(tokens), 12)  # the synthetic answer's shortest length
+
+            replay = list(stub.Resume(chat_pb2.ResumeRequest(request_id=request.request_id),
+                                      metadata=auth, timeout=60))
+            self.assertEqual([e.token.text for e in replay if e.HasField("token")],
+                             [t.text for t in tokens])
+            self.assertEqual(replay[-1].WhichOneof("event"), "done")
+            channel.close()
+        finally:
+            for p in (worker, router):
+                p.terminate()
+                p.wait(timeout=10)
+
+
 class SurgeAtTheFrontDoor(unittest.TestCase):
     """A small node (4 slots) and 16 users at once: those beyond capacity hear their place in
     line at once, positions and waits are real, and every one of them is answered."""
