@@ -175,8 +175,8 @@ int MessageDelegate::stableEnd(const QString& markdown, int from) {
   return end;
 }
 
-void MessageDelegate::renderGrowing(Entry& e, const QString& markdown, const QFont& font,
-                                    const QPalette& palette) const {
+int MessageDelegate::renderGrowing(Entry& e, const QString& markdown, const QFont& font,
+                                   const QPalette& palette) const {
   if (!e.doc || e.stableDocEnd < 0 || !markdown.startsWith(e.stableText)) {
     e.doc = std::make_unique<QTextDocument>();
     // Edited every kRerenderMs while the answer grows: no undo history (each edit was recorded,
@@ -194,6 +194,8 @@ void MessageDelegate::renderGrowing(Entry& e, const QString& markdown, const QFo
   // (each pass went over every block of the answer, ~4 ms in all once it was 10,000 characters
   // long, and left the answer up to ~100 px taller than a full layout of the same document).
   cursor.beginEditBlock();
+  // The blocks before the one this position is in are neither edited nor restyled below.
+  const int changedFrom = e.stableDocEnd;
   cursor.setPosition(e.stableDocEnd);
   cursor.movePosition(QTextCursor::End, QTextCursor::KeepAnchor);
   cursor.removeSelectedText();
@@ -228,6 +230,7 @@ void MessageDelegate::renderGrowing(Entry& e, const QString& markdown, const QFo
   insert(markdown.mid(stable));
   style(e.doc.get(), e.doc->findBlockByNumber(firstBlock), font, palette);
   cursor.endEditBlock();
+  return changedFrom;
 }
 
 int MessageDelegate::contentWidth(const QStyleOptionViewItem& option) const {
@@ -279,14 +282,17 @@ MessageDelegate::Entry* MessageDelegate::entry(const QStyleOptionViewItem& optio
       e.doc->setDefaultFont(option.font);
       e.doc->setDocumentMargin(0);
       e.doc->setPlainText(shown);
+      e.changedFrom = 0;
     } else if (streaming && !text.isEmpty()) {
       // Parsing the whole answer again every kRerenderMs cost 20-30 ms once it was ~10,000
       // characters long: only the part after its last finished block is parsed again. The
       // finished answer is rendered whole (below), exactly as a stored one.
-      renderGrowing(e, text, option.font, option.palette);
+      const int from = renderGrowing(e, text, option.font, option.palette);
+      e.changedFrom = e.changedFrom < 0 ? from : std::min(e.changedFrom, from);
     } else {
       e.doc = renderMarkdown(shown, option.font, option.palette);
       e.stableDocEnd = -1;
+      e.changedFrom = 0;
     }
     e.text = text;
     e.state = state;
@@ -294,7 +300,10 @@ MessageDelegate::Entry* MessageDelegate::entry(const QStyleOptionViewItem& optio
     ++renders_;
   }
   const int width = contentWidth(option);
-  if (!qFuzzyCompare(e.doc->textWidth(), static_cast<qreal>(width))) e.doc->setTextWidth(width);
+  if (!qFuzzyCompare(e.doc->textWidth(), static_cast<qreal>(width))) {
+    e.doc->setTextWidth(width);
+    e.changedFrom = 0;
+  }
   return &e;
 }
 
@@ -347,6 +356,7 @@ void MessageDelegate::finishRender(quint64 key, const QString& text, int state,
   e.renderedAt = QDateTime::currentMSecsSinceEpoch();
   e.stableText.clear();
   e.stableDocEnd = -1;
+  e.changedFrom = 0;
   e.pendingText.clear();
   e.pendingState = -1;
   ++renders_;
@@ -360,6 +370,29 @@ void MessageDelegate::finishRender(quint64 key, const QString& text, int state,
 bool MessageDelegate::isRenderPending(const QModelIndex& index) const {
   const auto it = cache_.find(index.data(ConversationModel::KeyRole).toULongLong());
   return it != cache_.end() && it->second.pendingState >= 0;
+}
+
+std::optional<int> MessageDelegate::takeChangedFrom(const QStyleOptionViewItem& option,
+                                                    const QModelIndex& index) const {
+  const auto it = cache_.find(index.data(ConversationModel::KeyRole).toULongLong());
+  if (it == cache_.end() || !it->second.doc) return 0;
+  Entry& e = it->second;
+  const int from = std::exchange(e.changedFrom, -1);
+  if (from < 0) return std::nullopt;
+  if (from == 0) return 0;
+  // The block `from` is in, or the table (frame) around it, laid out where it was before: only
+  // the blocks from it on were edited.
+  QAbstractTextDocumentLayout* docLayout = e.doc->documentLayout();
+  const QTextBlock block = e.doc->findBlock(from);
+  if (!block.isValid()) return 0;
+  qreal y = docLayout->blockBoundingRect(block).top();
+  for (QTextFrame* f = QTextCursor(block).currentFrame(); f && f != e.doc->rootFrame();
+       f = f->parentFrame()) {
+    y = std::min(y, docLayout->frameBoundingRect(f).top());
+  }
+  const Layout l = layout(option, index, e.doc.get());
+  // Two pixels of slack for antialiased edges that reach above the block.
+  return std::max(0, l.text.top() - option.rect.top() + qFloor(y) - 2);
 }
 
 bool MessageDelegate::isRendered(const QModelIndex& index) const {
@@ -620,6 +653,9 @@ void MessageDelegate::paint(QPainter* painter, const QStyleOptionViewItem& optio
   if (const auto* view = qobject_cast<const QAbstractItemView*>(option.widget)) {
     shown &= view->viewport()->rect();
   }
+  // And only what is being repainted (MessageListView clips to the paint event's rectangle: a
+  // growing answer's newest lines).
+  if (painter->hasClipping()) shown &= painter->clipBoundingRect().toAlignedRect();
   painter->translate(l.text.topLeft());
   QAbstractTextDocumentLayout::PaintContext ctx;
   ctx.palette = pal;

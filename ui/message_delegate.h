@@ -10,7 +10,8 @@
 // re-rendered at most every kRerenderMs, when the list measures it (paint shows the last
 // rendering), and only from its last finished Markdown block on;
 // the newest text is always shown within that time. Only the part of a message inside the
-// viewport is drawn. docs/benchmarks/app.md has the figures.
+// viewport and the painter's clip is drawn, and the list repaints a growing answer only from the
+// block it was re-rendered from (takeChangedFrom). docs/benchmarks/app.md has the figures.
 //
 // When a growing answer ends it is rendered whole (exactly as a stored answer) on a worker
 // thread: the Markdown parsed, styled and laid out to the row's width there (7-11 ms at 12,000
@@ -35,6 +36,7 @@
 #include <QThreadPool>
 #include <QTimer>
 #include <memory>
+#include <optional>
 #include <unordered_map>
 
 class QTextBlock;
@@ -82,6 +84,12 @@ class MessageDelegate : public QStyledItemDelegate {
   int backgroundRenderCount() const { return backgroundRenders_; }
   // Whether a finished answer's whole rendering is being built on the worker thread.
   bool isRenderPending(const QModelIndex& index) const;
+  // Where the row's rendering changed since this was last asked, as a y within the row laid out
+  // to `option` (0: the whole row); nullopt when it has not changed. A growing answer re-rendered
+  // from its last finished block on keeps its pixels above that block, so the list repaints
+  // only the strip below it (the whole row filled the viewport at each kRerenderMs).
+  std::optional<int> takeChangedFrom(const QStyleOptionViewItem& option,
+                                     const QModelIndex& index) const;
   // What a click at `pos` (viewport coordinates) on row `index` would do; for CopyCode,
   // `code` (when given) receives the code block's text.
   Action actionAt(const QStyleOptionViewItem& option, const QModelIndex& index, QPoint pos,
@@ -106,6 +114,9 @@ class MessageDelegate : public QStyledItemDelegate {
     // position stableDocEnd (-1: `doc` was rendered whole).
     QString stableText;
     int stableDocEnd = -1;
+    // The document position from which the rendering changed since takeChangedFrom last asked
+    // (0: all of it; -1: nothing).
+    int changedFrom = 0;
     // The finished answer's whole rendering being built on the worker thread, for this text
     // and state (pendingState -1: none); the row to measure again when it comes.
     QString pendingText;
@@ -135,8 +146,9 @@ class MessageDelegate : public QStyledItemDelegate {
   // Where the Markdown from `from` on can be cut with what follows parsed alone: after its last
   // blank line outside fenced code (`from` when there is none).
   static int stableEnd(const QString& markdown, int from);
-  void renderGrowing(Entry& e, const QString& markdown, const QFont& font,
-                     const QPalette& palette) const;
+  // Returns the document position from which the rendering changed (0 when it started over).
+  int renderGrowing(Entry& e, const QString& markdown, const QFont& font,
+                    const QPalette& palette) const;
   // Renders the finished answer `text` whole on the worker thread, laid out to `option`'s
   // width; finishRender swaps it in (GUI thread) if the row still wants it.
   void renderInBackground(Entry& e, quint64 key, const QModelIndex& index, const QString& text,

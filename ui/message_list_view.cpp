@@ -162,7 +162,13 @@ bool MessageListView::remeasure(const QList<int>& rows) {
   adjusting_ = false;
   // Rows above the screen that changed, with the scroll position moved by as much (here, or by the
   // chat following its newest text), and rows below it change nothing on screen.
-  if (shown || bar->value() != offset + above) viewport()->update();
+  if (shown || bar->value() != offset + above) {
+    if (deferRepaint_) {
+      repaintWanted_ = true;
+    } else {
+      viewport()->update();
+    }
+  }
   return true;
 }
 
@@ -273,6 +279,37 @@ void MessageListView::dataChanged(const QModelIndex& topLeft, const QModelIndex&
 void MessageListView::flushPending() {
   QList<int> rows(pending_.begin(), pending_.end());
   pending_.clear();
+  auto* messages = qobject_cast<MessageDelegate*>(itemDelegate());
+  QScrollBar* bar = verticalScrollBar();
+  const int offset = bar->value();
+  if (rows.size() == 1 && messages && !layoutPending() && rows.first() < rowCount() &&
+      rows.first() >= rowAtY(offset)) {
+    // The usual case, a growing answer on screen re-rendered from its last finished block on:
+    // what is above that block only moves (by as much as the list followed the newest text), so
+    // it is scrolled rather than painted again, and only the strip from that block down is
+    // painted (the whole viewport was, every kRerenderMs: most of the GUI thread's own work
+    // while an answer streams).
+    const int r = rows.first();
+    repaintWanted_ = false;
+    deferRepaint_ = true;
+    const bool changed = remeasure(rows);
+    deferRepaint_ = false;
+    const QModelIndex index = model()->index(r, 0, rootIndex());
+    const std::optional<int> from = messages->takeChangedFrom(rowOption(), index);
+    if (changed && !repaintWanted_) return;  // not on screen after all
+    if (!changed && !from) return;           // neither the rendering nor its height changed
+    if (changed && !from) {
+      viewport()->update();  // the height changed with something other than the rendering
+      return;
+    }
+    const int moved = bar->value() - offset;
+    if (moved != 0) viewport()->scroll(0, -moved);
+    const int y = std::max(0, top(r) - bar->value() + *from);
+    if (y < viewport()->height()) {
+      viewport()->update(QRect(0, y, viewport()->width(), viewport()->height() - y));
+    }
+    return;
+  }
   if (!remeasure(rows)) {
     for (const int r : rows) viewport()->update(visualRect(model()->index(r, 0, rootIndex())));
   }
@@ -531,6 +568,8 @@ QRegion MessageListView::visualRegionForSelection(const QItemSelection& selectio
 void MessageListView::paintEvent(QPaintEvent* event) {
   if (!model() || layoutPending()) return;  // the layout scheduled paints again
   QPainter painter(viewport());
+  // The delegate draws a message's text only within it (a growing answer's newest lines).
+  painter.setClipRect(event->rect());
   QStyleOptionViewItem option;
   initViewItemOption(&option);
   const QRect area = event->rect();

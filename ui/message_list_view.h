@@ -14,7 +14,9 @@
 // What changes a row's height, and what it costs:
 // - the model's dataChanged for a row: that row is asked again (a streaming answer's changes are
 //   coalesced: asked again at most every MessageDelegate::kRerenderMs, when the delegate renders
-//   a growing answer anew, and not repainted at each token);
+//   a growing answer anew, and not repainted at each token); what is on screen above the block
+//   the delegate re-rendered from is scrolled along with the list rather than painted again
+//   (MessageDelegate::takeChangedFrom), so each re-render paints only the answer's newest lines;
 // - the delegate's sizeHintChanged(index): that row only (QAbstractItemView would lay out all);
 // - scrolling: the rows that come into view are rendered (MessageDelegate::document) and
 //   measured before they are painted, and those a page above and below are rendered and measured
@@ -112,6 +114,9 @@ class MessageListView : public QListView {
   bool measuring_ = false;
   bool adjusting_ = false;  // the scroll position is being moved to keep the content in place
   int laidOutWidth_ = -1;
+  // remeasure() leaves the repaint to its caller (flushPending), saying whether it wanted one.
+  bool deferRepaint_ = false;
+  bool repaintWanted_ = false;
   QSet<int> pending_;  // streaming rows changed since they were last measured
   QTimer pendingTimer_;
   QList<int> prefetch_;  // rows to render while idle, nearest first

@@ -8,6 +8,7 @@
 //     the sidebar until its first paint is done and until the event loop is idle again, then
 //     scrolls up one page at a time and times each step the same way.
 //   app_bench stream [--rate 200] [--tokens 3000] [--into-long N] [--screenshot[-mid] PNG]
+//                    [--profile]
 //     A long Markdown answer streamed at RATE tokens/s by a local OpenAI-compatible SSE server
 //     (its own thread) through the app's OpenAiChatBackend into the visible MainWindow (with
 //     the history recording every token, as in the app), while a 1 ms precise timer on the GUI
@@ -15,7 +16,9 @@
 //     run anything. With --into-long N the answer goes into a conversation of N messages.
 //     Each long gap also shows the GUI thread's CPU time in it (little CPU: it waited for a
 //     core) and the time the history's writes took in it; the writes' distribution and the WAL
-//     checkpointer's counts are printed too.
+//     checkpointer's counts are printed too, and the GUI thread's CPU time per 50 ms early and
+//     late in the stream and after its last token. --profile splits the GUI thread's CPU time by
+//     the events the loop delivered.
 #include <QAbstractEventDispatcher>
 #include <QApplication>
 #include <QElapsedTimer>
@@ -37,6 +40,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
+#include <map>
 #include <random>
 #include <vector>
 
@@ -51,6 +55,49 @@
 using namespace tidelane;
 
 namespace {
+
+// With `stream --profile`: the GUI thread's CPU time by what the event loop delivered (the
+// receiver's class and the event's type; a QTimer by its interval), outermost events only, so
+// the GUI thread's own work while streaming can be split without a profiler (Qt's libraries
+// come without symbols here).
+class ProfilingApp : public QApplication {
+ public:
+  using QApplication::QApplication;
+  bool notify(QObject* receiver, QEvent* event) override {
+    if (!profiling || depth_ > 0 || QThread::currentThread() != thread()) {
+      ++depth_;
+      const bool r = QApplication::notify(receiver, event);
+      --depth_;
+      return r;
+    }
+    // Named before it is delivered: a DeferredDelete deletes the receiver.
+    QString key = QString::fromLatin1(receiver->metaObject()->className());
+    if (const auto* timer = qobject_cast<QTimer*>(receiver)) {
+      key += QStringLiteral("(%1 ms)").arg(timer->interval());
+    }
+    key += QStringLiteral(" %1").arg(static_cast<int>(event->type()));
+    const qint64 start = cpuNs();
+    ++depth_;
+    const bool r = QApplication::notify(receiver, event);
+    --depth_;
+    auto& [ns, n] = (finished ? byEventAtEnd : byEvent)[key];
+    ns += cpuNs() - start;
+    ++n;
+    return r;
+  }
+  static qint64 cpuNs() {
+    timespec t{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return static_cast<qint64>(t.tv_sec) * 1000000000 + t.tv_nsec;
+  }
+  bool profiling = false;
+  // Once the answer has finished (the backend's `finished`), events are counted apart: the end.
+  bool finished = false;
+  std::map<QString, std::pair<qint64, int>> byEvent, byEventAtEnd;
+
+ private:
+  int depth_ = 0;
+};
 
 // ---- workload ----------------------------------------------------------------------------
 
@@ -556,6 +603,11 @@ int runStream(const QStringList& args) {
   app::OpenAiChatBackend backend;
   backend.setEndpoint(QUrl(QStringLiteral("http://127.0.0.1:%1").arg(port)), QStringLiteral("k"),
                       QStringLiteral("bench"));
+  // Connected before the window's own handlers (and the bench's `done` after them): the GUI
+  // thread's CPU time in the app's handling of the finish (the model, the store, the list).
+  qint64 finishCpuNs = -1;
+  QObject::connect(&backend, &ui::ChatBackend::finished,
+                   [&finishCpuNs] { finishCpuNs = -threadCpuNs(); });
   ui::MainWindow window(&backend, &store);
   window.resize(1200, 900);
   window.show();
@@ -598,7 +650,11 @@ int runStream(const QStringList& args) {
     if (firstNs < 0) firstNs = lastNs;
   });
   bool done = false;
-  QObject::connect(&backend, &ui::ChatBackend::finished, [&] { done = true; });
+  QObject::connect(&backend, &ui::ChatBackend::finished, [&] {
+    finishCpuNs += threadCpuNs();
+    done = true;
+    static_cast<ProfilingApp*>(qApp)->finished = true;
+  });
   QObject::connect(&backend, &ui::ChatBackend::failed, [&](const QString&, const QString& why) {
     std::fprintf(stderr, "stream failed: %s\n", qPrintable(why));
     done = true;
@@ -608,6 +664,9 @@ int runStream(const QStringList& args) {
   if (const QString mid = strArg(args, QStringLiteral("--screenshot-mid")); !mid.isEmpty()) {
     QTimer::singleShot(count * 500 / rate, &window, [&window, mid] { window.grab().save(mid); });
   }
+  auto* profile =
+      args.contains(QStringLiteral("--profile")) ? static_cast<ProfilingApp*>(qApp) : nullptr;
+  if (profile) profile->profiling = true;
   clock.start();
   probe.start(1);
   window.chatView()->sendText(QStringLiteral("Explain the router, with code."));
@@ -617,6 +676,24 @@ int runStream(const QStringList& args) {
     QCoreApplication::processEvents(QEventLoop::WaitForMoreEvents);
   waitMs(300);  // the last re-render of the finished answer
   probe.stop();
+  if (profile) {
+    profile->profiling = false;
+    const auto print = [](const char* what, const std::map<QString, std::pair<qint64, int>>& m) {
+      std::vector<std::pair<qint64, QString>> top;
+      for (const auto& [key, v] : m) {
+        top.emplace_back(v.first, QStringLiteral("%1 x%2").arg(key).arg(v.second));
+      }
+      std::sort(top.rbegin(), top.rend());
+      std::printf("stream: GUI CPU by event %s (receiver, QEvent type, count: ms):", what);
+      for (std::size_t i = 0; i < std::min<std::size_t>(8, top.size()); ++i) {
+        std::printf(" %s: %.2f;", qPrintable(top[i].second),
+                    static_cast<double>(top[i].first) / 1e6);
+      }
+      std::printf("\n");
+    };
+    print("while streaming", profile->byEvent);
+    print("from the finish on", profile->byEventAtEnd);
+  }
 
   const double seconds = static_cast<double>(lastNs - firstNs) / 1e9;
   std::printf(
@@ -639,9 +716,36 @@ int runStream(const QStringList& args) {
     if (x.ms > 8.0) longCpu.push_back(x.cpuMs);
   }
   printStats("stream: GUI CPU in gaps over 8 ms", stats(longCpu));
+  // The GUI thread's own work, which other processes' time slices do not inflate as they do the
+  // wall-clock gaps: per 50 ms (one re-render of the growing answer) in the first and the last
+  // 3 s of the tokens (it grew with the answer's length), and after the last token (the finished
+  // answer: the store's finish, the whole rendering swapped in, its measuring and repaint).
+  const auto cpuBetween = [&gapAt](double fromS, double toS) {
+    double ms = 0;
+    for (const Gap& x : gapAt) {
+      if (x.endS > fromS && x.endS <= toS) ms += x.cpuMs;
+    }
+    return ms;
+  };
+  const double firstS = static_cast<double>(firstNs) / 1e9;
+  const double lastS = static_cast<double>(lastNs) / 1e9;
+  const double endS = gapAt.empty() ? lastS : gapAt.back().endS;
+  double endMaxCpu = 0;
+  for (const Gap& x : gapAt) {
+    if (x.endS > lastS) endMaxCpu = std::max(endMaxCpu, x.cpuMs);
+  }
+  std::printf(
+      "stream: GUI CPU %.1f ms in all (%.2f ms per 50 ms of tokens); per 50 ms: %.2f ms in the "
+      "first 3 s, %.2f ms in the last 3 s; after the last token %.1f ms (%.1f ms in one gap)\n",
+      cpuBetween(firstS, lastS), cpuBetween(firstS, lastS) * 0.05 / std::max(1e-9, lastS - firstS),
+      cpuBetween(firstS, firstS + 3) / 60, cpuBetween(lastS - 3, lastS) / 60,
+      cpuBetween(lastS, endS), endMaxCpu);
   printStats("stream: store writes (GUI thread)", stats(store.callsMs));
-  std::printf("stream: store writes took %.1f ms in all; the finished answer's %.2f ms\n",
-              static_cast<double>(store.totalNs) / 1e6, store.finishMs);
+  std::printf(
+      "stream: store writes took %.1f ms in all; the finished answer's %.2f ms, in the app's "
+      "handlers of the finish that took %.2f ms of GUI CPU\n",
+      static_cast<double>(store.totalNs) / 1e6, store.finishMs,
+      static_cast<double>(finishCpuNs) / 1e6);
   if (const app::WalCheckpointer* c = store.checkpointer()) {
     std::printf(
         "stream: WAL checkpoints off the GUI thread: %d (%d failed); the last found %d pages and "
@@ -670,7 +774,7 @@ int runStream(const QStringList& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  QApplication app(argc, argv);
+  ProfilingApp app(argc, argv);
   // Not the user's settings: a window state saved by the app must not change the layout.
   QApplication::setOrganizationName(QStringLiteral("TidelaneBench"));
   const QStringList args = QApplication::arguments();

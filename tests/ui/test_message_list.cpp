@@ -5,6 +5,8 @@
 // accessible as a list. Observable behaviour (which rows the delegate is asked to size), not
 // timing: docs/benchmarks/app.md has the timings.
 #include <QAccessible>
+#include <QPaintEvent>
+#include <QScreen>
 #include <QScrollBar>
 #include <QSet>
 #include <QTest>
@@ -75,6 +77,24 @@ void checkStacked(MessageListView& view, CountingDelegate& delegate, Conversatio
     if (r + 1 < model.rowCount())
       QCOMPARE(view.visualRect(model.index(r + 1)).top(), rect.bottom() + 1);
   }
+}
+
+// Whether two grabs of the screen show the same: each channel of each pixel within 8 of 255
+// (the antialiased edge of a row's bubble can come out one level apart in two paints of the same
+// row); text missing, shifted or left over differs by far more.
+bool samePixels(const QImage& a, const QImage& b) {
+  if (a.size() != b.size()) return false;
+  for (int y = 0; y < a.height(); ++y) {
+    for (int x = 0; x < a.width(); ++x) {
+      const QRgb p = a.pixel(x, y), q = b.pixel(x, y);
+      if (std::abs(qRed(p) - qRed(q)) > 8 || std::abs(qGreen(p) - qGreen(q)) > 8 ||
+          std::abs(qBlue(p) - qBlue(q)) > 8) {
+        qWarning() << "first difference at" << x << y << Qt::hex << p << q;
+        return false;
+      }
+    }
+  }
+  return true;
 }
 
 }  // namespace
@@ -217,6 +237,74 @@ class TestMessageList : public QObject {
     QCOMPARE(view.visualRect(answer).height(), delegate->sizeHint(option, answer).height());
     QCOMPARE(delegate->renderCount(), renders + 1);  // not rendered again
     checkStacked(view, *delegate, model);
+  }
+
+  // A growing answer is repainted from its last finished block down (the rest of the viewport
+  // only moves as the list follows the newest text): what is on screen after each re-render is
+  // pixel for pixel what a full repaint of the list shows, through paragraphs, headings, tables,
+  // lists and code blocks, before and after the answer fills the viewport.
+  void aGrowingAnswerRepaintsOnlyItsNewLinesAndShowsAFullRepaint() {
+    ConversationModel model;
+    model.appendUser(QStringLiteral("Explain the router."));
+    model.beginAnswer(QStringLiteral("r"));
+    MessageListView view;
+    view.setMessageDelegate(new MessageDelegate(&view));
+    view.setModel(&model);
+    view.resize(700, 500);
+    view.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&view));
+    QScrollBar* bar = view.verticalScrollBar();
+    bool follow = true;
+    connect(bar, &QScrollBar::valueChanged, this,
+            [&follow, bar](int value) { follow = value >= bar->maximum() - 4; });
+    connect(bar, &QScrollBar::rangeChanged, this, [&follow, &view] {
+      if (follow) view.scrollToBottom();
+    });
+    // The viewport's paint events: how much of it each repainted.
+    struct PaintLog : QObject {
+      bool eventFilter(QObject*, QEvent* event) override {
+        if (event->type() == QEvent::Paint) rects.append(static_cast<QPaintEvent*>(event)->rect());
+        return false;
+      }
+      QList<QRect> rects;
+    } paints;
+    view.viewport()->installEventFilter(&paints);
+    const auto onScreen = [&view] { return view.screen()->grabWindow(view.winId()).toImage(); };
+
+    QString full;
+    for (int i = 0; i < 4; ++i) {
+      full += QStringLiteral(
+                  "## Part %1\nThe router samples [nodes](https://example.com/%1) softly, "
+                  "by their saturation vector, so that no node takes the whole peak.\n\n"
+                  "| node | load |\n|---|---|\n| a | 0.%1 |\n| b | 0.9 |\n\n- one\n- two\n\n"
+                  "```cpp\nint main() {\n  return %1;\n}\n```\n\n")
+                  .arg(i);
+    }
+    int partial = 0, steps = 0, n = 0;
+    for (qsizetype at = 0; at < full.size(); at += 23, ++steps) {
+      paints.rects.clear();
+      model.onToken(QStringLiteral("r"), n++, full.mid(at, 23));
+      // Past kRerenderMs since the last rendering: the list re-renders and repaints the row now.
+      QTest::qWait(MessageDelegate::kRerenderMs + 40);
+      QTRY_VERIFY(!paints.rects.isEmpty());  // (a loaded machine can be late)
+      const QImage shown = onScreen();
+      for (const QRect& r : std::as_const(paints.rects)) {
+        if (r.height() < view.viewport()->height()) ++partial;
+      }
+      view.viewport()->repaint();
+      QTest::qWait(10);
+      const QImage whole = onScreen();
+      QVERIFY2(samePixels(shown, whole),
+               qPrintable(QStringLiteral("step %1 (%2 characters): the screen differs from a "
+                                         "full repaint")
+                              .arg(steps)
+                              .arg(at + 23)));
+    }
+    // The answer outgrew the viewport (the list followed it), and most re-renders repainted only
+    // a strip.
+    QVERIFY(bar->value() > 0);
+    QCOMPARE(bar->value(), bar->maximum());
+    QVERIFY2(partial > steps / 2, qPrintable(QStringLiteral("%1 of %2").arg(partial).arg(steps)));
   }
 
   void scrollingMeasuresOnlyTheRowsComingIntoView() {
