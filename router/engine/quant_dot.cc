@@ -391,6 +391,17 @@ bool FastMatMul(const Matrix& w, const float* x, std::size_t batch, float* y, Th
         k.lanes_q8k(out + g * kGroup * job.act_stride, job.act_stride, nb, &lanes[g * nb]);
       job.lanes = reinterpret_cast<const std::uint8_t*>(lanes.data());
     }
+    // Q8_0 likewise (1 KB per block and group).
+    if (k.lanes_q8 != nullptr && batch >= quant_dot::ActQ8Lanes::kVectors &&
+        w.type == TensorType::kQ8_0) {
+      thread_local std::vector<quant_dot::ActQ8Lanes> lanes;
+      constexpr std::size_t kGroup = quant_dot::ActQ8Lanes::kVectors;
+      const std::size_t nb = w.cols / 32, groups = batch / kGroup;
+      lanes.resize(groups * nb);
+      for (std::size_t g = 0; g < groups; ++g)
+        k.lanes_q8(out + g * kGroup * job.act_stride, job.act_stride, nb, &lanes[g * nb]);
+      job.lanes = reinterpret_cast<const std::uint8_t*>(lanes.data());
+    }
   }
   if (work < kMinParallelWork || pool.size() == 1) {
     kernel(job, 0, w.rows);

@@ -59,6 +59,17 @@ struct alignas(64) ActQ8KLanes {
   float d[kVectors];
 };
 
+// The Q8_0 activations of 16 vectors, one 32-value block, transposed as ActQ8KLanes: qs[k]
+// holds ActQ8::qs[4k, 4k + 4) of each vector, d the vectors' scales. vpdpbusd wants one unsigned
+// operand: the Q8_0 lanes kernel makes it the weights plus 128 and starts each 4-product sum
+// from init[k] = −128 · Σ qs[4k, 4k + 4), per vector.
+struct alignas(64) ActQ8Lanes {
+  static constexpr int kVectors = 16;
+  std::int8_t qs[8][kVectors][4];
+  std::int32_t init[8][kVectors];
+  float d[kVectors];
+};
+
 enum class ActFormat { kFloat, kQ8, kQ8_1, kQ8K };
 
 struct RowJob {
@@ -68,14 +79,16 @@ struct RowJob {
   std::size_t batch;
   float* y;  // batch × w->rows
   // Q4_K/Q5_K/Q6_K with a lanes kernel (KernelSet::lanes_q8k): the first batch / 16 groups of 16
-  // vectors again as ActQ8KLanes, cols / 256 blocks per group; nullptr otherwise.
+  // vectors again as ActQ8KLanes, cols / 256 blocks per group; Q8_0 with KernelSet::lanes_q8:
+  // as ActQ8Lanes, cols / 32 blocks per group; nullptr otherwise.
   const std::uint8_t* lanes = nullptr;
 };
 // Computes y for rows [begin, end) and every vector of the batch.
 using RowKernel = void (*)(const RowJob& job, std::size_t begin, std::size_t end);
 // Quantises n floats (a multiple of the block) into consecutive activation blocks.
 using QuantizeFn = void (*)(const float* x, void* out, std::size_t n);
-// Writes nb ActQ8KLanes blocks for the 16 vectors of ActQ8K blocks at act, stride bytes apart.
+// Writes nb ActQ8KLanes blocks for the 16 vectors of ActQ8K blocks at act, stride bytes apart
+// (lanes_q8: ActQ8Lanes from ActQ8).
 using LanesFn = void (*)(const std::uint8_t* act, std::size_t stride, std::size_t nb, void* out);
 
 struct KernelSet {
@@ -83,6 +96,7 @@ struct KernelSet {
   RowKernel f32 = nullptr, f16 = nullptr, q8_0 = nullptr, q4_0 = nullptr, q4_1 = nullptr,
             q5_0 = nullptr, q5_1 = nullptr, q4_k = nullptr, q5_k = nullptr, q6_k = nullptr;
   LanesFn lanes_q8k = nullptr;  // set where the K-quant kernels read RowJob::lanes
+  LanesFn lanes_q8 = nullptr;   // the same for Q8_0 (ActQ8 blocks in, ActQ8Lanes out)
 };
 
 // Rounds x / d to the nearest integer, ties to even (as _mm256_cvtps_epi32 does), so the scalar

@@ -303,11 +303,11 @@ TEST(FastMatMul, KernelsForEveryInstructionSetAgree) {
   for (TensorType type : {TensorType::kF32, TensorType::kF16, TensorType::kQ8_0, TensorType::kQ4_0,
                           TensorType::kQ4_1, TensorType::kQ5_0, TensorType::kQ5_1,
                           TensorType::kQ4_K, TensorType::kQ5_K, TensorType::kQ6_K}) {
-    // Batch 21: the K-quants' AVX512 kernels take the first 16 vectors as one group of lanes
-    // (15 rows: tiles of 8, 4, 2 and 1), the AVX2 ones one vector at a time.
-    const bool k_quant =
-        type == TensorType::kQ4_K || type == TensorType::kQ5_K || type == TensorType::kQ6_K;
-    const std::size_t rows = k_quant ? 15 : 9, cols = 512, batch = k_quant ? 21 : 5;
+    // Batch 21: the Q8_0 and K-quant AVX512 kernels take the first 16 vectors as one group of
+    // lanes (15 rows: tiles of 8, 4, 2 and 1), the AVX2 ones a few vectors at a time.
+    const bool lanes = type == TensorType::kQ8_0 || type == TensorType::kQ4_K ||
+                       type == TensorType::kQ5_K || type == TensorType::kQ6_K;
+    const std::size_t rows = lanes ? 15 : 9, cols = 512, batch = lanes ? 21 : 5;
     const auto data = RandomMatrix(type, rows, cols, rng);
     const Matrix w{type, data.data(), rows, cols};
     const auto x = RandomActivations(batch * cols, rng);
