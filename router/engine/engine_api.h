@@ -1,7 +1,7 @@
 // The inference engine, one header per concept. Include what you use; this list is the map.
 #pragma once
 
-#include "router/engine/backend.h"        // Backend: where weight products run (CPU; CUDA later)
+#include "router/engine/backend.h"        // Backend (CPU, CUDA), DeviceForward: the pass on a GPU
 #include "router/engine/chat_template.h"  // ChatTemplate: messages -> prompt text (Jinja subset)
 #include "router/engine/engine.h"         // Engine: sequences, batched Forward, KV export/import
 #include "router/engine/gguf.h"           // GgufFile: validated view of a GGUF file
