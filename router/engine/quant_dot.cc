@@ -72,56 +72,54 @@ float DotQ8_0(const std::uint8_t* row, const ActQ8* a, std::size_t nb) {
   return acc;
 }
 
-float DotQ4_0(const std::uint8_t* row, const ActQ8* a, std::size_t nb) {
-  const auto* w = reinterpret_cast<const BlockQ4_0*>(row);
-  float acc = 0;
-  for (std::size_t i = 0; i < nb; ++i) {
-    int sum = 0;
-    for (int j = 0; j < 16; ++j) {
-      sum += ((w[i].qs[j] & 0xF) - 8) * a[i].qs[j];
-      sum += ((w[i].qs[j] >> 4) - 8) * a[i].qs[j + 16];
-    }
-    acc += HalfToFloat(w[i].d) * a[i].d * static_cast<float>(sum);
+// The 32 quants of a Q4/Q5 block, less `offset`, against the activations' 32: element j < 16 is
+// the low nibble of qs[j], element j + 16 its high nibble; Q5's fifth bit of element j is bit j
+// of the 32-bit qh (little-endian, as DequantQ5_0 reads it). Q4_0 is value = d·(q − 8), Q4_1
+// d·q + m, Q5_0 d·(q − 16), Q5_1 d·q + m.
+int NibbleSum(const std::uint8_t* qs, std::uint32_t qh, const std::int8_t* a, int offset) {
+  int sum = 0;
+  for (int j = 0; j < 16; ++j) {
+    const int h0 = static_cast<int>((qh >> j) & 1U) << 4;
+    const int h1 = static_cast<int>((qh >> (j + 16)) & 1U) << 4;
+    sum += (((qs[j] & 0xF) | h0) - offset) * a[j];
+    sum += (((qs[j] >> 4) | h1) - offset) * a[j + 16];
   }
-  return acc;
+  return sum;
 }
 
-// Q4_1: value = d·q + m, q in [0, 16); the min meets the activation block's sum s.
-float DotQ4_1(const std::uint8_t* row, const ActQ8_1* a, std::size_t nb) {
-  const auto* w = reinterpret_cast<const BlockQ4_1*>(row);
-  float acc = 0;
-  for (std::size_t i = 0; i < nb; ++i) {
-    int sum = 0;
-    for (int j = 0; j < 16; ++j) {
-      sum += (w[i].qs[j] & 0xF) * a[i].qs[j];
-      sum += (w[i].qs[j] >> 4) * a[i].qs[j + 16];
-    }
-    acc += HalfToFloat(w[i].d) * a[i].d * static_cast<float>(sum) +
-           HalfToFloat(w[i].m) * a[i].d * a[i].s;
-  }
-  return acc;
-}
-
-// Q5_0 / Q5_1: the fifth bit of element j is bit j of the 32-bit qh (little-endian, as
-// DequantQ5_0 reads it); Q5_0 is value = d·(q − 16), Q5_1 value = d·q + m, q in [0, 32).
 std::uint32_t HighBits(const std::uint8_t* qh) {
   std::uint32_t h;
   std::memcpy(&h, qh, 4);
   return h;
 }
 
+float DotQ4_0(const std::uint8_t* row, const ActQ8* a, std::size_t nb) {
+  const auto* w = reinterpret_cast<const BlockQ4_0*>(row);
+  float acc = 0;
+  for (std::size_t i = 0; i < nb; ++i) {
+    const int sum = NibbleSum(w[i].qs, 0, a[i].qs, 8);
+    acc += HalfToFloat(w[i].d) * a[i].d * static_cast<float>(sum);
+  }
+  return acc;
+}
+
+// Q4_1 and Q5_1: the min m meets the activation block's sum s.
+float DotQ4_1(const std::uint8_t* row, const ActQ8_1* a, std::size_t nb) {
+  const auto* w = reinterpret_cast<const BlockQ4_1*>(row);
+  float acc = 0;
+  for (std::size_t i = 0; i < nb; ++i) {
+    const int sum = NibbleSum(w[i].qs, 0, a[i].qs, 0);
+    acc += HalfToFloat(w[i].d) * a[i].d * static_cast<float>(sum) +
+           HalfToFloat(w[i].m) * a[i].d * a[i].s;
+  }
+  return acc;
+}
+
 float DotQ5_0(const std::uint8_t* row, const ActQ8* a, std::size_t nb) {
   const auto* w = reinterpret_cast<const BlockQ5_0*>(row);
   float acc = 0;
   for (std::size_t i = 0; i < nb; ++i) {
-    const std::uint32_t qh = HighBits(w[i].qh);
-    int sum = 0;
-    for (int j = 0; j < 16; ++j) {
-      const int h0 = static_cast<int>((qh >> j) & 1U) << 4;
-      const int h1 = static_cast<int>((qh >> (j + 16)) & 1U) << 4;
-      sum += (((w[i].qs[j] & 0xF) | h0) - 16) * a[i].qs[j];
-      sum += (((w[i].qs[j] >> 4) | h1) - 16) * a[i].qs[j + 16];
-    }
+    const int sum = NibbleSum(w[i].qs, HighBits(w[i].qh), a[i].qs, 16);
     acc += HalfToFloat(w[i].d) * a[i].d * static_cast<float>(sum);
   }
   return acc;
@@ -131,14 +129,7 @@ float DotQ5_1(const std::uint8_t* row, const ActQ8_1* a, std::size_t nb) {
   const auto* w = reinterpret_cast<const BlockQ5_1*>(row);
   float acc = 0;
   for (std::size_t i = 0; i < nb; ++i) {
-    const std::uint32_t qh = HighBits(w[i].qh);
-    int sum = 0;
-    for (int j = 0; j < 16; ++j) {
-      const int h0 = static_cast<int>((qh >> j) & 1U) << 4;
-      const int h1 = static_cast<int>((qh >> (j + 16)) & 1U) << 4;
-      sum += ((w[i].qs[j] & 0xF) | h0) * a[i].qs[j];
-      sum += ((w[i].qs[j] >> 4) | h1) * a[i].qs[j + 16];
-    }
+    const int sum = NibbleSum(w[i].qs, HighBits(w[i].qh), a[i].qs, 0);
     acc += HalfToFloat(w[i].d) * a[i].d * static_cast<float>(sum) +
            HalfToFloat(w[i].m) * a[i].d * a[i].s;
   }
