@@ -33,14 +33,6 @@ namespace {
 constexpr const char* kModel = TIDELANE_SHARED_DIR "/models/aidreams260K.gguf";
 
 // Activations like a normed hidden state: mostly O(1), a few larger outliers.
-std::vector<float> RandomActivations(std::size_t n, std::mt19937& rng) {
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::uniform_int_distribution<int> rare(0, 63);
-  std::vector<float> x(n);
-  for (auto& v : x) v = normal(rng) * (rare(rng) == 0 ? 8.0f : 1.0f);
-  return x;
-}
-
 struct Case {
   TensorType type;
   std::size_t cols;
@@ -119,7 +111,7 @@ TEST_P(CudaMatMulTest, MatchesTheCpuAndTheDequantisedReference) {
         for (std::size_t r = 0; r < rows; ++r) {
           const float* wr = &deq[r * c.cols];
           const float* xb = &x[b * c.cols];
-          double ref = 0, magnitude = 0, quant_bound = 0;
+          double ref = 0, magnitude = 0;
           for (std::size_t i = 0; i < c.cols; ++i) {
             ref += static_cast<double>(wr[i]) * xb[i];
             magnitude += std::fabs(static_cast<double>(wr[i]) * xb[i]);
@@ -127,17 +119,8 @@ TEST_P(CudaMatMulTest, MatchesTheCpuAndTheDequantisedReference) {
           // The CPU's 8-bit activations: x[i] is stored as d·round(x[i]/d), d = amax/127 over
           // its block, so each element is off by at most amax/254 and the dot by at most
           // Σ|w[i]|·amax(block of i)/254 (as in quant_dot_test.cc).
-          if (const std::size_t blk = CpuActivationBlock(c.type)) {
-            for (std::size_t i0 = 0; i0 < c.cols; i0 += blk) {
-              float amax = 0;
-              double wsum = 0;
-              for (std::size_t i = i0; i < i0 + blk; ++i) {
-                amax = std::max(amax, std::fabs(xb[i]));
-                wsum += std::fabs(wr[i]);
-              }
-              quant_bound += wsum * amax / 254.0;
-            }
-          }
+          const double quant_bound =
+              ActivationQuantBound(wr, xb, c.cols, CpuActivationBlock(c.type));
           const float gpu = y_gpu[b * rows + r], cpu_y = y_cpu[b * rows + r];
           // The CUDA kernels multiply the exact weight values (the test above) by the float
           // activations, in float with FMAs: per lane a chain of cols/32 (or cols/256) terms,

@@ -15,71 +15,16 @@
 #include "router/engine/kernels.h"
 #include "router/engine/tensor_types.h"
 #include "router/engine/thread_pool.h"
+#include "tests/router/engine/random_weights.h"
 
 namespace tidelane::engine {
 namespace {
 
-// Random but valid weights: random bytes for the quants, with every half scale replaced by a
-// sane value (random bytes would make NaNs and 65504s), so every bit pattern of the quants and
-// of the packed sub-block scales is exercised.
-std::vector<std::uint8_t> RandomMatrix(TensorType type, std::size_t rows, std::size_t cols,
-                                       std::mt19937& rng) {
-  const std::size_t row_bytes = RowBytes(type, cols);
-  std::vector<std::uint8_t> data(rows * row_bytes);
-  std::uniform_real_distribution<float> value(-1.0f, 1.0f), scale(0.001f, 0.05f);
-  auto put_half = [&](std::size_t offset, float v) {
-    const std::uint16_t h = FloatToHalf(v);
-    std::memcpy(&data[offset], &h, 2);
-  };
-  if (type == TensorType::kF32) {
-    for (std::size_t i = 0; i < rows * cols; ++i) {
-      const float v = value(rng);
-      std::memcpy(&data[i * 4], &v, 4);
-    }
-    return data;
-  }
-  if (type == TensorType::kF16) {
-    for (std::size_t i = 0; i < rows * cols; ++i) put_half(i * 2, value(rng));
-    return data;
-  }
-  for (auto& b : data) b = static_cast<std::uint8_t>(rng());
-  const std::size_t bb = BlockBytes(type);
-  for (std::size_t off = 0; off < data.size(); off += bb) {
-    switch (type) {
-      case TensorType::kQ8_0:
-      case TensorType::kQ4_0:
-      case TensorType::kQ5_0:
-        put_half(off, scale(rng));
-        break;
-      case TensorType::kQ4_1:
-      case TensorType::kQ5_1:
-        // m of either sign, up to ~16·d: near −8·d (what a quantiser stores for values centred
-        // on 0) d·q and m largely cancel, which the float error bound below must also cover.
-        put_half(off, scale(rng));                           // d
-        put_half(off + 2, value(rng) * 16.0f * scale(rng));  // m
-        break;
-      case TensorType::kQ4_K:
-      case TensorType::kQ5_K:
-        put_half(off, scale(rng) * 0.1f);      // d
-        put_half(off + 2, scale(rng) * 0.1f);  // dmin
-        break;
-      case TensorType::kQ6_K:
-        put_half(off + 208, scale(rng) * 0.01f);
-        break;
-      default:
-        ADD_FAILURE() << "no generator for " << TensorTypeName(type);
-    }
-  }
-  return data;
-}
-
-// Activations like a normed hidden state: mostly O(1), a few larger outliers.
-std::vector<float> RandomActivations(std::size_t n, std::mt19937& rng) {
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::uniform_int_distribution<int> rare(0, 63);
-  std::vector<float> x(n);
-  for (auto& v : x) v = normal(rng) * (rare(rng) == 0 ? 8.0f : 1.0f);
-  return x;
+// Random but valid weights (random_weights.h) without subnormal scales, with Q4_1/Q5_1 mins
+// up to ~16·d so that d·q and m cancel (the float error bound below must cover it).
+std::vector<std::uint8_t> TestWeights(TensorType type, std::size_t rows, std::size_t cols,
+                                      std::mt19937& rng) {
+  return RandomMatrix(type, rows, cols, rng, {.subnormal_scales = false, .wide_mins = true});
 }
 
 struct Case {
@@ -139,7 +84,7 @@ TEST_P(FastMatMulTest, MatchesTheDequantisedReference) {
   }
   std::mt19937 rng(static_cast<unsigned>(c.cols) * 31 + static_cast<unsigned>(c.type));
   for (std::size_t rows : {1u, 3u, 7u, 37u}) {
-    const auto data = RandomMatrix(c.type, rows, c.cols, rng);
+    const auto data = TestWeights(c.type, rows, c.cols, rng);
     const Matrix w{c.type, data.data(), rows, c.cols};
     std::vector<float> deq(rows * c.cols);
     for (std::size_t r = 0; r < rows; ++r)
@@ -154,7 +99,7 @@ TEST_P(FastMatMulTest, MatchesTheDequantisedReference) {
           for (std::size_t r = 0; r < rows; ++r) {
             const float* wr = &deq[r * c.cols];
             const float* xb = &x[b * c.cols];
-            double ref = 0, magnitude = 0, quant_bound = 0;
+            double ref = 0, magnitude = 0;
             for (std::size_t i = 0; i < c.cols; ++i) {
               ref += static_cast<double>(wr[i]) * xb[i];
               magnitude += std::fabs(static_cast<double>(wr[i]) * xb[i]);
@@ -169,17 +114,8 @@ TEST_P(FastMatMulTest, MatchesTheDequantisedReference) {
             // holds as it stands. Their float rounding is relative to |d·da·Σq·a| + |m·da·s|,
             // which exceeds Σ|w·x| where d·q and m cancel; with random quants (w spread over
             // 16·d) and |m| <= ~16·d that is a small factor, so ~1e-6 relative fits the 1e-5.
-            if (const std::size_t blk = ActivationBlock(c.type)) {
-              for (std::size_t i0 = 0; i0 < c.cols; i0 += blk) {
-                float amax = 0;
-                double wsum = 0;
-                for (std::size_t i = i0; i < i0 + blk; ++i) {
-                  amax = std::max(amax, std::fabs(xb[i]));
-                  wsum += std::fabs(wr[i]);
-                }
-                quant_bound += wsum * amax / 254.0;
-              }
-            }
+            const double quant_bound =
+                ActivationQuantBound(wr, xb, c.cols, ActivationBlock(c.type));
             const double tolerance = quant_bound * 1.001 + 1e-5 * magnitude + 1e-30;
             EXPECT_NEAR(y[b * rows + r], ref, tolerance)
                 << "rows " << rows << " batch " << batch << " threads " << threads << " row " << r
@@ -196,7 +132,7 @@ TEST_P(FastMatMulTest, AVectorGivesBitwiseTheSameResultAloneAsInAnyBatch) {
   if (!HasFastPath(c.type)) GTEST_SKIP() << "no fast path";
   std::mt19937 rng(7);
   const std::size_t rows = 45;
-  const auto data = RandomMatrix(c.type, rows, c.cols, rng);
+  const auto data = TestWeights(c.type, rows, c.cols, rng);
   const Matrix w{c.type, data.data(), rows, c.cols};
   const std::size_t kMax = 16;
   const auto x = RandomActivations(kMax * c.cols, rng);
@@ -237,7 +173,7 @@ TEST_P(FastMatMulTest, ARowGivesBitwiseTheSameResultInAnyTile) {
   if (!HasFastPath(c.type)) GTEST_SKIP() << "no fast path";
   std::mt19937 rng(13);
   const std::size_t rows = 45;
-  const auto data = RandomMatrix(c.type, rows, c.cols, rng);
+  const auto data = TestWeights(c.type, rows, c.cols, rng);
   const Matrix w{c.type, data.data(), rows, c.cols};
   const auto x = RandomActivations(3 * c.cols, rng);
   ThreadPool one(1), two(2);
@@ -308,7 +244,7 @@ TEST(FastMatMul, KernelsForEveryInstructionSetAgree) {
     const bool lanes = type == TensorType::kQ8_0 || type == TensorType::kQ4_K ||
                        type == TensorType::kQ5_K || type == TensorType::kQ6_K;
     const std::size_t rows = lanes ? 15 : 9, cols = 512, batch = lanes ? 21 : 5;
-    const auto data = RandomMatrix(type, rows, cols, rng);
+    const auto data = TestWeights(type, rows, cols, rng);
     const Matrix w{type, data.data(), rows, cols};
     const auto x = RandomActivations(batch * cols, rng);
     ThreadPool pool(2);
