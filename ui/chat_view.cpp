@@ -9,7 +9,6 @@
 #include <QMenu>
 #include <QPlainTextEdit>
 #include <QPushButton>
-#include <QScrollBar>
 #include <QVBoxLayout>
 
 #include "ui/generation_bar.h"
@@ -83,15 +82,9 @@ ChatView::ChatView(ChatBackend* backend, ConversationStore* store, QWidget* pare
   connectBackend();
   connect(&model_, &QAbstractItemModel::rowsInserted, list_, &QAbstractItemView::scrollToBottom);
   connect(&model_, &QAbstractItemModel::modelReset, list_, &QAbstractItemView::scrollToBottom);
-  // Following the newest text: the list grows as an answer streams in (the list measures the
-  // growing row every kRerenderMs) and when a row comes out taller than estimated, so "was it
-  // at the bottom" is remembered from the user's last scroll rather than checked at each change.
-  auto* bar = list_->verticalScrollBar();
-  connect(bar, &QScrollBar::valueChanged, this,
-          [this, bar](int value) { followBottom_ = value >= bar->maximum() - 4; });
-  connect(bar, &QScrollBar::rangeChanged, this, [this] {
-    if (followBottom_) list_->scrollToBottom();
-  });
+  // Following the newest text as an answer streams in (the list measures the growing row every
+  // kRerenderMs), unless the user scrolled away from it.
+  list_->setFollowsEnd(true);
   connect(&model_, &ConversationModel::conversationStarted, this, &ChatView::conversationChanged);
   updateControls();
 }

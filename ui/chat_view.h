@@ -107,9 +107,8 @@ class ChatView : public QWidget {
   QPushButton* send_;
   QPushButton* stop_;
   QLabel* editBanner_;
-  quint64 editingKey_ = 0;    // ConversationModel::KeyRole of the message being edited
-  QString current_;           // request being answered, if any
-  bool followBottom_ = true;  // the list was at its newest message when the user last scrolled
+  quint64 editingKey_ = 0;  // ConversationModel::KeyRole of the message being edited
+  QString current_;         // request being answered, if any
   GenerationBar* bar_;
   ConversationSettings settings_;
   ConversationSettings defaults_;

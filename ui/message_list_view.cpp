@@ -28,6 +28,12 @@ MessageListView::MessageListView(QWidget* parent) : QListView(parent) {
   pendingTimer_.setSingleShot(true);
   pendingTimer_.setInterval(MessageDelegate::kRerenderMs);
   connect(&pendingTimer_, &QTimer::timeout, this, &MessageListView::flushPending);
+  QScrollBar* bar = verticalScrollBar();
+  connect(bar, &QScrollBar::valueChanged, this,
+          [this, bar](int value) { atEnd_ = value >= bar->maximum() - 4; });
+  connect(bar, &QScrollBar::rangeChanged, this, [this] {
+    if (followsEnd_ && atEnd_) scrollToBottom();
+  });
 }
 
 void MessageListView::setMessageDelegate(QAbstractItemDelegate* delegate) {

@@ -57,6 +57,12 @@ class MessageListView : public QListView {
   void reset() override;
   void setModel(QAbstractItemModel* model) override;
 
+  // Keeps the list at its end while it grows (an answer streaming in, a row measured taller
+  // than estimated) as long as the user's last scroll left it there (within 4 px). Whether it was
+  // at the end is remembered from the last scroll rather than checked at each change, since the
+  // list grows between scrolls. Off by default.
+  void setFollowsEnd(bool follow) { followsEnd_ = follow; }
+
   // The height of the whole list, in pixels.
   int contentHeight() const { return total_; }
   // How many times every row was measured (full layouts), for tests and benchmarks.
@@ -121,6 +127,8 @@ class MessageListView : public QListView {
   QTimer pendingTimer_;
   QList<int> prefetch_;  // rows to render while idle, nearest first
   QTimer prefetchTimer_;
+  bool followsEnd_ = false;
+  bool atEnd_ = true;  // the user's last scroll left the list at its end
 };
 
 }  // namespace tidelane::ui

@@ -113,14 +113,9 @@ class TestMessageList : public QObject {
     view.resize(700, 500);
     view.show();
     QVERIFY(QTest::qWaitForWindowExposed(&view));
-    // Following the newest text, as ChatView does: the list stays at its end while it grows.
+    // Following the newest text, as ChatView has it: the list stays at its end while it grows.
     QScrollBar* bar = view.verticalScrollBar();
-    bool follow = true;
-    connect(bar, &QScrollBar::valueChanged, this,
-            [&follow, bar](int value) { follow = value >= bar->maximum() - 4; });
-    connect(bar, &QScrollBar::rangeChanged, this, [&follow, &view] {
-      if (follow) view.scrollToBottom();
-    });
+    view.setFollowsEnd(true);
     view.scrollToBottom();
     QTest::qWait(200);
     const int layouts = view.fullLayouts();
@@ -254,12 +249,7 @@ class TestMessageList : public QObject {
     view.show();
     QVERIFY(QTest::qWaitForWindowExposed(&view));
     QScrollBar* bar = view.verticalScrollBar();
-    bool follow = true;
-    connect(bar, &QScrollBar::valueChanged, this,
-            [&follow, bar](int value) { follow = value >= bar->maximum() - 4; });
-    connect(bar, &QScrollBar::rangeChanged, this, [&follow, &view] {
-      if (follow) view.scrollToBottom();
-    });
+    view.setFollowsEnd(true);
     // The viewport's paint events: how much of it each repainted.
     struct PaintLog : QObject {
       bool eventFilter(QObject*, QEvent* event) override {
