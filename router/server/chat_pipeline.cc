@@ -40,77 +40,6 @@ std::string MessagesSha256(const v1::ChatRequest& request) {
   return receipt::Sha256Strings(parts);
 }
 
-// One Generate call to a worker on gRPC's callback API: each token is handled on the gRPC
-// thread that receives it (it goes straight on to the client's stream), so the thread that
-// placed the request sleeps until the worker's Done (or the call's end) instead of waking for
-// every token.
-class WorkerCall final : public grpc::ClientReadReactor<v1::GenerateEvent> {
- public:
-  // Returns false to stop the call (the client went away).
-  using OnToken = std::function<bool(const v1::Token&)>;
-
-  WorkerCall(v1::WorkerService::StubInterface& stub, const v1::GenerateRequest& request,
-             const std::string& token, OnToken on_token)
-      : request_(request), on_token_(std::move(on_token)) {
-    auth::AttachBearer(context_, token);
-    stub.async()->Generate(&context_, &request_, this);
-  }
-  grpc::ClientContext& context() { return context_; }
-  void Start() {
-    StartRead(&event_);
-    StartCall();
-  }
-  void OnReadDone(bool ok) override {
-    if (!ok) return;  // the stream ended; OnDone follows
-    if (event_.has_token()) {
-      if (!on_token_(event_.token())) {
-        client_gone_ = true;
-        context_.TryCancel();
-      }
-    } else if (event_.has_done() && !done_event_) {
-      std::lock_guard lock(mu_);
-      done_event_ = event_.done();
-      answered_ = !client_gone_;
-      cv_.notify_all();
-    }
-    StartRead(&event_);
-  }
-  void OnDone(const grpc::Status& status) override {
-    std::lock_guard lock(mu_);
-    status_ = status;
-    finished_ = true;
-    cv_.notify_all();
-  }
-  // Blocks until the worker's Done has arrived (true; done() is then stable) or the call has
-  // ended without one while the client stayed (false).
-  bool WaitForAnswer() {
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return answered_ || finished_; });
-    return answered_;
-  }
-  // Blocks until the call has ended; then the accessors below are stable.
-  grpc::Status Wait() {
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return finished_; });
-    return status_;
-  }
-  bool client_gone() const { return client_gone_; }
-  const std::optional<v1::GenerateDone>& done() const { return done_event_; }
-
- private:
-  grpc::ClientContext context_;
-  v1::GenerateRequest request_;
-  v1::GenerateEvent event_;
-  OnToken on_token_;
-  bool client_gone_ = false;
-  std::optional<v1::GenerateDone> done_event_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool finished_ = false;
-  bool answered_ = false;  // the worker's Done arrived while the client was there
-  grpc::Status status_;
-};
-
 std::string NewRequestId() {
   std::random_device rd;
   std::uniform_int_distribution<std::uint64_t> d;
@@ -261,9 +190,19 @@ struct ChatPipeline::Flight {
   // race with the release is dropped rather than sent after Routed.
   std::mutex send_mu;
   bool admitted = false;
-  // Finish ran. Serve ends a delivered answer itself, before the worker call has ended, so
-  // the Finish its caller makes afterwards must do nothing.
+  // Finish ran (an answer is ended as soon as its Done is read, before the worker call ends).
   bool closed = false;
+
+  // Serving: what one attempt leaves for the next, whichever thread runs it. An attempt's
+  // callbacks run one at a time, and a hand-over to a pool thread orders them (Spawn's lock).
+  v1::SamplingParams sampling;
+  std::set<std::uint64_t> failed_connections;  // nodes this request failed on
+  std::optional<Lease> previous;               // the node the last attempt failed on
+  std::string last_failure;
+  int attempts = 0;  // placements made
+  double queue_ms = -1;
+  double ttft_ms = -1;
+  Clock::time_point serving_since;
 
   bool Send(v1::ChatEvent& e) {
     e.set_request_id(id);
@@ -272,19 +211,40 @@ struct ChatPipeline::Flight {
   }
 };
 
-// Registers a running worker call, so Shutdown can cut it short.
+// A running worker call, registered so Shutdown can cut it short and Housekeeping can cancel
+// it when its worker falls silent.
+struct ChatPipeline::Upstream {
+  Upstream(grpc::ClientContext* c, std::uint64_t conn) : context(c), connection(conn) {}
+  grpc::ClientContext* context;
+  std::uint64_t connection;  // the worker's registration (NodeTable)
+  std::atomic<Clock::rep> last_heard{Clock::now().time_since_epoch().count()};
+  std::atomic<bool> streaming{false};  // the worker has said something on this call
+  std::atomic<Stall> stalled{Stall::kNone};
+  // The worker said something (a token, a KV chunk, Done, or took a write).
+  void Heard() {
+    last_heard = Clock::now().time_since_epoch().count();
+    streaming = true;
+  }
+};
+
+// Registers a blocking call's Upstream for the scope (the split path).
 struct ChatPipeline::Track {
   ChatPipeline& p;
-  grpc::ClientContext* c;
-  Track(ChatPipeline& pipeline, grpc::ClientContext* context) : p(pipeline), c(context) {
+  Upstream up;
+  bool registered = true;
+  Track(ChatPipeline& pipeline, grpc::ClientContext* context, std::uint64_t connection)
+      : p(pipeline), up(context, connection) {
     std::lock_guard lock(p.mu_);
-    p.upstreams_.insert(c);
-    if (p.stopping_) c->TryCancel();
+    p.upstreams_.insert(&up);
+    if (p.stopping_) context->TryCancel();
   }
-  ~Track() {
+  // The call is over: no longer watched for silence.
+  void End() {
+    if (!std::exchange(registered, false)) return;
     std::lock_guard lock(p.mu_);
-    p.upstreams_.erase(c);
+    p.upstreams_.erase(&up);
   }
+  ~Track() { End(); }
   Track(const Track&) = delete;
   Track& operator=(const Track&) = delete;
 };
@@ -305,7 +265,7 @@ ChatPipeline::~ChatPipeline() {
 void ChatPipeline::Shutdown() {
   std::lock_guard lock(mu_);
   stopping_ = true;
-  for (auto* c : upstreams_) c->TryCancel();
+  for (auto* u : upstreams_) u->context->TryCancel();
   changed_.notify_all();
   task_ready_.notify_all();
 }
@@ -365,7 +325,25 @@ void ChatPipeline::Housekeeping() {
     lock.unlock();
     for (auto id : gone) nodes_.Withdraw(id);
     nodes_.TellPositions();
+    const auto silent_nodes = nodes_.Silent(config_.stall_timeout);
     lock.lock();
+    // A worker gone silent (frozen, or cut off without its connections noticing) is cancelled
+    // out of its calls, and each request continues elsewhere at its next token. Silent means
+    // no telemetry for the stall bound, which a busy worker still sends (a long prefill says
+    // nothing on the call itself), or, once a call has streamed, nothing on it for as long.
+    const auto now = Clock::now().time_since_epoch().count();
+    const auto bound = std::chrono::duration_cast<Clock::duration>(config_.stall_timeout).count();
+    for (auto* u : upstreams_) {
+      Stall why = Stall::kNone;
+      if (std::find(silent_nodes.begin(), silent_nodes.end(), u->connection) !=
+          silent_nodes.end()) {
+        why = Stall::kNoTelemetry;
+      } else if (u->streaming && now - u->last_heard.load() > bound) {
+        why = Stall::kCallSilent;
+      }
+      auto none = Stall::kNone;
+      if (why != none && u->stalled.compare_exchange_strong(none, why)) u->context->TryCancel();
+    }
   }
 }
 
@@ -673,7 +651,7 @@ void ChatPipeline::Begin(const std::shared_ptr<Flight>& flight) {
       flight->Send(e);
       return Finish(*flight, grpc::Status::OK);
     }
-    Spawn([this, flight, admitted] { Finish(*flight, Serve(*flight, admitted)); });
+    StartServing(flight, admitted);
   };
   nodes_.AdmitAsync(view, std::move(callbacks));
 }
@@ -715,24 +693,115 @@ void ChatPipeline::AttachReceipt(Flight& flight, const v1::GenerateDone& worker,
   }
 }
 
-grpc::Status ChatPipeline::Serve(Flight& flight, const AdmitResult& admitted) {
-  const std::string& id = flight.id;
-  const v1::ChatRequest* request = &flight.request;
-  const core::Request& view = flight.view;
-  std::vector<std::string>& generated = flight.generated;
-  const auto accepted_at = flight.accepted_at;
-  PublishingSink& sink = *flight.sink;
-  const auto send = [&](v1::ChatEvent& e) { return flight.Send(e); };
-  const auto send_error = [&](v1::ErrorCode code, const std::string& message) {
+// One whole attempt on a worker, with no thread of its own: gRPC's callback threads stream
+// its tokens to the client, end the answer when the worker's Done is read, and place the next
+// attempt when the call fails. Deletes itself when the call is over.
+class ChatPipeline::Attempt final : public grpc::ClientReadReactor<v1::GenerateEvent> {
+ public:
+  Attempt(ChatPipeline& p, std::shared_ptr<Flight> flight, Lease lease)
+      : p_(p),
+        flight_(std::move(flight)),
+        lease_(std::move(lease)),
+        upstream_(&context_, lease_.connection) {
+    request_ = p_.WorkFor(*flight_);
+    auth::AttachBearer(context_, p_.config_.token);
+    lease_.stub->async()->Generate(&context_, &request_, this);
+  }
+  void Start() {
+    p_.Watch(upstream_);
+    StartRead(&event_);
+    StartCall();
+  }
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // the stream ended; OnDone follows
+    upstream_.Heard();
+    if (event_.has_token()) {
+      if (!client_gone_ && !p_.TakeToken(*flight_, lease_, event_.token())) {
+        client_gone_ = true;
+        context_.TryCancel();
+      }
+    } else if (event_.has_done() && !answered_ && !client_gone_) {
+      // The answer is complete once the worker's signed Done is read: it is countersigned and
+      // delivered, and the client's stream closed, without waiting for the call's trailers.
+      answered_ = true;
+      p_.nodes_.Release(lease_, true);
+      p_.Deliver(flight_, event_.done());
+    }
+    StartRead(&event_);
+  }
+  void OnDone(const grpc::Status& status) override {
+    p_.AttemptEnded(flight_, lease_, answered_, client_gone_, upstream_.stalled, status);
+    ChatPipeline& p = p_;
+    p.Unwatch(upstream_);
+    delete this;
+    p.AttemptOver();  // last: the pipeline may be destroyed once nothing runs
+  }
+
+ private:
+  ChatPipeline& p_;
+  std::shared_ptr<Flight> flight_;
+  Lease lease_;
+  grpc::ClientContext context_;
+  Upstream upstream_;
+  v1::GenerateRequest request_;
+  v1::GenerateEvent event_;
+  bool client_gone_ = false;
+  bool answered_ = false;  // the worker's Done arrived while the client was there
+};
+
+void ChatPipeline::Watch(Upstream& up) {
+  std::lock_guard lock(mu_);
+  ++running_;
+  upstreams_.insert(&up);
+  if (stopping_) up.context->TryCancel();
+}
+
+void ChatPipeline::Unwatch(Upstream& up) {
+  std::lock_guard lock(mu_);
+  upstreams_.erase(&up);
+}
+
+void ChatPipeline::AttemptOver() {
+  std::lock_guard lock(mu_);
+  if (--running_ == 0) changed_.notify_all();
+}
+
+void ChatPipeline::StartServing(const std::shared_ptr<Flight>& flight,
+                                const AdmitResult& admitted) {
+  Flight& f = *flight;
+  f.serving_since = Clock::now();
+  f.sampling = f.request.sampling();
+  if (admitted.degraded) {
+    f.sampling.set_max_tokens(admitted.max_tokens);
     v1::ChatEvent e;
-    e.mutable_error()->set_code(code);
-    e.mutable_error()->set_message(message);
-    if (code == v1::ERROR_CODE_NO_WORKER) e.mutable_error()->set_retry_after_ms(5000);
-    send(e);
-    nodes_.Count(NodeTable::Outcome::kFailed);
-    return grpc::Status::OK;
-  };
-  const auto cancelled = [&] { return sink.Cancelled(); };
+    e.mutable_degraded()->set_reason("waited long in a surge: answering with at most " +
+                                     std::to_string(admitted.max_tokens) + " tokens");
+    e.mutable_degraded()->set_max_tokens(admitted.max_tokens);
+    e.mutable_degraded()->set_model(f.request.model());
+    f.Send(e);
+  }
+  Place(flight);
+}
+
+// The common case, a free slot and a whole placement, starts the worker call right here (on
+// the thread that admitted the request or saw the last attempt fail): no thread hand-off.
+// Waiting for a slot, and split placements (blocking calls), go to a pool thread.
+void ChatPipeline::Place(const std::shared_ptr<Flight>& flight) {
+  Flight& f = *flight;
+  if (f.attempts > config_.max_redirects) {
+    return EndServing(f, SendError(f, v1::ERROR_CODE_WORKER_FAILED,
+                                   "gave up after " + std::to_string(config_.max_redirects) +
+                                       " redirects; last: " + f.last_failure));
+  }
+  auto placed = nodes_.TryAcquire(f.view, f.failed_connections);
+  if (placed && !placed->decode) return Launch(flight, std::move(*placed->lease));
+  Spawn([this, flight, placed]() mutable { PlaceWaiting(flight, std::move(placed)); });
+}
+
+void ChatPipeline::PlaceWaiting(const std::shared_ptr<Flight>& flight,
+                                std::optional<AcquireResult> placed) {
+  Flight& f = *flight;
+  const auto cancelled = [&] { return f.sink->Cancelled(); };
   // After the front door, a request waits for a free slot only in a brief race; say so only
   // when it really queues.
   const auto on_slot_wait = [&](WaitUpdate u) {
@@ -740,174 +809,190 @@ grpc::Status ChatPipeline::Serve(Flight& flight, const AdmitResult& admitted) {
     v1::ChatEvent e;
     e.mutable_accepted()->set_queue_position(u.position);
     e.mutable_accepted()->set_eta_ms(u.eta_ms);
-    send(e);
+    f.Send(e);
   };
-  struct LeaveOnExit {
-    NodeTable& nodes;
-    Clock::time_point since;
-    ~LeaveOnExit() { nodes.Leave(std::chrono::duration<double>(Clock::now() - since).count()); }
-  } leave{nodes_, Clock::now()};
-  v1::SamplingParams sampling = request->sampling();
-  if (admitted.degraded) {
-    sampling.set_max_tokens(admitted.max_tokens);
-    v1::ChatEvent e;
-    e.mutable_degraded()->set_reason("waited long in a surge: answering with at most " +
-                                     std::to_string(admitted.max_tokens) + " tokens");
-    e.mutable_degraded()->set_max_tokens(admitted.max_tokens);
-    e.mutable_degraded()->set_model(request->model());
-    send(e);
-  }
-
-  std::set<std::uint64_t> failed_connections;
-  std::optional<Lease> previous;
-  std::string last_failure;
-  double queue_ms = -1;
-  double ttft_ms = -1;
-
-  for (int attempt = 0; attempt <= config_.max_redirects; ++attempt) {
-    auto acquired = nodes_.Acquire(view, failed_connections, cancelled, on_slot_wait,
-                                   config_.no_worker_timeout);
+  for (; f.attempts <= config_.max_redirects; ++f.attempts) {
+    AcquireResult acquired = placed ? std::move(*std::exchange(placed, std::nullopt))
+                                    : nodes_.Acquire(f.view, f.failed_connections, cancelled,
+                                                     on_slot_wait, config_.no_worker_timeout);
     if (!acquired.lease) {
-      if (sink.Cancelled()) return sink.Cancel();
-      return send_error(acquired.error, acquired.message);
+      if (f.sink->Cancelled()) return EndServing(f, f.sink->Cancel());
+      return EndServing(f, SendError(f, acquired.error, acquired.message));
     }
-    Lease lease = *acquired.lease;
-    std::optional<Lease> decode = acquired.decode;
-    if (queue_ms < 0) queue_ms = MsSince(accepted_at);
-
-    v1::ChatEvent routed_or_redirected;
-    if (previous) {
-      auto* r = routed_or_redirected.mutable_redirected();
-      r->set_from_node(previous->node);
-      r->set_to_node(lease.node);
-      r->set_reason(last_failure);
-      r->set_resume_index(static_cast<std::uint32_t>(generated.size()));
-      v1::RedirectRecord record;
-      record.set_request_id(id);
-      record.set_from_node(previous->node);
-      record.set_to_node(lease.node);
-      record.set_reason(last_failure);
-      nodes_.RecordRedirect(record);
-    } else {
-      auto* r = routed_or_redirected.mutable_routed();
-      r->set_node(lease.node);
-      r->set_lane(lease.lane);
-      r->set_stage(lease.stage);
-    }
-    if (!send(routed_or_redirected)) {
+    Lease& lease = *acquired.lease;
+    if (!acquired.decode) return Launch(flight, std::move(lease));
+    Lease& decode = *acquired.decode;
+    if (f.queue_ms < 0) f.queue_ms = MsSince(f.accepted_at);
+    if (!SendPlacement(f, lease)) {
       nodes_.Release(lease, false);
-      if (decode) nodes_.Release(*decode, false);
-      return sink.Cancel();
+      nodes_.Release(decode, false);
+      return EndServing(f, f.sink->Cancel());
     }
-    flight.route.push_back({lease.node, generated.size(), generated.size(), "failed", ""});
-
-    v1::GenerateRequest work;
-    work.set_request_id(id);
-    work.set_model(request->model());
-    *work.mutable_messages() = request->messages();
-    *work.mutable_sampling() = sampling;
-    for (const auto& t : generated) work.add_generated(t);
-
-    // Tokens carry their index, so a resumed stream can never repeat or skip one.
-    const OnToken on_token = [&](Lease& from, const v1::Token& token) {
-      if (token.index() != generated.size()) return true;
-      if (ttft_ms < 0) ttft_ms = MsSince(accepted_at);
-      nodes_.MarkPrefilled(from);
-      generated.push_back(token.text());
-      v1::ChatEvent e;
-      *e.mutable_token() = token;
-      return send(e);
-    };
-    const auto finish_done = [&](const v1::GenerateDone& done) {
-      nodes_.Count(NodeTable::Outcome::kServed);
-      v1::ChatEvent e;
-      auto* d = e.mutable_done();
-      *d->mutable_usage() = done.usage();
-      d->set_finish_reason(done.finish_reason());
-      const double total = MsSince(accepted_at);
-      d->mutable_timings()->set_queue_ms(queue_ms);
-      d->mutable_timings()->set_ttft_ms(ttft_ms < 0 ? total : ttft_ms);
-      d->mutable_timings()->set_total_ms(total);
-      double tpot_s = 0;
-      if (generated.size() > 1 && total > ttft_ms) {
-        d->mutable_timings()->set_decode_tok_s((generated.size() - 1) * 1000.0 / (total - ttft_ms));
-        tpot_s = (total - ttft_ms) / 1000.0 / (generated.size() - 1);
-      }
-      nodes_.RecordLatency(d->timings().ttft_ms() / 1000.0, tpot_s);
-      flight.route.back().to_index = generated.size();
-      flight.route.back().outcome = "done";
-      AttachReceipt(flight, done, d);
-      send(e);
-      return grpc::Status::OK;
-    };
-
-    if (decode) {
-      SplitEnd end = ServeSplit(flight, lease, *decode, work, on_token);
-      switch (end.kind) {
-        case SplitEnd::Kind::kDone:
-          return finish_done(*end.done);
-        case SplitEnd::Kind::kClientGone:
-          return sink.Cancel();
-        case SplitEnd::Kind::kInvalid:
-          return send_error(v1::ERROR_CODE_INVALID_REQUEST, end.status.error_message());
-        case SplitEnd::Kind::kFailed:
-          break;
-      }
-      last_failure = end.failure;
-      spdlog::warn("request {} on {}: {}; redirecting at token {}", id, end.failed->node,
-                   last_failure, generated.size());
-      failed_connections.insert(end.failed->connection);
-      previous = end.failed;
-      continue;
+    SplitEnd end = ServeSplit(f, lease, decode, WorkFor(f));
+    switch (end.kind) {
+      case SplitEnd::Kind::kDone:
+        return EndServing(f, FinishDone(f, *end.done));
+      case SplitEnd::Kind::kClientGone:
+        return EndServing(f, f.sink->Cancel());
+      case SplitEnd::Kind::kInvalid:
+        return EndServing(f,
+                          SendError(f, v1::ERROR_CODE_INVALID_REQUEST, end.status.error_message()));
+      case SplitEnd::Kind::kFailed:
+        break;
     }
-
-    WorkerCall call(*lease.stub, work, config_.token,
-                    [&](const v1::Token& token) { return on_token(lease, token); });
-    Track track(*this, &call.context());
-    call.Start();
-    if (call.WaitForAnswer()) {
-      // The answer is complete once the worker's signed Done is read: it is countersigned and
-      // delivered, and the client's stream closed, without waiting for the call's trailers,
-      // whose status no longer matters. Here rather than on the gRPC thread that read it:
-      // countersigning takes ~0.25 ms, and gRPC's few callback threads also serve the front
-      // door (doing it there measured fewer context switches, but a slower 10,000-user surge).
-      nodes_.Release(lease, true);
-      Finish(flight, finish_done(*call.done()));
-      call.Wait();
-      return grpc::Status::OK;
-    }
-    const grpc::Status status = call.Wait();
-    const bool client_gone = call.client_gone();
-    const std::optional<v1::GenerateDone>& done = call.done();
-    if (client_gone || sink.Cancelled()) {
-      nodes_.Release(lease, false);
-      return sink.Cancel();
-    }
-    if (status.ok() && done) {
-      nodes_.Release(lease, true);
-      return finish_done(*done);
-    }
-    nodes_.Release(lease, false);
-    if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
-      return send_error(v1::ERROR_CODE_INVALID_REQUEST, status.error_message());
-    }
-    last_failure = status.ok() ? "worker ended the stream without finishing"
-                               : "worker failed: " + status.error_message();
-    spdlog::warn("request {} on {}: {}; redirecting at token {}", id, lease.node, last_failure,
-                 generated.size());
-    flight.route.back().to_index = generated.size();
-    flight.route.back().reason = last_failure;
-    failed_connections.insert(lease.connection);
-    previous = lease;
+    NoteFailure(f, *end.failed, end.failure);
   }
-  return send_error(v1::ERROR_CODE_WORKER_FAILED, "gave up after " +
-                                                      std::to_string(config_.max_redirects) +
-                                                      " redirects; last: " + last_failure);
+  EndServing(f, SendError(f, v1::ERROR_CODE_WORKER_FAILED,
+                          "gave up after " + std::to_string(config_.max_redirects) +
+                              " redirects; last: " + f.last_failure));
+}
+
+void ChatPipeline::Launch(const std::shared_ptr<Flight>& flight, Lease lease) {
+  Flight& f = *flight;
+  if (f.queue_ms < 0) f.queue_ms = MsSince(f.accepted_at);
+  if (!SendPlacement(f, lease)) {
+    nodes_.Release(lease, false);
+    return EndServing(f, f.sink->Cancel());
+  }
+  (new Attempt(*this, flight, std::move(lease)))->Start();
+}
+
+// Countersigning takes ~0.1 ms. On gRPC's callback thread that read the Done it saves two
+// thread hand-offs on every answer's critical path; but those few threads are also the front
+// door's, so while requests wait to be admitted (a surge) a pool thread does it.
+void ChatPipeline::Deliver(const std::shared_ptr<Flight>& flight, const v1::GenerateDone& done) {
+  if (nodes_.WaitingToBeAdmitted() == 0) return Finish(*flight, FinishDone(*flight, done));
+  Spawn([this, flight, done] { Finish(*flight, FinishDone(*flight, done)); });
+}
+
+void ChatPipeline::AttemptEnded(const std::shared_ptr<Flight>& flight, const Lease& lease,
+                                bool answered, bool client_gone, Stall stalled,
+                                const grpc::Status& status) {
+  Flight& f = *flight;
+  if (answered) return LeaveServing(f);  // Deliver ends it
+  nodes_.Release(lease, false);
+  if (client_gone || f.sink->Cancelled()) return EndServing(f, f.sink->Cancel());
+  if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT && stalled == Stall::kNone) {
+    return EndServing(f, SendError(f, v1::ERROR_CODE_INVALID_REQUEST, status.error_message()));
+  }
+  NoteFailure(f, lease,
+              stalled != Stall::kNone ? StallMessage(stalled)
+              : status.ok()           ? "worker ended the stream without finishing"
+                                      : "worker failed: " + status.error_message());
+  ++f.attempts;
+  Place(flight);
+}
+
+std::string ChatPipeline::StallMessage(Stall why) const {
+  const auto ms = std::to_string(config_.stall_timeout.count());
+  return why == Stall::kNoTelemetry ? "worker went silent (no telemetry for " + ms + " ms)"
+                                    : "worker went silent (nothing on the call for " + ms + " ms)";
+}
+
+void ChatPipeline::NoteFailure(Flight& f, const Lease& lease, std::string why) {
+  spdlog::warn("request {} on {}: {}; redirecting at token {}", f.id, lease.node, why,
+               f.generated.size());
+  f.route.back().to_index = f.generated.size();
+  f.route.back().outcome = "failed";
+  f.route.back().reason = why;
+  f.last_failure = std::move(why);
+  f.failed_connections.insert(lease.connection);
+  f.previous = lease;
+}
+
+void ChatPipeline::EndServing(Flight& f, const grpc::Status& status) {
+  Finish(f, status);
+  LeaveServing(f);
+}
+
+void ChatPipeline::LeaveServing(Flight& f) {
+  nodes_.Leave(std::chrono::duration<double>(Clock::now() - f.serving_since).count());
+}
+
+bool ChatPipeline::SendPlacement(Flight& f, const Lease& lease) {
+  v1::ChatEvent e;
+  if (f.previous) {
+    auto* r = e.mutable_redirected();
+    r->set_from_node(f.previous->node);
+    r->set_to_node(lease.node);
+    r->set_reason(f.last_failure);
+    r->set_resume_index(static_cast<std::uint32_t>(f.generated.size()));
+    v1::RedirectRecord record;
+    record.set_request_id(f.id);
+    record.set_from_node(f.previous->node);
+    record.set_to_node(lease.node);
+    record.set_reason(f.last_failure);
+    nodes_.RecordRedirect(record);
+  } else {
+    auto* r = e.mutable_routed();
+    r->set_node(lease.node);
+    r->set_lane(lease.lane);
+    r->set_stage(lease.stage);
+  }
+  if (!f.Send(e)) return false;
+  f.route.push_back({lease.node, f.generated.size(), f.generated.size(), "failed", ""});
+  return true;
+}
+
+v1::GenerateRequest ChatPipeline::WorkFor(const Flight& f) const {
+  v1::GenerateRequest work;
+  work.set_request_id(f.id);
+  work.set_model(f.request.model());
+  *work.mutable_messages() = f.request.messages();
+  *work.mutable_sampling() = f.sampling;
+  for (const auto& t : f.generated) work.add_generated(t);
+  return work;
+}
+
+// Tokens carry their index, so a resumed stream can never repeat or skip one.
+bool ChatPipeline::TakeToken(Flight& f, Lease& from, const v1::Token& token) {
+  if (token.index() != f.generated.size()) return true;
+  if (f.ttft_ms < 0) f.ttft_ms = MsSince(f.accepted_at);
+  nodes_.MarkPrefilled(from);
+  f.generated.push_back(token.text());
+  v1::ChatEvent e;
+  *e.mutable_token() = token;
+  return f.Send(e);
+}
+
+grpc::Status ChatPipeline::SendError(Flight& f, v1::ErrorCode code, const std::string& message) {
+  v1::ChatEvent e;
+  e.mutable_error()->set_code(code);
+  e.mutable_error()->set_message(message);
+  if (code == v1::ERROR_CODE_NO_WORKER) e.mutable_error()->set_retry_after_ms(5000);
+  f.Send(e);
+  nodes_.Count(NodeTable::Outcome::kFailed);
+  return grpc::Status::OK;
+}
+
+grpc::Status ChatPipeline::FinishDone(Flight& f, const v1::GenerateDone& done) {
+  nodes_.Count(NodeTable::Outcome::kServed);
+  v1::ChatEvent e;
+  auto* d = e.mutable_done();
+  *d->mutable_usage() = done.usage();
+  d->set_finish_reason(done.finish_reason());
+  const double total = MsSince(f.accepted_at);
+  d->mutable_timings()->set_queue_ms(f.queue_ms);
+  d->mutable_timings()->set_ttft_ms(f.ttft_ms < 0 ? total : f.ttft_ms);
+  d->mutable_timings()->set_total_ms(total);
+  double tpot_s = 0;
+  if (f.generated.size() > 1 && total > f.ttft_ms) {
+    d->mutable_timings()->set_decode_tok_s((f.generated.size() - 1) * 1000.0 / (total - f.ttft_ms));
+    tpot_s = (total - f.ttft_ms) / 1000.0 / (f.generated.size() - 1);
+  }
+  nodes_.RecordLatency(d->timings().ttft_ms() / 1000.0, tpot_s);
+  f.route.back().to_index = f.generated.size();
+  f.route.back().outcome = "done";
+  AttachReceipt(f, done, d);
+  f.Send(e);
+  return grpc::Status::OK;
 }
 
 ChatPipeline::SplitEnd ChatPipeline::ServeSplit(Flight& flight, Lease& p, Lease& d,
-                                                const v1::GenerateRequest& work,
-                                                const OnToken& on_token) {
+                                                const v1::GenerateRequest& work) {
+  const auto on_token = [&](Lease& from, const v1::Token& token) {
+    return TakeToken(flight, from, token);
+  };
   std::vector<std::string>& generated = flight.generated;
   auto& route = flight.route;  // its last hop is the prefill node's
   // Each slot is given back exactly once, whichever way this ends.
@@ -935,12 +1020,18 @@ ChatPipeline::SplitEnd ChatPipeline::ServeSplit(Flight& flight, Lease& p, Lease&
   // 1. Prefill: the first token goes to the client as soon as it arrives.
   grpc::ClientContext pctx;
   auth::AttachBearer(pctx, config_.token);
-  Track p_track(*this, &pctx);
+  Track p_track(*this, &pctx, p.connection);
   auto reader = p.stub->PrefillKv(&pctx, work);
   v1::PrefillEvent event;
   std::optional<v1::KvHead> head;
   std::optional<v1::GenerateDone> done;
+  // Why a call failed: silence past the stall bound (Housekeeping cancelled it) or its status.
+  const auto why = [&](const Track& t, const char* what, const grpc::Status& status) {
+    return t.up.stalled != Stall::kNone ? StallMessage(t.up.stalled)
+                                        : what + status.error_message();
+  };
   while (!head && !done && reader->Read(&event)) {
+    p_track.up.Heard();
     if (event.has_token()) {
       if (!on_token(p, event.token())) {
         pctx.TryCancel();
@@ -968,7 +1059,7 @@ ChatPipeline::SplitEnd ChatPipeline::ServeSplit(Flight& flight, Lease& p, Lease&
       p_slot.Release(true);
       return {SplitEnd::Kind::kDone, done, {}, {}, {}};
     }
-    return failed(p, "prefill failed: " + status.error_message());
+    return failed(p, why(p_track, "prefill failed: ", status));
   }
   if (!head) {
     const grpc::Status status = reader->Finish();
@@ -976,7 +1067,7 @@ ChatPipeline::SplitEnd ChatPipeline::ServeSplit(Flight& flight, Lease& p, Lease&
       return {SplitEnd::Kind::kInvalid, {}, status, {}, {}};
     }
     return failed(p, status.ok() ? "prefill ended without a KV cache"
-                                 : "prefill failed: " + status.error_message());
+                                 : why(p_track, "prefill failed: ", status));
   }
 
   // 2. The KV cache moves, one chunk at a time: the router never holds more than one chunk of
@@ -998,7 +1089,7 @@ ChatPipeline::SplitEnd ChatPipeline::ServeSplit(Flight& flight, Lease& p, Lease&
   }
   grpc::ClientContext dctx;
   auth::AttachBearer(dctx, config_.token);
-  Track d_track(*this, &dctx);
+  Track d_track(*this, &dctx, d.connection);
   auto stream = d.stub->DecodeKv(&dctx);
   v1::DecodeInput input;
   auto* start = input.mutable_start();
@@ -1011,6 +1102,7 @@ ChatPipeline::SplitEnd ChatPipeline::ServeSplit(Flight& flight, Lease& p, Lease&
   bool in_order = true;
   std::uint64_t moved = 0;
   while (decode_ok && moved < head->kv_bytes() && reader->Read(&event)) {
+    p_track.up.Heard();
     if (!event.has_kv() || event.kv().offset() != moved) {
       in_order = false;
       break;
@@ -1019,6 +1111,7 @@ ChatPipeline::SplitEnd ChatPipeline::ServeSplit(Flight& flight, Lease& p, Lease&
     input.Clear();
     input.mutable_kv()->Swap(event.mutable_kv());
     decode_ok = stream->Write(input);
+    if (decode_ok) d_track.up.Heard();  // it took the chunk
     if (flight.sink->Cancelled()) {
       pctx.TryCancel();
       dctx.TryCancel();
@@ -1033,6 +1126,7 @@ ChatPipeline::SplitEnd ChatPipeline::ServeSplit(Flight& flight, Lease& p, Lease&
   }
   if (!decode_ok || !in_order) pctx.TryCancel();
   const grpc::Status p_status = reader->Finish();
+  p_track.End();
   if (decode_ok && (!in_order || !p_status.ok() || moved != head->kv_bytes())) {
     // The prefill node failed mid-transfer: the decode node has nothing to go on.
     dctx.TryCancel();
@@ -1041,7 +1135,7 @@ ChatPipeline::SplitEnd ChatPipeline::ServeSplit(Flight& flight, Lease& p, Lease&
     return failed(p, !in_order       ? "the KV cache arrived out of order"
                      : p_status.ok() ? "the KV transfer ended at byte " + std::to_string(moved) +
                                            " of " + std::to_string(head->kv_bytes())
-                                     : "KV transfer failed: " + p_status.error_message());
+                                     : why(p_track, "KV transfer failed: ", p_status));
   }
   if (decode_ok) {
     // The prefill node's part is done: its slot frees for the next prompt now.
@@ -1053,6 +1147,7 @@ ChatPipeline::SplitEnd ChatPipeline::ServeSplit(Flight& flight, Lease& p, Lease&
   // 3. Decode: tokens continue at the next index, from the decode node.
   v1::GenerateEvent out;
   while (decode_ok && stream->Read(&out)) {
+    d_track.up.Heard();
     if (out.has_token()) {
       if (!on_token(d, out.token())) {
         dctx.TryCancel();
@@ -1072,7 +1167,7 @@ ChatPipeline::SplitEnd ChatPipeline::ServeSplit(Flight& flight, Lease& p, Lease&
   // The decode node refused the cache or failed; the request continues elsewhere from the
   // next token (the ledger has every token so far), re-prefilling there.
   return failed(d, d_status.ok() ? "decode node ended its stream without finishing"
-                                 : "decode failed: " + d_status.error_message());
+                                 : why(d_track, "decode failed: ", d_status));
 }
 
 }  // namespace tidelane::server

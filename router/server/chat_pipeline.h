@@ -5,12 +5,12 @@
 //
 // Threading: Start returns at once. A request waiting at the front door holds no thread (it
 // is a record with callbacks in the NodeTable), so ten thousand queued users cost memory, not
-// threads; once admitted it runs on a thread of its own until it ends, and admission bounds
-// how many do. That thread places the request and sleeps while the worker's tokens go on to
-// the client on the gRPC thread that reads them; it wakes for the worker's Done, ends the
-// answer (receipt, Done, the client's stream closed) without waiting for the worker call's
-// trailers, then waits for the call to end. Run is the blocking form, for protocols served a
-// thread per connection.
+// threads. Once admitted, a request placed whole on a node with a free slot holds no thread
+// either: the thread that admitted it starts the worker call, and gRPC's callback threads
+// carry the rest (each token on to the client, the answer ended as soon as the worker's Done
+// is read, the next attempt placed when a worker fails). Only waiting for a slot and split
+// placements (prefill on one node, decode on another) run on a pool thread; admission bounds
+// how many. Run is the blocking form, for protocols served a thread per connection.
 #pragma once
 
 #include <grpcpp/client_context.h>
@@ -58,6 +58,10 @@ struct RouterConfig {
   std::uint32_t max_prompt_bytes = 1 << 20;
   std::uint32_t max_tokens_limit = 4096;
   int max_redirects = 3;
+  // A worker that says nothing on a running call for this long (no token, no KV chunk, no
+  // Done) is taken for stalled: the call is cancelled and the request continues on another
+  // worker at its next token. Checked about every 0.5 s.
+  std::chrono::milliseconds stall_timeout{30000};
   // Countersigns the workers' statements into each Done's receipt; none when absent.
   std::optional<receipt::Identity> identity;
   // Tokens chat clients may present: `token` first, then one per client (--client-tokens-file).
@@ -226,7 +230,11 @@ class ChatPipeline {
 
  private:
   struct Flight;
+  // Why a worker call was cancelled as stalled (Housekeeping).
+  enum class Stall { kNone, kNoTelemetry, kCallSilent };
+  struct Upstream;
   struct Track;
+  class Attempt;
   // How one split attempt (prefill on one node, decode on another) ended.
   struct SplitEnd {
     enum class Kind { kDone, kClientGone, kInvalid, kFailed } kind = Kind::kFailed;
@@ -235,16 +243,51 @@ class ChatPipeline {
     std::optional<Lease> failed;           // kFailed: the node to redirect away from
     std::string failure;                   // kFailed: why
   };
-  using OnToken = std::function<bool(Lease&, const v1::Token&)>;
   // Runs PrefillKv on `prefill`, moves its KV cache chunk by chunk into DecodeKv on `decode`
   // and streams the decode node's tokens; gives both leases back and keeps flight.route.
   SplitEnd ServeSplit(Flight& flight, Lease& prefill, Lease& decode,
-                      const v1::GenerateRequest& work, const OnToken& on_token);
-  // Admission, without blocking: the request queues as a record and continues in Serve on a
-  // thread of its own once admitted.
+                      const v1::GenerateRequest& work);
+  // Admission, without blocking: the request queues as a record and goes on to StartServing
+  // once admitted.
   void Begin(const std::shared_ptr<Flight>& flight);
-  // Routes, streams and redirects an admitted request; returns its stream's final status.
-  grpc::Status Serve(Flight& flight, const AdmitResult& admitted);
+
+  // Serving an admitted request, attempt by attempt (see Threading above). Each path ends in
+  // exactly one EndServing (or Deliver plus LeaveServing), which Leaves the front door.
+  void StartServing(const std::shared_ptr<Flight>& flight, const AdmitResult& admitted);
+  // The next attempt: on this thread when a slot is free for a whole placement, else
+  // PlaceWaiting on a pool thread. Gives up past config.max_redirects.
+  void Place(const std::shared_ptr<Flight>& flight);
+  // On a pool thread: waits for a slot (unless `placed` holds one), serves split placements
+  // to their end and hands whole ones to Launch.
+  void PlaceWaiting(const std::shared_ptr<Flight>& flight, std::optional<AcquireResult> placed);
+  // Tells the client where the request goes and starts the worker call (an Attempt).
+  void Launch(const std::shared_ptr<Flight>& flight, Lease lease);
+  // The worker's Done: receipt, Done event, the client's stream closed.
+  void Deliver(const std::shared_ptr<Flight>& flight, const v1::GenerateDone& done);
+  // An Attempt's call is over: the answer was delivered, or the client left, or the request
+  // goes on elsewhere.
+  void AttemptEnded(const std::shared_ptr<Flight>& flight, const Lease& lease, bool answered,
+                    bool client_gone, Stall stalled, const grpc::Status& status);
+  // The attempt on `lease` failed for `why`: the route says so, the node is excluded from
+  // the next placements, and the next Routed becomes a Redirected.
+  void NoteFailure(Flight& flight, const Lease& lease, std::string why);
+  std::string StallMessage(Stall why) const;
+  void EndServing(Flight& flight, const grpc::Status& status);
+  void LeaveServing(Flight& flight);
+  // Routed (or Redirected after a failure) to the client and a new hop on the route; false
+  // when the client has gone.
+  bool SendPlacement(Flight& flight, const Lease& lease);
+  v1::GenerateRequest WorkFor(const Flight& flight) const;
+  // A worker's token: on to the client when it is the next index; false when the client left.
+  bool TakeToken(Flight& flight, Lease& from, const v1::Token& token);
+  grpc::Status SendError(Flight& flight, v1::ErrorCode code, const std::string& message);
+  // The Done event for the worker's `done`, with timings and receipt, sent.
+  grpc::Status FinishDone(Flight& flight, const v1::GenerateDone& done);
+  // An Attempt's call, counted in running_ (the destructor waits for it) and watched for
+  // silence and for Shutdown.
+  void Watch(Upstream& upstream);
+  void Unwatch(Upstream& upstream);
+  void AttemptOver();
   void Finish(Flight& flight, const grpc::Status& status);
   // Countersigns the finishing worker's statement into `done`'s receipt and keeps it in the
   // ledger; leaves `done` without one (and says why in the log) when it cannot.
@@ -269,8 +312,8 @@ class ChatPipeline {
   std::mutex mu_;
   std::condition_variable changed_;
   std::map<std::uint64_t, std::weak_ptr<Flight>> queued_;  // by core request id
-  std::set<grpc::ClientContext*> upstreams_;               // running worker calls
-  int running_ = 0;                                        // pool threads
+  std::set<Upstream*> upstreams_;                          // running worker calls
+  int running_ = 0;                                        // pool threads and Attempts
   int idle_ = 0;                                           // of which waiting for a task
   std::deque<std::function<void()>> tasks_;
   std::condition_variable task_ready_;

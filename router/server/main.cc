@@ -33,6 +33,7 @@ int Run(int argc, char** argv) {
   std::string data_dir;
   std::string policy = "tidal";
   unsigned no_worker_timeout_ms = 15000;
+  unsigned stall_timeout_ms = 30000;
   cli.add_option("--grpc-listen", grpc_listen,
                  "gRPC address for chat, monitor and worker registry; port 0 picks a free one")
       ->capture_default_str();
@@ -51,6 +52,11 @@ int Run(int argc, char** argv) {
       ->capture_default_str();
   cli.add_option("--no-worker-timeout-ms", no_worker_timeout_ms,
                  "How long a request waits for a first worker before it gets NO_WORKER")
+      ->capture_default_str();
+  cli.add_option("--stall-timeout-ms", stall_timeout_ms,
+                 "A worker silent this long on a running request (no token, no KV chunk) is "
+                 "taken for stalled: the request continues on another worker at its next token")
+      ->check(CLI::Range(100u, 3600000u))
       ->capture_default_str();
   std::string identity_file;
   cli.add_option("--identity-file", identity_file,
@@ -101,6 +107,7 @@ int Run(int argc, char** argv) {
     return 2;
   }
   config.no_worker_timeout = std::chrono::milliseconds(no_worker_timeout_ms);
+  config.stall_timeout = std::chrono::milliseconds(stall_timeout_ms);
   config.client_tokens = {config.token};
   try {
     if (!client_tokens_file.empty()) {

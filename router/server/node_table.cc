@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <utility>
 
 namespace tidelane::server {
 
@@ -28,7 +29,8 @@ std::vector<core::NodeState> NodeTable::States(const std::set<std::uint64_t>& ex
     st.lane = n.lane == v1::LANE_PREFILL  ? core::Lane::kPrefill
               : n.lane == v1::LANE_DECODE ? core::Lane::kDecode
                                           : core::Lane::kMixed;
-    st.accepting = n.state == v1::NODE_STATE_READY && !exclude.contains(n.connection) &&
+    st.accepting = n.state == v1::NODE_STATE_READY && !n.silent &&
+                   !exclude.contains(n.connection) &&
                    (!slot_gate || n.active < n.profile.max_batch);
     const auto& sat = n.telemetry.saturation();
     st.saturation[core::Dim::kPrefillBacklog] = sat.prefill_backlog();
@@ -171,6 +173,7 @@ std::uint64_t NodeTable::Add(const v1::Register& registration,
     n.registration = registration;
     n.connection = connection = next_connection_++;
     n.stub = std::move(stub);
+    n.reported_at_s = SecondsNow();
     n.lane = registration.lane() == v1::LANE_UNSPECIFIED ? v1::LANE_MIXED : registration.lane();
     // The worker's own figures; what it does not report comes from its tier's profile.
     const auto tier = registration.tier() == v1::TIER_HIGH  ? "high"
@@ -203,6 +206,7 @@ void NodeTable::UpdateTelemetry(const std::string& name, std::uint64_t connectio
   if (it != nodes_.end() && it->second.connection == connection) {
     it->second.telemetry = t;
     it->second.reported_at_s = SecondsNow();
+    if (std::exchange(it->second.silent, false)) cv_.notify_all();  // back: its slots count
   }
 }
 
@@ -217,7 +221,7 @@ std::uint32_t NodeTable::EtaMs(std::uint32_t position) const {
   std::uint32_t capacity = 0;
   std::uint32_t active = 0;
   for (const auto& [_, n] : nodes_) {
-    if (n.state != v1::NODE_STATE_READY) continue;
+    if (n.state != v1::NODE_STATE_READY || n.silent) continue;
     capacity += n.registration.max_batch();
     active += n.active;
   }
@@ -229,6 +233,77 @@ std::uint32_t NodeTable::EtaMs(std::uint32_t position) const {
 void NodeTable::RemoveTicket(std::uint64_t ticket) {
   const auto it = std::find(queue_.begin(), queue_.end(), ticket);
   if (it != queue_.end()) queue_.erase(it);
+}
+
+std::optional<AcquireResult> NodeTable::TryAcquire(const core::Request& request,
+                                                   const std::set<std::uint64_t>& exclude) {
+  std::lock_guard lock(mu_);
+  // Requests already waiting for a slot were admitted first: a new one does not pass them.
+  if (shutting_down_ || !queue_.empty()) return std::nullopt;
+  auto result = PlaceLocked(request, exclude);
+  if (result) cv_.notify_all();
+  return result;
+}
+
+std::vector<std::uint64_t> NodeTable::Silent(std::chrono::milliseconds bound) {
+  const double now = SecondsNow();
+  std::vector<std::uint64_t> silent;
+  std::lock_guard lock(mu_);
+  for (auto& [_, n] : nodes_) {
+    n.silent = now - n.reported_at_s > std::chrono::duration<double>(bound).count();
+    if (n.silent) silent.push_back(n.connection);
+  }
+  return silent;
+}
+
+std::size_t NodeTable::WaitingToBeAdmitted() const {
+  std::lock_guard lock(mu_);
+  return admission_waiters_.size();
+}
+
+std::optional<AcquireResult> NodeTable::PlaceLocked(const core::Request& request,
+                                                    const std::set<std::uint64_t>& exclude) {
+  std::vector<Node*> order;
+  auto states = States(exclude, true, &order);
+  // Lanes are the operator's preference, not a reason to stall: when no node that is up
+  // can prefill (or none can decode), say the only prefill node died, every node takes
+  // whole requests until one is back.
+  const auto can = [&](core::Lane not_this) {
+    for (std::size_t i = 0; i < states.size(); ++i) {
+      if (order[i]->state == v1::NODE_STATE_READY && !exclude.contains(order[i]->connection) &&
+          states[i].lane != not_this) {
+        return true;
+      }
+    }
+    return false;
+  };
+  if (!can(core::Lane::kDecode) || !can(core::Lane::kPrefill)) {
+    for (auto& st : states) st.lane = core::Lane::kMixed;
+  }
+  const core::ClusterView view{states, SecondsNow(), {}};
+  const auto placement = policy_->Route(request, view);
+  if (!placement) return std::nullopt;
+  policy_->OnPlaced(request, *placement, view);
+  Node& n = *order[placement->prefill];
+  // A split the two workers cannot do runs whole on the prefill node.
+  Node* d = placement->Split() ? order[placement->decode] : nullptr;
+  if (d && !CanSplit(n, *d, request)) d = nullptr;
+  const auto now = std::chrono::steady_clock::now();
+  ++n.active;
+  n.outstanding_prefill_tokens += request.prompt_tokens;
+  counters_.set_in_flight(counters_.in_flight() + 1);
+  AddFlow(request.id, n.registration.name(), d ? v1::STAGE_PREFILL : v1::STAGE_WHOLE);
+  AcquireResult result;
+  result.lease =
+      Lease{n.registration.name(), n.connection, n.lane, n.stub, now, request.prompt_tokens};
+  if (d) {
+    // Both slots are held from the start, so the cache always has somewhere to go.
+    ++d->active;
+    result.lease->stage = v1::STAGE_PREFILL;
+    result.decode = Lease{d->registration.name(), d->connection, d->lane, d->stub, now, 0, true,
+                          v1::STAGE_DECODE};
+  }
+  return result;
 }
 
 AcquireResult NodeTable::Acquire(const core::Request& request,
@@ -260,51 +335,10 @@ AcquireResult NodeTable::Acquire(const core::Request& request,
     }
     // Requests reach here already admitted (and ordered) by the front door; any of them may
     // take a free slot, so one waiter never holds up the others behind it.
-    {
-      std::vector<Node*> order;
-      auto states = States(exclude, true, &order);
-      // Lanes are the operator's preference, not a reason to stall: when no node that is up
-      // can prefill (or none can decode), say the only prefill node died, every node takes
-      // whole requests until one is back.
-      const auto can = [&](core::Lane not_this) {
-        for (std::size_t i = 0; i < states.size(); ++i) {
-          if (order[i]->state == v1::NODE_STATE_READY && !exclude.contains(order[i]->connection) &&
-              states[i].lane != not_this) {
-            return true;
-          }
-        }
-        return false;
-      };
-      if (!can(core::Lane::kDecode) || !can(core::Lane::kPrefill)) {
-        for (auto& st : states) st.lane = core::Lane::kMixed;
-      }
-      const core::ClusterView view{states, SecondsNow(), {}};
-      if (const auto placement = policy_->Route(request, view)) {
-        policy_->OnPlaced(request, *placement, view);
-        Node& n = *order[placement->prefill];
-        // A split the two workers cannot do runs whole on the prefill node.
-        Node* d = placement->Split() ? order[placement->decode] : nullptr;
-        if (d && !CanSplit(n, *d, request)) d = nullptr;
-        const auto now = std::chrono::steady_clock::now();
-        ++n.active;
-        n.outstanding_prefill_tokens += request.prompt_tokens;
-        counters_.set_in_flight(counters_.in_flight() + 1);
-        RemoveTicket(ticket);
-        AddFlow(request.id, n.registration.name(), d ? v1::STAGE_PREFILL : v1::STAGE_WHOLE);
-        AcquireResult result;
-        result.lease =
-            Lease{n.registration.name(), n.connection, n.lane, n.stub, now, request.prompt_tokens};
-        if (d) {
-          // Both slots are held from the start, so the cache always has somewhere to go.
-          ++d->active;
-          result.lease->stage = v1::STAGE_PREFILL;
-          result.decode =
-              Lease{d->registration.name(), d->connection, d->lane, d->stub, now, 0, true,
-                    v1::STAGE_DECODE};
-        }
-        cv_.notify_all();
-        return result;
-      }
+    if (auto result = PlaceLocked(request, exclude)) {
+      RemoveTicket(ticket);
+      cv_.notify_all();
+      return std::move(*result);
     }
     const bool any_node = std::any_of(nodes_.begin(), nodes_.end(), [&](const auto& kv) {
       return !exclude.contains(kv.second.connection);
@@ -467,7 +501,7 @@ v1::ClusterSnapshot NodeTable::Snapshot(std::uint64_t* cursor) {
     st->set_name(name);
     st->set_tier(n.registration.tier());
     st->set_lane(n.lane);
-    st->set_state(n.state);
+    st->set_state(n.silent ? v1::NODE_STATE_DOWN : n.state);
     *st->mutable_saturation() = n.telemetry.saturation();
     st->set_active_requests(n.active);
     st->set_max_batch(n.registration.max_batch());

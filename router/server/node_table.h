@@ -131,6 +131,17 @@ class NodeTable {
                         const std::function<bool()>& cancelled,
                         const std::function<void(WaitUpdate)>& on_wait,
                         std::chrono::milliseconds no_node_timeout);
+  // Acquire's placement without waiting: a lease when a slot is free now and no request is
+  // waiting for one already; nullopt otherwise (the caller then calls Acquire, which waits,
+  // tells the place in line and reports errors). For callers on threads that must not block.
+  std::optional<AcquireResult> TryAcquire(const core::Request& request,
+                                          const std::set<std::uint64_t>& exclude);
+  // How many requests wait at the front door (a surge is on when this is not zero).
+  std::size_t WaitingToBeAdmitted() const;
+  // The connections of workers that have sent no telemetry for `bound` (frozen, or cut off
+  // without the connection noticing): they take no new requests and show as DOWN until they
+  // report again, and their running requests are the caller's to move.
+  std::vector<std::uint64_t> Silent(std::chrono::milliseconds bound);
   // Gives the slot back; `served` says whether the request finished there (for a PREFILL
   // lease: whether its KV cache was handed on).
   void Release(const Lease& lease, bool served);
@@ -172,10 +183,15 @@ class NodeTable {
     v1::Telemetry telemetry;
     core::NodeProfile profile{};  // from the registration
     std::uint64_t outstanding_prefill_tokens = 0;
-    double reported_at_s = 0;  // steady-clock seconds of the last telemetry
+    double reported_at_s = 0;  // steady-clock seconds of the registration or last telemetry
+    bool silent = false;       // no telemetry past the stall bound (Silent)
   };
 
   std::uint32_t PositionOf(std::uint64_t ticket) const;
+  // The routing policy's placement on a free slot, its slots taken; nullopt when no node has
+  // one. Called with mu_ held.
+  std::optional<AcquireResult> PlaceLocked(const core::Request& request,
+                                           const std::set<std::uint64_t>& exclude);
   // The nodes as routing sees them; `slot_gate` marks nodes without a free slot as not
   // accepting (placement), otherwise only state and `exclude` count (capacity estimates).
   std::vector<core::NodeState> States(const std::set<std::uint64_t>& exclude, bool slot_gate,

@@ -13,7 +13,7 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import generate_stubs, start_router_and_worker  # noqa: E402
+from harness import generate_stubs, start, start_router_and_worker  # noqa: E402
 
 BIN_DIR, PROTO_DIR = sys.argv[1], sys.argv[2]
 del sys.argv[1:3]
@@ -23,6 +23,7 @@ generate_stubs(PROTO_DIR, WORK)
 
 import grpc  # noqa: E402
 from tidelane.v1 import chat_pb2, chat_pb2_grpc, common_pb2  # noqa: E402
+from tidelane.v1 import monitor_pb2, monitor_pb2_grpc  # noqa: E402
 
 
 
@@ -170,6 +171,110 @@ class SurgeAtTheFrontDoor(unittest.TestCase):
                 self.assertEqual(events[-1].WhichOneof("event"), "done")
                 indices = [e.token.index for e in events if e.HasField("token")]
                 self.assertEqual(indices, list(range(len(indices))))
+            channel.close()
+        finally:
+            for p in (worker, router):
+                p.terminate()
+                p.wait(timeout=10)
+
+
+class StalledWorker(unittest.TestCase):
+    """A worker frozen mid-answer (SIGSTOP: its connections stay open, it just says nothing)
+    is taken for stalled once it has been silent past the router's stall bound: the client
+    hears Redirected and gets the rest of the answer from the other worker, every token once
+    and in order, and the request ends with Done."""
+
+    def test_a_silent_worker_is_redirected_away_from_without_loss(self):
+        import signal
+        work = tempfile.mkdtemp(prefix="tidelane-pystall-")
+        self.addCleanup(shutil.rmtree, work, True)
+        token, router, first, fields = start_router_and_worker(
+            BIN_DIR, work, "low", "first", router_args=["--stall-timeout-ms", "1000"])
+        workers = {"first": first}
+        try:
+            workers["second"], _ = start(
+                [os.path.join(BIN_DIR, "tidelane-worker"), "--router", fields["grpc"],
+                 "--auth-token-file", os.path.join(work, "token"), "--profile", "low",
+                 "--name", "second"], "tidelane-worker ready")
+            channel = grpc.insecure_channel(fields["grpc"])
+            stub = chat_pb2_grpc.ChatServiceStub(channel)
+            request = chat_pb2.ChatRequest(
+                request_id="stall-" + secrets.token_hex(4), user="python",
+                messages=[common_pb2.ChatMessage(role="user", content="tell me about tides")],
+                sampling=common_pb2.SamplingParams(max_tokens=48))
+            call = stub.Chat(request, metadata=[("authorization", "Bearer " + token)],
+                             timeout=60)
+            events, stopped = [], None
+            for e in call:
+                events.append(e)
+                if e.HasField("routed"):
+                    routed_to = e.routed.node
+                tokens = [x for x in events if x.HasField("token")]
+                if len(tokens) == 3 and stopped is None:
+                    stopped = routed_to
+                    workers[stopped].send_signal(signal.SIGSTOP)
+            self.assertEqual(call.code(), grpc.StatusCode.OK)
+            kinds = [e.WhichOneof("event") for e in events]
+            self.assertEqual(kinds[-1], "done")
+            redirects = [e.redirected for e in events if e.HasField("redirected")]
+            self.assertEqual(len(redirects), 1)
+            self.assertEqual(redirects[0].from_node, stopped)
+            self.assertNotEqual(redirects[0].to_node, stopped)
+            self.assertIn("went silent", redirects[0].reason)
+            self.assertIn("1000 ms", redirects[0].reason)
+            before = kinds.index("redirected")
+            self.assertEqual(redirects[0].resume_index, kinds[:before].count("token"))
+            tokens = [e.token for e in events if e.HasField("token")]
+            self.assertEqual([t.index for t in tokens], list(range(len(tokens))))
+            self.assertEqual(events[-1].done.usage.completion_tokens, len(tokens))
+            # The same answer the ledger kept, and the one the other worker would have given.
+            replay = list(stub.Resume(chat_pb2.ResumeRequest(request_id=request.request_id),
+                                      metadata=[("authorization", "Bearer " + token)],
+                                      timeout=60))
+            self.assertEqual([e.token.text for e in replay if e.HasField("token")],
+                             [t.text for t in tokens])
+            # The monitor shows the frozen worker as down, the other one ready.
+            watch = monitor_pb2_grpc.MonitorServiceStub(channel).Watch(
+                monitor_pb2.WatchRequest(interval_ms=100),
+                metadata=[("authorization", "Bearer " + token)], timeout=30)
+            states = {n.name: n.state for n in next(watch).nodes}
+            watch.cancel()
+            self.assertEqual(states[stopped], monitor_pb2.NODE_STATE_DOWN)
+            self.assertEqual(states[redirects[0].to_node], monitor_pb2.NODE_STATE_READY)
+            channel.close()
+        finally:
+            for p in (*workers.values(), router):
+                p.send_signal(signal.SIGCONT)
+                p.terminate()
+                p.wait(timeout=10)
+
+
+class BusyWorkerIsNotStalled(unittest.TestCase):
+    """A worker that says nothing on the call for longer than the stall bound because it is
+    busy (a long prompt's prefill on a slow node) is not taken for stalled: its telemetry
+    keeps coming, so the answer is not moved and arrives whole from that worker."""
+
+    def test_a_long_prefill_is_not_redirected(self):
+        work = tempfile.mkdtemp(prefix="tidelane-pybusy-")
+        self.addCleanup(shutil.rmtree, work, True)
+        token, router, worker, fields = start_router_and_worker(
+            BIN_DIR, work, "low", "slow", router_args=["--stall-timeout-ms", "1000"])
+        try:
+            channel = grpc.insecure_channel(fields["grpc"])
+            stub = chat_pb2_grpc.ChatServiceStub(channel)
+            # ~600 prompt tokens at the low profile's 250 tokens/s: ~2.4 s before the first
+            # token, over twice the stall bound.
+            request = chat_pb2.ChatRequest(
+                request_id="busy-" + secrets.token_hex(4), user="python",
+                messages=[common_pb2.ChatMessage(role="user", content="tide " * 600)],
+                sampling=common_pb2.SamplingParams(max_tokens=3))
+            events = list(stub.Chat(request, metadata=[("authorization", "Bearer " + token)],
+                                    timeout=60))
+            kinds = [e.WhichOneof("event") for e in events]
+            self.assertNotIn("redirected", kinds)
+            self.assertEqual(kinds[-1], "done")
+            self.assertGreaterEqual(events[-1].done.timings.ttft_ms, 2000)
+            self.assertEqual(kinds.count("token"), events[-1].done.usage.completion_tokens)
             channel.close()
         finally:
             for p in (worker, router):

@@ -29,10 +29,11 @@ def start(args, ready_prefix):
     return proc, dict(kv.split("=", 1) for kv in line.split()[2:])
 
 
-def start_router_and_worker(bin_dir, work, profile, name, worker_args=()):
+def start_router_and_worker(bin_dir, work, profile, name, worker_args=(), router_args=()):
     """Writes a fresh token to WORK/token (mode 0600), starts a router on free loopback ports
-    and one worker joined to it (synthetic unless worker_args say otherwise). Returns (token, token_file, router, worker, fields),
-    where fields are the router's ready-line fields (grpc=, http=)."""
+    (with router_args added) and one worker joined to it (synthetic unless worker_args say
+    otherwise). Returns (token, router, worker, fields), where fields are the router's
+    ready-line fields (grpc=, http=)."""
     import os
     import secrets
     token = secrets.token_hex(24)
@@ -42,7 +43,7 @@ def start_router_and_worker(bin_dir, work, profile, name, worker_args=()):
     router, fields = start(
         [os.path.join(bin_dir, "tidelane-router"), "--grpc-listen", "127.0.0.1:0",
          "--http-listen", "127.0.0.1:0", "--auth-token-file", token_file,
-         "--data-dir", os.path.join(work, "data")], "tidelane-router ready")
+         "--data-dir", os.path.join(work, "data"), *router_args], "tidelane-router ready")
     try:
         worker, _ = start(
             [os.path.join(bin_dir, "tidelane-worker"), "--router", fields["grpc"],
