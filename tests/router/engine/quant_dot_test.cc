@@ -164,8 +164,8 @@ TEST_P(FastMatMulTest, AVectorGivesBitwiseTheSameResultAloneAsInAnyBatch) {
   }
 }
 
-// The kernels take several rows per tile at small batches (Q8_0: four at batch 1; the K-quants:
-// two at batches 1 and 2) and single rows at the end of a range. A row's result is bitwise the
+// The kernels take several rows per tile at small batches (Q8_0: two at batch 1; Q4_K: four at
+// batch 1, two at batch 2) and single rows at the end of a range. A row's result is bitwise the
 // same in any tile: each row, alone as a one-row matrix, against the whole matrix (45 rows, so
 // tiles and tails both occur) at batch 1, 2 and 3, on one and on two threads.
 TEST_P(FastMatMulTest, ARowGivesBitwiseTheSameResultInAnyTile) {
@@ -196,6 +196,7 @@ TEST_P(FastMatMulTest, ARowGivesBitwiseTheSameResultInAnyTile) {
   }
 }
 
+// 75 columns take all three steps of the float kernels: 16 columns, then 8, then single ones.
 const Case kCases[] = {
     {TensorType::kF32, 64},   {TensorType::kF32, 67},   {TensorType::kF32, 768},
     {TensorType::kF16, 64},   {TensorType::kF16, 67},   {TensorType::kF16, 768},
@@ -206,6 +207,7 @@ const Case kCases[] = {
     {TensorType::kQ5_1, 32},  {TensorType::kQ5_1, 96},  {TensorType::kQ5_1, 768},
     {TensorType::kQ4_K, 256}, {TensorType::kQ4_K, 768}, {TensorType::kQ5_K, 256},
     {TensorType::kQ5_K, 768}, {TensorType::kQ6_K, 256}, {TensorType::kQ6_K, 768},
+    {TensorType::kF32, 75},   {TensorType::kF16, 75},
 };
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, FastMatMulTest,
@@ -243,7 +245,9 @@ TEST(FastMatMul, KernelsForEveryInstructionSetAgree) {
     // lanes (15 rows: tiles of 8, 4, 2 and 1), the AVX2 ones a few vectors at a time.
     const bool lanes = type == TensorType::kQ8_0 || type == TensorType::kQ4_K ||
                        type == TensorType::kQ5_K || type == TensorType::kQ6_K;
-    const std::size_t rows = lanes ? 15 : 9, cols = 512, batch = lanes ? 21 : 5;
+    // F32/F16: 523 columns, so the float kernels' last 8 columns and scalar tail are compared too.
+    const bool floats = type == TensorType::kF32 || type == TensorType::kF16;
+    const std::size_t rows = lanes ? 15 : 9, cols = floats ? 523 : 512, batch = lanes ? 21 : 5;
     const auto data = TestWeights(type, rows, cols, rng);
     const Matrix w{type, data.data(), rows, cols};
     const auto x = RandomActivations(batch * cols, rng);
