@@ -32,8 +32,13 @@ grpc::Status RegistryServiceImpl::Connect(
             "Register needs a name, an address and max_batch > 0"};
   }
 
-  // The router calls the worker back with its own certificate, verified by the worker.
-  auto channel = grpc::CreateChannel(reg.address(), worker_credentials_);
+  // The router calls the worker back with its own certificate, verified by the worker. Without
+  // gRPC's transparent retries: the pipeline redirects a failed call itself, at the next token
+  // index, and the retry layer would only add its per-call state and message copies (a KV
+  // handoff's chunks included) to every call.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+  auto channel = grpc::CreateCustomChannel(reg.address(), worker_credentials_, args);
   const auto connection = nodes_.Add(reg, v1::WorkerService::NewStub(channel));
   spdlog::info("worker {} joined from {} (engine {}, model {}, context {} tokens, max batch {})",
                reg.name(), reg.address(), reg.engine(), reg.model(), reg.context_length(),
