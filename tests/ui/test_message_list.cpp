@@ -97,6 +97,17 @@ bool samePixels(const QImage& a, const QImage& b) {
   return true;
 }
 
+// Shows `model` in `view` through `delegate` (which the view then owns) at `size`; true once
+// the window is exposed, so what the tests measure next is real painting.
+bool showList(MessageListView& view, ConversationModel& model, QAbstractItemDelegate* delegate,
+              QSize size = {700, 500}) {
+  view.setMessageDelegate(delegate);
+  view.setModel(&model);
+  view.resize(size);
+  view.show();
+  return QTest::qWaitForWindowExposed(&view);
+}
+
 }  // namespace
 
 class TestMessageList : public QObject {
@@ -108,11 +119,7 @@ class TestMessageList : public QObject {
     fill(model);
     MessageListView view;
     auto* delegate = new CountingDelegate(&view);
-    view.setMessageDelegate(delegate);
-    view.setModel(&model);
-    view.resize(700, 500);
-    view.show();
-    QVERIFY(QTest::qWaitForWindowExposed(&view));
+    QVERIFY(showList(view, model, delegate));
     // Following the newest text, as ChatView has it: the list stays at its end while it grows.
     QScrollBar* bar = view.verticalScrollBar();
     view.setFollowsEnd(true);
@@ -175,11 +182,7 @@ class TestMessageList : public QObject {
     ConversationModel model;
     MessageListView view;
     auto* delegate = new CountingDelegate(&view);
-    view.setMessageDelegate(delegate);
-    view.setModel(&model);
-    view.resize(700, 500);
-    view.show();
-    QVERIFY(QTest::qWaitForWindowExposed(&view));
+    QVERIFY(showList(view, model, delegate));
     model.appendUser(QStringLiteral("Explain the router."));
     model.beginAnswer(QStringLiteral("r"));
     const QModelIndex answer = model.index(1);
@@ -243,11 +246,7 @@ class TestMessageList : public QObject {
     model.appendUser(QStringLiteral("Explain the router."));
     model.beginAnswer(QStringLiteral("r"));
     MessageListView view;
-    view.setMessageDelegate(new MessageDelegate(&view));
-    view.setModel(&model);
-    view.resize(700, 500);
-    view.show();
-    QVERIFY(QTest::qWaitForWindowExposed(&view));
+    QVERIFY(showList(view, model, new MessageDelegate(&view)));
     QScrollBar* bar = view.verticalScrollBar();
     view.setFollowsEnd(true);
     // The viewport's paint events: how much of it each repainted.
@@ -302,11 +301,7 @@ class TestMessageList : public QObject {
     fill(model);
     MessageListView view;
     auto* delegate = new CountingDelegate(&view);
-    view.setMessageDelegate(delegate);
-    view.setModel(&model);
-    view.resize(700, 500);
-    view.show();
-    QVERIFY(QTest::qWaitForWindowExposed(&view));
+    QVERIFY(showList(view, model, delegate));
     view.scrollToBottom();
     QTest::qWait(200);
     const int layouts = view.fullLayouts();
@@ -358,12 +353,8 @@ class TestMessageList : public QObject {
     model.beginAnswer(QStringLiteral("r"));
     model.onToken(QStringLiteral("r"), 0, QStringLiteral("Hi **there**"));
     MessageListView view;
-    view.setMessageDelegate(new MessageDelegate(&view));
-    view.setModel(&model);
     view.setAccessibleName(QStringLiteral("Messages"));
-    view.resize(500, 400);
-    view.show();
-    QVERIFY(QTest::qWaitForWindowExposed(&view));
+    QVERIFY(showList(view, model, new MessageDelegate(&view), {500, 400}));
     QAccessibleInterface* iface = QAccessible::queryAccessibleInterface(&view);
     QVERIFY(iface);
     QCOMPARE(iface->role(), QAccessible::List);
