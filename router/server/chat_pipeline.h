@@ -58,9 +58,10 @@ struct RouterConfig {
   std::uint32_t max_prompt_bytes = 1 << 20;
   std::uint32_t max_tokens_limit = 4096;
   int max_redirects = 3;
-  // A worker that says nothing on a running call for this long (no token, no KV chunk, no
-  // Done) is taken for stalled: the call is cancelled and the request continues on another
-  // worker at its next token. Checked about every 0.5 s.
+  // A worker that sends no telemetry for this long (frozen, or cut off while its connections
+  // look open), or says nothing for this long on a call that has streamed, is taken for
+  // stalled: its calls are cancelled and each request continues on another worker at its next
+  // token. A long prefill is not silence (telemetry keeps coming). Checked about every 0.5 s.
   std::chrono::milliseconds stall_timeout{30000};
   // Countersigns the workers' statements into each Done's receipt; none when absent.
   std::optional<receipt::Identity> identity;
