@@ -276,5 +276,48 @@ TEST(FastMatMul, KernelsForEveryInstructionSetAgree) {
   }
 }
 
+// The K-quant lanes kernels (AVX512, groups of 16 vectors) run a row block's 8-row tiles in one
+// pass that unpacks each tile's first weight block during the previous tile's last, and store
+// 8 rows per vector at once. 250 rows of 768 columns: more than one row block of the batch loop
+// (224 rows of Q4_K at 768 columns), several tiles per block and a tail of 2 rows. Each vector
+// alone (batch 1, the one-vector kernels) and in batches of 16 and 21 gives the same bits, on one
+// and two threads, and the AVX2 kernels agree bitwise.
+TEST(FastMatMul, LanesTilesGiveTheSameBitsAsOneVector) {
+  const bool vnni =
+      SetFastMatMulIsaForTesting(FastMatMulIsa::kAvx512Vnni) == FastMatMulIsa::kAvx512Vnni;
+  const bool avx2 = SetFastMatMulIsaForTesting(FastMatMulIsa::kAvx2) == FastMatMulIsa::kAvx2;
+  SetFastMatMulIsaForTesting(FastMatMulIsa::kAvx512Vnni);
+  if (!vnni) GTEST_SKIP() << "this CPU lacks AVX512-VNNI";
+  std::mt19937 rng(29);
+  const std::size_t rows = 250, cols = 768, kMax = 21;
+  for (TensorType type : {TensorType::kQ4_K, TensorType::kQ5_K, TensorType::kQ6_K}) {
+    const auto data = TestWeights(type, rows, cols, rng);
+    const Matrix w{type, data.data(), rows, cols};
+    const auto x = RandomActivations(kMax * cols, rng);
+    ThreadPool one(1), two(2);
+    std::vector<float> alone(kMax * rows);
+    for (std::size_t b = 0; b < kMax; ++b)
+      ASSERT_TRUE(FastMatMul(w, &x[b * cols], 1, &alone[b * rows], one));
+    for (std::size_t batch : {16u, 21u}) {
+      for (ThreadPool* pool : {&one, &two}) {
+        std::vector<float> y(batch * rows);
+        ASSERT_TRUE(FastMatMul(w, x.data(), batch, y.data(), *pool));
+        for (std::size_t i = 0; i < batch * rows; ++i) {
+          ASSERT_EQ(std::memcmp(&y[i], &alone[i], 4), 0)
+              << TensorTypeName(type) << " batch " << batch << " threads " << pool->size()
+              << " vector " << i / rows << " row " << i % rows;
+        }
+      }
+    }
+    if (avx2) {
+      SetFastMatMulIsaForTesting(FastMatMulIsa::kAvx2);
+      std::vector<float> y(kMax * rows);
+      ASSERT_TRUE(FastMatMul(w, x.data(), kMax, y.data(), one));
+      SetFastMatMulIsaForTesting(FastMatMulIsa::kAvx512Vnni);
+      EXPECT_EQ(std::memcmp(y.data(), alone.data(), y.size() * 4), 0) << TensorTypeName(type);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace tidelane::engine
