@@ -29,7 +29,7 @@ struct ActQ8 {
 // Activations for Q4_1/Q5_1 weights (ggml's block_q8_1): ActQ8 and s = Σ qs as a float (exact,
 // |s| <= 32·127), so the weights' min m costs one product per block: Σ (d·q + m)·(da·a) =
 // d·da·Σ q·a + m·da·s.
-struct ActQ8_1 {
+struct ActQ8_1 {  // NOLINT(readability-identifier-naming): ggml's block_q8_1, as BlockQ8_0
   float d;
   float s;
   std::int8_t qs[32];
