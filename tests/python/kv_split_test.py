@@ -379,32 +379,35 @@ class SyntheticSplit(unittest.TestCase):
         finally:
             c.close()
 
-    def test_decode_worker_killed_mid_answer(self):
-        c = Cluster("failover")
+    def decoder_lost_mid_answer(self, name, sig, *router_args):
+        """Splits a long answer, sends `sig` to its decode worker after 3 decoded tokens and
+        checks the answer completes elsewhere exactly; returns the redirect's reason."""
+        c = Cluster(name, *router_args)
         try:
             c.add_worker("f-prefill", "prefill", "--profile", "high", "--time-scale", "0")
             # Slow decoders (the low profile's 80 ms a token), so the answer is mid-stream.
             c.add_worker("f-decode-1", "decode", "--profile", "low", "--time-scale", "1")
             c.add_worker("f-decode-2", "decode", "--profile", "low", "--time-scale", "1")
-            killed = []
+            lost = []
 
-            def kill_decoder(events):
-                if killed or not events[-1].HasField("token") or events[-1].token.index != 3:
+            def stop_decoder(events):
+                if lost or not events[-1].HasField("token") or events[-1].token.index != 3:
                     return
                 victim = [e.routed.node for e in events
                           if e.HasField("routed") and e.routed.stage == common_pb2.STAGE_DECODE][0]
-                c.workers[victim].send_signal(signal.SIGKILL)
-                c.workers[victim].wait(timeout=10)
-                killed.append(victim)
+                c.workers[victim].send_signal(sig)
+                if sig == signal.SIGKILL:
+                    c.workers[victim].wait(timeout=10)
+                lost.append(victim)
 
-            request, events = c.chat(LONG_PROMPT, max_tokens=40, on_event=kill_decoder)
-            self.assertEqual(len(killed), 1)
+            request, events = c.chat(LONG_PROMPT, max_tokens=40, on_event=stop_decoder)
+            self.assertEqual(len(lost), 1)
             self.assertTrue(events[-1].HasField("done"), events[-1])
             indices, texts = tokens_of(events)
             self.assertEqual(indices, list(range(len(texts))), "no token lost or repeated")
             redirects = [e.redirected for e in events if e.HasField("redirected")]
             self.assertEqual(len(redirects), 1)
-            self.assertEqual(redirects[0].from_node, killed[0])
+            self.assertEqual(redirects[0].from_node, lost[0])
             resume = redirects[0].resume_index
             self.assertGreaterEqual(resume, 4)
 
@@ -416,14 +419,30 @@ class SyntheticSplit(unittest.TestCase):
             route = json.loads(events[-1].done.receipt.payload)["route"]
             self.assertEqual([(h["node"], h["from_index"], h["to_index"], h["outcome"])
                               for h in route][:2],
-                             [("f-prefill", 0, 1, "handoff"), (killed[0], 1, resume, "failed")])
+                             [("f-prefill", 0, 1, "handoff"), (lost[0], 1, resume, "failed")])
+            self.assertEqual(route[1]["reason"], redirects[0].reason)
             self.assertEqual(route[-1]["outcome"], "done")
             self.assertEqual(route[-1]["to_index"], len(texts))
-            self.assertNotEqual(route[-1]["node"], killed[0])
+            self.assertNotEqual(route[-1]["node"], lost[0])
             r = verify_cli(c.receipt_document(request.request_id))
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            return redirects[0].reason
         finally:
+            for p in c.workers.values():
+                if p.poll() is None:
+                    p.send_signal(signal.SIGCONT)
             c.close()
+
+    def test_decode_worker_killed_mid_answer(self):
+        self.assertIn("decode failed", self.decoder_lost_mid_answer("failover", signal.SIGKILL))
+
+    def test_decode_worker_frozen_mid_answer(self):
+        """SIGSTOP: the worker's connections stay open and it just says nothing. Past the stall
+        bound the router cancels the decode call and continues elsewhere at the next token."""
+        reason = self.decoder_lost_mid_answer("frozen", signal.SIGSTOP,
+                                              "--stall-timeout-ms", "1000")
+        self.assertIn("went silent", reason)
+        self.assertIn("1000 ms", reason)
 
 
 class PrefillFailover(unittest.TestCase):
