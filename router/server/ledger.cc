@@ -290,8 +290,9 @@ int Ledger::OnCommit(void* self, sqlite3* db, const char* schema, int frames) {
       ledger->inline_checkpoints_.fetch_add(1, std::memory_order_relaxed);
     }
   } else if (frames >= ledger->wal_.background_frames) {
-    // The writer thread checkpoints after its next group commit (it wakes every few ms).
+    // The writer thread checkpoints after its next group commit, woken for it if idle.
     ledger->checkpoint_wanted_.store(true, std::memory_order_relaxed);
+    ledger->WakeIdleWriter(/*checkpoint=*/true);
   }
   return SQLITE_OK;
 }
@@ -338,19 +339,42 @@ Ledger::CheckpointCounts Ledger::Checkpoints() const {
 }
 
 bool Ledger::Enqueue(Op op) {
+  bool wake;
   {
     std::lock_guard lock(queue_mu_);
+    wake = writer_idle_ && queue_.empty();
     queue_.push_back(std::move(op));
   }
+  if (wake) queue_cv_.notify_one();
   return !writes_failing_.load();
+}
+
+void Ledger::WakeIdleWriter(bool checkpoint) {
+  bool wake;
+  {
+    std::lock_guard lock(queue_mu_);
+    checkpoint_asked_ = checkpoint_asked_ || checkpoint;
+    wake = writer_idle_;
+  }
+  if (wake) queue_cv_.notify_one();
 }
 
 void Ledger::WriterLoop() {
   std::unique_lock lock(queue_mu_);
   while (!stopping_) {
+    // With nothing queued the writer sleeps until something is (or a commit asks for a
+    // checkpoint): an idle router, the desktop app's bundled one included, does not wake 200
+    // times a second. A checkpoint that could not finish (a reader holds frames) is tried
+    // again after the next commit, as before, not in a loop.
+    writer_idle_ = true;
+    queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty() || checkpoint_asked_; });
+    writer_idle_ = false;
+    checkpoint_asked_ = false;
     // Tokens wait out the group window; an accept (its caller is waiting) ends it at once.
-    queue_cv_.wait_for(lock, std::chrono::milliseconds(kGroupCommitMs),
-                       [this] { return stopping_ || queued_accepts_ > 0; });
+    if (!queue_.empty()) {
+      queue_cv_.wait_for(lock, std::chrono::milliseconds(kGroupCommitMs),
+                         [this] { return stopping_ || queued_accepts_ > 0; });
+    }
     std::vector<Op> ops;
     ops.swap(queue_);
     queued_accepts_ = 0;

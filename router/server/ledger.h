@@ -189,6 +189,12 @@ class Ledger {
   std::thread writer_;
 
   int queued_accepts_ = 0;  // under queue_mu_
+  // Under queue_mu_: the writer sleeps until there is work (wake it when this is set), and a
+  // commit asked for a checkpoint (OnCommit) since it last looked.
+  bool writer_idle_ = false;
+  bool checkpoint_asked_ = false;
+  // Wakes the writer if it sleeps idle (Enqueue of the first op, OnCommit's checkpoint).
+  void WakeIdleWriter(bool checkpoint);
 
   WalLimits wal_;
   sqlite3* checkpoint_db_ = nullptr;  // used by the writer thread only
