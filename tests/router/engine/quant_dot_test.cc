@@ -276,12 +276,12 @@ TEST(FastMatMul, KernelsForEveryInstructionSetAgree) {
   }
 }
 
-// The K-quant lanes kernels (AVX512, groups of 16 vectors) run a row block's 8-row tiles in one
-// pass that unpacks each tile's first weight block during the previous tile's last, and store
-// 8 rows per vector at once. 250 rows of 768 columns: more than one row block of the batch loop
-// (224 rows of Q4_K at 768 columns), several tiles per block and a tail of 2 rows. Each vector
-// alone (batch 1, the one-vector kernels) and in batches of 16 and 21 gives the same bits, on one
-// and two threads, and the AVX2 kernels agree bitwise.
+// The lanes kernels (AVX512, groups of 16 vectors): the K-quants run a row block's 8-row tiles
+// in one pass that unpacks each tile's first weight block during the previous tile's last, and
+// they and Q8_0 store 8 rows per vector at once. 250 rows of 768 columns: more than one row block
+// of the batch loop (224 rows of Q4_K at 768 columns), several tiles per block and a tail of 2
+// rows. Each vector alone (batch 1, the one-vector kernels) and in batches of 16 and 21 gives the
+// same bits, on one and two threads, and the AVX2 kernels agree bitwise.
 TEST(FastMatMul, LanesTilesGiveTheSameBitsAsOneVector) {
   const bool vnni =
       SetFastMatMulIsaForTesting(FastMatMulIsa::kAvx512Vnni) == FastMatMulIsa::kAvx512Vnni;
@@ -290,7 +290,8 @@ TEST(FastMatMul, LanesTilesGiveTheSameBitsAsOneVector) {
   if (!vnni) GTEST_SKIP() << "this CPU lacks AVX512-VNNI";
   std::mt19937 rng(29);
   const std::size_t rows = 250, cols = 768, kMax = 21;
-  for (TensorType type : {TensorType::kQ4_K, TensorType::kQ5_K, TensorType::kQ6_K}) {
+  for (TensorType type :
+       {TensorType::kQ4_K, TensorType::kQ5_K, TensorType::kQ6_K, TensorType::kQ8_0}) {
     const auto data = TestWeights(type, rows, cols, rng);
     const Matrix w{type, data.data(), rows, cols};
     const auto x = RandomActivations(kMax * cols, rng);
