@@ -281,6 +281,21 @@ const KernelSet& Active() {
 // more than it saves.
 constexpr std::size_t kMinParallelWork = 1 << 16;
 
+// The first batch / 16 groups of 16 quantised vectors at `act` (`stride` bytes apart, `nb`
+// blocks each) transposed by `transpose` into Lanes blocks, for a lanes kernel. The buffer is
+// the calling thread's, one per layout, reused by its next product.
+template <typename Lanes>
+const std::uint8_t* InLanes(quant_dot::LanesFn transpose, const std::uint8_t* act,
+                            std::size_t stride, std::size_t batch, std::size_t nb) {
+  thread_local std::vector<Lanes> lanes;
+  constexpr std::size_t kGroup = Lanes::kVectors;
+  const std::size_t groups = batch / kGroup;
+  lanes.resize(groups * nb);
+  for (std::size_t g = 0; g < groups; ++g)
+    transpose(act + g * kGroup * stride, stride, nb, &lanes[g * nb]);
+  return reinterpret_cast<const std::uint8_t*>(lanes.data());
+}
+
 }  // namespace
 
 FastMatMulIsa ActiveFastMatMulIsa() {
@@ -370,28 +385,17 @@ bool FastMatMul(const Matrix& w, const float* x, std::size_t batch, float* y, Th
     }
     job.act = out;
     // K-quants at batch 16 and above: the groups of 16 vectors again, transposed for the
-    // lanes kernels (4.9 KB per block and group, a few µs per call).
+    // lanes kernels (4.9 KB per block and group, a few µs per call); Q8_0 likewise (1 KB).
     if (k.lanes_q8k != nullptr && batch >= quant_dot::ActQ8KLanes::kVectors &&
         (w.type == TensorType::kQ4_K || w.type == TensorType::kQ5_K ||
          w.type == TensorType::kQ6_K)) {
-      thread_local std::vector<quant_dot::ActQ8KLanes> lanes;
-      constexpr std::size_t kGroup = quant_dot::ActQ8KLanes::kVectors;
-      const std::size_t nb = w.cols / 256, groups = batch / kGroup;
-      lanes.resize(groups * nb);
-      for (std::size_t g = 0; g < groups; ++g)
-        k.lanes_q8k(out + g * kGroup * job.act_stride, job.act_stride, nb, &lanes[g * nb]);
-      job.lanes = reinterpret_cast<const std::uint8_t*>(lanes.data());
+      job.lanes =
+          InLanes<quant_dot::ActQ8KLanes>(k.lanes_q8k, out, job.act_stride, batch, w.cols / 256);
     }
-    // Q8_0 likewise (1 KB per block and group).
     if (k.lanes_q8 != nullptr && batch >= quant_dot::ActQ8Lanes::kVectors &&
         w.type == TensorType::kQ8_0) {
-      thread_local std::vector<quant_dot::ActQ8Lanes> lanes;
-      constexpr std::size_t kGroup = quant_dot::ActQ8Lanes::kVectors;
-      const std::size_t nb = w.cols / 32, groups = batch / kGroup;
-      lanes.resize(groups * nb);
-      for (std::size_t g = 0; g < groups; ++g)
-        k.lanes_q8(out + g * kGroup * job.act_stride, job.act_stride, nb, &lanes[g * nb]);
-      job.lanes = reinterpret_cast<const std::uint8_t*>(lanes.data());
+      job.lanes =
+          InLanes<quant_dot::ActQ8Lanes>(k.lanes_q8, out, job.act_stride, batch, w.cols / 32);
     }
   }
   if (work < kMinParallelWork || pool.size() == 1) {
