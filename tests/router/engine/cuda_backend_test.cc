@@ -244,28 +244,6 @@ TEST(CudaBackend, SaysWhyItCannotBeUsed) {
   }
 }
 
-// Greedy decoding of `n` tokens after `prompt`, one sequence at a time; also returns the first
-// logits.
-std::vector<std::int32_t> Greedy(Engine& e, const std::vector<std::int32_t>& prompt, int n,
-                                 std::vector<float>* first_logits) {
-  const SequenceId s = e.NewSequence();
-  Engine::Step step{s, prompt};
-  auto logits = e.Forward({&step, 1});
-  EXPECT_TRUE(logits.ok()) << logits.error();
-  if (first_logits != nullptr) *first_logits = logits->front();
-  std::vector<std::int32_t> out;
-  for (int i = 0; i < n; ++i) {
-    const auto& l = logits->front();
-    out.push_back(static_cast<std::int32_t>(std::max_element(l.begin(), l.end()) - l.begin()));
-    const std::int32_t one[] = {out.back()};
-    Engine::Step next{s, one};
-    logits = e.Forward({&next, 1});
-    EXPECT_TRUE(logits.ok()) << logits.error();
-  }
-  e.FreeSequence(s);
-  return out;
-}
-
 // aidreams260K's matrices are F32, which both backends multiply with float activations, so
 // only the order of float additions differs: the logits agree to ~1e-5 of their scale and
 // greedy decoding picks the same tokens.
@@ -280,8 +258,8 @@ TEST(CudaBackend, GreedyGenerationMatchesTheCpu) {
     std::vector<std::int32_t> prompt = {1};
     for (int j = 0; j < 1 + p * 3; ++j) prompt.push_back(260 + (p * 37 + j * 11) % 240);
     std::vector<float> lc, lg;
-    const auto a = Greedy(**cpu, prompt, 48, &lc);
-    const auto b = Greedy(**gpu, prompt, 48, &lg);
+    const auto a = test_util::DecodeAlone(**cpu, prompt, 48, &lc);
+    const auto b = test_util::DecodeAlone(**gpu, prompt, 48, &lg);
     EXPECT_EQ(a, b) << "prompt " << p;
     ASSERT_EQ(lc.size(), lg.size());
     float scale = 0, diff = 0;
@@ -306,7 +284,7 @@ TEST(CudaBackend, BatchedDecodingMatchesEachAlone) {
     std::vector<std::int32_t> p = {1};
     for (int j = 0; j < 1 + i % 5; ++j) p.push_back(260 + (i * 37 + j * 11) % 240);
     prompts.push_back(p);
-    alone.push_back(Greedy(e, p, kTokens, nullptr));
+    alone.push_back(test_util::DecodeAlone(e, p, kTokens));
   }
   std::vector<SequenceId> ids;
   std::vector<std::vector<std::int32_t>> got(kSeqs), next(kSeqs);

@@ -17,13 +17,15 @@ inline std::int32_t Argmax(const std::vector<float>& v) {
 }
 
 // Greedy decoding of `n` tokens after `prompt` on a sequence of its own (freed after), one
-// token per pass: the reference a batched or moved sequence must reproduce.
+// token per pass: the reference a batched or moved sequence must reproduce. With
+// `first_logits`, also the prompt pass's logits.
 inline std::vector<std::int32_t> DecodeAlone(Engine& e, const std::vector<std::int32_t>& prompt,
-                                             int n) {
+                                             int n, std::vector<float>* first_logits = nullptr) {
   const SequenceId s = e.NewSequence();
   Engine::Step step{s, prompt};
   auto logits = e.Forward({&step, 1});
   EXPECT_TRUE(logits.ok()) << logits.error();
+  if (first_logits != nullptr && logits.ok()) *first_logits = logits->front();
   std::vector<std::int32_t> out;
   for (int i = 0; i < n && logits.ok(); ++i) {
     out.push_back(Argmax(logits->front()));
