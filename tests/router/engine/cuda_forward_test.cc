@@ -234,6 +234,13 @@ std::unique_ptr<Engine> Load(const std::filesystem::path& model, Path path,
   return std::move(e).value();
 }
 
+// The device pass with one of its options switched off (`option`=0: TIDELANE_CUDA_GRAPH,
+// _FUSE, _ATTN_SPLIT), the other side of an A/B against Load(model, Path::kCudaForward).
+std::unique_ptr<Engine> LoadWithout(const std::filesystem::path& model, const char* option) {
+  ScopedEnv env(option, "0");
+  return Load(model, Path::kCudaForward);
+}
+
 // max |a - b| / max |a|: the logits' difference relative to their scale.
 double RelDiff(const std::vector<float>& a, const std::vector<float>& b) {
   EXPECT_EQ(a.size(), b.size());
@@ -388,11 +395,7 @@ TEST(CudaForward, GraphsGiveBitwiseTheLogitsOfDirectLaunches) {
   s.type = TensorType::kQ4_K;
   const auto model = WriteModel(s, 31);
   auto graphs = Load(model, Path::kCudaForward);
-  std::unique_ptr<Engine> direct;
-  {
-    ScopedEnv env("TIDELANE_CUDA_GRAPH", "0");
-    direct = Load(model, Path::kCudaForward);
-  }
+  auto direct = LoadWithout(model, "TIDELANE_CUDA_GRAPH");
   ASSERT_TRUE(graphs && direct);
   const auto a = RunStream(*graphs, s.vocab, 5, 30, 3);
   const auto b = RunStream(*direct, s.vocab, 5, 30, 3);
@@ -614,11 +617,7 @@ TEST(CudaForward, SplitAttentionGivesBitwiseTheLogitsOfOneBlockPerHead) {
   const Shape s = LongShape();
   const auto model = WriteModel(s, 53);
   auto split = Load(model, Path::kCudaForward);
-  std::unique_ptr<Engine> whole;
-  {
-    ScopedEnv env("TIDELANE_CUDA_ATTN_SPLIT", "0");
-    whole = Load(model, Path::kCudaForward);
-  }
+  auto whole = LoadWithout(model, "TIDELANE_CUDA_ATTN_SPLIT");
   auto products = Load(model, Path::kCudaProducts);
   ASSERT_TRUE(split && whole && products);
   const auto a = RunStream(*split, s.vocab, 1010, 30, 7);
@@ -710,11 +709,7 @@ TEST(CudaForward, FusedProductsGiveBitwiseTheLogitsOfSeparateOnes) {
   for (const Shape& s : shapes) {
     const auto model = WriteModel(s, 73);
     auto fused = Load(model, Path::kCudaForward);
-    std::unique_ptr<Engine> separate;
-    {
-      ScopedEnv env("TIDELANE_CUDA_FUSE", "0");
-      separate = Load(model, Path::kCudaForward);
-    }
+    auto separate = LoadWithout(model, "TIDELANE_CUDA_FUSE");
     ASSERT_TRUE(fused && separate);
     const auto a = RunStream(*fused, s.vocab, 40, 12, 5);
     const auto b = RunStream(*separate, s.vocab, 40, 12, 5);
