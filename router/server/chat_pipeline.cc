@@ -788,11 +788,7 @@ void ChatPipeline::StartServing(const std::shared_ptr<Flight>& flight,
 // Waiting for a slot, and split placements (blocking calls), go to a pool thread.
 void ChatPipeline::Place(const std::shared_ptr<Flight>& flight) {
   Flight& f = *flight;
-  if (f.attempts > config_.max_redirects) {
-    return EndServing(f, SendError(f, v1::ERROR_CODE_WORKER_FAILED,
-                                   "gave up after " + std::to_string(config_.max_redirects) +
-                                       " redirects; last: " + f.last_failure));
-  }
+  if (f.attempts > config_.max_redirects) return GiveUp(f);
   auto placed = nodes_.TryAcquire(f.view, f.failed_connections);
   if (placed && !placed->decode) return Launch(flight, std::move(*placed->lease));
   Spawn([this, flight, placed]() mutable { PlaceWaiting(flight, std::move(placed)); });
@@ -842,6 +838,10 @@ void ChatPipeline::PlaceWaiting(const std::shared_ptr<Flight>& flight,
     }
     NoteFailure(f, *end.failed, end.failure);
   }
+  GiveUp(f);
+}
+
+void ChatPipeline::GiveUp(Flight& f) {
   EndServing(f, SendError(f, v1::ERROR_CODE_WORKER_FAILED,
                           "gave up after " + std::to_string(config_.max_redirects) +
                               " redirects; last: " + f.last_failure));
@@ -1009,10 +1009,7 @@ ChatPipeline::SplitEnd ChatPipeline::ServeSplit(Flight& flight, Lease& p, Lease&
     SplitEnd end;
     end.kind = SplitEnd::Kind::kFailed;
     end.failed = node;
-    end.failure = std::move(why);
-    route.back().to_index = generated.size();
-    route.back().outcome = "failed";
-    route.back().reason = end.failure;
+    end.failure = std::move(why);  // NoteFailure writes it on the route's last hop
     return end;
   };
   const auto client_gone = [] { return SplitEnd{SplitEnd::Kind::kClientGone, {}, {}, {}, {}}; };

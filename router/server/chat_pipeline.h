@@ -273,6 +273,8 @@ class ChatPipeline {
   // the next placements, and the next Routed becomes a Redirected.
   void NoteFailure(Flight& flight, const Lease& lease, std::string why);
   std::string StallMessage(Stall why) const;
+  // Past config.max_redirects: the request ends with WORKER_FAILED and the last failure.
+  void GiveUp(Flight& flight);
   void EndServing(Flight& flight, const grpc::Status& status);
   void LeaveServing(Flight& flight);
   // Routed (or Redirected after a failure) to the client and a new hop on the route; false
