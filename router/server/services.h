@@ -1,14 +1,15 @@
 // The router's gRPC services. Each checks the bearer token first and works through the
 // shared NodeTable; none owns state of its own beyond configuration.
 //
-// Threading: ChatService uses gRPC's callback API — a chat stream is a reactor whose writes
-// are queued and completed by gRPC's own threads, so a queued user holds no thread. The
-// registry and monitor streams (a few, long-lived) use the synchronous API, a thread each.
+// Threading: every service uses gRPC's callback API — a stream is a reactor whose reads and
+// writes are completed by gRPC's own threads, so a queued user, a connected worker or a
+// monitor between snapshots holds no thread; the server runs no synchronous request threads.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 
 #include "router/server/chat_pipeline.h"
@@ -38,15 +39,16 @@ class ChatServiceImpl final : public v1::ChatService::CallbackService {
   ChatPipeline& pipeline_;
 };
 
-class RegistryServiceImpl final : public v1::RegistryService::Service {
+class RegistryServiceImpl final : public v1::RegistryService::CallbackService {
  public:
   // Reads the TLS files in `config` once, for calling workers back; throws naming a file that
   // cannot be read (main has validated them, so only a race with their removal gets here).
   RegistryServiceImpl(const RouterConfig& config, NodeTable& nodes);
 
-  grpc::Status Connect(
-      grpc::ServerContext* context,
-      grpc::ServerReaderWriter<v1::RouterDirective, v1::WorkerMessage>* stream) override;
+  // A worker's stream: Register, a Welcome back, then telemetry until it leaves, when its node
+  // is removed from `nodes`.
+  grpc::ServerBidiReactor<v1::WorkerMessage, v1::RouterDirective>* Connect(
+      grpc::CallbackServerContext* context) override;
 
  private:
   const RouterConfig& config_;
@@ -55,24 +57,32 @@ class RegistryServiceImpl final : public v1::RegistryService::Service {
   const std::shared_ptr<grpc::ChannelCredentials> worker_credentials_;
 };
 
-class MonitorServiceImpl final : public v1::MonitorService::Service {
+class MonitorServiceImpl final : public v1::MonitorService::CallbackService {
  public:
   MonitorServiceImpl(const RouterConfig& config, NodeTable& nodes);
+  ~MonitorServiceImpl() override;
 
-  grpc::Status Watch(grpc::ServerContext* context, const v1::WatchRequest* request,
-                     grpc::ServerWriter<v1::ClusterSnapshot>* writer) override;
-  grpc::Status SetPolicy(grpc::ServerContext* context, const v1::SetPolicyRequest* request,
-                         v1::SetPolicyResponse* response) override;
-  grpc::Status SetNodeState(grpc::ServerContext* context, const v1::SetNodeStateRequest* request,
-                            v1::SetNodeStateResponse* response) override;
+  grpc::ServerWriteReactor<v1::ClusterSnapshot>* Watch(grpc::CallbackServerContext* context,
+                                                       const v1::WatchRequest* request) override;
+  grpc::ServerUnaryReactor* SetPolicy(grpc::CallbackServerContext* context,
+                                      const v1::SetPolicyRequest* request,
+                                      v1::SetPolicyResponse* response) override;
+  grpc::ServerUnaryReactor* SetNodeState(grpc::CallbackServerContext* context,
+                                         const v1::SetNodeStateRequest* request,
+                                         v1::SetNodeStateResponse* response) override;
 
-  // Ends every Watch stream; called before the server shuts down.
-  void Stop() { stopping_ = true; }
+  // Ends every Watch stream and refuses new ones; called before the server shuts down.
+  void Stop();
 
  private:
+  class Watcher;
+  void Forget(Watcher* watcher);  // a finished stream leaves the set Stop walks
+
   const RouterConfig& config_;
   NodeTable& nodes_;
-  std::atomic<bool> stopping_{false};
+  std::mutex mu_;
+  std::set<Watcher*> watchers_;
+  bool stopping_ = false;
 };
 
 }  // namespace tidelane::server
