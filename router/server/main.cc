@@ -1,5 +1,4 @@
 // tidelane-router: admits, queues and routes chat requests to the workers that join it.
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/server_builder.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -16,6 +15,7 @@
 #include "router/core/admission.h"
 #include "router/core/policy.h"
 #include "router/proto/auth.h"
+#include "router/proto/reflection_service.h"
 #include "router/proto/tls.h"
 #include "router/receipt/receipt.h"
 #include "router/server/http_server.h"
@@ -182,7 +182,10 @@ int Run(int argc, char** argv) {
   server::RegistryServiceImpl registry(config, nodes);
   server::MonitorServiceImpl monitor(config, nodes);
 
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  // Every service is a callback service, so the server keeps no synchronous request threads.
+  proto::ReflectionService reflection({v1::ChatService::service_full_name(),
+                                       v1::RegistryService::service_full_name(),
+                                       v1::MonitorService::service_full_name()});
   grpc::ServerBuilder builder;
   int grpc_port = 0;
   // Chat clients need no certificate; workers do, which Registry checks per call.
@@ -193,6 +196,7 @@ int Run(int argc, char** argv) {
   builder.RegisterService(&chat);
   builder.RegisterService(&registry);
   builder.RegisterService(&monitor);
+  builder.RegisterService(&reflection);
   auto grpc_server = builder.BuildAndStart();
   if (!grpc_server || grpc_port == 0) {
     std::cerr << "tidelane-router: cannot listen for gRPC on " << grpc_listen << "\n";

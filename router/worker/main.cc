@@ -1,5 +1,4 @@
 // tidelane-worker: runs an engine, serves WorkerService on loopback and joins a router.
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/server_builder.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -18,6 +17,7 @@
 #include "router/core/node_profile.h"
 #include "router/engine/backend.h"
 #include "router/proto/auth.h"
+#include "router/proto/reflection_service.h"
 #include "router/proto/tls.h"
 #include "router/receipt/receipt.h"
 #include "router/worker/gguf_engine.h"
@@ -261,11 +261,12 @@ int Run(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   worker::WorkerServiceImpl service(*engine, token, std::move(signer));
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  proto::ReflectionService reflection({v1::WorkerService::service_full_name()});
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(listen, server_credentials, &port);
   builder.RegisterService(&service);
+  builder.RegisterService(&reflection);
   auto server = builder.BuildAndStart();
   if (!server || port == 0) {
     std::cerr << "tidelane-worker: cannot listen on " << listen << "\n";

@@ -24,6 +24,9 @@ generate_stubs(PROTO_DIR, WORK)
 import grpc  # noqa: E402
 from tidelane.v1 import chat_pb2, chat_pb2_grpc, common_pb2  # noqa: E402
 from tidelane.v1 import monitor_pb2, monitor_pb2_grpc  # noqa: E402
+import reflection_v1alpha_pb2 as reflection_pb2  # noqa: E402
+import reflection_v1alpha_pb2_grpc as reflection_pb2_grpc  # noqa: E402
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory  # noqa: E402
 
 
 
@@ -85,6 +88,56 @@ class RouterFromPython(unittest.TestCase):
             list(self.stub.Chat(chat_pb2.ChatRequest(request_id="empty"),
                                 metadata=[("authorization", "Bearer " + self.token)]))
         self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+
+    def reflect(self, *requests):
+        """One reflection stream, one answer per request, in order."""
+        stub = reflection_pb2_grpc.ServerReflectionStub(self.channel)
+        return list(stub.ServerReflectionInfo(iter(requests), timeout=30))
+
+    def test_reflection_lists_every_service(self):
+        [answer] = self.reflect(reflection_pb2.ServerReflectionRequest(list_services=""))
+        self.assertEqual(sorted(s.name for s in answer.list_services_response.service),
+                         ["grpc.reflection.v1alpha.ServerReflection", "tidelane.v1.ChatService",
+                          "tidelane.v1.MonitorService", "tidelane.v1.RegistryService"])
+
+    def test_reflection_schema_is_enough_for_a_generic_client_to_call(self):
+        """What grpcurl does: fetch the file declaring a service, build the message types
+        from it alone (no generated code), and call a method with them."""
+        [answer] = self.reflect(reflection_pb2.ServerReflectionRequest(
+            file_containing_symbol="tidelane.v1.ChatService"))
+        files = [descriptor_pb2.FileDescriptorProto.FromString(b)
+                 for b in answer.file_descriptor_response.file_descriptor_proto]
+        self.assertEqual(files[0].name, "tidelane/v1/chat.proto")
+        self.assertIn("tidelane/v1/common.proto", [f.name for f in files])
+        pool = descriptor_pool.DescriptorPool()
+        pending = list(files)
+        while pending:  # a file goes in once everything it imports is in
+            ready = [f for f in pending
+                     if all(d in {g.name for g in files if g not in pending} for d in f.dependency)]
+            self.assertTrue(ready, "the answer lacks a file that another one imports")
+            for f in ready:
+                pool.Add(f)
+                pending.remove(f)
+        method = pool.FindServiceByName("tidelane.v1.ChatService").FindMethodByName("ListModels")
+        factory = message_factory.MessageFactory(pool)
+        request_class = factory.GetPrototype(method.input_type)
+        reply_class = factory.GetPrototype(method.output_type)
+        call = self.channel.unary_unary("/tidelane.v1.ChatService/ListModels",
+                                        request_serializer=request_class.SerializeToString,
+                                        response_deserializer=reply_class.FromString)
+        reply = call(request_class(), metadata=[("authorization", "Bearer " + self.token)])
+        self.assertEqual([m.id for m in reply.models], ["tidelane-synthetic"])
+
+    def test_reflection_answers_an_unknown_name_with_not_found_and_goes_on(self):
+        missing, found = self.reflect(
+            reflection_pb2.ServerReflectionRequest(file_containing_symbol="tidelane.v1.Nope"),
+            reflection_pb2.ServerReflectionRequest(file_by_filename="tidelane/v1/monitor.proto"))
+        self.assertEqual(missing.error_response.error_code, grpc.StatusCode.NOT_FOUND.value[0])
+        self.assertIn("tidelane.v1.Nope", missing.error_response.error_message)
+        self.assertEqual(
+            descriptor_pb2.FileDescriptorProto.FromString(
+                found.file_descriptor_response.file_descriptor_proto[0]).name,
+            "tidelane/v1/monitor.proto")
 
 
 class BurstToASlowReader(unittest.TestCase):

@@ -6,6 +6,8 @@ import subprocess
 import sys
 
 PROTOS = ("common.proto", "chat.proto", "monitor.proto", "worker.proto", "registry.proto")
+# gRPC's published server-reflection protocol, which the daemons serve (a copy beside ours).
+REFLECTION_PROTO = os.path.join("grpc", "reflection", "v1alpha", "reflection.proto")
 
 
 def generate_stubs(proto_dir, work):
@@ -16,6 +18,16 @@ def generate_stubs(proto_dir, work):
     subprocess.run(["protoc", "-I", proto_dir, "--python_out", gen, "--grpc_out", gen,
                     "--plugin=protoc-gen-grpc=" + shutil.which("grpc_python_plugin")]
                    + [os.path.join("tidelane", "v1", p) for p in PROTOS], check=True)
+    # Python would look for the reflection stubs inside the installed grpc package (the proto
+    # package is grpc.reflection.v1alpha), so they are generated from a copy named
+    # reflection_v1alpha.proto: same messages and service name, module reflection_v1alpha_pb2.
+    flat = os.path.join(work, "reflection-proto")
+    os.makedirs(flat, exist_ok=True)
+    shutil.copy(os.path.join(proto_dir, REFLECTION_PROTO),
+                os.path.join(flat, "reflection_v1alpha.proto"))
+    subprocess.run(["protoc", "-I", flat, "--python_out", gen, "--grpc_out", gen,
+                    "--plugin=protoc-gen-grpc=" + shutil.which("grpc_python_plugin"),
+                    "reflection_v1alpha.proto"], check=True)
     sys.path.insert(0, gen)
 
 

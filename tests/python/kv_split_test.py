@@ -39,6 +39,8 @@ generate_stubs(PROTO_DIR, WORK)
 import grpc  # noqa: E402
 from tidelane.v1 import (chat_pb2, chat_pb2_grpc, common_pb2, monitor_pb2,  # noqa: E402
                          monitor_pb2_grpc, worker_pb2, worker_pb2_grpc)
+import reflection_v1alpha_pb2 as reflection_pb2  # noqa: E402
+import reflection_v1alpha_pb2_grpc as reflection_pb2_grpc  # noqa: E402
 
 LONG_PROMPT = ("Tell me how Tidelane routes a surge of users across many modest machines, "
                "what the tidal lanes are, and why every answer comes with a receipt. " * 3)
@@ -327,6 +329,26 @@ class GgufSplit(unittest.TestCase):
 
 class SyntheticSplit(unittest.TestCase):
     """Synthetic workers: a high-tier prefill node and low-tier decode nodes."""
+
+    def test_workers_answer_server_reflection(self):
+        """Workers serve gRPC reflection for generic tools, like the router."""
+        c = Cluster("reflection")
+        try:
+            c.add_worker("s-reflect", "decode", "--profile", "low", "--time-scale", "0")
+            with grpc.insecure_channel(c.addresses["s-reflect"]) as channel:
+                stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+                listed, schema = stub.ServerReflectionInfo(iter([
+                    reflection_pb2.ServerReflectionRequest(list_services=""),
+                    reflection_pb2.ServerReflectionRequest(
+                        file_containing_symbol="tidelane.v1.WorkerService.Generate")]),
+                    timeout=30)
+            self.assertEqual(sorted(s.name for s in listed.list_services_response.service),
+                             ["grpc.reflection.v1alpha.ServerReflection",
+                              "tidelane.v1.WorkerService"])
+            self.assertIn(b"tidelane/v1/worker.proto",
+                          schema.file_descriptor_response.file_descriptor_proto[0])
+        finally:
+            c.close()
 
     def test_tidal_policy_splits_and_counts_kv_bytes(self):
         c = Cluster("synthetic")
