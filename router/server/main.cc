@@ -16,6 +16,7 @@
 #include "router/core/policy.h"
 #include "router/proto/auth.h"
 #include "router/proto/reflection_service.h"
+#include "router/proto/runtime.h"
 #include "router/proto/tls.h"
 #include "router/receipt/receipt.h"
 #include "router/server/http_server.h"
@@ -26,6 +27,7 @@ namespace {
 
 int Run(int argc, char** argv) {
   using namespace tidelane;
+  proto::UseReleaseLocking();
   CLI::App cli{"tidelane-router: admission, fair queueing and soft routing for Tidelane workers"};
   std::string grpc_listen = "127.0.0.1:7443";
   std::string http_listen = "127.0.0.1:8080";

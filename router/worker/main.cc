@@ -18,6 +18,7 @@
 #include "router/engine/backend.h"
 #include "router/proto/auth.h"
 #include "router/proto/reflection_service.h"
+#include "router/proto/runtime.h"
 #include "router/proto/tls.h"
 #include "router/receipt/receipt.h"
 #include "router/worker/gguf_engine.h"
@@ -64,6 +65,7 @@ std::string HostOf(const std::string& address) {
 namespace {
 
 int Run(int argc, char** argv) {
+  tidelane::proto::UseReleaseLocking();
   CLI::App cli{"tidelane-worker: runs inference for a Tidelane router"};
   std::string router = "127.0.0.1:7443";
   std::string token_file;
