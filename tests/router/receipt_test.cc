@@ -253,6 +253,15 @@ TEST(Receipt, NonCanonicalOrMalformedPayloadIsRefused) {
   EXPECT_EQ(Verify(WithPayload(f.envelope, [](json& p) { p.erase("route"); })).failed,
             Check::kMalformed);
   EXPECT_THROW(Canonical(json{{"x", 0.5}}), ReceiptFormatError);
+  // A float has no canonical form: refused as malformed, never thrown at the verifier.
+  Envelope floating = f.envelope;
+  const std::string done_at = "\"done_at_ms\":1700000000250";
+  const auto at = floating.payload.find(done_at);
+  ASSERT_NE(at, std::string::npos) << floating.payload;
+  floating.payload.insert(at + done_at.size(), ".5");
+  const auto v = Verify(floating);
+  EXPECT_EQ(v.failed, Check::kMalformed);
+  EXPECT_NE(v.message.find("floating-point"), std::string::npos) << v.message;
 }
 
 TEST(Receipt, JsonDocumentRoundTripsAndTamperingShows) {
