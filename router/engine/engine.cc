@@ -61,7 +61,7 @@ void Put(std::vector<std::uint8_t>& out, const T& v) {
 
 Result<std::unique_ptr<Engine>> Engine::Load(const std::filesystem::path& path,
                                              const EngineOptions& options) {
-  auto model = Model::Load(path);
+  auto model = Model::Load(path, options.weights);
   if (!model) return Error{model.error()};
   auto engine = std::make_unique<Engine>(std::move(model).value(), options);
   auto backend = MakeBackend(options.backend, engine->pool_);

@@ -45,6 +45,10 @@ struct EngineOptions {
   std::size_t block_tokens = 16;
   std::string backend = "cpu";    // see backend.h
   KvType kv_type = KvType::kF16;  // the cache's element type (see above)
+  // Where the model file's bytes live (gguf.h): read into 2 MiB pages, so that decoding, which
+  // streams every weight each step, is not slowed by a TLB miss per 4 KiB; kMapped for a model
+  // near the size of free memory, or to share the page cache's copy between processes.
+  Placement weights = Placement::kHugePages;
 };
 
 using SequenceId = std::uint32_t;

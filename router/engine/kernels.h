@@ -18,7 +18,7 @@ namespace tidelane::engine {
 class ThreadPool;
 
 // A weight matrix stored in the model file: `rows` rows of `cols` elements of `type`, row-major
-// (the GGUF layout of a [cols, rows] tensor). Points into the mapped file; not owned.
+// (the GGUF layout of a [cols, rows] tensor). Points into the loaded file; not owned.
 struct Matrix {
   TensorType type = TensorType::kF32;
   const std::uint8_t* data = nullptr;

@@ -38,8 +38,8 @@ Matrix SliceRows(const Matrix& m, std::size_t first, std::size_t count) {
 
 }  // namespace
 
-Result<std::unique_ptr<Model>> Model::Load(const std::filesystem::path& path) {
-  auto file = GgufFile::Open(path);
+Result<std::unique_ptr<Model>> Model::Load(const std::filesystem::path& path, Placement placement) {
+  auto file = GgufFile::Open(path, placement);
   if (!file) return Error{file.error()};
   return FromGguf(std::move(file).value());
 }

@@ -2,8 +2,8 @@
 // (architectures llama — Llama 2/3, Mistral, TinyLlama, SmolLM —, qwen2 and phi3).
 //
 // Load checks every tensor the architecture needs: present, the right shape, a supported
-// type; a file that fails gets an error naming the tensor or key. Weights stay in the mapped
-// file (no copy) except norms and biases, which are expanded to float once.
+// type; a file that fails gets an error naming the tensor or key. Weights stay in the GgufFile's
+// bytes (no second copy) except norms and biases, which are expanded to float once.
 //
 // Ownership: a Model owns its GgufFile; Matrix views point into it.
 // Threading: immutable after Load.
@@ -49,7 +49,9 @@ struct LayerWeights {
 
 class Model {
  public:
-  static Result<std::unique_ptr<Model>> Load(const std::filesystem::path& path);
+  // `placement`: where the file's bytes live (gguf.h); the engine reads models into 2 MiB pages.
+  static Result<std::unique_ptr<Model>> Load(const std::filesystem::path& path,
+                                             Placement placement = Placement::kMapped);
   // Takes an opened file (tests, fuzzers).
   static Result<std::unique_ptr<Model>> FromGguf(std::unique_ptr<GgufFile> file);
 

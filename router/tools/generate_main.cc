@@ -73,6 +73,11 @@ int Run(int argc, char** argv) {
                  "Where the weight products run: cpu (default) or cuda (an NVIDIA GPU; this "
                  "build has: " +
                      engine::AvailableBackends() + ")");
+  bool map_weights = false;
+  cli.add_flag("--mmap", map_weights,
+               "Map the model file instead of reading it into 2 MiB pages (a quicker start, the "
+               "page cache's copy shared between processes, for a model near the size of free "
+               "memory; decoding is slower)");
   cli.add_flag("--json", json, "Print token ids, text and speeds as JSON");
   cli.add_option(
       "--logits-out", logits_out,
@@ -81,7 +86,10 @@ int Run(int argc, char** argv) {
 
   auto engine = engine::Engine::Load(
       model_path,
-      {.threads = threads, .backend = backend, .kv_type = *engine::ParseKvType(kv_type)});
+      {.threads = threads,
+       .backend = backend,
+       .kv_type = *engine::ParseKvType(kv_type),
+       .weights = map_weights ? engine::Placement::kMapped : engine::Placement::kHugePages});
   if (!engine) {
     std::cerr << "tidelane-generate: " << engine.error() << "\n";
     return 1;

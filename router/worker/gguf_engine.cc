@@ -51,8 +51,10 @@ struct GgufEngine::Job {
 
 engine::Result<std::unique_ptr<GgufEngine>> GgufEngine::Load(const std::filesystem::path& path,
                                                              const GgufEngineOptions& options) {
-  auto loaded = engine::Engine::Load(
-      path, {.threads = options.threads, .backend = options.backend, .kv_type = options.kv_type});
+  auto loaded = engine::Engine::Load(path, {.threads = options.threads,
+                                            .backend = options.backend,
+                                            .kv_type = options.kv_type,
+                                            .weights = options.weights});
   if (!loaded) return engine::Error{loaded.error()};
   std::unique_ptr<GgufEngine> e(new GgufEngine());
   e->engine_ = std::move(loaded).value();

@@ -40,6 +40,7 @@ struct GgufEngineOptions {
   std::size_t prefill_chunk = 256;  // prompt tokens per sequence per pass, so decoding stays smooth
   engine::KvType kv_type = engine::KvType::kF16;  // a handoff continues exactly between equals
   std::string backend = "cpu";  // where the weight products run (engine/backend.h): cpu, cuda
+  engine::Placement weights = engine::Placement::kHugePages;  // engine/gguf.h
 };
 
 class GgufEngine final : public Engine {

@@ -102,6 +102,11 @@ int Run(int argc, char** argv) {
   cli.add_option("--kv-type", kv_type, "KV cache element type of the gguf engine: f16 or f32")
       ->check(CLI::IsMember({"f32", "f16"}))
       ->capture_default_str();
+  bool map_weights = false;
+  cli.add_flag("--mmap", map_weights,
+               "gguf engine: map the model file instead of reading it into 2 MiB pages (a quicker "
+               "start, the page cache's copy shared between processes, for a model near the size "
+               "of free memory; decoding is slower)");
   cli.add_option("--profile", profile_name,
                  "Node class whose speed the synthetic engine models: high, mid or low")
       ->check(CLI::IsMember({"high", "mid", "low"}))
@@ -213,10 +218,13 @@ int Run(int argc, char** argv) {
       std::cerr << "tidelane-worker: --engine gguf needs --model FILE.gguf\n";
       return 2;
     }
-    auto gguf = worker::GgufEngine::Load(model, {.threads = threads,
-                                                 .max_batch = max_batch,
-                                                 .kv_type = *tidelane::engine::ParseKvType(kv_type),
-                                                 .backend = backend});
+    auto gguf = worker::GgufEngine::Load(
+        model, {.threads = threads,
+                .max_batch = max_batch,
+                .kv_type = *tidelane::engine::ParseKvType(kv_type),
+                .backend = backend,
+                .weights = map_weights ? tidelane::engine::Placement::kMapped
+                                       : tidelane::engine::Placement::kHugePages});
     if (!gguf) {
       std::cerr << "tidelane-worker: " << gguf.error() << "\n";
       return 2;

@@ -5,10 +5,12 @@
 //     memory read bandwidth (a streaming read of a 1 GiB buffer, far beyond the caches) and
 //     peak FMA throughput (AVX2 FMAs on 12 independent accumulators), per thread count.
 //   engine_bench --model M.gguf [--threads 1,2] [--prompt 512] [--decode 128] [--kv-type f16]
+//                [--mmap]
 //     prefill tok/s (one step of `prompt` tokens), decode tok/s (`decode` tokens, batch 1)
 //     and aggregate decode tok/s at batch 1/4/16 (also per second of process CPU time, the
 //     *_cpu_* fields: with 1 thread those leave out time lost to other processes), then the
-//     process's VmHWM. The KV cache is F16 (the serving default) unless --kv-type f32.
+//     process's VmHWM. The KV cache is F16 (the serving default) unless --kv-type f32; the
+//     weights are read into 2 MiB pages (the engine's default) unless --mmap maps the file.
 //
 // Each prints one JSON object per line; scripts/bench-engine turns them into the table in
 // docs/benchmarks/engine.md. Not a test: run it on a quiet machine.
@@ -174,12 +176,12 @@ std::int32_t Argmax(const std::vector<float>& v) {
 }
 
 int Model(const std::string& path, const std::vector<int>& threads, int prompt_len, int decode_len,
-          tidelane::engine::KvType kv_type) {
+          tidelane::engine::KvType kv_type, tidelane::engine::Placement weights) {
   constexpr std::size_t kKvPositions = 2048;
   std::mt19937 rng(1);
   for (int t : threads) {
-    auto loaded =
-        Engine::Load(path, {.threads = t, .kv_positions = kKvPositions, .kv_type = kv_type});
+    auto loaded = Engine::Load(
+        path, {.threads = t, .kv_positions = kKvPositions, .kv_type = kv_type, .weights = weights});
     if (!loaded.ok()) {
       std::fprintf(stderr, "engine_bench: %s\n", loaded.error().c_str());
       return 1;
@@ -286,7 +288,7 @@ int Model(const std::string& path, const std::vector<int>& threads, int prompt_l
         "\"kv_bytes_per_position\":%llu,\"prompt\":%d,\"decode\":%d,"
         "\"prefill_tok_s\":%.2f,\"decode_tok_s\":%.2f,\"aggregate_tok_s\":{%s},"
         "\"prefill_cpu_tok_s\":%.2f,\"decode_cpu_tok_s\":%.2f,\"aggregate_cpu_tok_s\":{%s},"
-        "\"vmhwm_kib\":%ld,\"kernels\":\"%s\"}\n",
+        "\"vmhwm_kib\":%ld,\"kernels\":\"%s\",\"weights\":\"%s\"}\n",
         c.name.c_str(),
         std::string(tidelane::engine::TensorTypeName(e.model().layers()[0].wq.type)).c_str(), t,
         static_cast<unsigned long long>(params), static_cast<unsigned long long>(output_params),
@@ -296,7 +298,8 @@ int Model(const std::string& path, const std::vector<int>& threads, int prompt_l
         static_cast<unsigned long long>(kv_bytes),
         static_cast<unsigned long long>(kv_bytes_per_position), prompt_len, decode_len,
         prompt_len / prefill_s, decode_len / decode_s, agg.c_str(), prompt_len / prefill_cpu_s,
-        decode_len / decode_cpu_s, agg_cpu.c_str(), VmHwmKib(), IsaName());
+        decode_len / decode_cpu_s, agg_cpu.c_str(), VmHwmKib(), IsaName(),
+        weights == tidelane::engine::Placement::kMapped ? "mapped" : "huge-pages");
     std::fflush(stdout);
   }
   return 0;
@@ -310,6 +313,7 @@ int main(int argc, char** argv) {
   std::vector<int> threads = {1, 2};
   int prompt = 512, decode = 128;
   auto kv_type = tidelane::engine::KvType::kF16;
+  auto weights = tidelane::engine::Placement::kHugePages;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -336,11 +340,13 @@ int main(int argc, char** argv) {
         return 2;
       }
       kv_type = *parsed;
+    } else if (a == "--mmap") {
+      weights = tidelane::engine::Placement::kMapped;
     } else {
       std::fprintf(stderr,
                    "usage: engine_bench --machine [--threads 1,2]\n"
                    "       engine_bench --model M.gguf [--threads 1,2] [--prompt 512] "
-                   "[--decode 128] [--kv-type f16|f32]\n");
+                   "[--decode 128] [--kv-type f16|f32] [--mmap]\n");
       return 2;
     }
   }
@@ -349,5 +355,5 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "engine_bench: --machine or --model M.gguf\n");
     return 2;
   }
-  return Model(model, threads, prompt, decode, kv_type);
+  return Model(model, threads, prompt, decode, kv_type, weights);
 }

@@ -3,8 +3,11 @@
 #include "router/engine/gguf.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
+#include <cstring>
+#include <filesystem>
 
 #include "tests/router/engine/gguf_builder.h"
 
@@ -111,6 +114,39 @@ TEST(Gguf, OpensTheSharedModelAndSaysWhyAFileIsNotOne) {
   ASSERT_FALSE(not_gguf.ok());
   EXPECT_NE(not_gguf.error().find("bad magic"), std::string::npos) << not_gguf.error();
   EXPECT_FALSE(GgufFile::Open("/nonexistent/model.gguf").ok());
+}
+
+// The engine reads a model into 2 MiB pages, metadata readers map it: the same file either
+// way, byte for byte, and a file cut short is refused either way.
+TEST(Gguf, ReadIntoHugePagesIsTheMappedFileByteForByte) {
+  const char* path = TIDELANE_SHARED_DIR "/models/aidreams260K.gguf";
+  auto mapped = GgufFile::Open(path, Placement::kMapped);
+  auto read = GgufFile::Open(path, Placement::kHugePages);
+  ASSERT_TRUE(mapped.ok()) << mapped.error();
+  ASSERT_TRUE(read.ok()) << read.error();
+  EXPECT_EQ((*read)->file_bytes(), (*mapped)->file_bytes());
+  ASSERT_EQ((*read)->tensors().size(), (*mapped)->tensors().size());
+  for (std::size_t i = 0; i < (*mapped)->tensors().size(); ++i) {
+    const GgufTensor& a = (*mapped)->tensors()[i];
+    const GgufTensor& b = (*read)->tensors()[i];
+    EXPECT_EQ(a.name, b.name);
+    ASSERT_EQ(a.bytes, b.bytes) << a.name;
+    EXPECT_NE(a.data, b.data) << a.name;  // a copy, not the mapping
+    EXPECT_EQ(std::memcmp(a.data, b.data, a.bytes), 0) << a.name;
+  }
+
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("gguf-test-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  const auto cut = dir / "cut.gguf";
+  std::filesystem::copy_file(path, cut);
+  std::filesystem::resize_file(cut, (*mapped)->file_bytes() - 100);
+  for (const auto placement : {Placement::kMapped, Placement::kHugePages}) {
+    auto f = GgufFile::Open(cut, placement);
+    ASSERT_FALSE(f.ok());
+    EXPECT_NE(f.error().find("cut.gguf"), std::string::npos) << f.error();
+  }
+  std::filesystem::remove_all(dir);
 }
 
 TEST(TensorTypes, DequantisesBlocksAsTheSpecificationSays) {
