@@ -25,6 +25,13 @@ struct SamplingParams {
   std::uint64_t seed = 0;
 };
 
+// The index of the largest logit, the first of equals, NaNs passed over: what
+// std::max_element returns (and for logits[0] NaN, 0). Not max_element itself: GCC 12 compiles
+// it to a compare against a load of the current best through its pointer, which a cmov then
+// updates — a dependent load per element, ~1.7 ms for the 16 × 32000 logits of a batch-16
+// decode step (docs/benchmarks/engine.md).
+std::int32_t Greedy(std::span<const float> logits);
+
 class Sampler {
  public:
   explicit Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {}

@@ -31,6 +31,7 @@
 
 #include "router/engine/engine.h"
 #include "router/engine/quant_dot.h"
+#include "router/engine/sampler.h"
 
 namespace {
 
@@ -171,8 +172,9 @@ const char* IsaName() {
   }
 }
 
+// The engine's greedy pick (what Sampler does at temperature 0).
 std::int32_t Argmax(const std::vector<float>& v) {
-  return static_cast<std::int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
+  return tidelane::engine::Greedy(v);
 }
 
 int Model(const std::string& path, const std::vector<int>& threads, int prompt_len, int decode_len,

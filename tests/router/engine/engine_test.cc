@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <random>
 
 #include "router/engine/sampler.h"
 #include "tests/router/engine/engine_test_util.h"
@@ -327,6 +328,36 @@ TEST(Sampler, GreedyIsArgmaxAndASeedReproducesADraw) {
   Sampler penalised({.repetition_penalty = 10.0f});
   const std::int32_t history[] = {1};
   EXPECT_EQ(Draw(penalised, logits, history), 2);
+}
+
+// Greedy is std::max_element's index: ties to the first, NaNs passed over (a NaN first is
+// index 0), ±0 equal, lengths around its eight chains.
+TEST(Sampler, GreedyPicksWhatMaxElementPicks) {
+  const float nan = std::nanf("");
+  const float inf = INFINITY;
+  const std::vector<std::vector<float>> cases = {
+      {1.0f},
+      {nan, 5.0f, 7.0f},
+      {1.0f, nan, 7.0f, nan},
+      {-0.0f, 0.0f, -1.0f},
+      {-1.0f, 0.0f, -0.0f},
+      {-inf, -inf, -inf},
+      {nan, nan},
+      {3.0f, 1.0f, 3.0f, 2.0f, 3.0f, 0.0f, 1.0f, 2.0f, 3.0f, 1.0f},
+  };
+  for (const auto& v : cases) {
+    EXPECT_EQ(Greedy(v), std::max_element(v.begin(), v.end()) - v.begin());
+  }
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> small(-4, 4);
+  for (std::size_t n = 1; n < 40; ++n) {
+    for (int rep = 0; rep < 20; ++rep) {
+      // Few distinct values, so ties are common; now and then a NaN.
+      std::vector<float> v(n);
+      for (auto& x : v) x = small(rng) == 4 && rep % 3 == 0 ? nan : static_cast<float>(small(rng));
+      EXPECT_EQ(Greedy(v), std::max_element(v.begin(), v.end()) - v.begin()) << "n " << n;
+    }
+  }
 }
 
 }  // namespace
