@@ -53,6 +53,7 @@ Times Measure(int requests, int concurrency, Fn one) {
   std::mutex mu;
   std::atomic<int> next{0};
   std::vector<std::thread> threads;
+  threads.reserve(static_cast<std::size_t>(concurrency));
   for (int t = 0; t < concurrency; ++t) {
     threads.emplace_back([&] {
       for (int i; (i = next++) < requests;) {
