@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <unordered_set>
@@ -241,7 +242,33 @@ void* ReadIntoHugePages(int fd, std::size_t size) {
   return map;
 }
 
+// MemAvailable from /proc/meminfo, in bytes; nothing where it cannot be read.
+std::optional<std::uint64_t> MemAvailableBytes() {
+  std::FILE* f = std::fopen("/proc/meminfo", "re");
+  if (f == nullptr) return std::nullopt;
+  std::optional<std::uint64_t> bytes;
+  char line[256];
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    unsigned long long kib = 0;
+    if (std::sscanf(line, "MemAvailable: %llu kB", &kib) == 1) {
+      bytes = static_cast<std::uint64_t>(kib) * 1024;
+      break;
+    }
+  }
+  std::fclose(f);
+  return bytes;
+}
+
 }  // namespace
+
+Placement PlacementFor(Placement wanted, std::uint64_t file_bytes,
+                       std::optional<std::uint64_t> available_bytes) {
+  if (wanted != Placement::kHugePages || !available_bytes) return wanted;
+  // Room for the KV cache, the engine's buffers and everything else running: an eighth more
+  // than the file and 256 MiB.
+  const std::uint64_t needed = file_bytes + file_bytes / 8 + (std::uint64_t{256} << 20);
+  return needed <= *available_bytes ? Placement::kHugePages : Placement::kMapped;
+}
 
 std::optional<std::int64_t> GgufValue::AsInt() const {
   if (const auto* u = std::get_if<std::uint64_t>(&value)) {
@@ -291,6 +318,7 @@ Result<std::unique_ptr<GgufFile>> GgufFile::Open(const std::filesystem::path& pa
   }
   std::size_t map_size = size;
   void* map = nullptr;
+  placement = PlacementFor(placement, size, MemAvailableBytes());
   if (placement == Placement::kHugePages) {
     map = ReadIntoHugePages(fd, size);
     const int error = errno;
@@ -307,6 +335,7 @@ Result<std::unique_ptr<GgufFile>> GgufFile::Open(const std::filesystem::path& pa
   file->name_ = name;
   file->map_ = map;
   file->map_size_ = map_size;
+  file->placement_ = placement;
   file->bytes_ = {static_cast<const std::uint8_t*>(map), size};
   if (auto s = file->Parse(); !s) return Error{s.error()};
   return file;

@@ -67,10 +67,18 @@ enum class Placement {
   kHugePages,
 };
 
+// The placement Open(kHugePages) takes for a file of `file_bytes`: kHugePages while the copy
+// fits in `available_bytes` (the kernel's MemAvailable) with room to spare, else kMapped — a
+// copy that does not fit would get the process killed for memory, where a mapping pages from
+// the file. Unknown availability keeps `wanted`. kMapped stays kMapped.
+Placement PlacementFor(Placement wanted, std::uint64_t file_bytes,
+                       std::optional<std::uint64_t> available_bytes);
+
 class GgufFile {
  public:
-  // Opens and validates `path`, its bytes placed as `placement` says. Errors name the file and
-  // the first problem found (or why it could not be read).
+  // Opens and validates `path`, its bytes placed as `placement` says (kHugePages falls back to
+  // kMapped where the copy would not fit: PlacementFor). Errors name the file and the first
+  // problem found (or why it could not be read).
   static Result<std::unique_ptr<GgufFile>> Open(const std::filesystem::path& path,
                                                 Placement placement = Placement::kMapped);
   // Parses and validates an in-memory image (no copy; `bytes` must outlive the object). Used by
@@ -82,6 +90,7 @@ class GgufFile {
   GgufFile& operator=(const GgufFile&) = delete;
 
   std::uint32_t version() const { return version_; }
+  Placement placement() const { return placement_; }  // where the bytes are (FromMemory: kMapped)
   const std::string& name() const { return name_; }
   std::uint64_t file_bytes() const { return bytes_.size(); }
 
@@ -105,6 +114,7 @@ class GgufFile {
   std::span<const std::uint8_t> bytes_;
   void* map_ = nullptr;
   std::size_t map_size_ = 0;
+  Placement placement_ = Placement::kMapped;
   std::uint32_t version_ = 0;
   std::vector<std::pair<std::string, GgufValue>> metadata_;
   std::vector<GgufTensor> tensors_;

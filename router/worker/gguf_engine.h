@@ -54,6 +54,8 @@ class GgufEngine final : public Engine {
   std::uint32_t MaxBatch() const override { return options_.max_batch; }
   std::uint32_t Active() const override { return active_.load(); }
   std::string_view Backend() const { return engine_->backend(); }
+  // Where the weights are: read into 2 MiB pages, or mapped (asked for, or too little memory).
+  engine::Placement Weights() const { return engine_->model().file().placement(); }
   std::uint32_t ContextLength() const {
     return static_cast<std::uint32_t>(engine_->config().context);
   }

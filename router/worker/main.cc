@@ -230,6 +230,12 @@ int Run(int argc, char** argv) {
       return 2;
     }
     backend_used = std::string((*gguf)->Backend());
+    if ((*gguf)->Weights() == tidelane::engine::Placement::kHugePages) {
+      spdlog::info("model weights read into 2 MiB pages");
+    } else {
+      spdlog::info("model weights mapped from the file{}",
+                   map_weights ? " (--mmap)" : " (too little free memory to read them in)");
+    }
     context_length = (*gguf)->ContextLength();
     measured_prefill_tok_s = (*gguf)->prefill_tokens_per_s();
     measured_decode_ms = (*gguf)->decode_ms_per_token();

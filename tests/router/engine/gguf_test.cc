@@ -149,6 +149,20 @@ TEST(Gguf, ReadIntoHugePagesIsTheMappedFileByteForByte) {
   std::filesystem::remove_all(dir);
 }
 
+// A model that would not fit in memory once copied is mapped instead (paged from the file),
+// never read in to get the process killed.
+TEST(Gguf, AModelTooLargeToReadInIsMapped) {
+  constexpr std::uint64_t kGiB = std::uint64_t{1} << 30;
+  EXPECT_EQ(PlacementFor(Placement::kHugePages, 4 * kGiB, 16 * kGiB), Placement::kHugePages);
+  EXPECT_EQ(PlacementFor(Placement::kHugePages, 4 * kGiB, 4 * kGiB), Placement::kMapped);
+  EXPECT_EQ(PlacementFor(Placement::kHugePages, 15 * kGiB, 16 * kGiB), Placement::kMapped);
+  EXPECT_EQ(PlacementFor(Placement::kHugePages, 4 * kGiB, std::nullopt), Placement::kHugePages);
+  EXPECT_EQ(PlacementFor(Placement::kMapped, 1, 16 * kGiB), Placement::kMapped);
+  auto f = GgufFile::Open(TIDELANE_SHARED_DIR "/models/aidreams260K.gguf", Placement::kHugePages);
+  ASSERT_TRUE(f.ok()) << f.error();
+  EXPECT_EQ((*f)->placement(), Placement::kHugePages);  // 1 MB fits on any machine running this
+}
+
 TEST(TensorTypes, DequantisesBlocksAsTheSpecificationSays) {
   // Q8_0: d = 0.5 (half 0x3800), q = -3..28 → q * 0.5.
   std::vector<std::uint8_t> q8(34);
