@@ -46,8 +46,9 @@ struct EngineOptions {
   std::string backend = "cpu";    // see backend.h
   KvType kv_type = KvType::kF16;  // the cache's element type (see above)
   // Where the model file's bytes live (gguf.h): read into 2 MiB pages, so that decoding, which
-  // streams every weight each step, is not slowed by a TLB miss per 4 KiB; kMapped for a model
-  // near the size of free memory, or to share the page cache's copy between processes.
+  // streams every weight each step, is not slowed by a TLB miss per 4 KiB (a model too large
+  // to copy is mapped anyway: PlacementFor); kMapped to share the page cache's copy between
+  // processes or start sooner.
   Placement weights = Placement::kHugePages;
 };
 

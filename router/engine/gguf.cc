@@ -318,7 +318,10 @@ Result<std::unique_ptr<GgufFile>> GgufFile::Open(const std::filesystem::path& pa
   }
   std::size_t map_size = size;
   void* map = nullptr;
-  placement = PlacementFor(placement, size, MemAvailableBytes());
+  // /proc/meminfo is read only for a copy: metadata readers (the app's model library) map.
+  if (placement == Placement::kHugePages) {
+    placement = PlacementFor(placement, size, MemAvailableBytes());
+  }
   if (placement == Placement::kHugePages) {
     map = ReadIntoHugePages(fd, size);
     const int error = errno;

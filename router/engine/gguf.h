@@ -57,8 +57,8 @@ struct GgufTensor {
 // Where Open keeps the file's bytes.
 enum class Placement {
   // The file mapped read-only: Open is quick and touches only what it parses, the pages are
-  // the page cache's (shared with other processes). For reading metadata, and for a model near
-  // the size of free memory.
+  // the page cache's (shared with other processes). For reading metadata, and what a copy
+  // that would not fit falls back to.
   kMapped,
   // Read whole into anonymous memory in 2 MiB pages (where transparent huge pages are not off),
   // read-only once filled: a pass that streams every weight then takes no TLB miss per 4 KiB

@@ -76,8 +76,8 @@ int Run(int argc, char** argv) {
   bool map_weights = false;
   cli.add_flag("--mmap", map_weights,
                "Map the model file instead of reading it into 2 MiB pages (a quicker start, the "
-               "page cache's copy shared between processes, for a model near the size of free "
-               "memory; decoding is slower)");
+               "page cache's copy shared between processes; decoding is slower). A model too "
+               "large to read in is mapped anyway");
   cli.add_flag("--json", json, "Print token ids, text and speeds as JSON");
   cli.add_option(
       "--logits-out", logits_out,

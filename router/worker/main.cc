@@ -105,8 +105,8 @@ int Run(int argc, char** argv) {
   bool map_weights = false;
   cli.add_flag("--mmap", map_weights,
                "gguf engine: map the model file instead of reading it into 2 MiB pages (a quicker "
-               "start, the page cache's copy shared between processes, for a model near the size "
-               "of free memory; decoding is slower)");
+               "start, the page cache's copy shared between processes; decoding is slower). A "
+               "model too large to read in is mapped anyway");
   cli.add_option("--profile", profile_name,
                  "Node class whose speed the synthetic engine models: high, mid or low")
       ->check(CLI::IsMember({"high", "mid", "low"}))

@@ -301,7 +301,9 @@ int Model(const std::string& path, const std::vector<int>& threads, int prompt_l
         static_cast<unsigned long long>(kv_bytes_per_position), prompt_len, decode_len,
         prompt_len / prefill_s, decode_len / decode_s, agg.c_str(), prompt_len / prefill_cpu_s,
         decode_len / decode_cpu_s, agg_cpu.c_str(), VmHwmKib(), IsaName(),
-        weights == tidelane::engine::Placement::kMapped ? "mapped" : "huge-pages");
+        // Where the weights ended up (a model too large to copy is mapped whatever was asked).
+        e.model().file().placement() == tidelane::engine::Placement::kMapped ? "mapped"
+                                                                             : "huge-pages");
     std::fflush(stdout);
   }
   return 0;
