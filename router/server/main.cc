@@ -15,6 +15,7 @@
 #include "router/core/admission.h"
 #include "router/core/policy.h"
 #include "router/proto/auth.h"
+#include "router/proto/listen_address.h"
 #include "router/proto/reflection_service.h"
 #include "router/proto/runtime.h"
 #include "router/proto/tls.h"
@@ -37,7 +38,9 @@ int Run(int argc, char** argv) {
   unsigned no_worker_timeout_ms = 15000;
   unsigned stall_timeout_ms = 30000;
   cli.add_option("--grpc-listen", grpc_listen,
-                 "gRPC address for chat, monitor and worker registry; port 0 picks a free one")
+                 "gRPC address for chat, monitor and worker registry: HOST:PORT (port 0 picks a "
+                 "free one) or unix:PATH, a socket only this user can open (for clients and "
+                 "workers on this machine)")
       ->capture_default_str();
   cli.add_option("--http-listen", http_listen,
                  "HTTP address for the OpenAI-compatible API, /metrics and /healthz; port 0 picks "
@@ -122,7 +125,21 @@ int Run(int argc, char** argv) {
     std::cerr << "tidelane-router: " << e.what() << "\n";
     return 2;
   }
+  if (tls_files.serves_tls() && proto::IsUnixAddress(grpc_listen)) {
+    // TLS names hosts; a Unix socket has none, and its file mode is what keeps others out.
+    std::cerr << "tidelane-router: --tls-cert is for a TCP --grpc-listen; " << grpc_listen
+              << " is a Unix socket, private to this user without TLS\n";
+    return 2;
+  }
   config.tls = tls_files;
+  // Before the ledger opens: a socket another router serves on fails at once.
+  std::unique_ptr<proto::ListenAddress> grpc_address;
+  try {
+    grpc_address = std::make_unique<proto::ListenAddress>(grpc_listen);
+  } catch (const std::exception& e) {
+    std::cerr << "tidelane-router: " << e.what() << "\n";
+    return 2;
+  }
   config.rate_limit.rate_per_s = rate_limit;
   config.rate_limit.burst = rate_burst > 0 ? rate_burst : std::max(1.0, 10 * rate_limit);
   std::error_code ec;
@@ -191,8 +208,9 @@ int Run(int argc, char** argv) {
   grpc::ServerBuilder builder;
   int grpc_port = 0;
   // Chat clients need no certificate; workers do, which Registry checks per call.
-  builder.AddListeningPort(
-      grpc_listen, tls::ServerCredentials(config.tls, tls::ClientCerts::kVerifyIf), &grpc_port);
+  builder.AddListeningPort(grpc_address->spec(),
+                           tls::ServerCredentials(config.tls, tls::ClientCerts::kVerifyIf),
+                           &grpc_port);
   // Bounded like the HTTP body: the largest valid request and some room for its framing.
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_prompt_bytes) * 2 + (64 << 10));
   builder.RegisterService(&chat);
@@ -214,13 +232,19 @@ int Run(int argc, char** argv) {
     return 1;
   }
 
-  const auto host = grpc_listen.substr(0, grpc_listen.rfind(':'));
+  std::string grpc_bound;
+  try {
+    grpc_bound = grpc_address->Bound(grpc_port);
+  } catch (const std::exception& e) {
+    std::cerr << "tidelane-router: " << e.what() << "\n";
+    http.Stop();
+    grpc_server->Shutdown();
+    return 1;
+  }
   // The supervisor and tests wait for this exact line on stdout.
-  std::printf("tidelane-router ready grpc=%s:%d http=%s\n", host.c_str(), grpc_port,
-              http_bound->c_str());
+  std::printf("tidelane-router ready grpc=%s http=%s\n", grpc_bound.c_str(), http_bound->c_str());
   std::fflush(stdout);
-  spdlog::info("router serving gRPC on {}:{}, HTTP on {}, policy {}", host, grpc_port, *http_bound,
-               policy);
+  spdlog::info("router serving gRPC on {}, HTTP on {}, policy {}", grpc_bound, *http_bound, policy);
 
   int signal = 0;
   sigwait(&signals, &signal);

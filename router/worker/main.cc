@@ -17,6 +17,7 @@
 #include "router/core/node_profile.h"
 #include "router/engine/backend.h"
 #include "router/proto/auth.h"
+#include "router/proto/listen_address.h"
 #include "router/proto/reflection_service.h"
 #include "router/proto/runtime.h"
 #include "router/proto/tls.h"
@@ -53,11 +54,6 @@ std::string DefaultIdentityFile() {
     return std::string(home) + "/.local/state/tidelane/worker.key";
   }
   return {};
-}
-
-std::string HostOf(const std::string& address) {
-  const auto colon = address.rfind(':');
-  return colon == std::string::npos ? address : address.substr(0, colon);
 }
 
 }  // namespace
@@ -119,7 +115,8 @@ int Run(int argc, char** argv) {
       ->check(CLI::IsMember({"mixed", "prefill", "decode"}))
       ->capture_default_str();
   cli.add_option("--listen", listen,
-                 "Address for this worker's WorkerService; port 0 picks a free one")
+                 "Address for this worker's WorkerService: HOST:PORT (port 0 picks a free one) or "
+                 "unix:PATH, a socket only this user can open (for a router on this machine)")
       ->capture_default_str();
   cli.add_option("--time-scale", time_scale,
                  "Multiplies the synthetic engine's modelled delays (0 = no delay)")
@@ -181,6 +178,20 @@ int Run(int argc, char** argv) {
     token = auth::ReadTokenFile(token_file);
     server_credentials = tls::ServerCredentials(tls_files, tls::ClientCerts::kRequire);
     router_credentials = tls::ChannelCredentials(tls_files);
+  } catch (const std::exception& e) {
+    std::cerr << "tidelane-worker: " << e.what() << "\n";
+    return 2;
+  }
+  if (tls_files.serves_tls() && proto::IsUnixAddress(listen)) {
+    // TLS names hosts; a Unix socket has none, and its file mode is what keeps others out.
+    std::cerr << "tidelane-worker: --tls-cert is for a TCP --listen; " << listen
+              << " is a Unix socket, private to this user without TLS\n";
+    return 2;
+  }
+  // Before the model loads: a socket path in use or out of reach fails at once.
+  std::unique_ptr<proto::ListenAddress> listen_address;
+  try {
+    listen_address = std::make_unique<proto::ListenAddress>(listen);
   } catch (const std::exception& e) {
     std::cerr << "tidelane-worker: " << e.what() << "\n";
     return 2;
@@ -280,7 +291,7 @@ int Run(int argc, char** argv) {
   proto::ReflectionService reflection({v1::WorkerService::service_full_name()});
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(listen, server_credentials, &port);
+  builder.AddListeningPort(listen_address->spec(), server_credentials, &port);
   builder.RegisterService(&service);
   builder.RegisterService(&reflection);
   auto server = builder.BuildAndStart();
@@ -288,7 +299,14 @@ int Run(int argc, char** argv) {
     std::cerr << "tidelane-worker: cannot listen on " << listen << "\n";
     return 1;
   }
-  const std::string address = HostOf(listen) + ":" + std::to_string(port);
+  std::string address;
+  try {
+    address = listen_address->Bound(port);
+  } catch (const std::exception& e) {
+    std::cerr << "tidelane-worker: " << e.what() << "\n";
+    server->Shutdown();
+    return 1;
+  }
 
   v1::Register registration;
   registration.set_name(name);
