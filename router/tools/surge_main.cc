@@ -406,8 +406,10 @@ int Run(int argc, char** argv) {
   int router_pid = 0;
   double timeout_s = 600;
   Options o;
-  cli.add_option("--target", target,
-                 "grpc://HOST:PORT (ChatService) or http://HOST:PORT (OpenAI API) of the router")
+  cli.add_option(
+         "--target", target,
+         "grpc://HOST:PORT or grpc://unix:PATH (ChatService) or http://HOST:PORT (OpenAI API) "
+         "of the router")
       ->required();
   cli.add_option("--auth-token-file", token_file, "The router's bearer token (mode 0600)")
       ->required();
