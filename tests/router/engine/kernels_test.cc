@@ -148,6 +148,55 @@ TEST(Kernels, F16AttentionIsTheFloatAttentionOnWidenedValues) {
   }
 }
 
+// The heads of a grouped-query group share their keys and values, and the kernels take them
+// together; each head's scores and output must still be bitwise what that head gives alone,
+// so that a model's answer does not depend on how its heads are grouped (nor on the tiles the
+// kernels pick for each group size). F32 and F16 caches, every group size up to 8.
+template <typename T>
+void ExpectGroupedEqualsAlone(const std::vector<T>& k, const std::vector<T>& v, std::mt19937& rng) {
+  for (std::size_t head_dim : {8u, 12u, 64u, 96u, 128u}) {
+    for (std::size_t group = 1; group <= 8; ++group) {
+      for (std::size_t n : {1u, 2u, 3u, 5u, 8u, 13u, 37u}) {
+        const std::size_t stride = 2 * head_dim + 4;
+        ASSERT_LE(n * stride, k.size());
+        const auto q = Normal(group * head_dim, rng);
+        const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+        const std::size_t p_stride = n + 3;
+        std::vector<float> together(group * p_stride, 0.0f), alone(group * p_stride, 0.0f);
+        AttendKeys(q.data(), group, head_dim, k.data(), stride, n, scale, together.data(),
+                   p_stride);
+        for (std::size_t g = 0; g < group; ++g) {
+          AttendKeys(q.data() + g * head_dim, 1, head_dim, k.data(), stride, n, scale,
+                     alone.data() + g * p_stride, p_stride);
+        }
+        ASSERT_EQ(std::memcmp(together.data(), alone.data(), together.size() * 4), 0)
+            << "keys: head_dim " << head_dim << " group " << group << " n " << n;
+        for (std::size_t g = 0; g < group; ++g) Softmax(&alone[g * p_stride], n);
+        std::vector<float> o_together(group * head_dim, 0.25f), o_alone(group * head_dim, 0.25f);
+        AttendValues(alone.data(), group, head_dim, v.data(), stride, n, p_stride,
+                     o_together.data());
+        for (std::size_t g = 0; g < group; ++g) {
+          AttendValues(alone.data() + g * p_stride, 1, head_dim, v.data(), stride, n, p_stride,
+                       o_alone.data() + g * head_dim);
+        }
+        ASSERT_EQ(std::memcmp(o_together.data(), o_alone.data(), o_together.size() * 4), 0)
+            << "values: head_dim " << head_dim << " group " << group << " n " << n;
+      }
+    }
+  }
+}
+
+TEST(Kernels, GroupedHeadsGetBitwiseWhatEachHeadGetsAlone) {
+  std::mt19937 rng(13);
+  const std::size_t size = 37 * (2 * 128 + 4);
+  const auto kf = Normal(size, rng), vf = Normal(size, rng);
+  ExpectGroupedEqualsAlone(kf, vf, rng);
+  std::vector<std::uint16_t> k(size), v(size);
+  FloatsToHalves(kf.data(), k.data(), size);
+  FloatsToHalves(vf.data(), v.data(), size);
+  ExpectGroupedEqualsAlone(k, v, rng);
+}
+
 TEST(Kernels, SoftmaxOfLargeAndEqualScores) {
   // Far-apart scores underflow to 0 rather than giving NaN; equal ones share evenly.
   std::vector<float> x = {0.0f, -1000.0f, 50.0f, 50.0f, -200.0f, 49.0f, 50.0f, -INFINITY, 50.0f};
