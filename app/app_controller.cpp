@@ -358,7 +358,7 @@ void AppController::startBundled() {
   }
   connect(supervisor_.get(), &ServiceSupervisor::ready, this, [this] {
     if (settings_.endpoint != AppSettings::Endpoint::Bundled) return;
-    // A restarted router comes back on the same port: the clients reconnect by themselves.
+    // A restarted router comes back on the same address: the clients reconnect by themselves.
     if (!backend_->isReady() || routerAddress_ != supervisor_->grpcAddress()) {
       connectTo(supervisor_->grpcAddress(), supervisor_->token());
     }

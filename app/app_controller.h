@@ -147,7 +147,8 @@ class AppController : public QObject {
 
  private:
   // The router is reachable at `address`: chats and the monitor go there.
-  // `caFile`: PEM CA for a remote router's TLS certificate; empty: plaintext (loopback).
+  // `caFile`: PEM CA for a remote router's TLS certificate; empty: plaintext (the bundled
+  // router, private to this user).
   void connectTo(const QString& address, const QString& token, const QString& caFile = {});
   void startMonitorClient();
   // The node panel follows the bundled worker's node; a remote router's user picks one.

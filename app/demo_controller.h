@@ -1,5 +1,5 @@
 // DemoController: the one-click surge demo (ui::monitor::DemoSource). Runs two clusters on
-// loopback, each a tidelane-router and the same mix of synthetic workers (1 in 8 high, 3 in 8
+// this machine, each a tidelane-router and the same mix of synthetic workers (1 in 8 high, 3 in 8
 // mid, the rest low; same profiles, names and router seed), the first routing with a naive
 // baseline and the second with the tidal policy, under two ServiceSupervisors; watches both
 // with GrpcMonitorClients; and fires the same surge at both with two tidelane-surge child

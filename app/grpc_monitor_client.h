@@ -38,9 +38,9 @@ class GrpcMonitorClient : public ui::monitor::MonitorSource {
   // Watches the router at `address` with `token`, a snapshot every `intervalMs`; restarts
   // the watch if one was running.
   void start(const QString& address, const QString& token, int intervalMs = 250);
-  // The CA bundle (PEM) a remote router's certificate must chain to; empty: plaintext, as on
-  // loopback. Read here, once; false (with *error saying why) when it is not a readable PEM
-  // file, and then the client stays on plaintext. Takes effect at the next start().
+  // The CA bundle (PEM) a remote router's certificate must chain to; empty: plaintext, as to
+  // the bundled router. Read here, once; false (with *error saying why) when it is not a readable
+  // PEM file, and then the client stays on plaintext. Takes effect at the next start().
   bool setCaFile(const QString& caFile, QString* error);
   void stop();
   bool isRunning() const { return thread_.joinable(); }

@@ -8,6 +8,7 @@
 #include <QFile>
 #include <QFileInfo>
 #include <QRandomGenerator>
+#include <QSet>
 #include <QTimer>
 #include <algorithm>
 #include <utility>
@@ -29,11 +30,53 @@ QString field(const QString& line, const QString& key) {
   return {};
 }
 
+const QString kLoopback = QStringLiteral("127.0.0.1:0");
+
+// sockaddr_un::sun_path holds 108 bytes, the terminating NUL included.
+constexpr qsizetype kMaxSocketPath = 107;
+
+bool isUnixAddress(const QString& address) {
+  return address.startsWith(QLatin1String("unix:"));
+}
+
+// True when `args` give `flag`, as "--flag VALUE" or "--flag=VALUE".
+bool hasFlag(const QStringList& args, const QString& flag) {
+  return std::any_of(args.begin(), args.end(), [&flag](const QString& arg) {
+    return arg == flag || arg.startsWith(flag + QLatin1Char('='));
+  });
+}
+
+// A worker's name as a file name: a name may hold '/', spaces or anything else.
+QString sanitised(const QString& name) {
+  QString out = name;
+  for (QChar& c : out) {
+    const bool safe = (c >= QLatin1Char('a') && c <= QLatin1Char('z')) ||
+                      (c >= QLatin1Char('A') && c <= QLatin1Char('Z')) ||
+                      (c >= QLatin1Char('0') && c <= QLatin1Char('9')) || c == QLatin1Char('_') ||
+                      c == QLatin1Char('-');
+    if (!safe) c = QLatin1Char('_');
+  }
+  return out;
+}
+
+// "worker-NAME.sock", with a number added where two names sanitise alike ("a.b", "a_b"); the
+// prefix keeps it apart from the router's socket and the token file.
+QString workerSocketName(const QString& name, QSet<QString>& taken) {
+  const QString base = QStringLiteral("worker-") + sanitised(name);
+  QString candidate = base;
+  for (int n = 2; taken.contains(candidate); ++n) {
+    candidate = base + QLatin1Char('-') + QString::number(n);
+  }
+  taken.insert(candidate);
+  return candidate + QStringLiteral(".sock");
+}
+
 }  // namespace
 
 ServiceSupervisor::ServiceSupervisor(Options options, QObject* parent)
     : QObject(parent), options_(std::move(options)) {
   router_.program = router_.name = QStringLiteral("router");
+  router_.socketName = QStringLiteral("router.sock");
   if (options_.workers.isEmpty()) {
     auto worker = std::make_unique<Child>();
     worker->program = worker->name = QStringLiteral("worker");
@@ -47,6 +90,8 @@ ServiceSupervisor::ServiceSupervisor(Options options, QObject* parent)
     worker->spec = spec;
     workers_.push_back(std::move(worker));
   }
+  QSet<QString> taken;
+  for (const auto& w : workers_) w->socketName = workerSocketName(w->spec.name, taken);
   clock_.start();
 }
 
@@ -103,8 +148,38 @@ QString ServiceSupervisor::logPath(const Child& child) const {
   return QDir(options_.dataDir).filePath(QStringLiteral("logs/%1.log").arg(child.name));
 }
 
+QString ServiceSupervisor::socketAddress(const Child& child) const {
+  if (!runtimeDir_) return {};
+  const QString path =
+      QDir::cleanPath(QDir(runtimeDir_->path()).absoluteFilePath(child.socketName));
+  if (QFile::encodeName(path).size() > kMaxSocketPath) return {};
+  return QStringLiteral("unix:") + path;
+}
+
+QString ServiceSupervisor::routerListenAddress() const {
+  // TLS names hosts, which a socket has none of (the router refuses the pair): a router given a
+  // certificate is one to be reached from other machines.
+  if (hasFlag(options_.routerArgs, QStringLiteral("--tls-cert"))) return kLoopback;
+  // A path too long for a socket address (a deep Options::runtimeParent) cannot be bound at all,
+  // so loopback TCP, guarded by the token alone, is the way the app still gets a router.
+  const QString unix = socketAddress(router_);
+  return unix.isEmpty() ? kLoopback : unix;
+}
+
+QString ServiceSupervisor::workerListenAddress(const Child& worker) const {
+  // As for the router; a router given a CA also calls its workers over TLS.
+  if (hasFlag(worker.spec.extraArgs, QStringLiteral("--tls-cert")) ||
+      hasFlag(options_.routerArgs, QStringLiteral("--tls-ca"))) {
+    return kLoopback;
+  }
+  const QString unix = socketAddress(worker);
+  return unix.isEmpty() ? kLoopback : unix;
+}
+
 void ServiceSupervisor::start() {
   stopping_ = false;
+  // A socket of an earlier start went with its runtime directory; a port may still be free.
+  if (isUnixAddress(grpcAddress_)) grpcAddress_.clear();
   // QTemporaryDir creates its directory with mode 0700: only this user can reach the token.
   const QDir parent =
       options_.runtimeParent.isEmpty() ? QDir::temp() : QDir(options_.runtimeParent);
@@ -134,9 +209,11 @@ void ServiceSupervisor::start() {
 
 void ServiceSupervisor::launchRouter() {
   router_.ready = false;
-  // After the first start the router keeps its port, so the worker and clients find it again.
-  const QString grpc = grpcAddress_.isEmpty() ? QStringLiteral("127.0.0.1:0") : grpcAddress_;
-  const QString http = httpAddress_.isEmpty() ? QStringLiteral("127.0.0.1:0") : httpAddress_;
+  // After the first start the router keeps its address, so the worker and clients find it again
+  // (a socket left by the router that died is replaced by the new one).
+  const QString grpc = grpcAddress_.isEmpty() ? routerListenAddress() : grpcAddress_;
+  const QString http = httpAddress_.isEmpty() ? kLoopback : httpAddress_;
+  routerListen_ = grpc;
   launch(router_,
          QStringList{QStringLiteral("--grpc-listen"), grpc, QStringLiteral("--http-listen"), http,
                      QStringLiteral("--auth-token-file"), tokenFile(), QStringLiteral("--data-dir"),
@@ -159,6 +236,10 @@ void ServiceSupervisor::launchWorker(Child& worker) {
                       worker.spec.profile,
                       QStringLiteral("--name"),
                       worker.spec.name};
+  // Where the caller chose, it stays as chosen.
+  if (!hasFlag(worker.spec.extraArgs, QStringLiteral("--listen"))) {
+    args << QStringLiteral("--listen") << workerListenAddress(worker);
+  }
   args += worker.spec.extraArgs;
   // Only the chat app's own worker (no Options::workers) runs a model.
   if (options_.modelPath.isEmpty() || !options_.workers.isEmpty()) {
@@ -216,7 +297,10 @@ void ServiceSupervisor::onReadyRead(Child& child) {
     if (!line.startsWith(QStringLiteral("tidelane-%1 ready").arg(child.program))) continue;
     child.ready = true;
     if (&child == &router_) {
-      grpcAddress_ = field(line, QStringLiteral("grpc"));
+      // The ready line is split at spaces, which a socket's path may hold; the path it reports
+      // is the absolute one it was given.
+      grpcAddress_ =
+          isUnixAddress(routerListen_) ? routerListen_ : field(line, QStringLiteral("grpc"));
       httpAddress_ = field(line, QStringLiteral("http"));
       bool announced = false;
       for (const auto& w : workers_) {

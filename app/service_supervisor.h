@@ -1,17 +1,22 @@
 // ServiceSupervisor: runs the bundled tidelane-router and tidelane-worker as child
-// processes on free loopback ports with a fresh random token, and keeps them running.
+// processes with a fresh random token, and keeps them running. Their gRPC servers listen on
+// Unix sockets in the private runtime directory: no other local user can even connect (loopback
+// TCP lets every local user try the token), and each hop is a little faster. A child whose socket
+// path would not fit a socket address, or that serves TLS, gets a free loopback port instead. The
+// router's OpenAI HTTP API is always on a loopback port.
 //
-// start() launches the router (port 0; the router reports the port it bound), then the
-// worker(s) pointed at it; ready() fires once all report ready. By default there is one
-// worker (the chat app's); Options::workers asks for a set of them instead (the surge demo's
-// synthetic clusters), and Options::routerArgs passes more router flags (`--policy NAME`). A child
-// that dies is started again after a short backoff (the router on the same port, so its worker and
-// clients reconnect); a child that keeps dying is given up on with failed(). stop() (and the
-// destructor) terminate all and wait for them, SIGKILL after Options::stopGraceMs, so no child
-// outlives the supervisor. Children also get SIGTERM if the app dies.
+// start() launches the router, then the worker(s) pointed at it; ready() fires once all report
+// ready. By default there is one worker (the chat app's); Options::workers asks for a set of them
+// instead (the surge demo's synthetic clusters), and Options::routerArgs passes more router flags
+// (`--policy NAME`). A child that dies is started again after a short backoff (the router on the
+// same address, so its worker and clients reconnect); a child that keeps dying is given up on with
+// failed(). stop() (and the destructor) terminate all and wait for them, SIGKILL after
+// Options::stopGraceMs, so no child outlives the supervisor. Children also get SIGTERM if the app
+// dies.
 //
-// The token lives in a file readable only by the user, in a private runtime directory
-// removed on stop; it is never put on a command line or in a log. The chat worker's signing
+// The token lives in a file readable only by the user, in a private runtime directory (mode
+// 0700, so no one else reaches the sockets in it either, even before a daemon makes its socket
+// 0600) removed on stop; it is never put on a command line or in a log. The chat worker's signing
 // key, when the app holds it (setWorkerIdentity), goes to the worker over its stdin.
 //
 // Threading: GUI (or any one event-loop) thread only.
@@ -51,9 +56,10 @@ class ServiceSupervisor : public QObject {
       QStringList extraArgs;  // e.g. {"--drain-timeout", "1"}
     };
     QList<WorkerSpec> workers;
-    // Where the private runtime directory (the token file) is created; empty: the system's
-    // temporary directory. The demo puts it under its own directory so that every child's
-    // command line names that directory (its tests find strays by it).
+    // Where the private runtime directory (the token file, the sockets) is created; empty: the
+    // system's temporary directory. The demo puts it under its own directory so that every
+    // child's command line names that directory (its tests find strays by it). Under a deep one
+    // a socket's path may not fit (107 bytes); that child listens on loopback TCP instead.
     QString runtimeParent;
     // What the children get when the app dies without stopping them: SIGTERM lets the router
     // close its ledger; the demo's throwaway clusters use SIGKILL so none outlives the app
@@ -94,7 +100,10 @@ class ServiceSupervisor : public QObject {
   QString workerName() const { return options_.workerName; }
 
   bool isReady() const;
-  QString grpcAddress() const { return grpcAddress_; }  // "127.0.0.1:PORT" once the router is up
+  // Where the router serves gRPC once it is up: "unix:/ABSOLUTE/PATH" (in the runtime directory),
+  // or "127.0.0.1:PORT" where a socket is not possible; what grpc::CreateChannel takes. It stays
+  // the same across the router's restarts.
+  QString grpcAddress() const { return grpcAddress_; }
   QString httpAddress() const { return httpAddress_; }
   QString token() const { return token_; }
   QString tokenFile() const;
@@ -115,6 +124,7 @@ class ServiceSupervisor : public QObject {
   struct Child {
     QString program;           // "router" or "worker": runs tidelane-<program>
     QString name;              // its log is logs/<name>.log
+    QString socketName;        // its gRPC socket's file name in the runtime directory
     Options::WorkerSpec spec;  // workers only
     bool ready = false;
     std::unique_ptr<QProcess> process;
@@ -131,6 +141,10 @@ class ServiceSupervisor : public QObject {
   void onReadyRead(Child& child);
   void onFinished(Child& child, int exitCode, QProcess::ExitStatus status);
   QString logPath(const Child& child) const;
+  // "unix:PATH" of `child`'s socket in the runtime directory; empty where the path is too long.
+  QString socketAddress(const Child& child) const;
+  QString routerListenAddress() const;
+  QString workerListenAddress(const Child& worker) const;
 
   Options options_;
   bool identityKnown_ = false;  // setWorkerIdentity() was called (see awaitWorkerIdentity)
@@ -139,6 +153,7 @@ class ServiceSupervisor : public QObject {
   std::unique_ptr<QTemporaryDir> runtimeDir_;
   QString token_;
   QString grpcAddress_;
+  QString routerListen_;  // the router's --grpc-listen at its latest launch
   QString httpAddress_;
   bool stopping_ = false;
   QElapsedTimer clock_;

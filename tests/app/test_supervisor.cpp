@@ -1,9 +1,15 @@
 // The app's supervisor keeps the bundled services alive: a worker killed with SIGKILL is
 // started again, and the next message is still answered; the router too. On stop no child
-// process is left behind.
+// process is left behind. The router and worker serve on Unix sockets private to the user in
+// the runtime directory, gone after stop; where a socket's path would be too long, a child
+// serves on loopback TCP instead.
 #include <grpcpp/create_channel.h>
 #include <signal.h>
+#include <sys/stat.h>
 
+#include <QDir>
+#include <QFileInfo>
+#include <QRegularExpression>
 #include <QSignalSpy>
 #include <QTemporaryDir>
 #include <QTest>
@@ -45,6 +51,30 @@ QString ask(app::GrpcChatBackend& backend, const QString& text) {
   id = backend.send({{QStringLiteral("user"), text}}, 8);
   if (!QTest::qWaitFor([&] { return done; }, 30000)) return {};
   return answer;
+}
+
+// The value after `flag` on the command line of process `pid`.
+QString argumentOf(qint64 pid, const QString& flag) {
+  QFile f(QStringLiteral("/proc/%1/cmdline").arg(pid));
+  if (!f.open(QIODevice::ReadOnly)) return {};
+  const QList<QByteArray> args = f.readAll().split('\0');
+  for (qsizetype i = 0; i + 1 < args.size(); ++i) {
+    if (args[i] == flag.toUtf8()) return QString::fromUtf8(args[i + 1]);
+  }
+  return {};
+}
+
+// The permission bits of the socket at `path`; -1 when no socket is there.
+int socketMode(const QString& path) {
+  struct stat st {};
+  if (::lstat(QFile::encodeName(path).constData(), &st) != 0 || !S_ISSOCK(st.st_mode)) return -1;
+  return static_cast<int>(st.st_mode & 07777);
+}
+
+bool isLoopbackTcp(const QString& address) {
+  return QRegularExpression(QStringLiteral("^127\\.0\\.0\\.1:[1-9][0-9]*$"))
+      .match(address)
+      .hasMatch();
 }
 
 }  // namespace
@@ -98,6 +128,96 @@ class TestSupervisor : public QObject {
     QVERIFY2(answer != syntheticText, qPrintable(answer));
   }
 
+  void routerAndWorkerServeOnPrivateSocketsGoneAfterStop() {
+    const QString runtimeDir = QFileInfo(services_->tokenFile()).absolutePath();
+    const QString address = services_->grpcAddress();
+    QCOMPARE(address,
+             QStringLiteral("unix:") + QDir(runtimeDir).filePath(QStringLiteral("router.sock")));
+    const QString routerSocket = address.mid(5);
+    QCOMPARE(socketMode(routerSocket), 0600);
+    const QString workerAddress = argumentOf(services_->workerPid(), QStringLiteral("--listen"));
+    QVERIFY2(workerAddress.startsWith(QStringLiteral("unix:")), qPrintable(workerAddress));
+    const QString workerSocket = workerAddress.mid(5);
+    QCOMPARE(QFileInfo(workerSocket).absolutePath(), runtimeDir);
+    QCOMPARE(socketMode(workerSocket), 0600);
+    QCOMPARE(argumentOf(services_->workerPid(), QStringLiteral("--router")), address);
+    // The answer went client -> router -> worker -> router -> client, both hops over sockets.
+    QVERIFY(!ask(*backend_, QStringLiteral("over a Unix socket")).isEmpty());
+    services_->stop();
+    QVERIFY(!QFileInfo::exists(routerSocket));
+    QVERIFY(!QFileInfo::exists(workerSocket));
+    QVERIFY(!QFileInfo::exists(runtimeDir));
+  }
+
+  // sockaddr_un holds at most 107 bytes of path: under a deeper runtime directory the children
+  // serve on loopback TCP, and the app still chats.
+  void aSocketPathTooLongFallsBackToLoopbackTcp() {
+    cleanup();
+    const QString deep = QDir(data_.path()).filePath(QString(110, QLatin1Char('d')));
+    app::ServiceSupervisor::Options o;
+    o.binDir = QStringLiteral(TIDELANE_BIN_DIR);
+    o.dataDir = data_.path();
+    o.runtimeParent = deep;
+    services_ = std::make_unique<app::ServiceSupervisor>(o);
+    QSignalSpy ready(services_.get(), &app::ServiceSupervisor::ready);
+    services_->start();
+    QVERIFY(ready.wait(30000));
+    QVERIFY(QFileInfo(services_->tokenFile()).absolutePath().startsWith(deep));
+    QVERIFY2(isLoopbackTcp(services_->grpcAddress()), qPrintable(services_->grpcAddress()));
+    QCOMPARE(argumentOf(services_->workerPid(), QStringLiteral("--listen")),
+             QStringLiteral("127.0.0.1:0"));
+    backend_ = std::make_unique<app::GrpcChatBackend>();
+    backend_->setEndpoint(services_->grpcAddress(), services_->token());
+    QVERIFY(!ask(*backend_, QStringLiteral("over loopback")).isEmpty());
+  }
+
+  // Each worker gets its own socket, named after it as a safe file name, even where two names
+  // come out alike; one whose path would be too long serves on loopback TCP alone.
+  void everyWorkerHasItsOwnSocketOrFallsBackAlone() {
+    cleanup();
+    app::ServiceSupervisor::Options o;
+    o.binDir = QStringLiteral(TIDELANE_BIN_DIR);
+    o.dataDir = data_.path();
+    const QString longName(120, QLatin1Char('w'));
+    o.workers = {{QStringLiteral("node.1"), QStringLiteral("high"), {}},
+                 {QStringLiteral("node 1"), QStringLiteral("high"), {}},
+                 {longName, QStringLiteral("high"), {}}};
+    services_ = std::make_unique<app::ServiceSupervisor>(o);
+    QSignalSpy ready(services_.get(), &app::ServiceSupervisor::ready);
+    services_->start();
+    QVERIFY(ready.wait(30000));
+    const QDir runtimeDir = QFileInfo(services_->tokenFile()).absoluteDir();
+    QCOMPARE(services_->grpcAddress(),
+             QStringLiteral("unix:") + runtimeDir.filePath(QStringLiteral("router.sock")));
+    const QList<qint64> pids = services_->childPids();
+    QCOMPARE(pids.size(), 4);  // the router, then the workers in order
+    QCOMPARE(argumentOf(pids[1], QStringLiteral("--listen")),
+             QStringLiteral("unix:") + runtimeDir.filePath(QStringLiteral("worker-node_1.sock")));
+    QCOMPARE(argumentOf(pids[2], QStringLiteral("--listen")),
+             QStringLiteral("unix:") + runtimeDir.filePath(QStringLiteral("worker-node_1-2.sock")));
+    QCOMPARE(argumentOf(pids[3], QStringLiteral("--listen")), QStringLiteral("127.0.0.1:0"));
+    QCOMPARE(socketMode(runtimeDir.filePath(QStringLiteral("worker-node_1.sock"))), 0600);
+    QCOMPARE(socketMode(runtimeDir.filePath(QStringLiteral("worker-node_1-2.sock"))), 0600);
+    backend_ = std::make_unique<app::GrpcChatBackend>();
+    backend_->setEndpoint(services_->grpcAddress(), services_->token());
+    QVERIFY(!ask(*backend_, QStringLiteral("to any of three")).isEmpty());
+  }
+
+  // A runtime directory is new at every start; the router's socket moves with it.
+  void restartedSupervisorServesInItsNewRuntimeDirectory() {
+    const QString first = services_->grpcAddress();
+    services_->stop();
+    QSignalSpy ready(services_.get(), &app::ServiceSupervisor::ready);
+    services_->start();
+    QVERIFY(ready.wait(30000));
+    const QString runtimeDir = QFileInfo(services_->tokenFile()).absolutePath();
+    QVERIFY(services_->grpcAddress() != first);
+    QCOMPARE(services_->grpcAddress(),
+             QStringLiteral("unix:") + QDir(runtimeDir).filePath(QStringLiteral("router.sock")));
+    backend_->setEndpoint(services_->grpcAddress(), services_->token());
+    QVERIFY(!ask(*backend_, QStringLiteral("after a new start")).isEmpty());
+  }
+
   void tokenFileIsPrivate() {
     const QFile::Permissions p = QFile::permissions(services_->tokenFile());
     QCOMPARE(p & (QFile::ReadGroup | QFile::ReadOther | QFile::WriteGroup | QFile::WriteOther),
@@ -120,8 +240,9 @@ class TestSupervisor : public QObject {
     QVERIFY(!ask(*backend_, QStringLiteral("second")).isEmpty());
   }
 
-  void killedRouterIsRestartedOnItsPortAndNextMessageAnswered() {
+  void killedRouterIsRestartedOnItsAddressAndNextMessageAnswered() {
     const QString address = services_->grpcAddress();
+    QVERIFY(address.startsWith(QStringLiteral("unix:")));
     const qint64 old = services_->routerPid();
     QSignalSpy ready(services_.get(), &app::ServiceSupervisor::ready);
     QCOMPARE(::kill(static_cast<pid_t>(old), SIGKILL), 0);
@@ -132,7 +253,7 @@ class TestSupervisor : public QObject {
   }
 
   // The router is killed with SIGKILL mid-answer. The supervisor brings it back on the same
-  // port with the same data directory; the client resumes the request by id from the last
+  // socket with the same data directory; the client resumes the request by id from the last
   // token it had, and receives exactly the rest: nothing lost, nothing repeated.
   void routerKilledMidAnswerResumesFromTheLedger() {
     auto channel = grpc::CreateChannel(services_->grpcAddress().toStdString(),
