@@ -61,12 +61,12 @@ struct alignas(64) ActQ8KLanes {
 
 // The Q8_0 activations of 16 vectors, one 32-value block, transposed as ActQ8KLanes: qs[k]
 // holds ActQ8::qs[4k, 4k + 4) of each vector, d the vectors' scales. vpdpbusd wants one unsigned
-// operand: the Q8_0 lanes kernel makes it the weights plus 128 and starts each 4-product sum
-// from init[k] = −128 · Σ qs[4k, 4k + 4), per vector.
+// operand: the Q8_0 lanes kernel makes it the weights plus 128 and starts the block's sum from
+// init = −128 · Σ qs, per vector.
 struct alignas(64) ActQ8Lanes {
   static constexpr int kVectors = 16;
   std::int8_t qs[8][kVectors][4];
-  std::int32_t init[8][kVectors];
+  std::int32_t init[kVectors];
   float d[kVectors];
 };
 
