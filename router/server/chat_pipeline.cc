@@ -325,6 +325,7 @@ void ChatPipeline::Housekeeping() {
     lock.unlock();
     for (auto id : gone) nodes_.Withdraw(id);
     nodes_.TellPositions();
+    nodes_.MoveLanes();
     const auto silent_nodes = nodes_.Silent(config_.stall_timeout);
     lock.lock();
     // A worker gone silent (frozen, or cut off without its connections noticing) is cancelled

@@ -14,6 +14,7 @@
 
 #include "router/core/admission.h"
 #include "router/core/policy.h"
+#include "router/core/router_setup.h"
 #include "router/proto/auth.h"
 #include "router/proto/listen_address.h"
 #include "router/proto/reflection_service.h"
@@ -193,9 +194,11 @@ int Run(int argc, char** argv) {
                  unfinished.size());
   }
 
+  auto setup = core::MakeRouter(policy, 0);
   server::NodeTable nodes(
       core::MakePolicy(policy, 0),
-      admission == "none" ? core::MakeNoAdmission() : core::MakeTidalAdmission(), split);
+      admission == "none" ? core::MakeNoAdmission() : core::MakeTidalAdmission(), split,
+      setup ? std::move(setup->lanes) : nullptr);
   server::ChatPipeline pipeline(config, nodes, ledger.get());
   server::ChatServiceImpl chat(config, nodes, pipeline);
   server::RegistryServiceImpl registry(config, nodes);

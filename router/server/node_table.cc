@@ -4,6 +4,8 @@
 #include <map>
 #include <utility>
 
+#include "router/core/router_setup.h"
+
 namespace tidelane::server {
 
 namespace {
@@ -12,11 +14,34 @@ double SecondsNow() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+v1::Lane ToProto(core::Lane lane) {
+  return lane == core::Lane::kPrefill  ? v1::LANE_PREFILL
+         : lane == core::Lane::kDecode ? v1::LANE_DECODE
+                                       : v1::LANE_MIXED;
+}
+
+v1::RouterDirective SetLaneDirective(v1::Lane lane) {
+  v1::RouterDirective d;
+  d.mutable_set_lane()->set_lane(lane);
+  return d;
+}
+
 }  // namespace
 
 NodeTable::NodeTable(std::unique_ptr<core::RoutingPolicy> policy,
-                     std::unique_ptr<core::Admission> admission, SplitOptions split)
-    : policy_(std::move(policy)), admission_(std::move(admission)), split_(split) {}
+                     std::unique_ptr<core::Admission> admission, SplitOptions split,
+                     std::unique_ptr<core::LaneController> lanes)
+    : policy_(std::move(policy)),
+      admission_(std::move(admission)),
+      split_(split),
+      lanes_(std::move(lanes)) {}
+
+void NodeTable::Send(Directives& directives) {
+  for (auto& [sink, directive] : directives) {
+    if (sink) sink->Send(std::move(directive));
+  }
+  directives.clear();
+}
 
 std::vector<core::NodeState> NodeTable::States(const std::set<std::uint64_t>& exclude,
                                                bool slot_gate, std::vector<Node*>* order) {
@@ -29,7 +54,7 @@ std::vector<core::NodeState> NodeTable::States(const std::set<std::uint64_t>& ex
     st.lane = n.lane == v1::LANE_PREFILL  ? core::Lane::kPrefill
               : n.lane == v1::LANE_DECODE ? core::Lane::kDecode
                                           : core::Lane::kMixed;
-    st.accepting = n.state == v1::NODE_STATE_READY && !n.silent &&
+    st.accepting = n.state == v1::NODE_STATE_READY && !n.silent && !n.next_lane &&
                    !exclude.contains(n.connection) &&
                    (!slot_gate || n.active < n.profile.max_batch);
     const auto& sat = n.telemetry.saturation();
@@ -77,6 +102,10 @@ void NodeTable::Deliver(Wakeups& wakeups) {
 
 void NodeTable::AdmitAsync(const core::Request& request, AdmissionCallbacks callbacks) {
   std::unique_lock lock(mu_);
+  // Demand is what arrives, not what the nodes manage to take: a surge shows at once.
+  if (lanes_) {
+    lanes_->ObserveDemand(request.prompt_tokens, request.expected_output_tokens, SecondsNow());
+  }
   if (!admission_ || shutting_down_) {
     const bool down = shutting_down_;
     lock.unlock();
@@ -163,7 +192,8 @@ void NodeTable::Leave(double service_s) {
 }
 
 std::uint64_t NodeTable::Add(const v1::Register& registration,
-                             std::shared_ptr<v1::WorkerService::StubInterface> stub) {
+                             std::shared_ptr<v1::WorkerService::StubInterface> stub,
+                             std::shared_ptr<DirectiveSink> directives) {
   Wakeups wakeups;
   std::uint64_t connection = 0;
   {
@@ -175,6 +205,8 @@ std::uint64_t NodeTable::Add(const v1::Register& registration,
     n.stub = std::move(stub);
     n.reported_at_s = SecondsNow();
     n.lane = registration.lane() == v1::LANE_UNSPECIFIED ? v1::LANE_MIXED : registration.lane();
+    n.directives = std::move(directives);
+    n.tidal = n.lane == v1::LANE_MIXED && registration.kv_handoff();
     // The worker's own figures; what it does not report comes from its tier's profile.
     const auto tier = registration.tier() == v1::TIER_HIGH  ? "high"
                       : registration.tier() == v1::TIER_LOW ? "low"
@@ -387,6 +419,7 @@ void NodeTable::RecordHandoff(std::uint64_t request_id, const Lease& from, const
 }
 
 void NodeTable::Release(const Lease& lease, bool served) {
+  Directives directives;
   {
     std::lock_guard lock(mu_);
     // The request is counted in flight once, on its WHOLE or DECODE lease.
@@ -407,8 +440,48 @@ void NodeTable::Release(const Lease& lease, bool served) {
               .count();
       mean_service_ms_ = 0.8 * mean_service_ms_ + 0.2 * ms;
     }
+    FinishLaneMovesLocked(directives);
   }
   cv_.notify_all();
+  Send(directives);
+}
+
+void NodeTable::FinishLaneMovesLocked(Directives& out) {
+  for (auto& [name, n] : nodes_) {
+    if (!n.next_lane || n.active > 0) continue;
+    n.lane = *std::exchange(n.next_lane, std::nullopt);
+    out.emplace_back(n.directives, SetLaneDirective(n.lane));
+  }
+}
+
+void NodeTable::MoveLanes() {
+  Directives directives;
+  {
+    std::lock_guard lock(mu_);
+    FinishLaneMovesLocked(directives);
+    const double now = SecondsNow();
+    // The pipeline calls this on every change it wakes for; the controller plans once a second.
+    if (lanes_ && now - last_lane_plan_s_ >= 1.0) {
+      last_lane_plan_s_ = now;
+      std::vector<Node*> order;
+      auto states = States({}, false, &order);
+      std::vector<core::NodeState> tidal;
+      for (std::size_t i = 0; i < states.size(); ++i) {
+        const Node& n = *order[i];
+        if (n.tidal && n.state == v1::NODE_STATE_READY && !n.silent) tidal.push_back(states[i]);
+      }
+      for (const auto& move : lanes_->Plan(core::ClusterView{tidal, now, {}}, now)) {
+        for (auto& [name, n] : nodes_) {
+          if (static_cast<std::uint32_t>(n.connection) != move.node_id) continue;
+          const v1::Lane to = ToProto(move.to);
+          if (n.lane != to && !n.next_lane) n.next_lane = to;  // drain first
+        }
+      }
+      FinishLaneMovesLocked(directives);  // the idle ones move at once
+    }
+  }
+  cv_.notify_all();
+  Send(directives);
 }
 
 void Histogram::Observe(double v) {
@@ -467,9 +540,30 @@ void NodeTable::MarkPrefilled(Lease& lease) {
 
 bool NodeTable::SetPolicy(const std::string& name) {
   auto policy = core::MakePolicy(name, 0);
+  auto setup = core::MakeRouter(name, 0);
   if (!policy) return false;
-  std::lock_guard lock(mu_);
-  policy_ = std::move(policy);
+  Directives directives;
+  {
+    std::lock_guard lock(mu_);
+    policy_ = std::move(policy);
+    const bool tide = setup && setup->lanes;
+    if (tide && !lanes_) lanes_ = std::move(setup->lanes);
+    if (!tide && lanes_) {
+      lanes_.reset();
+      // Without the tide every node serves in the lane it registered with.
+      for (auto& [node_name, n] : nodes_) {
+        const v1::Lane registered =
+            n.registration.lane() == v1::LANE_UNSPECIFIED ? v1::LANE_MIXED : n.registration.lane();
+        n.next_lane.reset();
+        if (n.lane != registered) {
+          n.lane = registered;
+          directives.emplace_back(n.directives, SetLaneDirective(n.lane));
+        }
+      }
+    }
+  }
+  cv_.notify_all();
+  Send(directives);
   return true;
 }
 
@@ -479,13 +573,28 @@ std::string NodeTable::PolicyName() const {
 }
 
 bool NodeTable::SetNodeState(const std::string& node, v1::NodeState state) {
+  Directives directives;
   {
     std::lock_guard lock(mu_);
     const auto it = nodes_.find(node);
     if (it == nodes_.end()) return false;
-    it->second.state = state;
+    const v1::NodeState was = std::exchange(it->second.state, state);
+    // The worker hears of the operator's drain or cordon and of its lifting, so that its log
+    // says why its traffic stopped (the router itself places nothing new on it meanwhile).
+    const auto held = [](v1::NodeState s) {
+      return s == v1::NODE_STATE_DRAINING || s == v1::NODE_STATE_CORDONED;
+    };
+    v1::RouterDirective d;
+    if (held(state) && state != was) {
+      d.mutable_drain()->set_cordon_only(state == v1::NODE_STATE_CORDONED);
+      directives.emplace_back(it->second.directives, std::move(d));
+    } else if (state == v1::NODE_STATE_READY && held(was)) {
+      d.mutable_undrain();
+      directives.emplace_back(it->second.directives, std::move(d));
+    }
   }
   cv_.notify_all();
+  Send(directives);
   return true;
 }
 

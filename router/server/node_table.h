@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "router/core/admission.h"
+#include "router/core/lane_controller.h"
 #include "router/core/node_profile.h"
 #include "router/core/policy.h"
 #include "tidelane/v1/chat.pb.h"
@@ -85,6 +86,15 @@ struct LatencyHistograms {
   Histogram tpot_s;  // mean time per output token after the first
 };
 
+// Where the router's directives to one connected worker go (its registry stream). It outlives
+// the stream: once that has ended, Send drops what it is given. Thread-safe; Send never blocks
+// on the worker and never calls back into the NodeTable.
+class DirectiveSink {
+ public:
+  virtual ~DirectiveSink() = default;
+  virtual void Send(v1::RouterDirective directive) = 0;
+};
+
 struct WaitUpdate {
   std::uint32_t position = 0;  // requests ahead in the queue
   std::uint32_t eta_ms = 0;
@@ -92,14 +102,17 @@ struct WaitUpdate {
 
 class NodeTable {
  public:
-  // `admission` may be null: no front door, every request goes straight to placement.
+  // `admission` may be null: no front door, every request goes straight to placement. `lanes`
+  // may be null: no tide, every node stays in the lane it registered with.
   NodeTable(std::unique_ptr<core::RoutingPolicy> policy, std::unique_ptr<core::Admission> admission,
-            SplitOptions split = {});
+            SplitOptions split = {}, std::unique_ptr<core::LaneController> lanes = nullptr);
 
   // Adds a worker, replacing any earlier registration of the same name. Returns the
   // connection id that identifies this registration in Remove and UpdateTelemetry.
+  // `directives` (may be null) reaches the worker: lane changes and drains are sent there.
   std::uint64_t Add(const v1::Register& registration,
-                    std::shared_ptr<v1::WorkerService::StubInterface> stub);
+                    std::shared_ptr<v1::WorkerService::StubInterface> stub,
+                    std::shared_ptr<DirectiveSink> directives = nullptr);
   // Removes the registration `connection` of `name`; a no-op when a newer one replaced it.
   void Remove(const std::string& name, std::uint64_t connection);
   void UpdateTelemetry(const std::string& name, std::uint64_t connection, const v1::Telemetry& t);
@@ -159,9 +172,21 @@ class NodeTable {
   void RecordLatency(double ttft_s, double tpot_s);
   LatencyHistograms Latencies() const;
 
-  // Routing policy by name; false when there is no such policy.
+  // The tide (router/core LaneController), about once a second: the share of prefill work in
+  // recent demand moves nodes between the MIXED, PREFILL and DECODE lanes. Only nodes that
+  // registered as MIXED and can hand a KV cache on take part (a lane means nothing to one that
+  // cannot, and a lane the operator gave stays). A node to move first drains (takes nothing
+  // new); once idle it changes lane and its worker gets SetLane. A no-op without lanes.
+  void MoveLanes();
+
+  // Routing policy by name (with it the tide: on for the tidal policies but tidal-no-lanes);
+  // false when there is no such policy. Turning the tide off sends moved nodes back to the
+  // lanes they registered with.
   bool SetPolicy(const std::string& name);
   std::string PolicyName() const;
+  // The operator's state for a node: DRAINING and CORDONED take nothing new there and tell its
+  // worker (Drain; cordon_only for CORDONED), READY after either lifts it (Undrain). False for
+  // an unknown node.
   bool SetNodeState(const std::string& node, v1::NodeState state);
 
   // A consistent copy of everything the monitor shows. Flows and redirects are those after
@@ -185,7 +210,15 @@ class NodeTable {
     std::uint64_t outstanding_prefill_tokens = 0;
     double reported_at_s = 0;  // steady-clock seconds of the registration or last telemetry
     bool silent = false;       // no telemetry past the stall bound (Silent)
+    std::shared_ptr<DirectiveSink> directives;
+    std::optional<v1::Lane> next_lane;  // draining for this lane change (MoveLanes)
+    bool tidal = false;  // registered MIXED and can hand a KV cache on: the tide may move it
   };
+  using Directives = std::vector<std::pair<std::shared_ptr<DirectiveSink>, v1::RouterDirective>>;
+  // Nodes that drained for a lane change and are idle switch now; their directives go to
+  // `out`. Called with mu_ held.
+  void FinishLaneMovesLocked(Directives& out);
+  static void Send(Directives& directives);
 
   std::uint32_t PositionOf(std::uint64_t ticket) const;
   // The routing policy's placement on a free slot, its slots taken; nullopt when no node has
@@ -212,6 +245,8 @@ class NodeTable {
   std::unique_ptr<core::RoutingPolicy> policy_;
   std::unique_ptr<core::Admission> admission_;
   const SplitOptions split_;
+  std::unique_ptr<core::LaneController> lanes_;
+  double last_lane_plan_s_ = 0;
   // Requests waiting at the front door, by request id.
   struct Queued {
     AdmissionCallbacks callbacks;

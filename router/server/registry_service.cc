@@ -1,6 +1,7 @@
 #include <grpcpp/create_channel.h>
 #include <spdlog/spdlog.h>
 
+#include <deque>
 #include <mutex>
 #include <optional>
 
@@ -11,18 +12,40 @@
 namespace tidelane::server {
 namespace {
 
-// One worker's registry stream: Register first, then telemetry until the worker leaves. A
-// reactor on gRPC's callback threads, so a connected worker holds no thread of the router's
-// and the server needs no synchronous request threads (which take turns polling the same
-// connections as the chat streams' threads, one more wake-up to hand each event over).
-// Reads and the one write (the welcome) run concurrently; the stream finishes once neither is
-// in flight, and the reactor deletes itself when gRPC is done with it.
+class WorkerLink;
+
+// The NodeTable's way to a WorkerLink, which deletes itself when its stream is over: Detach
+// (from OnDone, before the delete) makes later sends no-ops.
+class LinkSink final : public DirectiveSink {
+ public:
+  explicit LinkSink(WorkerLink* link) : link_(link) {}
+  void Send(v1::RouterDirective directive) override;
+  void Detach() {
+    std::lock_guard lock(mu_);
+    link_ = nullptr;
+  }
+
+ private:
+  std::mutex mu_;
+  WorkerLink* link_;
+};
+
+// One worker's registry stream: Register first, then telemetry until the worker leaves; the
+// router's directives go the other way, the Welcome first. A reactor on gRPC's callback
+// threads, so a connected worker holds no thread of the router's and the server needs no
+// synchronous request threads (which take turns polling the same connections as the chat
+// streams' threads, one more wake-up to hand each event over).
+// Reads and writes run concurrently, one write at a time from an outbox; the stream finishes
+// once no write is in flight, and the reactor deletes itself when gRPC is done with it.
 class WorkerLink final : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::RouterDirective> {
  public:
   WorkerLink(const RouterConfig& config, NodeTable& nodes,
              std::shared_ptr<grpc::ChannelCredentials> worker_credentials,
              grpc::CallbackServerContext* context)
-      : config_(config), nodes_(nodes), worker_credentials_(std::move(worker_credentials)) {
+      : config_(config),
+        nodes_(nodes),
+        worker_credentials_(std::move(worker_credentials)),
+        sink_(std::make_shared<LinkSink>(this)) {
     if (auto s = auth::CheckBearer(*context, config_.token); !s.ok()) {
       Finish(s);
       return;
@@ -53,11 +76,6 @@ class WorkerLink final : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::R
         EndWith(s);
         return;
       }
-      {
-        std::lock_guard lock(mu_);
-        writing_ = true;
-      }
-      StartWrite(&welcome_);
     } else if (message_.has_telemetry()) {
       nodes_.UpdateTelemetry(name_, connection_, message_.telemetry());
       if (message_.telemetry().draining()) nodes_.SetNodeState(name_, v1::NODE_STATE_DRAINING);
@@ -65,18 +83,52 @@ class WorkerLink final : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::R
     StartRead(&message_);
   }
 
-  void OnWriteDone(bool /*ok*/) override {
-    // A failed welcome means the worker is gone: the pending read fails too and ends the stream.
-    std::optional<grpc::Status> finish;
+  // From LinkSink, any thread. True when the caller is to start the write (WriteNext) once it
+  // has let go of its own lock: writing_ is set, so the stream cannot finish, nor the reactor be
+  // deleted, before that write is done.
+  bool Enqueue(v1::RouterDirective directive) {
+    std::lock_guard lock(mu_);
+    if (ending_) return false;
+    outbox_.push_back(std::move(directive));
+    return !std::exchange(writing_, true);
+  }
+  // Starts the write of the outbox's first directive; called with writing_ set.
+  void WriteNext() {
     {
       std::lock_guard lock(mu_);
-      writing_ = false;
-      finish.swap(finish_);
+      out_ = std::move(outbox_.front());
+      outbox_.pop_front();
     }
-    if (finish) Finish(*finish);
+    StartWrite(&out_);
   }
 
-  void OnDone() override { delete this; }
+  void OnWriteDone(bool ok) override {
+    // A failed write means the worker is gone: the pending read fails too and ends the stream.
+    std::optional<grpc::Status> finish;
+    bool more = false;
+    {
+      std::lock_guard lock(mu_);
+      if (!ok || ending_) outbox_.clear();  // the worker is gone, or the stream is ending
+      if (!outbox_.empty()) {
+        out_ = std::move(outbox_.front());
+        outbox_.pop_front();
+        more = true;
+      } else {
+        writing_ = false;
+        finish.swap(finish_);
+      }
+    }
+    if (more) {
+      StartWrite(&out_);
+    } else if (finish) {
+      Finish(*finish);
+    }
+  }
+
+  void OnDone() override {
+    sink_->Detach();
+    delete this;
+  }
 
  private:
   grpc::Status Register(const v1::WorkerMessage& first) {
@@ -96,21 +148,27 @@ class WorkerLink final : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::R
     args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
     auto channel = grpc::CreateCustomChannel(reg.address(), worker_credentials_, args);
     name_ = reg.name();
-    connection_ = nodes_.Add(reg, v1::WorkerService::NewStub(channel));
     registered_ = true;
+    // The Welcome is queued before the node joins the table, so that it is the first thing
+    // the worker reads whatever the table sends it at once (a lane change, say).
+    v1::RouterDirective welcome;
+    welcome.mutable_welcome()->set_node(reg.name());
+    welcome.mutable_welcome()->set_telemetry_interval_ms(config_.telemetry_interval_ms);
+    const bool start = Enqueue(std::move(welcome));
+    connection_ = nodes_.Add(reg, v1::WorkerService::NewStub(channel), sink_);
     spdlog::info("worker {} joined from {} (engine {}, model {}, context {} tokens, max batch {})",
                  reg.name(), reg.address(), reg.engine(), reg.model(), reg.context_length(),
                  reg.max_batch());
-    welcome_.mutable_welcome()->set_node(reg.name());
-    welcome_.mutable_welcome()->set_telemetry_interval_ms(config_.telemetry_interval_ms);
+    if (start) WriteNext();
     return grpc::Status::OK;
   }
 
-  // Finishes now, or once the welcome's write is done (gRPC wants no write in flight). Called
+  // Finishes now, or once the write in flight is done (gRPC wants no write in flight). Called
   // with no lock held: the reactor may be deleted before Finish returns.
   void EndWith(grpc::Status status) {
     {
       std::lock_guard lock(mu_);
+      ending_ = true;  // nothing more is queued after this
       if (writing_) {
         finish_ = std::move(status);
         return;
@@ -122,17 +180,30 @@ class WorkerLink final : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::R
   const RouterConfig& config_;
   NodeTable& nodes_;
   const std::shared_ptr<grpc::ChannelCredentials> worker_credentials_;
-  // Reads complete one after another, so what they touch needs no lock; the welcome's write
-  // completes beside them, and mu_ orders the end of the two.
+  const std::shared_ptr<LinkSink> sink_;
+  // Reads complete one after another, so what they touch needs no lock; writes complete
+  // beside them, and mu_ orders the outbox and the end of the two.
   v1::WorkerMessage message_;
-  v1::RouterDirective welcome_;
   bool registered_ = false;
   std::string name_;
   std::uint64_t connection_ = 0;  // NodeTable's id for this registration
   std::mutex mu_;
+  std::deque<v1::RouterDirective> outbox_;
+  v1::RouterDirective out_;  // the directive being written
   bool writing_ = false;
+  bool ending_ = false;
   std::optional<grpc::Status> finish_;  // to send once the write is done
 };
+
+void LinkSink::Send(v1::RouterDirective directive) {
+  WorkerLink* start = nullptr;
+  {
+    std::lock_guard lock(mu_);
+    if (link_ != nullptr && link_->Enqueue(std::move(directive))) start = link_;
+  }
+  // Outside mu_: gRPC may run the write's completion, and with it OnDone and Detach, inline.
+  if (start != nullptr) start->WriteNext();
+}
 
 }  // namespace
 

@@ -9,6 +9,33 @@
 
 namespace tidelane::worker {
 
+namespace {
+
+// What a directive means for this worker, in words for its log. The router enforces each one
+// itself (it places nothing new on a draining node, and work by lane), so the worker's part is
+// to say so: an operator reading this node's log sees why its traffic changed.
+std::string Describe(const v1::RouterDirective& d) {
+  switch (d.directive_case()) {
+    case v1::RouterDirective::kSetLane:
+      return "this worker now serves the " +
+             std::string(d.set_lane().lane() == v1::LANE_PREFILL  ? "prefill"
+                         : d.set_lane().lane() == v1::LANE_DECODE ? "decode"
+                                                                  : "mixed") +
+             " lane (the tide moved it)";
+    case v1::RouterDirective::kDrain:
+      return d.drain().cordon_only()
+                 ? "drained by the operator: no new requests until the drain is lifted; "
+                   "running ones finish"
+                 : "drained by the operator: running requests finish, nothing new comes";
+    case v1::RouterDirective::kUndrain:
+      return "the operator lifted the drain: taking new requests again";
+    default:
+      return "directive " + d.ShortDebugString();
+  }
+}
+
+}  // namespace
+
 RegistryClient::RegistryClient(std::string router_address, std::string token,
                                v1::Register registration, TelemetryFn telemetry,
                                WelcomeFn on_welcome,
@@ -85,9 +112,7 @@ void RegistryClient::RunConnection(v1::RegistryService::Stub& stub) {
       if (on_welcome_) on_welcome_(first.welcome());
       reader = std::thread([&] {
         v1::RouterDirective d;
-        while (stream->Read(&d)) {
-          spdlog::info("directive from router: {}", d.ShortDebugString());
-        }
+        while (stream->Read(&d)) spdlog::info("router: {}", Describe(d));
         {
           std::lock_guard lock(mu_);
           broken = true;

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <future>
+#include <mutex>
 #include <thread>
 
 #include "router/core/policy.h"
@@ -108,6 +109,129 @@ TEST(NodeTable, ASilentWorkerIsDownAndTakesNothingUntilItReportsAgain) {
   auto lease = table.TryAcquire(MakeRequest(1), {});
   ASSERT_TRUE(lease && lease->lease);
   table.Release(*lease->lease, true);
+}
+
+// What the router tells one worker: the directives a registry stream would carry.
+class RecordingSink final : public DirectiveSink {
+ public:
+  void Send(v1::RouterDirective directive) override {
+    std::lock_guard lock(mu_);
+    sent_.push_back(std::move(directive));
+  }
+  std::vector<v1::RouterDirective> Sent() {
+    std::lock_guard lock(mu_);
+    return sent_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<v1::RouterDirective> sent_;
+};
+
+std::shared_ptr<RecordingSink> AddTieredNode(NodeTable& table, const std::string& name,
+                                             v1::Lane lane, bool kv_handoff) {
+  v1::Register r;
+  r.set_name(name);
+  r.set_address("127.0.0.1:1");
+  r.set_tier(v1::TIER_HIGH);
+  r.set_max_batch(4);
+  r.set_lane(lane);
+  r.set_kv_handoff(kv_handoff);
+  r.set_engine("synthetic");
+  auto sink = std::make_shared<RecordingSink>();
+  table.Add(r, nullptr, sink);
+  return sink;
+}
+
+v1::Lane LaneOf(NodeTable& table, const std::string& name) {
+  std::uint64_t cursor = ~0ull;
+  const v1::ClusterSnapshot snapshot = table.Snapshot(&cursor);
+  for (const auto& n : snapshot.nodes())
+    if (n.name() == name) return n.lane();
+  return v1::LANE_UNSPECIFIED;
+}
+
+std::vector<v1::Lane> LanesSet(RecordingSink& sink) {
+  std::vector<v1::Lane> lanes;
+  for (const auto& d : sink.Sent())
+    if (d.has_set_lane()) lanes.push_back(d.set_lane().lane());
+  return lanes;
+}
+
+// The tide in the live router: a prefill-heavy burst moves high-tier nodes that may move into
+// the prefill lane, each worker told with SetLane; a node that is serving drains first (no new
+// work) and moves only when its last request ends; a lane the operator gave, and a node that
+// cannot hand a KV cache on, are left alone; a policy without the tide sends the moved nodes
+// back to the lanes they registered with.
+TEST(NodeTable, TheTideMovesNodesBetweenLanesDrainingThemFirstAndTellsTheirWorkers) {
+  NodeTable table(core::MakePolicy("tidal", 1), nullptr, {},
+                  std::make_unique<core::LaneController>());
+  const auto a = AddTieredNode(table, "a", v1::LANE_MIXED, true);
+  auto busy = table.TryAcquire(MakeRequest(1), {});  // "a" is the only node: it serves this
+  ASSERT_TRUE(busy && busy->lease);
+  ASSERT_EQ(busy->lease->node, "a");
+  const auto b = AddTieredNode(table, "b", v1::LANE_MIXED, true);
+  const auto c = AddTieredNode(table, "c", v1::LANE_MIXED, true);
+  const auto fixed = AddTieredNode(table, "fixed", v1::LANE_DECODE, true);
+  const auto plain = AddTieredNode(table, "plain", v1::LANE_MIXED, false);
+
+  // Long prompts, one-token answers: nearly all the work is prefill.
+  for (std::uint64_t id = 10; id < 30; ++id) {
+    core::Request r = MakeRequest(id);
+    r.prompt_tokens = 4000;
+    r.expected_output_tokens = 1;
+    table.AdmitAsync(r, {[](WaitUpdate) {}, [](AdmitResult) {}});
+  }
+  table.MoveLanes();
+  // Two of the three movable nodes go to prefill (the controller keeps one mixed): "b" at
+  // once, "a" once it has drained.
+  EXPECT_EQ(LaneOf(table, "a"), v1::LANE_MIXED);
+  EXPECT_TRUE(LanesSet(*a).empty());
+  EXPECT_EQ(LaneOf(table, "b"), v1::LANE_PREFILL);
+  EXPECT_EQ(LanesSet(*b), std::vector<v1::Lane>{v1::LANE_PREFILL});
+  EXPECT_EQ(LaneOf(table, "c"), v1::LANE_MIXED);
+  // Draining: "a" takes nothing new while it waits to move.
+  for (int i = 0; i < 8; ++i) {
+    auto lease = table.TryAcquire(MakeRequest(100 + i), {});
+    ASSERT_TRUE(lease && lease->lease);
+    EXPECT_NE(lease->lease->node, "a");
+    table.Release(*lease->lease, true);
+  }
+  table.Release(*busy->lease, true);
+  EXPECT_EQ(LaneOf(table, "a"), v1::LANE_PREFILL);
+  EXPECT_EQ(LanesSet(*a), std::vector<v1::Lane>{v1::LANE_PREFILL});
+  EXPECT_EQ(LaneOf(table, "fixed"), v1::LANE_DECODE);
+  EXPECT_TRUE(LanesSet(*fixed).empty());
+  EXPECT_EQ(LaneOf(table, "plain"), v1::LANE_MIXED);
+  EXPECT_TRUE(LanesSet(*plain).empty());
+
+  ASSERT_TRUE(table.SetPolicy("round-robin"));
+  EXPECT_EQ(LaneOf(table, "a"), v1::LANE_MIXED);
+  EXPECT_EQ(LaneOf(table, "b"), v1::LANE_MIXED);
+  EXPECT_EQ(LanesSet(*b), (std::vector<v1::Lane>{v1::LANE_PREFILL, v1::LANE_MIXED}));
+  EXPECT_EQ(LaneOf(table, "fixed"), v1::LANE_DECODE);
+  EXPECT_TRUE(LanesSet(*c).empty());
+}
+
+TEST(NodeTable, TheOperatorsDrainAndItsLiftingReachTheWorker) {
+  NodeTable table = MakeTable();
+  const auto a = AddTieredNode(table, "a", v1::LANE_MIXED, false);
+  ASSERT_TRUE(table.SetNodeState("a", v1::NODE_STATE_DRAINING));
+  ASSERT_TRUE(table.SetNodeState("a", v1::NODE_STATE_DRAINING));  // already: said once
+  EXPECT_FALSE(table.TryAcquire(MakeRequest(1), {}));
+  ASSERT_TRUE(table.SetNodeState("a", v1::NODE_STATE_CORDONED));
+  EXPECT_FALSE(table.TryAcquire(MakeRequest(1), {}));
+  ASSERT_TRUE(table.SetNodeState("a", v1::NODE_STATE_READY));
+  ASSERT_TRUE(table.SetNodeState("a", v1::NODE_STATE_READY));  // nothing to lift
+  const auto sent = a->Sent();
+  ASSERT_EQ(sent.size(), 3u);
+  EXPECT_TRUE(sent[0].has_drain() && !sent[0].drain().cordon_only());
+  EXPECT_TRUE(sent[1].has_drain() && sent[1].drain().cordon_only());
+  EXPECT_TRUE(sent[2].has_undrain());
+  auto lease = table.TryAcquire(MakeRequest(2), {});
+  ASSERT_TRUE(lease && lease->lease);
+  table.Release(*lease->lease, true);
+  EXPECT_FALSE(table.SetNodeState("nobody", v1::NODE_STATE_DRAINING));
 }
 
 }  // namespace
