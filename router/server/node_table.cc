@@ -1,5 +1,7 @@
 #include "router/server/node_table.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <map>
 #include <utility>
@@ -18,6 +20,10 @@ v1::Lane ToProto(core::Lane lane) {
   return lane == core::Lane::kPrefill  ? v1::LANE_PREFILL
          : lane == core::Lane::kDecode ? v1::LANE_DECODE
                                        : v1::LANE_MIXED;
+}
+
+const char* LaneWord(v1::Lane lane) {
+  return lane == v1::LANE_PREFILL ? "prefill" : lane == v1::LANE_DECODE ? "decode" : "mixed";
 }
 
 v1::RouterDirective SetLaneDirective(v1::Lane lane) {
@@ -449,6 +455,8 @@ void NodeTable::Release(const Lease& lease, bool served) {
 void NodeTable::FinishLaneMovesLocked(Directives& out) {
   for (auto& [name, n] : nodes_) {
     if (!n.next_lane || n.active > 0) continue;
+    spdlog::info("tide: {} moves from the {} lane to the {} lane", name, LaneWord(n.lane),
+                 LaneWord(*n.next_lane));
     n.lane = *std::exchange(n.next_lane, std::nullopt);
     out.emplace_back(n.directives, SetLaneDirective(n.lane));
   }
@@ -465,10 +473,18 @@ void NodeTable::MoveLanes() {
       last_lane_plan_s_ = now;
       std::vector<Node*> order;
       auto states = States({}, false, &order);
+      // Low-tier nodes stay out of the live tide. The controller would put them in the decode
+      // lane from the start (the simulator's rule: too slow to prefill beside anyone's decode),
+      // where they only take decodes handed to them, which the policy sends there only when a
+      // split pays; in a surge of short prompts it did not, they sat idle, and the 10,000-user
+      // surge's time to first token rose 7% (docs/benchmarks/serving.md).
       std::vector<core::NodeState> tidal;
       for (std::size_t i = 0; i < states.size(); ++i) {
         const Node& n = *order[i];
-        if (n.tidal && n.state == v1::NODE_STATE_READY && !n.silent) tidal.push_back(states[i]);
+        if (n.tidal && n.registration.tier() != v1::TIER_LOW && n.state == v1::NODE_STATE_READY &&
+            !n.silent) {
+          tidal.push_back(states[i]);
+        }
       }
       for (const auto& move : lanes_->Plan(core::ClusterView{tidal, now, {}}, now)) {
         for (auto& [name, n] : nodes_) {

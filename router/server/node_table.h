@@ -173,9 +173,10 @@ class NodeTable {
   LatencyHistograms Latencies() const;
 
   // The tide (router/core LaneController), about once a second: the share of prefill work in
-  // recent demand moves nodes between the MIXED, PREFILL and DECODE lanes. Only nodes that
-  // registered as MIXED and can hand a KV cache on take part (a lane means nothing to one that
-  // cannot, and a lane the operator gave stays). A node to move first drains (takes nothing
+  // recent demand moves nodes between the MIXED, PREFILL and DECODE lanes. Only high- and
+  // mid-tier nodes that registered as MIXED and can hand a KV cache on take part (a lane means
+  // nothing to one that cannot, a lane the operator gave stays, and a low-tier node in the
+  // decode lane sat idle in a surge of short prompts). A node to move first drains (takes nothing
   // new); once idle it changes lane and its worker gets SetLane. A no-op without lanes.
   void MoveLanes();
 

@@ -129,11 +129,12 @@ class RecordingSink final : public DirectiveSink {
 };
 
 std::shared_ptr<RecordingSink> AddTieredNode(NodeTable& table, const std::string& name,
-                                             v1::Lane lane, bool kv_handoff) {
+                                             v1::Lane lane, bool kv_handoff,
+                                             v1::Tier tier = v1::TIER_HIGH) {
   v1::Register r;
   r.set_name(name);
   r.set_address("127.0.0.1:1");
-  r.set_tier(v1::TIER_HIGH);
+  r.set_tier(tier);
   r.set_max_batch(4);
   r.set_lane(lane);
   r.set_kv_handoff(kv_handoff);
@@ -162,7 +163,7 @@ std::vector<v1::Lane> LanesSet(RecordingSink& sink) {
 // the prefill lane, each worker told with SetLane; a node that is serving drains first (no new
 // work) and moves only when its last request ends; a lane the operator gave, and a node that
 // cannot hand a KV cache on, are left alone; a policy without the tide sends the moved nodes
-// back to the lanes they registered with.
+// back to the lanes they registered with. Low-tier nodes are not moved.
 TEST(NodeTable, TheTideMovesNodesBetweenLanesDrainingThemFirstAndTellsTheirWorkers) {
   NodeTable table(core::MakePolicy("tidal", 1), nullptr, {},
                   std::make_unique<core::LaneController>());
@@ -174,6 +175,7 @@ TEST(NodeTable, TheTideMovesNodesBetweenLanesDrainingThemFirstAndTellsTheirWorke
   const auto c = AddTieredNode(table, "c", v1::LANE_MIXED, true);
   const auto fixed = AddTieredNode(table, "fixed", v1::LANE_DECODE, true);
   const auto plain = AddTieredNode(table, "plain", v1::LANE_MIXED, false);
+  const auto low = AddTieredNode(table, "low", v1::LANE_MIXED, true, v1::TIER_LOW);
 
   // Long prompts, one-token answers: nearly all the work is prefill.
   for (std::uint64_t id = 10; id < 30; ++id) {
@@ -204,6 +206,8 @@ TEST(NodeTable, TheTideMovesNodesBetweenLanesDrainingThemFirstAndTellsTheirWorke
   EXPECT_TRUE(LanesSet(*fixed).empty());
   EXPECT_EQ(LaneOf(table, "plain"), v1::LANE_MIXED);
   EXPECT_TRUE(LanesSet(*plain).empty());
+  EXPECT_EQ(LaneOf(table, "low"), v1::LANE_MIXED);  // low tier: not in the live tide
+  EXPECT_TRUE(LanesSet(*low).empty());
 
   ASSERT_TRUE(table.SetPolicy("round-robin"));
   EXPECT_EQ(LaneOf(table, "a"), v1::LANE_MIXED);
