@@ -256,6 +256,7 @@ int Run(int argc, char** argv) {
   nodes.Shutdown();
   pipeline.Shutdown();
   http.Stop();
+  registry.Stop();  // the workers' streams, which would otherwise hold the shutdown's grace
   grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   return 0;
 }

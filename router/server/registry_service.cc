@@ -20,6 +20,8 @@ class LinkSink final : public DirectiveSink {
  public:
   explicit LinkSink(WorkerLink* link) : link_(link) {}
   void Send(v1::RouterDirective directive) override;
+  // Ends the stream with `status` (at shutdown), unless it is ending already.
+  void End(const grpc::Status& status);
   void Detach() {
     std::lock_guard lock(mu_);
     link_ = nullptr;
@@ -41,20 +43,29 @@ class WorkerLink final : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::R
  public:
   WorkerLink(const RouterConfig& config, NodeTable& nodes,
              std::shared_ptr<grpc::ChannelCredentials> worker_credentials,
-             grpc::CallbackServerContext* context)
+             RegistryServiceImpl::Links& links, grpc::CallbackServerContext* context)
       : config_(config),
         nodes_(nodes),
         worker_credentials_(std::move(worker_credentials)),
+        links_(links),
         sink_(std::make_shared<LinkSink>(this)) {
+    {
+      std::lock_guard lock(links_.mu);
+      if (links_.stopping) {
+        EndWith({grpc::StatusCode::UNAVAILABLE, "the router is shutting down"});
+        return;
+      }
+      links_.live.insert(sink_);
+    }
     if (auto s = auth::CheckBearer(*context, config_.token); !s.ok()) {
-      Finish(s);
+      EndWith(s);
       return;
     }
     // With a CA configured, a worker must also prove itself with a certificate from it: a
     // leaked token alone does not let a rogue process receive prompts.
     if (config_.tls.verifies_peers() && !tls::PeerCertificateVerified(*context)) {
-      Finish({grpc::StatusCode::UNAUTHENTICATED,
-              "workers must present a client certificate signed by the router's CA (mutual TLS)"});
+      EndWith({grpc::StatusCode::UNAUTHENTICATED,
+               "workers must present a client certificate signed by the router's CA (mutual TLS)"});
       return;
     }
     StartRead(&message_);
@@ -126,6 +137,10 @@ class WorkerLink final : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::R
   }
 
   void OnDone() override {
+    {
+      std::lock_guard lock(links_.mu);
+      links_.live.erase(sink_);
+    }
     sink_->Detach();
     delete this;
   }
@@ -165,21 +180,29 @@ class WorkerLink final : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::R
 
   // Finishes now, or once the write in flight is done (gRPC wants no write in flight). Called
   // with no lock held: the reactor may be deleted before Finish returns.
-  void EndWith(grpc::Status status) {
-    {
-      std::lock_guard lock(mu_);
-      ending_ = true;  // nothing more is queued after this
-      if (writing_) {
-        finish_ = std::move(status);
-        return;
-      }
-    }
-    Finish(status);
+  void EndWith(const grpc::Status& status) {
+    if (BeginEnd(status)) Finish(status);
   }
 
+ public:
+  // The first end wins: true when the caller is to Finish now (no write in flight); with a
+  // write in flight, OnWriteDone finishes with `status`. A later end (the worker leaving while
+  // the router shuts down, say) is a no-op, so Finish is called exactly once.
+  bool BeginEnd(const grpc::Status& status) {
+    std::lock_guard lock(mu_);
+    if (std::exchange(ending_, true)) return false;  // nothing more is queued after this
+    if (writing_) {
+      finish_ = status;
+      return false;
+    }
+    return true;
+  }
+
+ private:
   const RouterConfig& config_;
   NodeTable& nodes_;
   const std::shared_ptr<grpc::ChannelCredentials> worker_credentials_;
+  RegistryServiceImpl::Links& links_;
   const std::shared_ptr<LinkSink> sink_;
   // Reads complete one after another, so what they touch needs no lock; writes complete
   // beside them, and mu_ orders the outbox and the end of the two.
@@ -194,6 +217,17 @@ class WorkerLink final : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::R
   bool ending_ = false;
   std::optional<grpc::Status> finish_;  // to send once the write is done
 };
+
+void LinkSink::End(const grpc::Status& status) {
+  WorkerLink* finish = nullptr;
+  {
+    std::lock_guard lock(mu_);
+    if (link_ != nullptr && link_->BeginEnd(status)) finish = link_;
+  }
+  // Outside mu_, as in Send: OnDone (and Detach) may run inline. The link cannot be deleted
+  // before this Finish: only Finish leads to OnDone, and BeginEnd made this the only one.
+  if (finish != nullptr) finish->Finish(status);
+}
 
 void LinkSink::Send(v1::RouterDirective directive) {
   WorkerLink* start = nullptr;
@@ -212,7 +246,20 @@ RegistryServiceImpl::RegistryServiceImpl(const RouterConfig& config, NodeTable& 
 
 grpc::ServerBidiReactor<v1::WorkerMessage, v1::RouterDirective>* RegistryServiceImpl::Connect(
     grpc::CallbackServerContext* context) {
-  return new WorkerLink(config_, nodes_, worker_credentials_, context);
+  return new WorkerLink(config_, nodes_, worker_credentials_, links_, context);
+}
+
+void RegistryServiceImpl::Stop() {
+  std::vector<std::shared_ptr<DirectiveSink>> live;
+  {
+    std::lock_guard lock(links_.mu);
+    links_.stopping = true;
+    live.assign(links_.live.begin(), links_.live.end());
+  }
+  for (auto& sink : live) {
+    static_cast<LinkSink&>(*sink).End(
+        {grpc::StatusCode::UNAVAILABLE, "the router is shutting down"});
+  }
 }
 
 }  // namespace tidelane::server

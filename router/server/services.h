@@ -49,12 +49,24 @@ class RegistryServiceImpl final : public v1::RegistryService::CallbackService {
   // is removed from `nodes`.
   grpc::ServerBidiReactor<v1::WorkerMessage, v1::RouterDirective>* Connect(
       grpc::CallbackServerContext* context) override;
+  // Ends every worker's stream (UNAVAILABLE, "the router is shutting down") and refuses new
+  // ones, so that the server's shutdown need not wait out its grace period for streams that
+  // never end by themselves; the workers reconnect with backoff. Thread-safe; call once.
+  void Stop();
+
+  // The streams still open, for Stop (each a WorkerLink's DirectiveSink).
+  struct Links {
+    std::mutex mu;
+    bool stopping = false;
+    std::set<std::shared_ptr<DirectiveSink>> live;
+  };
 
  private:
   const RouterConfig& config_;
   NodeTable& nodes_;
   // How the router calls workers: with its own certificate when TLS is configured.
   const std::shared_ptr<grpc::ChannelCredentials> worker_credentials_;
+  Links links_;
 };
 
 class MonitorServiceImpl final : public v1::MonitorService::CallbackService {

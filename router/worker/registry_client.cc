@@ -102,7 +102,8 @@ void RegistryClient::RunConnection(v1::RegistryService::Stub& stub) {
 
   std::chrono::milliseconds interval(500);
   bool broken = !ok;
-  bool ended_by_router = false;  // the router closed the stream: Finish has its reason
+  bool refused = false;       // the router closed the stream before welcoming this worker
+  bool router_ended = false;  // the router closed it (guarded by mu_): Finish has its reason
   std::thread reader;
   if (ok) {
     v1::RouterDirective first;
@@ -116,12 +117,15 @@ void RegistryClient::RunConnection(v1::RegistryService::Stub& stub) {
         {
           std::lock_guard lock(mu_);
           broken = true;
+          // The router ended the stream (or the connection went): Finish has the reason, such
+          // as "the router is shutting down", which a cancel would replace.
+          if (!stopping_) router_ended = true;
         }
         cv_.notify_all();
       });
     } else {
       broken = true;
-      ended_by_router = true;
+      refused = true;
     }
   }
 
@@ -134,14 +138,20 @@ void RegistryClient::RunConnection(v1::RegistryService::Stub& stub) {
     *m.mutable_telemetry() = telemetry_();
     if (!stream->Write(m)) break;
   }
-  // Cancelling a stream the router already ended would hide its reason (a refusal, say).
-  if (!ended_by_router) context.TryCancel();
+  // Cancelling a stream the router already ended would hide its reason (a refusal, or "the
+  // router is shutting down").
+  bool cancel = !refused;
+  {
+    std::lock_guard lock(mu_);
+    cancel = cancel && !router_ended;
+  }
+  if (cancel) context.TryCancel();
   if (reader.joinable()) reader.join();
   const auto status = stream->Finish();
   {
     std::lock_guard lock(mu_);
     live_context_ = nullptr;
-    if (!stopping_ && ended_by_router && !status.ok()) {
+    if (!stopping_ && refused && !status.ok()) {
       spdlog::error("router {} refused this worker: {} — retrying", router_address_,
                     status.error_message());
     } else if (!stopping_) {

@@ -3,7 +3,7 @@
 long prompts with one-token answers moves high-tier workers into the prefill lane (the monitor
 shows it, and each moved worker is told over its registry stream and says so in its log); the
 operator's drain and its lifting reach the worker; a policy without lanes sends the moved
-workers back to the mixed lane.
+workers back to the mixed lane; a router that stops ends its workers' streams with its reason.
 
 Usage: tide_test.py BIN_DIR PROTO_DIR
 """
@@ -146,6 +146,15 @@ class Tide(unittest.TestCase):
                       lambda: set(self.lanes().values()) == {common_pb2.LANE_MIXED})
         moved_back = [n for n in WORKERS if "now serves the mixed lane" in read(self.log(n))]
         self.assertEqual(len(moved_back), 2)
+
+    def test_4_a_stopping_router_ends_the_workers_streams_with_its_reason(self):
+        self.router.terminate()
+        self.assertEqual(self.router.wait(timeout=30), 0)
+        # The router ended each registry stream itself (not gRPC's shutdown deadline cancelling
+        # it), and each worker heard why before it went back to reconnecting.
+        for name in WORKERS:
+            self.wait_for(name + " hearing the router stop",
+                          lambda: "the router is shutting down" in read(self.log(name)))
 
 
 if __name__ == "__main__":
