@@ -458,6 +458,7 @@ void NodeTable::FinishLaneMovesLocked(Directives& out) {
     spdlog::info("tide: {} moves from the {} lane to the {} lane", name, LaneWord(n.lane),
                  LaneWord(*n.next_lane));
     n.lane = *std::exchange(n.next_lane, std::nullopt);
+    counters_.set_lane_moves(counters_.lane_moves() + 1);
     out.emplace_back(n.directives, SetLaneDirective(n.lane));
   }
 }

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import generate_stubs  # noqa: E402
@@ -68,6 +69,7 @@ class Tide(unittest.TestCase):
                  "--auth-token-file", token_file, "--profile", "high", "--time-scale", "0",
                  "--name", name, "--identity-file", os.path.join(WORK, name + ".key")],
                 "tidelane-worker ready", cls.log(name))
+        cls.http = fields["http"]
         cls.channel = grpc.insecure_channel(fields["grpc"])
         cls.auth = [("authorization", "Bearer " + cls.token)]
         cls.chat = chat_pb2_grpc.ChatServiceStub(cls.channel)
@@ -124,6 +126,15 @@ class Tide(unittest.TestCase):
         for name in WORKERS:
             said = "now serves the prefill lane" in read(self.log(name))
             self.assertEqual(said, name in moved, name)
+        # The monitor and /metrics count them.
+        watch = self.monitor.Watch(monitor_pb2.WatchRequest(interval_ms=100), metadata=self.auth,
+                                   timeout=10)
+        self.assertEqual(next(watch).counters.lane_moves, 2)
+        watch.cancel()
+        request = urllib.request.Request("http://%s/metrics" % self.http,
+                                         headers={"Authorization": "Bearer " + self.token})
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            self.assertIn("tidelane_lane_moves_total 2\n", reply.read().decode())
         # Answers still come, whole, while the lanes are split.
         events = self.ask("and a short question", 8)
         self.assertEqual(len([e for e in events if e.HasField("token")]), 8)
