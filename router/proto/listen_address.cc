@@ -24,17 +24,24 @@ std::runtime_error Problem(const std::string& path, const std::string& what) {
   return std::runtime_error("cannot listen on unix:" + path + ": " + what);
 }
 
-// True when a server accepts connections on the socket at `path`. A socket file whose process
-// died refuses them (ECONNREFUSED).
-bool SomeoneServes(const std::string& path) {
+// Whether a server accepts connections on the socket at `path`: a socket file whose process
+// died refuses them (ECONNREFUSED). Any other failure is reported, not taken for a dead socket:
+// gRPC would unlink it.
+enum class Probe { kServed, kDead, kUnknown };
+Probe ProbeSocket(const std::string& path, int* error) {
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
+  if (fd < 0) {
+    *error = errno;
+    return Probe::kUnknown;
+  }
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  const bool connected = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+  const int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+  *error = rc == 0 ? 0 : errno;
   ::close(fd);
-  return connected;
+  if (rc == 0) return Probe::kServed;
+  return *error == ECONNREFUSED || *error == ENOENT ? Probe::kDead : Probe::kUnknown;
 }
 
 }  // namespace
@@ -74,7 +81,16 @@ ListenAddress::ListenAddress(std::string_view address) : spec_(address) {
     throw Problem(path_, Errno(errno));
   }
   if (!S_ISSOCK(st.st_mode)) throw Problem(path_, "a file that is not a socket is in the way");
-  if (SomeoneServes(path_)) throw Problem(path_, "another process is serving on that socket");
+  int error = 0;
+  switch (ProbeSocket(path_, &error)) {
+    case Probe::kServed:
+      throw Problem(path_, "another process is serving on that socket");
+    case Probe::kUnknown:
+      throw Problem(path_, "cannot tell whether another process serves on that socket (" +
+                               Errno(error) + ")");
+    case Probe::kDead:
+      break;
+  }
   // A socket left by a process that died: gRPC unlinks it before binding.
 }
 
