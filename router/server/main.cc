@@ -74,6 +74,11 @@ int Run(int argc, char** argv) {
                  "request goes straight to a node, as the published baselines do)")
       ->check(CLI::IsMember({"tidal", "none"}))
       ->capture_default_str();
+  bool tide = false;
+  cli.add_flag("--tide", tide,
+               "Run the lane controller live under the tidal policies: nodes move between the "
+               "mixed, prefill and decode lanes as demand shifts. Off by default: on the Azure "
+               "trace it doubled the time to first token (docs/benchmarks/serving.md)");
   std::string client_tokens_file;
   cli.add_option("--client-tokens-file", client_tokens_file,
                  "Further tokens chat clients may present, one per line (mode 0600); each is "
@@ -198,7 +203,8 @@ int Run(int argc, char** argv) {
   server::NodeTable nodes(
       core::MakePolicy(policy, 0),
       admission == "none" ? core::MakeNoAdmission() : core::MakeTidalAdmission(), split,
-      setup ? std::move(setup->lanes) : nullptr);
+      setup && tide ? std::move(setup->lanes) : nullptr);
+  nodes.AllowTide(tide);
   server::ChatPipeline pipeline(config, nodes, ledger.get());
   server::ChatServiceImpl chat(config, nodes, pipeline);
   server::RegistryServiceImpl registry(config, nodes);

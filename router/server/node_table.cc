@@ -555,6 +555,12 @@ void NodeTable::MarkPrefilled(Lease& lease) {
       std::min<std::uint64_t>(lease.prompt_tokens, it->second.outstanding_prefill_tokens);
 }
 
+void NodeTable::AllowTide(bool allowed) {
+  std::lock_guard lock(mu_);
+  tide_allowed_ = allowed;
+  if (!allowed) lanes_.reset();
+}
+
 bool NodeTable::SetPolicy(const std::string& name) {
   auto policy = core::MakePolicy(name, 0);
   auto setup = core::MakeRouter(name, 0);
@@ -563,7 +569,7 @@ bool NodeTable::SetPolicy(const std::string& name) {
   {
     std::lock_guard lock(mu_);
     policy_ = std::move(policy);
-    const bool tide = setup && setup->lanes;
+    const bool tide = tide_allowed_ && setup && setup->lanes;
     if (tide && !lanes_) lanes_ = std::move(setup->lanes);
     if (!tide && lanes_) {
       lanes_.reset();

@@ -180,9 +180,13 @@ class NodeTable {
   // new); once idle it changes lane and its worker gets SetLane. A no-op without lanes.
   void MoveLanes();
 
-  // Routing policy by name (with it the tide: on for the tidal policies but tidal-no-lanes);
-  // false when there is no such policy. Turning the tide off sends moved nodes back to the
-  // lanes they registered with.
+  // Whether SetPolicy may turn the tide on (the router's --tide; default yes, as for a table
+  // built with lanes). Call before serving.
+  void AllowTide(bool allowed);
+
+  // Routing policy by name (with it the tide, when allowed: on for the tidal policies but
+  // tidal-no-lanes); false when there is no such policy. Turning the tide off sends moved nodes
+  // back to the lanes they registered with.
   bool SetPolicy(const std::string& name);
   std::string PolicyName() const;
   // The operator's state for a node: DRAINING and CORDONED take nothing new there and tell its
@@ -247,6 +251,7 @@ class NodeTable {
   std::unique_ptr<core::Admission> admission_;
   const SplitOptions split_;
   std::unique_ptr<core::LaneController> lanes_;
+  bool tide_allowed_ = true;
   double last_lane_plan_s_ = 0;
   // Requests waiting at the front door, by request id.
   struct Queued {

@@ -60,7 +60,7 @@ class Tide(unittest.TestCase):
         cls.router, fields = start(
             [os.path.join(BIN_DIR, "tidelane-router"), "--grpc-listen", "127.0.0.1:0",
              "--http-listen", "127.0.0.1:0", "--auth-token-file", token_file,
-             "--data-dir", os.path.join(WORK, "data"), "--policy", "tidal"],
+             "--data-dir", os.path.join(WORK, "data"), "--policy", "tidal", "--tide"],
             "tidelane-router ready", os.path.join(WORK, "router.log"))
         cls.workers = {}
         for name in WORKERS:

@@ -217,6 +217,28 @@ TEST(NodeTable, TheTideMovesNodesBetweenLanesDrainingThemFirstAndTellsTheirWorke
   EXPECT_TRUE(LanesSet(*c).empty());
 }
 
+// The router's default (no --tide): the same burst moves nothing, and switching policies does
+// not turn the tide on.
+TEST(NodeTable, WithoutTheTideAllowedNothingMoves) {
+  NodeTable table(core::MakePolicy("tidal", 1), nullptr, {},
+                  std::make_unique<core::LaneController>());
+  table.AllowTide(false);
+  const auto a = AddTieredNode(table, "a", v1::LANE_MIXED, true);
+  const auto b = AddTieredNode(table, "b", v1::LANE_MIXED, true);
+  const auto c = AddTieredNode(table, "c", v1::LANE_MIXED, true);
+  ASSERT_TRUE(table.SetPolicy("round-robin"));
+  ASSERT_TRUE(table.SetPolicy("tidal"));
+  for (std::uint64_t id = 10; id < 30; ++id) {
+    core::Request r = MakeRequest(id);
+    r.prompt_tokens = 4000;
+    r.expected_output_tokens = 1;
+    table.AdmitAsync(r, {[](WaitUpdate) {}, [](AdmitResult) {}});
+  }
+  table.MoveLanes();
+  for (const auto* name : {"a", "b", "c"}) EXPECT_EQ(LaneOf(table, name), v1::LANE_MIXED);
+  EXPECT_TRUE(LanesSet(*a).empty() && LanesSet(*b).empty() && LanesSet(*c).empty());
+}
+
 TEST(NodeTable, TheOperatorsDrainAndItsLiftingReachTheWorker) {
   NodeTable table = MakeTable();
   const auto a = AddTieredNode(table, "a", v1::LANE_MIXED, false);
