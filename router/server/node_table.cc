@@ -439,6 +439,8 @@ void NodeTable::Release(const Lease& lease, bool served) {
             std::min<std::uint64_t>(lease.prompt_tokens, it->second.outstanding_prefill_tokens);
       }
       if (served) ++it->second.served;
+      // Only this node can have just become idle: a lane change it drained for happens now.
+      FinishLaneMoveLocked(it->first, it->second, directives);
     }
     if (served && !prefill_half) {
       const double ms =
@@ -446,30 +448,27 @@ void NodeTable::Release(const Lease& lease, bool served) {
               .count();
       mean_service_ms_ = 0.8 * mean_service_ms_ + 0.2 * ms;
     }
-    FinishLaneMovesLocked(directives);
   }
   cv_.notify_all();
   Send(directives);
 }
 
-void NodeTable::FinishLaneMovesLocked(Directives& out) {
-  for (auto& [name, n] : nodes_) {
-    if (!n.next_lane || n.active > 0) continue;
-    spdlog::info("tide: {} moves from the {} lane to the {} lane", name, LaneWord(n.lane),
-                 LaneWord(*n.next_lane));
-    n.lane = *std::exchange(n.next_lane, std::nullopt);
-    counters_.set_lane_moves(counters_.lane_moves() + 1);
-    out.emplace_back(n.directives, SetLaneDirective(n.lane));
-  }
+void NodeTable::FinishLaneMoveLocked(const std::string& name, Node& n, Directives& out) {
+  if (!n.next_lane || n.active > 0) return;
+  spdlog::info("tide: {} moves from the {} lane to the {} lane", name, LaneWord(n.lane),
+               LaneWord(*n.next_lane));
+  n.lane = *std::exchange(n.next_lane, std::nullopt);
+  counters_.set_lane_moves(counters_.lane_moves() + 1);
+  out.emplace_back(n.directives, SetLaneDirective(n.lane));
 }
 
 void NodeTable::MoveLanes() {
   Directives directives;
   {
     std::lock_guard lock(mu_);
-    FinishLaneMovesLocked(directives);
+    // No tide, no pending move (turning it off cancels them). The pipeline calls this on every
+    // change it wakes for; the controller plans once a second.
     const double now = SecondsNow();
-    // The pipeline calls this on every change it wakes for; the controller plans once a second.
     if (lanes_ && now - last_lane_plan_s_ >= 1.0) {
       last_lane_plan_s_ = now;
       std::vector<Node*> order;
@@ -494,7 +493,8 @@ void NodeTable::MoveLanes() {
           if (n.lane != to && !n.next_lane) n.next_lane = to;  // drain first
         }
       }
-      FinishLaneMovesLocked(directives);  // the idle ones move at once
+      // The idle ones move at once.
+      for (auto& [name, n] : nodes_) FinishLaneMoveLocked(name, n, directives);
     }
   }
   cv_.notify_all();
@@ -556,9 +556,29 @@ void NodeTable::MarkPrefilled(Lease& lease) {
 }
 
 void NodeTable::AllowTide(bool allowed) {
-  std::lock_guard lock(mu_);
-  tide_allowed_ = allowed;
-  if (!allowed) lanes_.reset();
+  Directives directives;
+  {
+    std::lock_guard lock(mu_);
+    tide_allowed_ = allowed;
+    if (!allowed) StopTideLocked(directives);
+  }
+  cv_.notify_all();
+  Send(directives);
+}
+
+void NodeTable::StopTideLocked(Directives& out) {
+  if (!lanes_) return;
+  lanes_.reset();
+  // Without the tide every node serves in the lane it registered with.
+  for (auto& [name, n] : nodes_) {
+    const v1::Lane registered =
+        n.registration.lane() == v1::LANE_UNSPECIFIED ? v1::LANE_MIXED : n.registration.lane();
+    n.next_lane.reset();
+    if (n.lane != registered) {
+      n.lane = registered;
+      out.emplace_back(n.directives, SetLaneDirective(n.lane));
+    }
+  }
 }
 
 bool NodeTable::SetPolicy(const std::string& name) {
@@ -571,19 +591,7 @@ bool NodeTable::SetPolicy(const std::string& name) {
     policy_ = std::move(policy);
     const bool tide = tide_allowed_ && setup && setup->lanes;
     if (tide && !lanes_) lanes_ = std::move(setup->lanes);
-    if (!tide && lanes_) {
-      lanes_.reset();
-      // Without the tide every node serves in the lane it registered with.
-      for (auto& [node_name, n] : nodes_) {
-        const v1::Lane registered =
-            n.registration.lane() == v1::LANE_UNSPECIFIED ? v1::LANE_MIXED : n.registration.lane();
-        n.next_lane.reset();
-        if (n.lane != registered) {
-          n.lane = registered;
-          directives.emplace_back(n.directives, SetLaneDirective(n.lane));
-        }
-      }
-    }
+    if (!tide) StopTideLocked(directives);
   }
   cv_.notify_all();
   Send(directives);

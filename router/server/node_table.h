@@ -220,9 +220,12 @@ class NodeTable {
     bool tidal = false;  // registered MIXED and can hand a KV cache on: the tide may move it
   };
   using Directives = std::vector<std::pair<std::shared_ptr<DirectiveSink>, v1::RouterDirective>>;
-  // Nodes that drained for a lane change and are idle switch now; their directives go to
-  // `out`. Called with mu_ held.
-  void FinishLaneMovesLocked(Directives& out);
+  // Node `n` (named `name`), if it drained for a lane change and is idle, switches now; its
+  // directive goes to `out`. Called with mu_ held.
+  void FinishLaneMoveLocked(const std::string& name, Node& n, Directives& out);
+  // Turns the tide off: pending moves cancelled, moved nodes back to their registered lanes
+  // (directives to `out`). Called with mu_ held.
+  void StopTideLocked(Directives& out);
   static void Send(Directives& directives);
 
   std::uint32_t PositionOf(std::uint64_t ticket) const;
