@@ -50,8 +50,12 @@ bool IsUnixAddress(std::string_view address) {
   return address.starts_with(kUnix);
 }
 
-ListenAddress::ListenAddress(std::string_view address) : spec_(address) {
+ListenAddress::ListenAddress(std::string_view address, Security security) : spec_(address) {
   if (!IsUnixAddress(address)) return;
+  if (security == Security::kTls) {
+    throw std::runtime_error("TLS is for a TCP address (HOST:PORT); " + std::string(address) +
+                             " is a Unix socket, private to this user without TLS");
+  }
   std::string_view rest = address.substr(kUnix.size());
   if (rest.starts_with("//")) {
     // unix://ABSOLUTE: the third slash begins the path; anything else would be an authority.

@@ -26,11 +26,13 @@ bool IsUnixAddress(std::string_view address);
 
 class ListenAddress {
  public:
+  enum class Security { kPlaintext, kTls };
   // Checks `address` before a server binds it. For unix:PATH: the path fits a socket address
-  // (107 bytes), its folder exists, and nothing is there but, at most, a socket nobody serves
-  // on. TCP addresses are gRPC's to check. Throws std::runtime_error naming the path and the
-  // problem.
-  explicit ListenAddress(std::string_view address);
+  // (107 bytes), its folder exists, nothing is there but, at most, a socket nobody serves on,
+  // and the server is not to speak TLS (TLS names hosts; a socket has none, and its file mode
+  // is what keeps others out). TCP addresses are gRPC's to check. Throws std::runtime_error
+  // naming the path and the problem.
+  explicit ListenAddress(std::string_view address, Security security = Security::kPlaintext);
   ~ListenAddress();  // removes the socket file if it is still the one Bound() saw
   ListenAddress(const ListenAddress&) = delete;
   ListenAddress& operator=(const ListenAddress&) = delete;

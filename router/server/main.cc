@@ -131,17 +131,13 @@ int Run(int argc, char** argv) {
     std::cerr << "tidelane-router: " << e.what() << "\n";
     return 2;
   }
-  if (tls_files.serves_tls() && proto::IsUnixAddress(grpc_listen)) {
-    // TLS names hosts; a Unix socket has none, and its file mode is what keeps others out.
-    std::cerr << "tidelane-router: --tls-cert is for a TCP --grpc-listen; " << grpc_listen
-              << " is a Unix socket, private to this user without TLS\n";
-    return 2;
-  }
   config.tls = tls_files;
   // Before the ledger opens: a socket another router serves on fails at once.
   std::unique_ptr<proto::ListenAddress> grpc_address;
   try {
-    grpc_address = std::make_unique<proto::ListenAddress>(grpc_listen);
+    grpc_address = std::make_unique<proto::ListenAddress>(
+        grpc_listen, tls_files.serves_tls() ? proto::ListenAddress::Security::kTls
+                                            : proto::ListenAddress::Security::kPlaintext);
   } catch (const std::exception& e) {
     std::cerr << "tidelane-router: " << e.what() << "\n";
     return 2;

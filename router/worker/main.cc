@@ -182,16 +182,12 @@ int Run(int argc, char** argv) {
     std::cerr << "tidelane-worker: " << e.what() << "\n";
     return 2;
   }
-  if (tls_files.serves_tls() && proto::IsUnixAddress(listen)) {
-    // TLS names hosts; a Unix socket has none, and its file mode is what keeps others out.
-    std::cerr << "tidelane-worker: --tls-cert is for a TCP --listen; " << listen
-              << " is a Unix socket, private to this user without TLS\n";
-    return 2;
-  }
   // Before the model loads: a socket path in use or out of reach fails at once.
   std::unique_ptr<proto::ListenAddress> listen_address;
   try {
-    listen_address = std::make_unique<proto::ListenAddress>(listen);
+    listen_address = std::make_unique<proto::ListenAddress>(
+        listen, tls_files.serves_tls() ? proto::ListenAddress::Security::kTls
+                                       : proto::ListenAddress::Security::kPlaintext);
   } catch (const std::exception& e) {
     std::cerr << "tidelane-worker: " << e.what() << "\n";
     return 2;

@@ -197,11 +197,18 @@ class BadSocketPaths(unittest.TestCase):
                         "-days", "2", "-subj", "/CN=localhost"],
                        cwd=WORK, check=True, capture_output=True)
         os.chmod(os.path.join(WORK, "k.pem"), 0o600)
-        code, err = self.router("unix:" + os.path.join(WORK, "tls.sock"), "--tls-cert",
-                                os.path.join(WORK, "c.pem"), "--tls-key",
-                                os.path.join(WORK, "k.pem"))
+        tls = ["--tls-cert", os.path.join(WORK, "c.pem"), "--tls-key", os.path.join(WORK, "k.pem")]
+        code, err = self.router("unix:" + os.path.join(WORK, "tls.sock"), *tls)
         self.assertEqual(code, 2)
         self.assertIn("is a Unix socket", err)
+        # The worker refuses it the same way (mutual TLS: it needs the CA as well).
+        code, err = fail_fast([WORKER, "--router", "127.0.0.1:1", "--auth-token-file",
+                               os.path.join(WORK, "token"), "--name", "tls-worker",
+                               "--listen", "unix:" + os.path.join(WORK, "tls-w.sock"), *tls,
+                               "--tls-ca", os.path.join(WORK, "c.pem")])
+        self.assertEqual(code, 2)
+        self.assertIn("is a Unix socket", err)
+        self.assertFalse(os.path.exists(os.path.join(WORK, "tls-w.sock")))
 
 
 if __name__ == "__main__":

@@ -19,13 +19,18 @@ NodeTable MakeTable() {
   return NodeTable(core::MakePolicy("round-robin", 1), nullptr);
 }
 
-std::uint64_t AddNode(NodeTable& table, const std::string& name, std::uint32_t slots) {
+// A worker's registration as the table sees it: no stub is ever called here.
+v1::Register Registration(const std::string& name, std::uint32_t slots, v1::Tier tier) {
   v1::Register r;
   r.set_name(name);
   r.set_address("127.0.0.1:1");
-  r.set_tier(v1::TIER_MID);
+  r.set_tier(tier);
   r.set_max_batch(slots);
-  return table.Add(r, nullptr);
+  return r;
+}
+
+std::uint64_t AddNode(NodeTable& table, const std::string& name, std::uint32_t slots) {
+  return table.Add(Registration(name, slots, v1::TIER_MID), nullptr);
 }
 
 core::Request MakeRequest(std::uint64_t id) {
@@ -131,11 +136,7 @@ class RecordingSink final : public DirectiveSink {
 std::shared_ptr<RecordingSink> AddTieredNode(NodeTable& table, const std::string& name,
                                              v1::Lane lane, bool kv_handoff,
                                              v1::Tier tier = v1::TIER_HIGH) {
-  v1::Register r;
-  r.set_name(name);
-  r.set_address("127.0.0.1:1");
-  r.set_tier(tier);
-  r.set_max_batch(4);
+  v1::Register r = Registration(name, 4, tier);
   r.set_lane(lane);
   r.set_kv_handoff(kv_handoff);
   r.set_engine("synthetic");
