@@ -61,7 +61,10 @@ void Put(std::vector<std::uint8_t>& out, const T& v) {
 
 Result<std::unique_ptr<Engine>> Engine::Load(const std::filesystem::path& path,
                                              const EngineOptions& options) {
-  auto model = Model::Load(path, options.weights);
+  // Interleaved Q4_K only for the CPU's kernels: a device backend uploads the bytes as they are.
+  auto model =
+      Model::Load(path, options.weights,
+                  options.interleave_q4k && (options.backend.empty() || options.backend == "cpu"));
   if (!model) return Error{model.error()};
   auto engine = std::make_unique<Engine>(std::move(model).value(), options);
   auto backend = MakeBackend(options.backend, engine->pool_);
@@ -257,9 +260,8 @@ Result<std::vector<std::vector<float>>> Engine::Forward(std::span<const Step> st
         row_step[r] = i;
         row_pos[r] = seq.tokens.size() + j;
         RopeAngles(row_pos[r], &s.rope[r * (c.rope_dims / 2) * 2]);
-        DequantizeRow(model_->token_embedding().type,
-                      model_->token_embedding().Row(static_cast<std::size_t>(steps[i].tokens[j])),
-                      s.x.data() + r * c.dim, c.dim);
+        DequantizeMatrixRow(model_->token_embedding(), static_cast<std::size_t>(steps[i].tokens[j]),
+                            s.x.data() + r * c.dim);
       }
     }
   }
@@ -342,10 +344,18 @@ std::uint64_t Engine::Fingerprint() const {
       h = (h ^ static_cast<const std::uint8_t*>(p)[i]) * 1099511628211ULL;
   };
   for (std::size_t v : {c.vocab, c.dim, c.layers, c.heads, c.kv_heads, c.ff}) mix(&v, sizeof v);
+  // The bytes in the file's layout (CopyRows), so that a model whose Q4_K matrices this process
+  // interleaved (Model::Load) has the fingerprint it has elsewhere.
   const Matrix& e = model_->token_embedding();
-  mix(e.data, std::min<std::size_t>(4096, RowBytes(e.type, e.cols) * e.rows));
+  const std::size_t e_row = RowBytes(e.type, e.cols);
+  const std::size_t e_rows = std::min<std::size_t>(e.rows, (4096 + e_row - 1) / e_row);
+  std::vector<std::uint8_t> bytes(e_rows * e_row);
+  CopyRows(e, 0, e_rows, bytes.data());
+  mix(bytes.data(), std::min<std::size_t>(4096, bytes.size()));
   const Matrix& o = model_->output();
-  mix(o.Row(o.rows - 1), RowBytes(o.type, o.cols));
+  bytes.resize(RowBytes(o.type, o.cols));
+  CopyRows(o, o.rows - 1, 1, bytes.data());
+  mix(bytes.data(), bytes.size());
   return h;
 }
 

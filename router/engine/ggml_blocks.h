@@ -54,6 +54,18 @@ static_assert(sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20 && sizeof(Block
               sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210);
 // NOLINTEND(readability-identifier-naming)
 
+// Block i of 16 Q4_K rows interleaved (MatrixLayout::kQ4KRows16, kernels.h): the same 16 · 144
+// bytes as the rows' 16 BlockQ4_K, rearranged so that a 512-bit register loads one field of all
+// 16 rows. scales[k][r] is BlockQ4_K::scales[k] of row r; qs[c][r] is BlockQ4_K::qs[4c, 4c + 4)
+// of row r, so chunk c holds elements 64(c / 8) + 4(c % 8) + [0, 4) of every row in its low
+// nibbles and those + 32 in its high ones.
+struct BlockQ4_Kx16 {  // NOLINT(readability-identifier-naming): as BlockQ4_K
+  std::uint16_t d[16], dmin[16];
+  std::uint8_t scales[12][16];
+  std::uint8_t qs[32][16][4];
+};
+static_assert(sizeof(BlockQ4_Kx16) == 16 * sizeof(BlockQ4_K));
+
 // The 6-bit scale and min of sub-block j of a Q4_K/Q5_K block (ggml's get_scale_min_k4).
 inline void ScaleMinK4(int j, const std::uint8_t* q, std::uint8_t* sc, std::uint8_t* m) {
   if (j < 4) {

@@ -301,6 +301,14 @@ std::uint64_t GgufTensor::Elements() const {
   return n;
 }
 
+bool GgufFile::Rewrite(const std::function<void(std::span<std::uint8_t>)>& edit) {
+  if (placement_ != Placement::kHugePages || map_ == nullptr) return false;
+  if (::mprotect(map_, map_size_, PROT_READ | PROT_WRITE) != 0) return false;
+  edit({static_cast<std::uint8_t*>(map_), bytes_.size()});
+  ::mprotect(map_, map_size_, PROT_READ);
+  return true;
+}
+
 Result<std::unique_ptr<GgufFile>> GgufFile::Open(const std::filesystem::path& path,
                                                  Placement placement) {
   const std::string name = path.string();

@@ -10,11 +10,13 @@
 // Ownership: the file's bytes (mapped, or read into 2 MiB pages: Placement) are held for the
 // object's lifetime; tensor data pointers and string_views returned by accessors point into
 // them and die with the object.
-// Threading: immutable after Open; every const method is safe from any thread.
+// Threading: immutable after Open (and the owner's Rewrite, if any); every const method is safe
+// from any thread.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -101,6 +103,12 @@ class GgufFile {
   std::optional<bool> GetBool(std::string_view key) const;
   std::optional<std::string> GetString(std::string_view key) const;
   const std::vector<std::pair<std::string, GgufValue>>& metadata() const { return metadata_; }
+
+  // The engine's own rearrangement of its private copy (kHugePages) before use: makes the bytes
+  // writable, runs `edit` on them (the span tensors' data pointers point into), and makes them
+  // read-only again. Returns false, doing nothing, for a mapping (kMapped, FromMemory), whose
+  // bytes are the file's or the caller's.
+  bool Rewrite(const std::function<void(std::span<std::uint8_t>)>& edit);
 
   // Tensors, in file order. FindTensor returns nullptr when absent.
   const std::vector<GgufTensor>& tensors() const { return tensors_; }

@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
+#include "router/engine/ggml_blocks.h"
 #include "router/engine/quant_dot.h"
 #include "router/engine/thread_pool.h"
 
@@ -406,6 +408,66 @@ void Softmax(float* x, std::size_t n) {
   }
 }
 
+namespace {
+
+// Row r (of 16) of a BlockQ4_Kx16 as the row's own BlockQ4_K.
+void UninterleaveQ4K(const BlockQ4_Kx16& g, int r, BlockQ4_K* out) {
+  out->d = g.d[r];
+  out->dmin = g.dmin[r];
+  for (int k = 0; k < 12; ++k) out->scales[k] = g.scales[k][r];
+  for (int c = 0; c < 32; ++c) std::memcpy(out->qs + 4 * c, g.qs[c][r], 4);
+}
+
+}  // namespace
+
+void CopyRows(const Matrix& w, std::size_t first, std::size_t count, std::uint8_t* dst) {
+  const std::size_t row_bytes = RowBytes(w.type, w.cols);
+  if (w.layout == MatrixLayout::kRows) {
+    std::memcpy(dst, w.Row(first), count * row_bytes);
+    return;
+  }
+  const std::size_t nb = w.cols / 256;
+  auto* out = reinterpret_cast<BlockQ4_K*>(dst);
+  for (std::size_t r = first; r < first + count; ++r) {
+    const auto* group = reinterpret_cast<const BlockQ4_Kx16*>(w.data + r / 16 * 16 * row_bytes);
+    for (std::size_t i = 0; i < nb; ++i) UninterleaveQ4K(group[i], static_cast<int>(r % 16), out++);
+  }
+}
+
+void DequantizeMatrixRow(const Matrix& w, std::size_t r, float* dst) {
+  if (w.layout == MatrixLayout::kRows) {
+    DequantizeRow(w.type, w.Row(r), dst, w.cols);
+    return;
+  }
+  // One block at a time: no buffer the size of a row.
+  const auto* group =
+      reinterpret_cast<const BlockQ4_Kx16*>(w.data + r / 16 * 16 * RowBytes(w.type, w.cols));
+  for (std::size_t i = 0; i < w.cols / 256; ++i) {
+    BlockQ4_K b;
+    UninterleaveQ4K(group[i], static_cast<int>(r % 16), &b);
+    DequantizeRow(w.type, &b, dst + 256 * i, 256);
+  }
+}
+
+void InterleaveQ4KRows16(std::uint8_t* data, std::size_t rows, std::size_t cols) {
+  const std::size_t nb = cols / 256, group_bytes = 16 * nb * sizeof(BlockQ4_K);
+  std::vector<BlockQ4_K> rows16(16 * nb);
+  for (std::size_t g = 0; g < rows / 16; ++g) {
+    std::uint8_t* at = data + g * group_bytes;
+    std::memcpy(rows16.data(), at, group_bytes);
+    auto* out = reinterpret_cast<BlockQ4_Kx16*>(at);
+    for (std::size_t i = 0; i < nb; ++i) {
+      for (int r = 0; r < 16; ++r) {
+        const BlockQ4_K& b = rows16[r * nb + i];
+        out[i].d[r] = b.d;
+        out[i].dmin[r] = b.dmin;
+        for (int k = 0; k < 12; ++k) out[i].scales[k][r] = b.scales[k];
+        for (int c = 0; c < 32; ++c) std::memcpy(out[i].qs[c][r], b.qs + 4 * c, 4);
+      }
+    }
+  }
+}
+
 void MatMul(const Matrix& w, const float* x, std::size_t batch, float* y, ThreadPool& pool) {
   // Quantised-activation integer kernels where the type has them (quant_dot.h); else below.
   if (FastMatMul(w, x, batch, y, pool)) return;
@@ -418,7 +480,7 @@ void MatMul(const Matrix& w, const float* x, std::size_t batch, float* y, Thread
       if (w.type == TensorType::kF32) {
         wr = reinterpret_cast<const float*>(w.Row(r));
       } else {
-        DequantizeRow(w.type, w.Row(r), row.data(), n);
+        DequantizeMatrixRow(w, r, row.data());
         wr = row.data();
       }
       for (std::size_t b = 0; b < batch; ++b) y[b * w.rows + r] = Dot(wr, x + b * n, n);

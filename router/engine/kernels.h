@@ -17,14 +17,38 @@ namespace tidelane::engine {
 
 class ThreadPool;
 
-// A weight matrix stored in the model file: `rows` rows of `cols` elements of `type`, row-major
-// (the GGUF layout of a [cols, rows] tensor). Points into the loaded file; not owned.
+// How a matrix's blocks are ordered in memory.
+enum class MatrixLayout : std::uint8_t {
+  // Row-major, as in the GGUF file: row r is RowBytes(type, cols) bytes at r · RowBytes.
+  kRows,
+  // Q4_K only, rows a multiple of 16: each group of 16 rows (at the same offset as in kRows)
+  // is cols / 256 BlockQ4_Kx16 (ggml_blocks.h), the 16 rows' blocks i interleaved so that one
+  // 64-byte load holds 4 weight bytes of each of the 16 rows. The engine's private copy of the
+  // weights takes it where FastMatMul has the AVX512-VNNI kernels (Model::Load): at batch 1 one
+  // vpdpbusd then meets 16 rows, lane = row, with no horizontal sum.
+  kQ4KRows16,
+};
+
+// A weight matrix stored in the model file: `rows` rows of `cols` elements of `type` (the GGUF
+// layout of a [cols, rows] tensor), ordered as `layout` says. Points into the loaded file; not
+// owned.
 struct Matrix {
   TensorType type = TensorType::kF32;
   const std::uint8_t* data = nullptr;
   std::size_t rows = 0, cols = 0;
+  MatrixLayout layout = MatrixLayout::kRows;
+  // Row r's bytes; kRows only (CopyRows and DequantizeMatrixRow read any layout).
   const std::uint8_t* Row(std::size_t r) const { return data + r * RowBytes(type, cols); }
 };
+
+// Rows [first, first + count) of w in the file's row-major layout, whatever w.layout is (count ·
+// RowBytes bytes to dst).
+void CopyRows(const Matrix& w, std::size_t first, std::size_t count, std::uint8_t* dst);
+// Row r of w as floats (DequantizeRow on the row's bytes in the file's layout).
+void DequantizeMatrixRow(const Matrix& w, std::size_t r, float* dst);
+// Rewrites `rows` rows of Q4_K (row-major, rows a multiple of 16, cols a multiple of 256) at
+// data, in place, as MatrixLayout::kQ4KRows16. CopyRows undoes it.
+void InterleaveQ4KRows16(std::uint8_t* data, std::size_t rows, std::size_t cols);
 
 float Dot(const float* a, const float* b, std::size_t n);
 // y[i] += a * x[i]

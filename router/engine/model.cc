@@ -1,6 +1,9 @@
 #include "router/engine/model.h"
 
+#include <algorithm>
 #include <string_view>
+
+#include "router/engine/quant_dot.h"
 
 namespace tidelane::engine {
 namespace {
@@ -38,13 +41,15 @@ Matrix SliceRows(const Matrix& m, std::size_t first, std::size_t count) {
 
 }  // namespace
 
-Result<std::unique_ptr<Model>> Model::Load(const std::filesystem::path& path, Placement placement) {
+Result<std::unique_ptr<Model>> Model::Load(const std::filesystem::path& path, Placement placement,
+                                           bool interleave_q4k) {
   auto file = GgufFile::Open(path, placement);
   if (!file) return Error{file.error()};
-  return FromGguf(std::move(file).value());
+  return FromGguf(std::move(file).value(), interleave_q4k);
 }
 
-Result<std::unique_ptr<Model>> Model::FromGguf(std::unique_ptr<GgufFile> file) {
+Result<std::unique_ptr<Model>> Model::FromGguf(std::unique_ptr<GgufFile> file,
+                                               bool interleave_q4k) {
   const GgufFile& f = *file;
   std::unique_ptr<Model> m(new Model());
   ModelConfig& c = m->config_;
@@ -175,7 +180,37 @@ Result<std::unique_ptr<Model>> Model::FromGguf(std::unique_ptr<GgufFile> file) {
     m->layers_.push_back(std::move(l));
   }
   m->file_ = std::move(file);
+  if (interleave_q4k && m->file_->placement() == Placement::kHugePages &&
+      ActiveFastMatMulIsa() == FastMatMulIsa::kAvx512Vnni)
+    m->InterleaveQ4K();
   return m;
+}
+
+void Model::InterleaveQ4K() {
+  std::vector<Matrix*> all = {&token_embd_, &output_};
+  for (LayerWeights& l : layers_) {
+    for (Matrix* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) all.push_back(w);
+  }
+  file_->Rewrite([&](std::span<std::uint8_t> bytes) {
+    // Each matrix once (tied embeddings: token_embd_ and output_ are one); phi3's slices of a
+    // fused tensor each on its own: a slice whose rows are not a multiple of 16 stays in the
+    // file's layout, the others are interleaved within their own rows.
+    std::vector<const std::uint8_t*> done;
+    for (Matrix* w : all) {
+      if (w->type != TensorType::kQ4_K || w->rows % 16 != 0 || w->cols % 256 != 0 ||
+          w->layout != MatrixLayout::kRows)
+        continue;
+      const bool seen = std::find(done.begin(), done.end(), w->data) != done.end();
+      if (!seen) {
+        InterleaveQ4KRows16(bytes.data() + (w->data - bytes.data()), w->rows, w->cols);
+        done.push_back(w->data);
+      }
+    }
+    for (Matrix* w : all) {
+      if (std::find(done.begin(), done.end(), w->data) != done.end())
+        w->layout = MatrixLayout::kQ4KRows16;
+    }
+  });
 }
 
 std::uint64_t Model::WeightBytesPerToken() const {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -296,6 +297,33 @@ const std::uint8_t* InLanes(quant_dot::LanesFn transpose, const std::uint8_t* ac
   return reinterpret_cast<const std::uint8_t*>(lanes.data());
 }
 
+// Rows [begin, end) (multiples of 16) of a MatrixLayout::kQ4KRows16 matrix through a kernel for
+// the file's row layout (the AVX2 and scalar kernels, which only tests choose on a CPU whose
+// kernels interleaved the matrix): the rows are put back in that layout in the calling thread's
+// buffer, ~96 KiB at a time (whole row blocks for the kernels' own blocking). Slow (4-byte
+// copies: ~7 ms per pass over bench100m's 56 MB), but correct.
+// Each (row, vector) pair gets the kernel's operations whatever rows surround it, so the
+// results are those of the matrix in the file's layout.
+void InFileLayout(quant_dot::RowKernel kernel, const quant_dot::RowJob& job, std::size_t begin,
+                  std::size_t end) {
+  thread_local std::vector<std::uint8_t> rows;
+  const Matrix& w = *job.w;
+  const std::size_t row_bytes = RowBytes(w.type, w.cols);
+  const std::size_t step = std::max<std::size_t>(16, 96 * 1024 / row_bytes / 16 * 16);
+  rows.resize(std::min(step, end - begin) * row_bytes);
+  for (std::size_t r0 = begin; r0 < end; r0 += step) {
+    const std::size_t n = std::min(step, end - r0);
+    CopyRows(w, r0, n, rows.data());
+    // The kernel reads row r at data + r · row_bytes and writes y[v · rows + r] (rows: the
+    // matrix's, kept): rows [0, n) of the buffer with y moved on by r0 are rows [r0, r0 + n).
+    const Matrix part{w.type, rows.data(), w.rows, w.cols};
+    quant_dot::RowJob sub = job;
+    sub.w = &part;
+    sub.y += r0;
+    kernel(sub, 0, n);
+  }
+}
+
 }  // namespace
 
 FastMatMulIsa ActiveFastMatMulIsa() {
@@ -357,6 +385,12 @@ bool FastMatMul(const Matrix& w, const float* x, std::size_t batch, float* y, Th
 
   quant_dot::RowJob job{&w, reinterpret_cast<const std::uint8_t*>(x), w.cols * sizeof(float), batch,
                         y};
+  // Interleaved Q4_K (kernels.h) with this instruction set's own kernels (AVX512): the lanes
+  // kernel (q4_k, RunRows) reads that layout too and takes the whole groups of 16 vectors,
+  // q4_k_x16 the vectors after them. Without them the rows go back to the file's layout for the
+  // row kernels (InFileLayout).
+  const bool rows16 = w.layout == MatrixLayout::kQ4KRows16;
+  const bool x16 = rows16 && k.q4_k_x16 != nullptr;
   const std::size_t work = w.rows * w.cols * batch;
   if (format != ActFormat::kFloat) {
     // Each vector is quantised once for the whole matrix; the buffer lives on the calling
@@ -398,8 +432,26 @@ bool FastMatMul(const Matrix& w, const float* x, std::size_t batch, float* y, Th
           InLanes<quant_dot::ActQ8Lanes>(k.lanes_q8, out, job.act_stride, batch, w.cols / 32);
     }
   }
+  quant_dot::RowJob rest = job;  // interleaved: the vectors after the groups of 16
+  if (x16) {
+    const std::size_t in_lanes = job.lanes != nullptr ? batch / 16 * 16 : 0;
+    job.batch = in_lanes;
+    rest.act += in_lanes * job.act_stride;
+    rest.y += in_lanes * w.rows;
+    rest.batch = batch - in_lanes;
+  }
+  auto run = [&](std::size_t begin, std::size_t end) {
+    if (x16) {
+      if (job.batch > 0) kernel(job, begin, end);
+      if (rest.batch > 0) k.q4_k_x16(rest, begin, end);
+    } else if (rows16) {
+      InFileLayout(kernel, job, begin, end);
+    } else {
+      kernel(job, begin, end);
+    }
+  };
   if (work < kMinParallelWork || pool.size() == 1) {
-    kernel(job, 0, w.rows);
+    run(0, w.rows);
     return true;
   }
   // Rows are handed out in chunks from a shared counter rather than split evenly up front: the
@@ -408,14 +460,15 @@ bool FastMatMul(const Matrix& w, const float* x, std::size_t batch, float* y, Th
   // amortises the counter and keeps the kernels' row blocking (prefill) intact.
   const std::size_t threads = static_cast<std::size_t>(pool.size());
   const std::size_t row_bytes = RowBytes(w.type, w.cols);
-  const std::size_t chunk =
+  std::size_t chunk =
       std::max<std::size_t>({w.rows / (threads * 8), (64 * 1024 + row_bytes - 1) / row_bytes, 4});
+  if (rows16) chunk = (chunk + 15) / 16 * 16;  // whole groups of 16 interleaved rows
   std::atomic<std::size_t> next{0};
   pool.ParallelFor(threads, [&](std::size_t, std::size_t, int) {
     for (;;) {
       const std::size_t begin = next.fetch_add(chunk, std::memory_order_relaxed);
       if (begin >= w.rows) break;
-      kernel(job, begin, std::min(w.rows, begin + chunk));
+      run(begin, std::min(w.rows, begin + chunk));
     }
   });
   return true;

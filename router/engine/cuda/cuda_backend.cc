@@ -10,10 +10,12 @@
 #include <map>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "router/engine/cuda/cuda_forward.h"
 #include "router/engine/cuda/cuda_util.h"
 #include "router/engine/cuda/matmul_kernels.h"
+#include "router/engine/kernels.h"
 
 namespace tidelane::engine {
 namespace {
@@ -120,8 +122,17 @@ class CudaBackend final : public Backend {
                          " free, " + MiB(uploaded_) + " of weights already there): " + Describe(e));
     }
     // From the mapped file straight to the device (once per matrix, so not worth staging), on
-    // the backend's stream: the kernels that read it are queued behind it.
-    cudaError_t e = cudaMemcpyAsync(p, w.data, bytes, cudaMemcpyHostToDevice, stream_);
+    // the backend's stream: the kernels that read it are queued behind it. An interleaved matrix
+    // (kernels.h; the engine keeps them off device backends) is put back in the file's layout
+    // first, which the device kernels read.
+    std::vector<std::uint8_t> rows;
+    const std::uint8_t* host = w.data;
+    if (w.layout != MatrixLayout::kRows) {
+      rows.resize(bytes);
+      CopyRows(w, 0, w.rows, rows.data());
+      host = rows.data();
+    }
+    cudaError_t e = cudaMemcpyAsync(p, host, bytes, cudaMemcpyHostToDevice, stream_);
     if (e == cudaSuccess) e = cudaStreamSynchronize(stream_);
     if (e != cudaSuccess) {
       cudaFree(p);

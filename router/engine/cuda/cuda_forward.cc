@@ -253,7 +253,11 @@ class CudaForward final : public DeviceForward {
     const Matrix& first = **parts.begin();
     std::size_t bytes = 0;
     for (const Matrix* m : parts) {
-      if (m->type != first.type || m->cols != first.cols || m->data == nullptr) return nullptr;
+      // An interleaved matrix (kernels.h; the engine keeps them off device backends) goes
+      // through upload_, which puts it back in the file's layout.
+      if (m->type != first.type || m->cols != first.cols || m->data == nullptr ||
+          m->layout != MatrixLayout::kRows)
+        return nullptr;
       bytes += m->rows * RowBytes(m->type, m->cols);
     }
     auto buffer = std::make_unique<Buffer<false, std::uint8_t>>();

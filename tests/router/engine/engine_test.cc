@@ -1,7 +1,8 @@
 // The engine on a real trained model (../shared/models/aidreams260K.gguf): batching many
 // sequences in one pass gives exactly what each gives alone, a context moved to a fresh engine
 // through export/import continues identically, and bad requests change nothing — with an F32
-// and with an F16 KV cache.
+// and with an F16 KV cache. And a random Q4_K model: the same logits with its matrices
+// interleaved by 16 rows as in the file's layout.
 #include "router/engine/engine.h"
 
 #include <gtest/gtest.h>
@@ -9,10 +10,17 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <random>
 
+#include "router/engine/ggml_blocks.h"
+#include "router/engine/quant_dot.h"
 #include "router/engine/sampler.h"
 #include "tests/router/engine/engine_test_util.h"
+#include "tests/router/engine/gguf_builder.h"
+#include "tests/router/engine/random_weights.h"
 
 namespace tidelane::engine {
 namespace {
@@ -258,6 +266,134 @@ TEST(Engine, BadRequestsFailAndChangeNothing) {
 
 // The cache is layer-major: a layer's keys of blocks handed out in order are one run, and no
 // two (layer, keys/values, position) rows of interleaved sequences overlap or leave the pool.
+// A random llama in Q4_K (tied embeddings: the output matrix is the embedding, so its rows are
+// also looked up one by one), written under the temporary directory; every matrix has a multiple
+// of 16 rows, so every one is interleaved where the engine interleaves (Model::Load).
+std::filesystem::path WriteQ4KModel() {
+  engine::testing::GgufBuilder g;
+  constexpr std::size_t kDim = 256, kHeads = 4, kKvHeads = 2, kFf = 512, kVocab = 512;
+  constexpr std::size_t kKvDim = kDim / kHeads * kKvHeads;
+  g.KvString("general.architecture", "llama");
+  g.KvString("general.name", "q4k-interleave-test");
+  g.KvU32("llama.embedding_length", kDim);
+  g.KvU32("llama.block_count", 2);
+  g.KvU32("llama.feed_forward_length", kFf);
+  g.KvU32("llama.attention.head_count", kHeads);
+  g.KvU32("llama.attention.head_count_kv", kKvHeads);
+  g.KvU32("llama.context_length", 256);
+  g.KvF32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+  std::mt19937 rng(5);
+  auto matrix = [&](const std::string& name, std::size_t rows, std::size_t cols) {
+    auto data = RandomMatrix(TensorType::kQ4_K, rows, cols, rng);
+    // d = dmin small enough that values stay within about ±0.2 (q < 16, scales and mins < 64).
+    const std::uint16_t d = FloatToHalf(0.2f / (63.0f * 15.0f));
+    for (std::size_t off = 0; off < data.size(); off += sizeof(BlockQ4_K)) {
+      std::memcpy(&data[off], &d, 2);
+      std::memcpy(&data[off + 2], &d, 2);
+    }
+    g.Tensor(name, static_cast<std::uint32_t>(TensorType::kQ4_K), {cols, rows}, std::move(data));
+  };
+  auto ones = [&](const std::string& name) {
+    std::vector<std::uint8_t> bytes(kDim * 4);
+    for (std::size_t i = 0; i < kDim; ++i) {
+      const float one = 1.0f;
+      std::memcpy(&bytes[i * 4], &one, 4);
+    }
+    g.Tensor(name, 0, {kDim}, std::move(bytes));
+  };
+  matrix("token_embd.weight", kVocab, kDim);
+  ones("output_norm.weight");
+  for (int l = 0; l < 2; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    ones(p + "attn_norm.weight");
+    ones(p + "ffn_norm.weight");
+    matrix(p + "attn_q.weight", kDim, kDim);
+    matrix(p + "attn_k.weight", kKvDim, kDim);
+    matrix(p + "attn_v.weight", kKvDim, kDim);
+    matrix(p + "attn_output.weight", kDim, kDim);
+    matrix(p + "ffn_gate.weight", kFf, kDim);
+    matrix(p + "ffn_up.weight", kFf, kDim);
+    matrix(p + "ffn_down.weight", kDim, kFf);
+  }
+  const auto bytes = g.Build();
+  const auto path = std::filesystem::temp_directory_path() / "tidelane-q4k-interleave-test.gguf";
+  std::ofstream(path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()),
+             static_cast<std::streamsize>(bytes.size()));
+  return path;
+}
+
+// Q4_K matrices interleaved by 16 rows (the default where FastMatMul has AVX512-VNNI) give
+// bitwise the logits and tokens of the file's layout: a prompt pass of 70 rows (the lanes kernel
+// on the interleaved rows for 64, the interleaved kernel for 6), of 20 (16 + 4), then one token
+// at a time, and a batch of sequences. A mapped file is never
+// interleaved. Contexts move between them (Export/Import check the model's fingerprint).
+TEST(Engine, InterleavedQ4KWeightsGiveBitwiseTheSameLogits) {
+  const auto path = WriteQ4KModel();
+  auto load = [&](Placement weights, bool interleave) {
+    auto e = Engine::Load(path, {.threads = 2, .weights = weights, .interleave_q4k = interleave});
+    EXPECT_TRUE(e.ok()) << e.error();
+    return std::move(e).value();
+  };
+  auto file = load(Placement::kHugePages, false);
+  auto interleaved = load(Placement::kHugePages, true);
+  auto mapped = load(Placement::kMapped, true);
+  const bool vnni = ActiveFastMatMulIsa() == FastMatMulIsa::kAvx512Vnni;
+  EXPECT_EQ(interleaved->model().output().layout,
+            vnni ? MatrixLayout::kQ4KRows16 : MatrixLayout::kRows);
+  EXPECT_EQ(interleaved->model().layers()[1].wk.layout,
+            vnni ? MatrixLayout::kQ4KRows16 : MatrixLayout::kRows);
+  EXPECT_EQ(file->model().output().layout, MatrixLayout::kRows);
+  EXPECT_EQ(mapped->model().output().layout, MatrixLayout::kRows);
+  {
+    // The same model fingerprint (hashed from the file's layout): a context moves between them.
+    const SequenceId s = interleaved->NewSequence();
+    const std::int32_t prompt[] = {1, 2, 3};
+    Engine::Step step{s, prompt};
+    ASSERT_TRUE(interleaved->Forward({&step, 1}).ok());
+    auto blob = interleaved->Export(s);
+    ASSERT_TRUE(blob.ok()) << blob.error();
+    for (Engine* e : {file.get(), mapped.get()}) {
+      auto imported = e->Import(*blob);
+      ASSERT_TRUE(imported.ok()) << imported.error();
+      e->FreeSequence(*imported);
+    }
+    interleaved->FreeSequence(s);
+  }
+  for (std::size_t length : {70u, 20u, 3u}) {
+    std::vector<std::int32_t> prompt;
+    for (std::size_t i = 0; i < length; ++i)
+      prompt.push_back(static_cast<std::int32_t>((i * 37 + 11) % 512));
+    std::vector<float> want_logits, got_logits;
+    const auto want = DecodeAlone(*file, prompt, 8, &want_logits);
+    const auto got = DecodeAlone(*interleaved, prompt, 8, &got_logits);
+    EXPECT_EQ(got, want) << "prompt of " << length;
+    ASSERT_EQ(got_logits.size(), want_logits.size());
+    EXPECT_EQ(std::memcmp(got_logits.data(), want_logits.data(), got_logits.size() * 4), 0)
+        << "prompt of " << length;
+  }
+  // Five sequences of one token each in one pass (five vectors: 4 + 1) against each alone.
+  std::vector<SequenceId> ids;
+  std::vector<std::int32_t> tokens = {1, 100, 200, 300, 400};
+  std::vector<Engine::Step> steps;
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    ids.push_back(interleaved->NewSequence());
+    steps.push_back({ids.back(), {&tokens[i], 1}});
+  }
+  auto batch = interleaved->Forward(steps);
+  ASSERT_TRUE(batch.ok()) << batch.error();
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    const SequenceId s = file->NewSequence();
+    Engine::Step one{s, {&tokens[i], 1}};
+    auto alone = file->Forward({&one, 1});
+    ASSERT_TRUE(alone.ok()) << alone.error();
+    EXPECT_EQ(std::memcmp(alone->front().data(), (*batch)[i].data(), alone->front().size() * 4), 0)
+        << "sequence " << i;
+    file->FreeSequence(s);
+  }
+  std::filesystem::remove(path);
+}
+
 TEST(KvCache, RowsAreDistinctAndALayersBlocksAreAdjacent) {
   for (KvType type : kKvTypes) {
     constexpr std::size_t kLayers = 3, kDim = 4, kBlock = 2, kBlocks = 6;

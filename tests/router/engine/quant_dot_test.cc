@@ -320,5 +320,56 @@ TEST(FastMatMul, LanesTilesGiveTheSameBitsAsOneVector) {
   }
 }
 
+// Q4_K interleaved by 16 rows (MatrixLayout::kQ4KRows16, which the engine's private copy of the
+// weights takes with AVX512-VNNI): CopyRows and DequantizeMatrixRow give back the file's rows,
+// and every kernel gives bitwise what it gives on the file's layout — with AVX512 the lanes
+// kernel reading that layout (whole groups of 16 vectors) and the interleaved kernel (the other
+// vectors, 8, 4, 2 and 1 at a time), and the AVX2 and scalar kernels (rows put back in the
+// file's layout) — on one and two threads. 272 rows: 17 groups, more than one chunk of rows per
+// thread; at 1280 columns the lanes kernel's row blocks (136 rows) end mid-group.
+TEST(FastMatMul, InterleavedQ4KGivesTheSameBitsAsTheFileLayout) {
+  std::mt19937 rng(37);
+  const std::size_t rows = 272;
+  for (std::size_t cols : {256u, 768u, 1280u}) {
+    const auto data = TestWeights(TensorType::kQ4_K, rows, cols, rng);
+    auto interleaved = data;
+    InterleaveQ4KRows16(interleaved.data(), rows, cols);
+    const Matrix file{TensorType::kQ4_K, data.data(), rows, cols};
+    const Matrix w{TensorType::kQ4_K, interleaved.data(), rows, cols, MatrixLayout::kQ4KRows16};
+    ASSERT_NE(interleaved, data);
+    std::vector<std::uint8_t> back(data.size());
+    CopyRows(w, 0, rows, back.data());
+    ASSERT_EQ(back, data);
+    CopyRows(w, 17, 3, back.data());
+    ASSERT_EQ(std::memcmp(back.data(), file.Row(17), 3 * RowBytes(TensorType::kQ4_K, cols)), 0);
+    std::vector<float> a(cols), b(cols);
+    for (std::size_t r : {0u, 5u, 16u, 271u}) {
+      DequantizeRow(TensorType::kQ4_K, file.Row(r), a.data(), cols);
+      DequantizeMatrixRow(w, r, b.data());
+      ASSERT_EQ(std::memcmp(a.data(), b.data(), cols * 4), 0) << "row " << r;
+    }
+    constexpr std::size_t kMax = 70;
+    const auto x = RandomActivations(kMax * cols, rng);
+    ThreadPool one(1), two(2);
+    for (FastMatMulIsa isa :
+         {FastMatMulIsa::kAvx512Vnni, FastMatMulIsa::kAvx2, FastMatMulIsa::kScalar}) {
+      if (SetFastMatMulIsaForTesting(isa) != isa) continue;
+      for (std::size_t batch : {1u, 2u, 3u, 4u, 15u, 16u, 21u, 40u, 64u, 70u}) {
+        for (ThreadPool* pool : {&one, &two}) {
+          std::vector<float> want(batch * rows), got(batch * rows);
+          ASSERT_TRUE(FastMatMul(file, x.data(), batch, want.data(), *pool));
+          ASSERT_TRUE(FastMatMul(w, x.data(), batch, got.data(), *pool));
+          for (std::size_t i = 0; i < batch * rows; ++i) {
+            ASSERT_EQ(std::memcmp(&got[i], &want[i], 4), 0)
+                << "isa " << static_cast<int>(isa) << " cols " << cols << " batch " << batch
+                << " threads " << pool->size() << " vector " << i / rows << " row " << i % rows;
+          }
+        }
+      }
+    }
+    SetFastMatMulIsaForTesting(FastMatMulIsa::kAvx512Vnni);
+  }
+}
+
 }  // namespace
 }  // namespace tidelane::engine
