@@ -6,6 +6,7 @@
 #include "router/engine/engine.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -264,8 +265,6 @@ TEST(Engine, BadRequestsFailAndChangeNothing) {
   EXPECT_TRUE(e->Forward({&b, 1}).ok());
 }
 
-// The cache is layer-major: a layer's keys of blocks handed out in order are one run, and no
-// two (layer, keys/values, position) rows of interleaved sequences overlap or leave the pool.
 // A random llama in Q4_K (tied embeddings: the output matrix is the embedding, so its rows are
 // also looked up one by one), written under the temporary directory; every matrix has a multiple
 // of 16 rows, so every one is interleaved where the engine interleaves (Model::Load).
@@ -316,7 +315,8 @@ std::filesystem::path WriteQ4KModel() {
     matrix(p + "ffn_down.weight", kDim, kFf);
   }
   const auto bytes = g.Build();
-  const auto path = std::filesystem::temp_directory_path() / "tidelane-q4k-interleave-test.gguf";
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("tidelane-q4k-interleave-test-" + std::to_string(::getpid()) + ".gguf");
   std::ofstream(path, std::ios::binary)
       .write(reinterpret_cast<const char*>(bytes.data()),
              static_cast<std::streamsize>(bytes.size()));
@@ -394,6 +394,8 @@ TEST(Engine, InterleavedQ4KWeightsGiveBitwiseTheSameLogits) {
   std::filesystem::remove(path);
 }
 
+// The cache is layer-major: a layer's keys of blocks handed out in order are one run, and no
+// two (layer, keys/values, position) rows of interleaved sequences overlap or leave the pool.
 TEST(KvCache, RowsAreDistinctAndALayersBlocksAreAdjacent) {
   for (KvType type : kKvTypes) {
     constexpr std::size_t kLayers = 3, kDim = 4, kBlock = 2, kBlocks = 6;
