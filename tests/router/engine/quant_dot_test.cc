@@ -351,6 +351,7 @@ TEST(FastMatMul, InterleavedQ4KGivesTheSameBitsAsTheFileLayout) {
     constexpr std::size_t kMax = 70;
     const auto x = RandomActivations(kMax * cols, rng);
     ThreadPool one(1), two(2);
+    const FastMatMulIsa best = ActiveFastMatMulIsa();
     for (FastMatMulIsa isa :
          {FastMatMulIsa::kAvx512Vnni, FastMatMulIsa::kAvx2, FastMatMulIsa::kScalar}) {
       if (SetFastMatMulIsaForTesting(isa) != isa) continue;
@@ -367,7 +368,7 @@ TEST(FastMatMul, InterleavedQ4KGivesTheSameBitsAsTheFileLayout) {
         }
       }
     }
-    SetFastMatMulIsaForTesting(FastMatMulIsa::kAvx512Vnni);
+    SetFastMatMulIsaForTesting(best);
   }
 }
 
