@@ -415,7 +415,7 @@ void UninterleaveQ4K(const BlockQ4_Kx16& g, int r, BlockQ4_K* out) {
   out->d = g.d[r];
   out->dmin = g.dmin[r];
   for (int k = 0; k < 12; ++k) out->scales[k] = g.scales[k][r];
-  for (int c = 0; c < 32; ++c) std::memcpy(out->qs + 4 * c, g.qs[c][r], 4);
+  for (std::size_t c = 0; c < 32; ++c) std::memcpy(out->qs + 4 * c, g.qs[c][r], 4);
 }
 
 }  // namespace
@@ -462,7 +462,7 @@ void InterleaveQ4KRows16(std::uint8_t* data, std::size_t rows, std::size_t cols)
         out[i].d[r] = b.d;
         out[i].dmin[r] = b.dmin;
         for (int k = 0; k < 12; ++k) out[i].scales[k][r] = b.scales[k];
-        for (int c = 0; c < 32; ++c) std::memcpy(out[i].qs[c][r], b.qs + 4 * c, 4);
+        for (std::size_t c = 0; c < 32; ++c) std::memcpy(out[i].qs[c][r], b.qs + 4 * c, 4);
       }
     }
   }

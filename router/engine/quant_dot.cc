@@ -309,7 +309,7 @@ void InFileLayout(quant_dot::RowKernel kernel, const quant_dot::RowJob& job, std
   thread_local std::vector<std::uint8_t> rows;
   const Matrix& w = *job.w;
   const std::size_t row_bytes = RowBytes(w.type, w.cols);
-  const std::size_t step = std::max<std::size_t>(16, 96 * 1024 / row_bytes / 16 * 16);
+  const std::size_t step = std::max<std::size_t>(16, std::size_t{96} * 1024 / row_bytes / 16 * 16);
   rows.resize(std::min(step, end - begin) * row_bytes);
   for (std::size_t r0 = begin; r0 < end; r0 += step) {
     const std::size_t n = std::min(step, end - r0);
