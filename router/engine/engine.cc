@@ -61,7 +61,7 @@ void Put(std::vector<std::uint8_t>& out, const T& v) {
 
 Result<std::unique_ptr<Engine>> Engine::Load(const std::filesystem::path& path,
                                              const EngineOptions& options) {
-  // Interleaved Q4_K only for the CPU's kernels: a device backend uploads the bytes as they are.
+  // Interleaved Q4_K only for the CPU's kernels: a device backend would only put it back.
   auto model =
       Model::Load(path, options.weights,
                   options.interleave_q4k && (options.backend.empty() || options.backend == "cpu"));

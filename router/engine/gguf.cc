@@ -304,8 +304,14 @@ std::uint64_t GgufTensor::Elements() const {
 bool GgufFile::Rewrite(const std::function<void(std::span<std::uint8_t>)>& edit) {
   if (placement_ != Placement::kHugePages || map_ == nullptr) return false;
   if (::mprotect(map_, map_size_, PROT_READ | PROT_WRITE) != 0) return false;
+  // Read-only again however `edit` ends; if even that fails the bytes only stay writable,
+  // which costs the protection against stray writes and nothing else.
+  struct Protect {
+    void* map;
+    std::size_t size;
+    ~Protect() { ::mprotect(map, size, PROT_READ); }
+  } protect{map_, map_size_};
   edit({static_cast<std::uint8_t*>(map_), bytes_.size()});
-  ::mprotect(map_, map_size_, PROT_READ);
   return true;
 }
 

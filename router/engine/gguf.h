@@ -106,8 +106,9 @@ class GgufFile {
 
   // The engine's own rearrangement of its private copy (kHugePages) before use: makes the bytes
   // writable, runs `edit` on them (the span tensors' data pointers point into), and makes them
-  // read-only again. Returns false, doing nothing, for a mapping (kMapped, FromMemory), whose
-  // bytes are the file's or the caller's.
+  // read-only again (also when `edit` throws). Returns false, doing nothing, for a mapping
+  // (kMapped, FromMemory), whose bytes are the file's or the caller's, and when the bytes cannot
+  // be made writable.
   bool Rewrite(const std::function<void(std::span<std::uint8_t>)>& edit);
 
   // Tensors, in file order. FindTensor returns nullptr when absent.

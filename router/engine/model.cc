@@ -195,20 +195,24 @@ void Model::InterleaveQ4K() {
     // Each matrix once (tied embeddings: token_embd_ and output_ are one); phi3's slices of a
     // fused tensor each on its own: a slice whose rows are not a multiple of 16 stays in the
     // file's layout, the others are interleaved within their own rows.
-    std::vector<const std::uint8_t*> done;
+    // Each matrix is flagged as soon as its bytes change, and only one that qualifies itself:
+    // a Matrix sharing another's bytes is flagged only when it has the same shape (the tied
+    // embedding), so no flag can ever describe bytes it does not match.
+    std::vector<const Matrix*> done;
+    done.reserve(all.size());
     for (Matrix* w : all) {
       if (w->type != TensorType::kQ4_K || w->rows % 16 != 0 || w->cols % 256 != 0 ||
           w->layout != MatrixLayout::kRows)
         continue;
-      const bool seen = std::find(done.begin(), done.end(), w->data) != done.end();
-      if (!seen) {
+      const auto same = std::find_if(done.begin(), done.end(),
+                                     [&](const Matrix* d) { return d->data == w->data; });
+      if (same == done.end()) {
         InterleaveQ4KRows16(bytes.data() + (w->data - bytes.data()), w->rows, w->cols);
-        done.push_back(w->data);
-      }
-    }
-    for (Matrix* w : all) {
-      if (std::find(done.begin(), done.end(), w->data) != done.end())
         w->layout = MatrixLayout::kQ4KRows16;
+        done.push_back(w);
+      } else if ((*same)->rows == w->rows && (*same)->cols == w->cols) {
+        w->layout = MatrixLayout::kQ4KRows16;
+      }
     }
   });
 }

@@ -52,9 +52,10 @@ class Model {
   // `placement`: where the file's bytes live (gguf.h); the engine reads models into 2 MiB pages.
   // `interleave_q4k`: in such a private copy, and where FastMatMul runs its AVX512-VNNI kernels,
   // store each Q4_K matrix whose row count is a multiple of 16 as MatrixLayout::kQ4KRows16
-  // (kernels.h; Matrix::layout says which are, and those tensors' GgufTensor::data then holds
-  // that layout too): ~30% less time per batch-1 product from memory, the same results. Only
-  // for the CPU's kernels: a device backend uploads Matrix::data as it is.
+  // (kernels.h; Matrix::layout says which are, and the bytes of those tensors, or of those
+  // slices of phi3's fused ones, then hold that layout: read them through CopyRows): ~30% less
+  // time per batch-1 product from memory, the same results. Only for the CPU's kernels (the
+  // engine asks for it with the cpu backend only).
   static Result<std::unique_ptr<Model>> Load(const std::filesystem::path& path,
                                              Placement placement = Placement::kMapped,
                                              bool interleave_q4k = false);

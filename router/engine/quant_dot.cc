@@ -316,6 +316,9 @@ void InFileLayout(quant_dot::RowKernel kernel, const quant_dot::RowJob& job, std
     CopyRows(w, r0, n, rows.data());
     // The kernel reads row r at data + r · row_bytes and writes y[v · rows + r] (rows: the
     // matrix's, kept): rows [0, n) of the buffer with y moved on by r0 are rows [r0, r0 + n).
+    // `part` claims w.rows rows over a buffer of n: right only because the AVX2 and scalar row
+    // kernels read no row outside [begin, end) (the AVX-512 lanes kernel, which unpacks the
+    // next tile ahead, never comes here).
     const Matrix part{w.type, rows.data(), w.rows, w.cols};
     quant_dot::RowJob sub = job;
     sub.w = &part;

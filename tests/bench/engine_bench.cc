@@ -2,22 +2,28 @@
 // peak RSS is not inflated by the bandwidth buffer:
 //
 //   engine_bench --machine [--threads 1,2]
-//     memory read bandwidth (a streaming read of a 1 GiB buffer, far beyond the caches) and
-//     peak FMA throughput (AVX2 FMAs on 12 independent accumulators), per thread count.
+//     memory read bandwidth (a streaming read of a 1 GiB buffer in 2 MiB pages, as the engine
+//     holds its weights, far beyond the caches; the best of a plain read and reads with software
+//     prefetch, since the kernels prefetch too) and peak FMA throughput (AVX2 FMAs on 12
+//     independent accumulators), per thread count.
 //   engine_bench --model M.gguf [--threads 1,2] [--prompt 512] [--decode 128] [--kv-type f16]
-//                [--mmap]
+//                [--mmap] [--no-interleave]
 //     prefill tok/s (one step of `prompt` tokens), decode tok/s (`decode` tokens, batch 1)
 //     and aggregate decode tok/s at batch 1/4/16 (also per second of process CPU time, the
 //     *_cpu_* fields: with 1 thread those leave out time lost to other processes), then the
 //     process's VmHWM. The KV cache is F16 (the serving default) unless --kv-type f32; the
-//     weights are read into 2 MiB pages (the engine's default) unless --mmap maps the file.
+//     weights are read into 2 MiB pages (the engine's default) unless --mmap maps the file;
+//     --no-interleave keeps Q4_K matrices in the file's layout there (EngineOptions::
+//     interleave_q4k), for A/B runs of the interleaved kernels.
 //
 // Each prints one JSON object per line; scripts/bench-engine turns them into the table in
 // docs/benchmarks/engine.md. Not a test: run it on a quiet machine.
 #include <immintrin.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -66,9 +72,18 @@ std::vector<int> ParseList(const std::string& s) {
 // ---- Machine limits.
 
 // Sums 64-bit words with four independent vector accumulators: loads are the only work.
-__attribute__((target("avx2"))) std::uint64_t ReadSum(const std::uint64_t* p, std::size_t n) {
+// `ahead` > 0 also prefetches that many bytes ahead (into L1), as the Q4_K and Q8_0 kernels
+// do: on some CPUs (an Intel Xeon here) a single stream's hardware prefetch alone reads well
+// below what the core can, and a bound measured without it would flatter the kernels.
+__attribute__((target("avx2"))) std::uint64_t ReadSum(const std::uint64_t* p, std::size_t n,
+                                                      std::size_t ahead) {
   __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+  const char* const bytes = reinterpret_cast<const char*>(p);
   for (std::size_t i = 0; i + 16 <= n; i += 16) {
+    if (ahead > 0) {
+      _mm_prefetch(bytes + 8 * i + ahead, _MM_HINT_T0);
+      _mm_prefetch(bytes + 8 * i + ahead + 64, _MM_HINT_T0);
+    }
     a0 = _mm256_add_epi64(a0, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i)));
     a1 = _mm256_add_epi64(a1, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 4)));
     a2 = _mm256_add_epi64(a2, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 8)));
@@ -80,17 +95,20 @@ __attribute__((target("avx2"))) std::uint64_t ReadSum(const std::uint64_t* p, st
   return t[0] + t[1] + t[2] + t[3];
 }
 
-// Best of several passes over the whole buffer, split across `threads`.
+// Best of several passes over the whole buffer, split across `threads`, each pass with one of
+// the prefetch distances (none, 1, 4 and 16 KiB ahead).
 double ReadBandwidth(const std::uint64_t* buf, std::size_t words, int threads) {
   double best = 0;
   std::vector<std::uint64_t> sink(static_cast<std::size_t>(threads));
-  for (int rep = 0; rep < 5; ++rep) {
+  constexpr std::size_t kAhead[] = {0, 1024, 4096, 16384};
+  for (int rep = 0; rep < 8; ++rep) {
+    const std::size_t ahead = kAhead[rep % 4];
     const auto t0 = Clock::now();
     std::vector<std::thread> pool;
     const std::size_t per = words / static_cast<std::size_t>(threads) / 16 * 16;
     for (int t = 0; t < threads; ++t) {
       pool.emplace_back(
-          [&, t] { sink[t] = ReadSum(buf + per * static_cast<std::size_t>(t), per); });
+          [&, t] { sink[t] = ReadSum(buf + per * static_cast<std::size_t>(t), per, ahead); });
     }
     for (auto& th : pool) th.join();
     const double s = Seconds(t0);
@@ -137,7 +155,19 @@ double PeakFlops(int threads) {
 
 int Machine(const std::vector<int>& threads) {
   const std::size_t bytes = std::size_t{1} << 30;
-  auto* buf = static_cast<std::uint64_t*>(std::aligned_alloc(64, bytes));
+  // In 2 MiB pages where the system gives them, like the engine's copy of the weights (a 4 KiB
+  // page ends each hardware prefetch stream and costs a TLB walk): the reads then measure
+  // memory, not page walks.
+  const std::size_t huge = std::size_t{2} << 20;
+  void* map =
+      mmap(nullptr, bytes + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (map == MAP_FAILED) {
+    std::perror("engine_bench: mmap");
+    return 1;
+  }
+  const std::size_t skip = (huge - reinterpret_cast<std::uintptr_t>(map) % huge) % huge;
+  auto* buf = reinterpret_cast<std::uint64_t*>(static_cast<char*>(map) + skip);
+  madvise(buf, bytes, MADV_HUGEPAGE);
   for (std::size_t i = 0; i < bytes / 8; ++i) buf[i] = i;
   for (int t : threads) {
     std::printf(
@@ -146,7 +176,7 @@ int Machine(const std::vector<int>& threads) {
         t, ReadBandwidth(buf, bytes / 8, t), PeakFlops(t));
     std::fflush(stdout);
   }
-  std::free(buf);
+  munmap(map, bytes + huge);
   return 0;
 }
 
@@ -178,12 +208,15 @@ std::int32_t Argmax(const std::vector<float>& v) {
 }
 
 int Model(const std::string& path, const std::vector<int>& threads, int prompt_len, int decode_len,
-          tidelane::engine::KvType kv_type, tidelane::engine::Placement weights) {
+          tidelane::engine::KvType kv_type, tidelane::engine::Placement weights, bool interleave) {
   constexpr std::size_t kKvPositions = 2048;
   std::mt19937 rng(1);
   for (int t : threads) {
-    auto loaded = Engine::Load(
-        path, {.threads = t, .kv_positions = kKvPositions, .kv_type = kv_type, .weights = weights});
+    auto loaded = Engine::Load(path, {.threads = t,
+                                      .kv_positions = kKvPositions,
+                                      .kv_type = kv_type,
+                                      .weights = weights,
+                                      .interleave_q4k = interleave});
     if (!loaded.ok()) {
       std::fprintf(stderr, "engine_bench: %s\n", loaded.error().c_str());
       return 1;
@@ -318,6 +351,7 @@ int main(int argc, char** argv) {
   int prompt = 512, decode = 128;
   auto kv_type = tidelane::engine::KvType::kF16;
   auto weights = tidelane::engine::Placement::kHugePages;
+  bool interleave = true;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -346,11 +380,13 @@ int main(int argc, char** argv) {
       kv_type = *parsed;
     } else if (a == "--mmap") {
       weights = tidelane::engine::Placement::kMapped;
+    } else if (a == "--no-interleave") {
+      interleave = false;
     } else {
       std::fprintf(stderr,
                    "usage: engine_bench --machine [--threads 1,2]\n"
                    "       engine_bench --model M.gguf [--threads 1,2] [--prompt 512] "
-                   "[--decode 128] [--kv-type f16|f32] [--mmap]\n");
+                   "[--decode 128] [--kv-type f16|f32] [--mmap] [--no-interleave]\n");
       return 2;
     }
   }
@@ -359,5 +395,5 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "engine_bench: --machine or --model M.gguf\n");
     return 2;
   }
-  return Model(model, threads, prompt, decode, kv_type, weights);
+  return Model(model, threads, prompt, decode, kv_type, weights, interleave);
 }

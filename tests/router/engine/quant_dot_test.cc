@@ -325,8 +325,9 @@ TEST(FastMatMul, LanesTilesGiveTheSameBitsAsOneVector) {
 // and every kernel gives bitwise what it gives on the file's layout — with AVX512 the lanes
 // kernel reading that layout (whole groups of 16 vectors) and the interleaved kernel (the other
 // vectors, 8, 4, 2 and 1 at a time), and the AVX2 and scalar kernels (rows put back in the
-// file's layout) — on one and two threads. 272 rows: 17 groups, more than one chunk of rows per
-// thread; at 1280 columns the lanes kernel's row blocks (136 rows) end mid-group.
+// file's layout) — on one and two threads. 272 rows: 17 groups; at 768 and 1280 columns more
+// than one chunk of rows (2 and 3), and at 1280 the lanes kernel's row blocks (136 rows) end
+// mid-group.
 TEST(FastMatMul, InterleavedQ4KGivesTheSameBitsAsTheFileLayout) {
   std::mt19937 rng(37);
   const std::size_t rows = 272;
