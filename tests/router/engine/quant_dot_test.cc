@@ -373,5 +373,41 @@ TEST(FastMatMul, InterleavedQ4KGivesTheSameBitsAsTheFileLayout) {
   }
 }
 
+// The lanes kernel on interleaved Q4_K scales each 32-value run's sum in float (exact while
+// |sum| · 63 · 4 < 2^24): its bounds, every quant 15 and every scale and min 63, against
+// activations of one sign (quantised to ±127, some ±126) and of mixed signs, give the same
+// bits as one vector at a time on the file's layout.
+TEST(FastMatMul, InterleavedQ4KLanesAtTheIntegerBounds) {
+  const std::size_t rows = 32, cols = 512;
+  std::vector<std::uint8_t> data(rows * RowBytes(TensorType::kQ4_K, cols));
+  for (std::size_t i = 0; i < rows * cols / 256; ++i) {
+    std::uint8_t* b = data.data() + 144 * i;  // ggml's block_q4_K: d, dmin, 12 scale bytes, qs
+    const std::uint16_t d = 0x3C00, dmin = 0x3800;  // 1.0 and 0.5 as halves
+    std::memcpy(b, &d, 2);
+    std::memcpy(b + 2, &dmin, 2);
+    std::memset(b + 4, 0xFF, 12);
+    std::memset(b + 16, i % 3 ? 0xFF : 0x0F, 128);
+  }
+  auto interleaved = data;
+  InterleaveQ4KRows16(interleaved.data(), rows, cols);
+  const Matrix file{TensorType::kQ4_K, data.data(), rows, cols};
+  const Matrix w{TensorType::kQ4_K, interleaved.data(), rows, cols, MatrixLayout::kQ4KRows16};
+  constexpr std::size_t kBatch = 16;
+  std::vector<float> x(kBatch * cols);
+  for (std::size_t v = 0; v < kBatch; ++v)
+    for (std::size_t e = 0; e < cols; ++e)
+      x[v * cols + e] = (v % 3 == 0   ? 1.0f
+                         : v % 3 == 1 ? -1.0f
+                                      : (e % 7 < 3 ? -1.0f : 1.0f)) *
+                        (e % (5 + v) == 0 ? 0.992f : 1.0f);  // 126, not 127: odd sums
+  ThreadPool one(1);
+  std::vector<float> want(kBatch * rows), got(kBatch * rows);
+  for (std::size_t v = 0; v < kBatch; ++v)
+    ASSERT_TRUE(FastMatMul(file, &x[v * cols], 1, &want[v * rows], one));
+  ASSERT_TRUE(FastMatMul(w, x.data(), kBatch, got.data(), one));
+  for (std::size_t i = 0; i < kBatch * rows; ++i)
+    ASSERT_EQ(std::memcmp(&got[i], &want[i], 4), 0) << "vector " << i / rows << " row " << i % rows;
+}
+
 }  // namespace
 }  // namespace tidelane::engine
