@@ -160,6 +160,17 @@ std::vector<v1::Lane> LanesSet(RecordingSink& sink) {
   return lanes;
 }
 
+// Twenty long prompts with one-token answers arrive: nearly all the work is prefill, the
+// demand on which the tide moves nodes to the prefill lane.
+void AdmitPrefillBurst(NodeTable& table) {
+  for (std::uint64_t id = 10; id < 30; ++id) {
+    core::Request r = MakeRequest(id);
+    r.prompt_tokens = 4000;
+    r.expected_output_tokens = 1;
+    table.AdmitAsync(r, {[](WaitUpdate) {}, [](AdmitResult) {}});
+  }
+}
+
 // The tide in the live router: a prefill-heavy burst moves high-tier nodes that may move into
 // the prefill lane, each worker told with SetLane; a node that is serving drains first (no new
 // work) and moves only when its last request ends; a lane the operator gave, and a node that
@@ -178,13 +189,7 @@ TEST(NodeTable, TheTideMovesNodesBetweenLanesDrainingThemFirstAndTellsTheirWorke
   const auto plain = AddTieredNode(table, "plain", v1::LANE_MIXED, false);
   const auto low = AddTieredNode(table, "low", v1::LANE_MIXED, true, v1::TIER_LOW);
 
-  // Long prompts, one-token answers: nearly all the work is prefill.
-  for (std::uint64_t id = 10; id < 30; ++id) {
-    core::Request r = MakeRequest(id);
-    r.prompt_tokens = 4000;
-    r.expected_output_tokens = 1;
-    table.AdmitAsync(r, {[](WaitUpdate) {}, [](AdmitResult) {}});
-  }
+  AdmitPrefillBurst(table);
   table.MoveLanes();
   // Two of the three movable nodes go to prefill (the controller keeps one mixed): "b" at
   // once, "a" once it has drained.
@@ -229,12 +234,7 @@ TEST(NodeTable, WithoutTheTideAllowedNothingMoves) {
   const auto c = AddTieredNode(table, "c", v1::LANE_MIXED, true);
   ASSERT_TRUE(table.SetPolicy("round-robin"));
   ASSERT_TRUE(table.SetPolicy("tidal"));
-  for (std::uint64_t id = 10; id < 30; ++id) {
-    core::Request r = MakeRequest(id);
-    r.prompt_tokens = 4000;
-    r.expected_output_tokens = 1;
-    table.AdmitAsync(r, {[](WaitUpdate) {}, [](AdmitResult) {}});
-  }
+  AdmitPrefillBurst(table);
   table.MoveLanes();
   for (const auto* name : {"a", "b", "c"}) EXPECT_EQ(LaneOf(table, name), v1::LANE_MIXED);
   EXPECT_TRUE(LanesSet(*a).empty() && LanesSet(*b).empty() && LanesSet(*c).empty());
