@@ -388,10 +388,9 @@ bool FastMatMul(const Matrix& w, const float* x, std::size_t batch, float* y, Th
 
   quant_dot::RowJob job{&w, reinterpret_cast<const std::uint8_t*>(x), w.cols * sizeof(float), batch,
                         y};
-  // Interleaved Q4_K (kernels.h) with this instruction set's own kernels (AVX512): the lanes
-  // kernel (q4_k, RunRows) reads that layout too and takes the whole groups of 16 vectors,
-  // q4_k_x16 the vectors after them. Without them the rows go back to the file's layout for the
-  // row kernels (InFileLayout).
+  // Interleaved Q4_K (kernels.h) with this instruction set's own kernels (AVX512): q4_k_x16
+  // takes every vector. Without them the rows go back to the file's layout for the row kernels
+  // (InFileLayout).
   const bool rows16 = w.layout == MatrixLayout::kQ4KRows16;
   const bool x16 = rows16 && k.q4_k_x16 != nullptr;
   const std::size_t work = w.rows * w.cols * batch;
@@ -423,7 +422,8 @@ bool FastMatMul(const Matrix& w, const float* x, std::size_t batch, float* y, Th
     job.act = out;
     // K-quants at batch 16 and above: the groups of 16 vectors again, transposed for the
     // lanes kernels (4.9 KB per block and group, a few µs per call); Q8_0 likewise (1 KB).
-    if (k.lanes_q8k != nullptr && batch >= quant_dot::ActQ8KLanes::kVectors &&
+    // Interleaved Q4_K has no lanes kernel: q4_k_x16 takes every vector.
+    if (k.lanes_q8k != nullptr && batch >= quant_dot::ActQ8KLanes::kVectors && !x16 &&
         (w.type == TensorType::kQ4_K || w.type == TensorType::kQ5_K ||
          w.type == TensorType::kQ6_K)) {
       job.lanes =
@@ -435,18 +435,9 @@ bool FastMatMul(const Matrix& w, const float* x, std::size_t batch, float* y, Th
           InLanes<quant_dot::ActQ8Lanes>(k.lanes_q8, out, job.act_stride, batch, w.cols / 32);
     }
   }
-  quant_dot::RowJob rest = job;  // interleaved: the vectors after the groups of 16
-  if (x16) {
-    const std::size_t in_lanes = job.lanes != nullptr ? batch / 16 * 16 : 0;
-    job.batch = in_lanes;
-    rest.act += in_lanes * job.act_stride;
-    rest.y += in_lanes * w.rows;
-    rest.batch = batch - in_lanes;
-  }
   auto run = [&](std::size_t begin, std::size_t end) {
     if (x16) {
-      if (job.batch > 0) kernel(job, begin, end);
-      if (rest.batch > 0) k.q4_k_x16(rest, begin, end);
+      k.q4_k_x16(job, begin, end);
     } else if (rows16) {
       InFileLayout(kernel, job, begin, end);
     } else {

@@ -97,8 +97,7 @@ struct KernelSet {
             q5_0 = nullptr, q5_1 = nullptr, q4_k = nullptr, q5_k = nullptr, q6_k = nullptr;
   LanesFn lanes_q8k = nullptr;  // set where the K-quant kernels read RowJob::lanes
   LanesFn lanes_q8 = nullptr;   // the same for Q8_0 (ActQ8 blocks in, ActQ8Lanes out)
-  // Q4_K in MatrixLayout::kQ4KRows16, rows in multiples of 16, every vector of the job (AVX512,
-  // whose q4_k lanes kernel reads that layout too and takes the whole groups of 16 vectors).
+  // Q4_K in MatrixLayout::kQ4KRows16, rows in multiples of 16, every vector of the job (AVX512).
   // Without it FastMatMul puts the rows back in the file's layout for q4_k.
   RowKernel q4_k_x16 = nullptr;
 };

@@ -322,12 +322,10 @@ TEST(FastMatMul, LanesTilesGiveTheSameBitsAsOneVector) {
 
 // Q4_K interleaved by 16 rows (MatrixLayout::kQ4KRows16, which the engine's private copy of the
 // weights takes with AVX512-VNNI): CopyRows and DequantizeMatrixRow give back the file's rows,
-// and every kernel gives bitwise what it gives on the file's layout — with AVX512 the lanes
-// kernel reading that layout (whole groups of 16 vectors) and the interleaved kernel (the other
-// vectors, 8, 4, 2 and 1 at a time), and the AVX2 and scalar kernels (rows put back in the
-// file's layout) — on one and two threads. 272 rows: 17 groups; at 768 and 1280 columns more
-// than one chunk of rows (2 and 3), and at 1280 the lanes kernel's row blocks (136 rows) end
-// mid-group.
+// and every kernel gives bitwise what it gives on the file's layout — with AVX512 the interleaved
+// kernel (16, 8, 4, 2 and 1 vectors at a time), and the AVX2 and scalar kernels (rows put back
+// in the file's layout) — on one and two threads. 272 rows: 17 groups; at 768 and 1280 columns
+// more than one chunk of rows (2 and 3).
 TEST(FastMatMul, InterleavedQ4KGivesTheSameBitsAsTheFileLayout) {
   std::mt19937 rng(37);
   const std::size_t rows = 272;
@@ -373,11 +371,12 @@ TEST(FastMatMul, InterleavedQ4KGivesTheSameBitsAsTheFileLayout) {
   }
 }
 
-// The lanes kernel on interleaved Q4_K scales each 32-value run's sum in float (exact while
-// |sum| · 63 · 4 < 2^24): its bounds, every quant 15 and every scale and min 63, against
-// activations of one sign (quantised to ±127, some ±126) and of mixed signs, give the same
-// bits as one vector at a time on the file's layout.
-TEST(FastMatMul, InterleavedQ4KLanesAtTheIntegerBounds) {
+// The interleaved Q4_K kernel for 16 vectors turns each 32-value run's sum into a float through
+// a biased float's bits (exact while |sum| < 2^22) and scales it in float (exact while
+// |sum| · 63 · 4 < 2^24), and turns the mins' sums likewise: at its bounds, every quant 15 and
+// every scale and min 63, against activations of one sign (quantised to ±127, some ±126) and of
+// mixed signs, it gives the same bits as one vector at a time on the file's layout.
+TEST(FastMatMul, InterleavedQ4KSixteenVectorsAtTheIntegerBounds) {
   const std::size_t rows = 32, cols = 512;
   std::vector<std::uint8_t> data(rows * RowBytes(TensorType::kQ4_K, cols));
   for (std::size_t i = 0; i < rows * cols / 256; ++i) {
