@@ -266,35 +266,50 @@ Result<std::vector<std::vector<float>>> Engine::Forward(std::span<const Step> st
     }
   }
 
+  // The per-row work between the products, split over the threads once there are enough rows
+  // (each row's operations are the same whichever thread runs them): run serially it was about
+  // a tenth of a batch-16 decode step at 2 threads.
+  auto for_rows = [&](auto&& fn) {
+    if (rows < 8 || pool_.size() == 1) {
+      for (std::size_t r = 0; r < rows; ++r) fn(r);
+      return;
+    }
+    pool_.ParallelFor(rows, [&](std::size_t begin, std::size_t end, int) {
+      for (std::size_t r = begin; r < end; ++r) fn(r);
+    });
+  };
   for (std::size_t l = 0; l < c.layers; ++l) {
     const LayerWeights& w = model_->layers()[l];
-    for (std::size_t r = 0; r < rows; ++r)
+    for_rows([&](std::size_t r) {
       RmsNorm(&s.x[r * c.dim], w.attn_norm.data(), c.rms_eps, &s.xn[r * c.dim], c.dim);
+    });
     backend_->MatMul(w.wq, s.xn.data(), rows, s.q.data());
     backend_->MatMul(w.wk, s.xn.data(), rows, s.k.data());
     backend_->MatMul(w.wv, s.xn.data(), rows, s.v.data());
     AddBias(s.q.data(), w.bq, rows);
     AddBias(s.k.data(), w.bk, rows);
     AddBias(s.v.data(), w.bv, rows);
-    for (std::size_t r = 0; r < rows; ++r) {
+    for_rows([&](std::size_t r) {
       const float* cos_sin = &s.rope[r * (c.rope_dims / 2) * 2];
       Rope(&s.q[r * c.q_dim()], c.heads, cos_sin);
       Rope(&s.k[r * c.kv_dim()], c.kv_heads, cos_sin);
       const Sequence& seq = seqs_.at(steps[row_step[r]].sequence);
       StoreRow(kv_.type(), &s.k[r * c.kv_dim()], c.kv_dim(), kv_.Key(seq.blocks, l, row_pos[r]));
       StoreRow(kv_.type(), &s.v[r * c.kv_dim()], c.kv_dim(), kv_.Value(seq.blocks, l, row_pos[r]));
-    }
+    });
     Attention(l, steps, row_step, row_pos);
     backend_->MatMul(w.wo, s.att.data(), rows, s.tmp.data());
-    for (std::size_t i = 0; i < rows * c.dim; ++i) s.x[i] += s.tmp[i];
-
-    for (std::size_t r = 0; r < rows; ++r)
+    for_rows([&](std::size_t r) {
+      for (std::size_t i = r * c.dim; i < (r + 1) * c.dim; ++i) s.x[i] += s.tmp[i];
       RmsNorm(&s.x[r * c.dim], w.ffn_norm.data(), c.rms_eps, &s.xn[r * c.dim], c.dim);
+    });
     backend_->MatMul(w.w_gate, s.xn.data(), rows, s.gate.data());
     backend_->MatMul(w.w_up, s.xn.data(), rows, s.up.data());
-    SwiGlu(s.gate.data(), s.up.data(), rows * c.ff);
+    for_rows([&](std::size_t r) { SwiGlu(&s.gate[r * c.ff], &s.up[r * c.ff], c.ff); });
     backend_->MatMul(w.w_down, s.gate.data(), rows, s.tmp.data());
-    for (std::size_t i = 0; i < rows * c.dim; ++i) s.x[i] += s.tmp[i];
+    for_rows([&](std::size_t r) {
+      for (std::size_t i = r * c.dim; i < (r + 1) * c.dim; ++i) s.x[i] += s.tmp[i];
+    });
   }
 
   // Only the rows whose logits are wanted go through the (large) output matrix.
