@@ -12,6 +12,10 @@ class CpuBackend final : public Backend {
   void MatMul(const Matrix& w, const float* x, std::size_t batch, float* y) override {
     engine::MatMul(w, x, batch, y, pool_);
   }
+  void MatMuls(std::span<const Matrix* const> ws, const float* x, std::size_t batch,
+               std::span<float* const> ys) override {
+    engine::MatMuls(ws, x, batch, ys, pool_);
+  }
 
  private:
   ThreadPool& pool_;

@@ -104,6 +104,13 @@ class Backend {
   virtual std::string_view Name() const = 0;
   // y[b][r] = W[r] · x[b] (see MatMul in kernels.h for the layout).
   virtual void MatMul(const Matrix& w, const float* x, std::size_t batch, float* y) = 0;
+  // ys[i] = MatMul(*ws[i], x) for matrices that read the same x (a layer's q, k and v; gate and
+  // up), ws and ys of one length; a backend may share the work on x (the CPU's quantises it
+  // once). By default, MatMul for each.
+  virtual void MatMuls(std::span<const Matrix* const> ws, const float* x, std::size_t batch,
+                       std::span<float* const> ys) {
+    for (std::size_t i = 0; i < ws.size() && i < ys.size(); ++i) MatMul(*ws[i], x, batch, ys[i]);
+  }
   // The whole-pass capability above, owned by the backend; nullptr (the default, and the CPU
   // backend's answer) when the backend offers only MatMul.
   virtual DeviceForward* device_forward() { return nullptr; }

@@ -283,9 +283,11 @@ Result<std::vector<std::vector<float>>> Engine::Forward(std::span<const Step> st
     for_rows([&](std::size_t r) {
       RmsNorm(&s.x[r * c.dim], w.attn_norm.data(), c.rms_eps, &s.xn[r * c.dim], c.dim);
     });
-    backend_->MatMul(w.wq, s.xn.data(), rows, s.q.data());
-    backend_->MatMul(w.wk, s.xn.data(), rows, s.k.data());
-    backend_->MatMul(w.wv, s.xn.data(), rows, s.v.data());
+    {
+      const Matrix* const qkv[] = {&w.wq, &w.wk, &w.wv};
+      float* const out[] = {s.q.data(), s.k.data(), s.v.data()};
+      backend_->MatMuls(qkv, s.xn.data(), rows, out);
+    }
     AddBias(s.q.data(), w.bq, rows);
     AddBias(s.k.data(), w.bk, rows);
     AddBias(s.v.data(), w.bv, rows);
@@ -303,8 +305,11 @@ Result<std::vector<std::vector<float>>> Engine::Forward(std::span<const Step> st
       for (std::size_t i = r * c.dim; i < (r + 1) * c.dim; ++i) s.x[i] += s.tmp[i];
       RmsNorm(&s.x[r * c.dim], w.ffn_norm.data(), c.rms_eps, &s.xn[r * c.dim], c.dim);
     });
-    backend_->MatMul(w.w_gate, s.xn.data(), rows, s.gate.data());
-    backend_->MatMul(w.w_up, s.xn.data(), rows, s.up.data());
+    {
+      const Matrix* const gate_up[] = {&w.w_gate, &w.w_up};
+      float* const out[] = {s.gate.data(), s.up.data()};
+      backend_->MatMuls(gate_up, s.xn.data(), rows, out);
+    }
     for_rows([&](std::size_t r) { SwiGlu(&s.gate[r * c.ff], &s.up[r * c.ff], c.ff); });
     backend_->MatMul(w.w_down, s.gate.data(), rows, s.tmp.data());
     for_rows([&](std::size_t r) {

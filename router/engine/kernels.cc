@@ -468,6 +468,13 @@ void InterleaveQ4KRows16(std::uint8_t* data, std::size_t rows, std::size_t cols)
   }
 }
 
+void MatMuls(std::span<const Matrix* const> ws, const float* x, std::size_t batch,
+             std::span<float* const> ys, ThreadPool& pool) {
+  if (FastMatMuls(ws, x, batch, ys, pool)) return;
+  for (std::size_t i = 0; i < ws.size() && i < ys.size(); ++i)
+    MatMul(*ws[i], x, batch, ys[i], pool);
+}
+
 void MatMul(const Matrix& w, const float* x, std::size_t batch, float* y, ThreadPool& pool) {
   // Quantised-activation integer kernels where the type has them (quant_dot.h); else below.
   if (FastMatMul(w, x, batch, y, pool)) return;

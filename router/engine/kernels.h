@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 
 #include "router/engine/tensor_types.h"
 
@@ -91,5 +92,9 @@ void HalvesToFloats(const std::uint16_t* src, float* dst, std::size_t n);
 // batch×W.rows. Rows are split across the pool; a quantised row is expanded block by block
 // into a small buffer and reused for every vector of the batch, never the whole matrix.
 void MatMul(const Matrix& w, const float* x, std::size_t batch, float* y, ThreadPool& pool);
+// y_i = W_i · x for matrices that read the same x (ys[i] as MatMul's y for ws[i]): FastMatMuls
+// (the activations quantised once) where it covers them, else MatMul for each.
+void MatMuls(std::span<const Matrix* const> ws, const float* x, std::size_t batch,
+             std::span<float* const> ys, ThreadPool& pool);
 
 }  // namespace tidelane::engine

@@ -345,6 +345,18 @@ FastMatMulIsa SetFastMatMulIsaForTesting(FastMatMulIsa isa) {
 }
 
 bool FastMatMul(const Matrix& w, const float* x, std::size_t batch, float* y, ThreadPool& pool) {
+  const Matrix* const ws[] = {&w};
+  float* const ys[] = {y};
+  return FastMatMuls(ws, x, batch, ys, pool);
+}
+
+bool FastMatMuls(std::span<const Matrix* const> ws, const float* x, std::size_t batch,
+                 std::span<float* const> ys, ThreadPool& pool) {
+  if (ws.empty() || ws.size() != ys.size()) return false;
+  const Matrix& w = *ws[0];
+  for (const Matrix* m : ws) {
+    if (m->type != w.type || m->layout != w.layout || m->cols != w.cols) return false;
+  }
   const KernelSet& k = Active();
   quant_dot::RowKernel kernel = nullptr;
   ActFormat format = ActFormat::kFloat;
@@ -384,16 +396,28 @@ bool FastMatMul(const Matrix& w, const float* x, std::size_t batch, float* y, Th
   }
   const std::size_t block = format == ActFormat::kQ8K ? 256 : format == ActFormat::kFloat ? 1 : 32;
   if (kernel == nullptr || w.cols % block != 0) return false;
-  if (w.rows == 0 || batch == 0) return true;
+  // At most a layer's q, k and v (or gate and up) at once: no allocation for the jobs.
+  constexpr std::size_t kMaxMatrices = 4;
+  if (ws.size() > kMaxMatrices) {
+    for (std::size_t i = 0; i < ws.size(); ++i) {
+      FastMatMuls(ws.subspan(i, 1), x, batch, ys.subspan(i, 1), pool);  // has a kernel: runs
+    }
+    return true;
+  }
+  std::size_t total_rows = 0;
+  for (const Matrix* m : ws) total_rows += m->rows;
+  if (total_rows == 0 || batch == 0) return true;
 
+  // What every matrix's job shares: the activations (quantised once for all of them) and the
+  // lanes blocks; each job then gets its matrix and output.
   quant_dot::RowJob job{&w, reinterpret_cast<const std::uint8_t*>(x), w.cols * sizeof(float), batch,
-                        y};
+                        nullptr};
   // Interleaved Q4_K (kernels.h) with this instruction set's own kernels (AVX512): q4_k_x16
   // takes every vector. Without them the rows go back to the file's layout for the row kernels
   // (InFileLayout).
   const bool rows16 = w.layout == MatrixLayout::kQ4KRows16;
   const bool x16 = rows16 && k.q4_k_x16 != nullptr;
-  const std::size_t work = w.rows * w.cols * batch;
+  const std::size_t work = total_rows * w.cols * batch;
   if (format != ActFormat::kFloat) {
     // Each vector is quantised once for the whole matrix; the buffer lives on the calling
     // thread and grows to the largest batch seen.
@@ -435,17 +459,25 @@ bool FastMatMul(const Matrix& w, const float* x, std::size_t batch, float* y, Th
           InLanes<quant_dot::ActQ8Lanes>(k.lanes_q8, out, job.act_stride, batch, w.cols / 32);
     }
   }
-  auto run = [&](std::size_t begin, std::size_t end) {
+  quant_dot::RowJob jobs[kMaxMatrices];
+  for (std::size_t i = 0; i < ws.size(); ++i) {
+    jobs[i] = job;
+    jobs[i].w = ws[i];
+    jobs[i].y = ys[i];
+  }
+  auto run = [&](std::size_t i, std::size_t begin, std::size_t end) {
     if (x16) {
-      k.q4_k_x16(job, begin, end);
+      k.q4_k_x16(jobs[i], begin, end);
     } else if (rows16) {
-      InFileLayout(kernel, job, begin, end);
+      InFileLayout(kernel, jobs[i], begin, end);
     } else {
-      kernel(job, begin, end);
+      kernel(jobs[i], begin, end);
     }
   };
   if (work < kMinParallelWork || pool.size() == 1) {
-    run(0, w.rows);
+    for (std::size_t i = 0; i < ws.size(); ++i) {
+      if (ws[i]->rows > 0) run(i, 0, ws[i]->rows);
+    }
     return true;
   }
   // Rows are handed out in chunks from a shared counter rather than split evenly up front: the
@@ -459,14 +491,23 @@ bool FastMatMul(const Matrix& w, const float* x, std::size_t batch, float* y, Th
   // the work: its chunks then hold 4 KiB of weights, one group of 16 rows and up (64 KiB split
   // a 256-row matrix between 2 threads as 160 + 96 rows; batch-16 decode +0.5-3% at 2 threads).
   if (x16 && batch >= 16) min_rows = (min_rows + 15) / 16;
-  std::size_t chunk = std::max<std::size_t>({w.rows / (threads * 8), min_rows, 4});
+  std::size_t chunk = std::max<std::size_t>({total_rows / (threads * 8), min_rows, 4});
   if (rows16) chunk = (chunk + 15) / 16 * 16;  // whole groups of 16 interleaved rows
+  // The matrices' chunks are numbered one after another (none spans two matrices), and the
+  // threads take the numbers from one counter.
+  std::size_t first_chunk[kMaxMatrices + 1] = {0};
+  for (std::size_t i = 0; i < ws.size(); ++i)
+    first_chunk[i + 1] = first_chunk[i] + (ws[i]->rows + chunk - 1) / chunk;
+  const std::size_t chunks = first_chunk[ws.size()];
   std::atomic<std::size_t> next{0};
   pool.ParallelFor(threads, [&](std::size_t, std::size_t, int) {
     for (;;) {
-      const std::size_t begin = next.fetch_add(chunk, std::memory_order_relaxed);
-      if (begin >= w.rows) break;
-      run(begin, std::min(w.rows, begin + chunk));
+      const std::size_t c = next.fetch_add(1, std::memory_order_relaxed);
+      if (c >= chunks) break;
+      std::size_t i = 0;
+      while (c >= first_chunk[i + 1]) ++i;
+      const std::size_t begin = (c - first_chunk[i]) * chunk;
+      run(i, begin, std::min(ws[i]->rows, begin + chunk));
     }
   });
   return true;

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstddef>
+#include <span>
 
 #include "router/engine/kernels.h"
 
@@ -34,6 +35,13 @@ class ThreadPool;
 // CPU (the caller falls back to dequantising rows). Types with a fast path: Q8_0, Q4_0, Q4_1,
 // Q5_0, Q5_1, Q4_K, Q5_K, Q6_K everywhere; F16 and F32 with AVX2+FMA+F16C.
 bool FastMatMul(const Matrix& w, const float* x, std::size_t batch, float* y, ThreadPool& pool);
+// y_i = W_i · x for matrices that read the same activations (a layer's q, k and v; its gate and
+// up): FastMatMul for each, with x quantised once for all and their rows handed to the threads
+// as one set of chunks; each y_i bitwise what FastMatMul gives. Returns false, doing nothing,
+// when FastMatMul would for the first, or the matrices differ in type, layout or columns, or ws
+// and ys differ in length.
+bool FastMatMuls(std::span<const Matrix* const> ws, const float* x, std::size_t batch,
+                 std::span<float* const> ys, ThreadPool& pool);
 
 // Which kernels FastMatMul uses: the best the CPU has, unless a test forces another (to check
 // the portable kernels on an AVX2 machine); not thread-safe against concurrent FastMatMul calls.

@@ -229,6 +229,62 @@ TEST(FastMatMul, DeclinesTypesItDoesNotCover) {
   }
 }
 
+// A layer's q, k and v (and gate and up) read one input: FastMatMuls quantises it once and hands
+// out the matrices' rows together, and each output must be bitwise what FastMatMul gives it
+// alone — for row kernels, the lanes kernels (batch 16 and more) and interleaved Q4_K, on one and
+// two threads. Matrices that do not share a type, layout or width are declined untouched.
+TEST(FastMatMul, SharedInputGivesEachMatrixItsOwnBits) {
+  std::mt19937 rng(41);
+  const std::size_t cols = 512, rows[] = {48, 16, 80};
+  for (TensorType type : {TensorType::kQ8_0, TensorType::kQ4_K, TensorType::kF16}) {
+    for (bool interleave : {false, true}) {
+      if (interleave && type != TensorType::kQ4_K) continue;
+      std::vector<std::vector<std::uint8_t>> data;
+      std::vector<Matrix> ws;
+      for (std::size_t r : rows) {
+        data.push_back(TestWeights(type, r, cols, rng));
+        if (interleave) InterleaveQ4KRows16(data.back().data(), r, cols);
+      }
+      for (std::size_t i = 0; i < std::size(rows); ++i) {
+        ws.push_back({type, data[i].data(), rows[i], cols,
+                      interleave ? MatrixLayout::kQ4KRows16 : MatrixLayout::kRows});
+      }
+      for (int threads : {1, 2}) {
+        ThreadPool pool(threads);
+        for (std::size_t batch : {1u, 5u, 16u, 21u, 64u}) {
+          const auto x = RandomActivations(batch * cols, rng);
+          std::vector<std::vector<float>> want, got;
+          for (const Matrix& w : ws) {
+            want.emplace_back(batch * w.rows);
+            got.emplace_back(batch * w.rows, -1.0f);
+            ASSERT_TRUE(FastMatMul(w, x.data(), batch, want.back().data(), pool));
+          }
+          const Matrix* const in[] = {&ws[0], &ws[1], &ws[2]};
+          float* const out[] = {got[0].data(), got[1].data(), got[2].data()};
+          ASSERT_TRUE(FastMatMuls(in, x.data(), batch, out, pool));
+          for (std::size_t i = 0; i < ws.size(); ++i) {
+            ASSERT_EQ(std::memcmp(want[i].data(), got[i].data(), want[i].size() * 4), 0)
+                << TensorTypeName(type) << (interleave ? " interleaved" : "") << " matrix " << i
+                << " batch " << batch << " threads " << threads;
+          }
+        }
+      }
+    }
+  }
+  // Different widths: declined, the outputs untouched.
+  const auto a = TestWeights(TensorType::kQ8_0, 16, 512, rng);
+  const auto b = TestWeights(TensorType::kQ8_0, 16, 256, rng);
+  const Matrix wa{TensorType::kQ8_0, a.data(), 16, 512}, wb{TensorType::kQ8_0, b.data(), 16, 256};
+  const auto x = RandomActivations(512, rng);
+  std::vector<float> ya(16, 7.0f), yb(16, 7.0f);
+  const Matrix* const in[] = {&wa, &wb};
+  float* const out[] = {ya.data(), yb.data()};
+  ThreadPool pool(2);
+  EXPECT_FALSE(FastMatMuls(in, x.data(), 1, out, pool));
+  EXPECT_EQ(ya, std::vector<float>(16, 7.0f));
+  EXPECT_EQ(yb, std::vector<float>(16, 7.0f));
+}
+
 // The SIMD and scalar kernels quantise activations to the same bytes and build the same integer
 // sums, so they agree to float rounding; the VNNI kernels differ from the AVX2 ones only in how
 // the exact integer sums are formed, so those two agree bitwise.
