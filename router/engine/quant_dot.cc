@@ -453,6 +453,10 @@ bool FastMatMuls(std::span<const Matrix* const> ws, const float* x, std::size_t 
       job.lanes =
           InLanes<quant_dot::ActQ8KLanes>(k.lanes_q8k, out, job.act_stride, batch, w.cols / 256);
     }
+    if (x16 && k.pairs_q8k != nullptr && batch >= quant_dot::ActQ8KPairs::kVectors) {
+      job.lanes =
+          InLanes<quant_dot::ActQ8KPairs>(k.pairs_q8k, out, job.act_stride, batch, w.cols / 256);
+    }
     if (k.lanes_q8 != nullptr && batch >= quant_dot::ActQ8Lanes::kVectors &&
         w.type == TensorType::kQ8_0) {
       job.lanes =

@@ -70,6 +70,14 @@ struct alignas(64) ActQ8Lanes {
   float d[kVectors];
 };
 
+// Per block of 16 vectors, each vector's sums of sub-blocks 2k and 2k + 1 as one int16 pair
+// (the low one first), the Q4_K mins' operand: interleaved Q4_K's 16-vector kernel reads them
+// as vpdpwssd's broadcast memory operand.
+struct alignas(64) ActQ8KPairs {
+  static constexpr int kVectors = 16;
+  std::int32_t sums[kVectors][4];
+};
+
 enum class ActFormat { kFloat, kQ8, kQ8_1, kQ8K };
 
 struct RowJob {
@@ -80,7 +88,8 @@ struct RowJob {
   float* y;  // batch × w->rows
   // Q4_K/Q5_K/Q6_K with a lanes kernel (KernelSet::lanes_q8k): the first batch / 16 groups of 16
   // vectors again as ActQ8KLanes, cols / 256 blocks per group; Q8_0 with KernelSet::lanes_q8:
-  // as ActQ8Lanes, cols / 32 blocks per group; nullptr otherwise.
+  // as ActQ8Lanes, cols / 32 blocks per group; interleaved Q4_K (q4_k_x16) with
+  // KernelSet::pairs_q8k: as ActQ8KPairs; nullptr otherwise.
   const std::uint8_t* lanes = nullptr;
 };
 // Computes y for rows [begin, end) and every vector of the batch.
@@ -100,6 +109,7 @@ struct KernelSet {
   // Q4_K in MatrixLayout::kQ4KRows16, rows in multiples of 16, every vector of the job (AVX512).
   // Without it FastMatMul puts the rows back in the file's layout for q4_k.
   RowKernel q4_k_x16 = nullptr;
+  LanesFn pairs_q8k = nullptr;  // ActQ8KPairs from ActQ8K, for q4_k_x16 at 16 vectors and more
 };
 
 // Rounds x / d to the nearest integer, ties to even (as _mm256_cvtps_epi32 does), so the scalar
