@@ -87,6 +87,35 @@ TIDELANE_SIMD_CLONES void AttendValuesPlain(const float* __restrict p, std::size
   }
 }
 
+// Argmax reads the row once: the first pass keeps the largest value of each block of kArgmaxBlock
+// and remembers the first block that raised the overall largest; only that block is scanned
+// again for the first element equal to it. (Scanning the whole row again averages half a row
+// more; a single pass tracking indices needs a compare and two blends per vector.)
+constexpr std::size_t kArgmaxBlock = 512;
+
+// The first index in [from, n) holding `best` (which is there).
+std::size_t FirstEqual(const float* x, std::size_t from, float best) {
+  std::size_t i = from;
+  while (!(x[i] == best)) ++i;
+  return i;
+}
+
+std::size_t ArgmaxPlain(const float* x, std::size_t n) {
+  float best = x[0];
+  std::size_t best_block = 0;
+  for (std::size_t b = 0; b < n; b += kArgmaxBlock) {
+    const std::size_t end = std::min(n, b + kArgmaxBlock);
+    // `m < v ? v : m` passes a NaN over: the comparison is false.
+    float m = -INFINITY;
+    for (std::size_t i = b; i < end; ++i) m = m < x[i] ? x[i] : m;
+    if (best < m) {
+      best = m;
+      best_block = b;
+    }
+  }
+  return FirstEqual(x, best_block, best);
+}
+
 void SoftmaxPlain(float* x, std::size_t n) {
   const float max = *std::max_element(x, x + n);
   float sum = 0;
@@ -292,6 +321,36 @@ TIDELANE_AVX2_INLINE __m256 SiluMul(__m256 g, __m256 u) {
   return _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), u);
 }
 
+// GCC 12 does not vectorise ArgmaxPlain's loop (it keeps maxss in order), so at 32,000 logits a
+// row took ~13 µs; this takes ~2.5 µs. vmaxps(v, m) returns m where v is a NaN (the second
+// operand when unordered), which is the plain loop's rule, and a lane never holds a NaN.
+TIDELANE_AVX2 std::size_t ArgmaxAvx2(const float* x, std::size_t n) {
+  float best = x[0];
+  std::size_t best_block = 0;
+  for (std::size_t b = 0; b < n; b += kArgmaxBlock) {
+    const std::size_t end = std::min(n, b + kArgmaxBlock);
+    __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0, m2 = m0, m3 = m0;
+    std::size_t i = b;
+    for (; i + 32 <= end; i += 32) {
+      m0 = _mm256_max_ps(_mm256_loadu_ps(x + i), m0);
+      m1 = _mm256_max_ps(_mm256_loadu_ps(x + i + 8), m1);
+      m2 = _mm256_max_ps(_mm256_loadu_ps(x + i + 16), m2);
+      m3 = _mm256_max_ps(_mm256_loadu_ps(x + i + 24), m3);
+    }
+    m0 = _mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m0), _mm256_extractf128_ps(m0, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    float m = _mm_cvtss_f32(m4);
+    for (; i < end; ++i) m = m < x[i] ? x[i] : m;
+    if (best < m) {
+      best = m;
+      best_block = b;
+    }
+  }
+  return FirstEqual(x, best_block, best);
+}
+
 TIDELANE_AVX2 void SwiGluAvx2(float* gate, const float* up, std::size_t n) {
   std::size_t i = 0;
   for (; i + 8 <= n; i += 8)
@@ -350,6 +409,11 @@ void HalvesToFloats(const std::uint16_t* src, float* dst, std::size_t n) {
     return;
   }
   for (std::size_t i = 0; i < n; ++i) dst[i] = HalfToFloat(src[i]);
+}
+
+std::size_t Argmax(const float* x, std::size_t n) {
+  if (n == 0 || std::isnan(x[0])) return 0;
+  return HasAvx2Fma() ? ArgmaxAvx2(x, n) : ArgmaxPlain(x, n);
 }
 
 void SwiGlu(float* gate, const float* up, std::size_t n) {

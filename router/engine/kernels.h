@@ -60,6 +60,9 @@ void RmsNorm(const float* x, const float* weight, float eps, float* out, std::si
 void Softmax(float* x, std::size_t n);
 // gate[i] = silu(gate[i]) · up[i], silu(x) = x / (1 + e^-x): the SwiGLU feed-forward's gating.
 void SwiGlu(float* gate, const float* up, std::size_t n);
+// The index of the largest of x[0, n), the first of equals (+0 and -0 are equal), NaNs passed
+// over: what std::max_element returns, so 0 when x[0] is a NaN or n is 0.
+std::size_t Argmax(const float* x, std::size_t n);
 
 // Attention over `n` cached positions for the `group` query heads that share one KV head
 // (grouped-query attention reads each key and value once for the whole group). Keys and

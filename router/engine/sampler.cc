@@ -6,26 +6,12 @@
 #include <unordered_map>
 #include <vector>
 
+#include "router/engine/kernels.h"
+
 namespace tidelane::engine {
 
 std::int32_t Greedy(std::span<const float> logits) {
-  const std::size_t n = logits.size();
-  if (n == 0 || std::isnan(logits[0])) return 0;
-  // The largest value first, in eight independent chains (a NaN never replaces a value), then
-  // the first element equal to it.
-  constexpr std::size_t kChains = 8;
-  float m[kChains];
-  for (std::size_t c = 0; c < kChains; ++c) m[c] = logits[0];
-  std::size_t i = 0;
-  for (; i + kChains <= n; i += kChains) {
-    for (std::size_t c = 0; c < kChains; ++c) m[c] = m[c] < logits[i + c] ? logits[i + c] : m[c];
-  }
-  for (; i < n; ++i) m[0] = m[0] < logits[i] ? logits[i] : m[0];
-  float max = m[0];
-  for (std::size_t c = 1; c < kChains; ++c) max = max < m[c] ? m[c] : max;
-  std::size_t first = 0;
-  while (!(logits[first] == max)) ++first;
-  return static_cast<std::int32_t>(first);
+  return static_cast<std::int32_t>(Argmax(logits.data(), logits.size()));
 }
 
 std::int32_t Sampler::Sample(std::span<float> logits, std::span<const std::int32_t> history) {

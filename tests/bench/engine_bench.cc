@@ -7,14 +7,16 @@
 //     prefetch, since the kernels prefetch too) and peak FMA throughput (AVX2 FMAs on 12
 //     independent accumulators), per thread count.
 //   engine_bench --model M.gguf [--threads 1,2] [--prompt 512] [--decode 128] [--kv-type f16]
-//                [--mmap] [--no-interleave]
+//                [--mmap] [--no-interleave] [--batches 1,4,16] [--steps 32]
 //     prefill tok/s (one step of `prompt` tokens), decode tok/s (`decode` tokens, batch 1)
 //     and aggregate decode tok/s at batch 1/4/16 (also per second of process CPU time, the
 //     *_cpu_* fields: with 1 thread those leave out time lost to other processes), then the
 //     process's VmHWM. The KV cache is F16 (the serving default) unless --kv-type f32; the
 //     weights are read into 2 MiB pages (the engine's default) unless --mmap maps the file;
 //     --no-interleave keeps Q4_K matrices in the file's layout there (EngineOptions::
-//     interleave_q4k), for A/B runs of the interleaved kernels.
+//     interleave_q4k), for A/B runs of the interleaved kernels. --batches and --steps pick the
+//     aggregate decode's batch sizes and steps (for profiling one batch size; the report uses
+//     the defaults).
 //
 // Each prints one JSON object per line; scripts/bench-engine turns them into the table in
 // docs/benchmarks/engine.md. Not a test: run it on a quiet machine.
@@ -207,16 +209,28 @@ std::int32_t Argmax(const std::vector<float>& v) {
   return tidelane::engine::Greedy(v);
 }
 
-int Model(const std::string& path, const std::vector<int>& threads, int prompt_len, int decode_len,
-          tidelane::engine::KvType kv_type, tidelane::engine::Placement weights, bool interleave) {
+struct ModelRun {
+  std::vector<int> threads = {1, 2};
+  int prompt_len = 512;
+  int decode_len = 128;
+  std::vector<int> batches = {1, 4, 16};
+  int steps = 32;
+  tidelane::engine::KvType kv_type = tidelane::engine::KvType::kF16;
+  tidelane::engine::Placement weights = tidelane::engine::Placement::kHugePages;
+  bool interleave = true;
+};
+
+int Model(const std::string& path, const ModelRun& run) {
+  const int prompt_len = run.prompt_len, decode_len = run.decode_len;
+  const auto kv_type = run.kv_type;
   constexpr std::size_t kKvPositions = 2048;
   std::mt19937 rng(1);
-  for (int t : threads) {
+  for (int t : run.threads) {
     auto loaded = Engine::Load(path, {.threads = t,
                                       .kv_positions = kKvPositions,
                                       .kv_type = kv_type,
-                                      .weights = weights,
-                                      .interleave_q4k = interleave});
+                                      .weights = run.weights,
+                                      .interleave_q4k = run.interleave});
     if (!loaded.ok()) {
       std::fprintf(stderr, "engine_bench: %s\n", loaded.error().c_str());
       return 1;
@@ -273,7 +287,7 @@ int Model(const std::string& path, const std::vector<int>& threads, int prompt_l
 
     // Aggregate decode: B sequences with 32-token prompts, then 32 steps of one token each.
     std::string agg, agg_cpu;
-    for (int batch : {1, 4, 16}) {
+    for (int batch : run.batches) {
       std::vector<tidelane::engine::SequenceId> ids;
       std::vector<std::vector<std::int32_t>> prompts, last(static_cast<std::size_t>(batch));
       std::vector<Engine::Step> steps;
@@ -283,7 +297,7 @@ int Model(const std::string& path, const std::vector<int>& threads, int prompt_l
       }
       for (int b = 0; b < batch; ++b) steps.push_back({ids[b], prompts[b]});
       auto logits = forward(steps);
-      constexpr int kSteps = 32;
+      const int kSteps = run.steps;
       const auto t1 = Clock::now();
       const double cpu1 = CpuSeconds();
       for (int i = 0; i < kSteps; ++i) {
@@ -347,11 +361,7 @@ int Model(const std::string& path, const std::vector<int>& threads, int prompt_l
 int main(int argc, char** argv) {
   std::string model;
   bool machine = false;
-  std::vector<int> threads = {1, 2};
-  int prompt = 512, decode = 128;
-  auto kv_type = tidelane::engine::KvType::kF16;
-  auto weights = tidelane::engine::Placement::kHugePages;
-  bool interleave = true;
+  ModelRun run;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -366,34 +376,39 @@ int main(int argc, char** argv) {
     } else if (a == "--model") {
       model = value();
     } else if (a == "--threads") {
-      threads = ParseList(value());
+      run.threads = ParseList(value());
     } else if (a == "--prompt") {
-      prompt = std::atoi(value().c_str());
+      run.prompt_len = std::max(1, std::atoi(value().c_str()));
     } else if (a == "--decode") {
-      decode = std::atoi(value().c_str());
+      run.decode_len = std::max(1, std::atoi(value().c_str()));
+    } else if (a == "--batches") {
+      run.batches = ParseList(value());
+    } else if (a == "--steps") {
+      run.steps = std::max(1, std::atoi(value().c_str()));
     } else if (a == "--kv-type") {
       const auto parsed = tidelane::engine::ParseKvType(value());
       if (!parsed) {
         std::fprintf(stderr, "engine_bench: --kv-type is f32 or f16\n");
         return 2;
       }
-      kv_type = *parsed;
+      run.kv_type = *parsed;
     } else if (a == "--mmap") {
-      weights = tidelane::engine::Placement::kMapped;
+      run.weights = tidelane::engine::Placement::kMapped;
     } else if (a == "--no-interleave") {
-      interleave = false;
+      run.interleave = false;
     } else {
       std::fprintf(stderr,
                    "usage: engine_bench --machine [--threads 1,2]\n"
                    "       engine_bench --model M.gguf [--threads 1,2] [--prompt 512] "
-                   "[--decode 128] [--kv-type f16|f32] [--mmap] [--no-interleave]\n");
+                   "[--decode 128] [--kv-type f16|f32] [--mmap] [--no-interleave] "
+                   "[--batches 1,4,16] [--steps 32]\n");
       return 2;
     }
   }
-  if (machine) return Machine(threads);
+  if (machine) return Machine(run.threads);
   if (model.empty()) {
     std::fprintf(stderr, "engine_bench: --machine or --model M.gguf\n");
     return 2;
   }
-  return Model(model, threads, prompt, decode, kv_type, weights, interleave);
+  return Model(model, run);
 }

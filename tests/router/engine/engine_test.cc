@@ -469,7 +469,7 @@ TEST(Sampler, GreedyIsArgmaxAndASeedReproducesADraw) {
 }
 
 // Greedy is std::max_element's index: ties to the first, NaNs passed over (a NaN first is
-// index 0), ±0 equal, lengths around its eight chains.
+// index 0), ±0 equal, lengths around its 32-float vectors and 512-float blocks.
 TEST(Sampler, GreedyPicksWhatMaxElementPicks) {
   const float nan = std::nanf("");
   const float inf = INFINITY;
@@ -494,6 +494,27 @@ TEST(Sampler, GreedyPicksWhatMaxElementPicks) {
       std::vector<float> v(n);
       for (auto& x : v) x = small(rng) == 4 && rep % 3 == 0 ? nan : static_cast<float>(small(rng));
       EXPECT_EQ(Greedy(v), std::max_element(v.begin(), v.end()) - v.begin()) << "n " << n;
+    }
+  }
+  // Rows of a vocabulary's size: the largest value now in one block, now in several (the first
+  // of them must win), now in a block's scalar tail, now at the very end; NaNs and infinities
+  // about.
+  for (std::size_t n : {511, 512, 513, 1023, 1057, 4100, 32000, 32003}) {
+    for (int rep = 0; rep < 12; ++rep) {
+      std::vector<float> v(n);
+      for (auto& x : v) x = static_cast<float>(small(rng));
+      if (rep % 4 == 1) v[n - 1] = 9.0f;
+      if (rep % 4 == 2) {
+        v[std::uniform_int_distribution<std::size_t>(0, n - 1)(rng)] = 9.0f;
+        v[std::uniform_int_distribution<std::size_t>(0, n - 1)(rng)] = 9.0f;
+      }
+      if (rep % 4 == 3) v[(n < 512 ? n : n / 512 * 512) - 1] = inf;  // a block's last
+      if (rep % 3 == 0) {
+        for (int k = 0; k < 8; ++k)
+          v[std::uniform_int_distribution<std::size_t>(0, n - 1)(rng)] = nan;
+      }
+      EXPECT_EQ(Greedy(v), std::max_element(v.begin(), v.end()) - v.begin())
+          << "n " << n << " rep " << rep;
     }
   }
 }
