@@ -508,15 +508,35 @@ bool FastMatMuls(std::span<const Matrix* const> ws, const float* x, std::size_t 
   for (std::size_t i = 0; i < ws.size(); ++i)
     first_chunk[i + 1] = first_chunk[i] + (ws[i]->rows + chunk - 1) / chunk;
   const std::size_t chunks = first_chunk[ws.size()];
-  std::atomic<std::size_t> next{0};
-  pool.ParallelFor(threads, [&](std::size_t, std::size_t, int) {
-    for (;;) {
-      const std::size_t c = next.fetch_add(1, std::memory_order_relaxed);
-      if (c >= chunks) break;
-      std::size_t i = 0;
-      while (c >= first_chunk[i + 1]) ++i;
-      const std::size_t begin = (c - first_chunk[i]) * chunk;
-      run(i, begin, std::min(ws[i]->rows, begin + chunk));
+  // Each thread owns a contiguous run of the chunks and takes them in order, so the chunk it
+  // starts follows in memory the one it finished (the kernels' prefetches ahead land in it);
+  // a thread whose run is done takes chunks from the front of the others'. With one counter
+  // for all, two threads took alternate chunks, each chunk's first blocks came cold and its
+  // last prefetches fetched the other thread's rows: the interleaved Q4_K kernel ran ~10% slower
+  // per row at 2 threads than at 1 (batch-16 decode).
+  struct alignas(64) Run {
+    std::atomic<std::size_t> next{0};
+    std::size_t end = 0;
+  };
+  constexpr std::size_t kMaxRuns = 16;
+  const std::size_t runs = std::min(threads, kMaxRuns);
+  Run run_of[kMaxRuns];
+  for (std::size_t r = 0; r < runs; ++r) {
+    run_of[r].next.store(chunks * r / runs, std::memory_order_relaxed);
+    run_of[r].end = chunks * (r + 1) / runs;
+  }
+  pool.ParallelFor(threads, [&](std::size_t, std::size_t, int thread) {
+    const auto home = static_cast<std::size_t>(thread) % runs;
+    for (std::size_t k = 0; k < runs; ++k) {
+      Run& from = run_of[(home + k) % runs];
+      for (;;) {
+        const std::size_t c = from.next.fetch_add(1, std::memory_order_relaxed);
+        if (c >= from.end) break;
+        std::size_t i = 0;
+        while (c >= first_chunk[i + 1]) ++i;
+        const std::size_t begin = (c - first_chunk[i]) * chunk;
+        run(i, begin, std::min(ws[i]->rows, begin + chunk));
+      }
     }
   });
   return true;

@@ -223,11 +223,12 @@ struct ModelRun {
 int Model(const std::string& path, const ModelRun& run) {
   const int prompt_len = run.prompt_len, decode_len = run.decode_len;
   const auto kv_type = run.kv_type;
-  // 2048 unless a long --steps at a large batch needs more (each sequence: 32 + steps).
+  // 2048 unless a long --steps at a large batch needs more (each sequence: 32 + steps
+  // positions, in whole 16-position blocks).
   std::size_t kKvPositions = 2048;
   for (int b : run.batches) {
-    kKvPositions =
-        std::max<std::size_t>(kKvPositions, static_cast<std::size_t>(b) * (32 + run.steps));
+    kKvPositions = std::max<std::size_t>(
+        kKvPositions, static_cast<std::size_t>(b) * ((32 + run.steps + 15) / 16 * 16));
   }
   std::mt19937 rng(1);
   for (int t : run.threads) {
