@@ -340,16 +340,27 @@ std::vector<std::vector<float>> Engine::Commit(std::span<const Step> steps,
                                                const std::vector<float>& logits) {
   const std::size_t vocab = config().vocab;
   std::vector<std::vector<float>> out(steps.size());
-  std::size_t w_index = 0;
+  std::vector<std::size_t> first(steps.size() + 1, 0);  // each step's first row of `logits`
   for (std::size_t i = 0; i < steps.size(); ++i) {
     Sequence& seq = seqs_.at(steps[i].sequence);
     seq.tokens.insert(seq.tokens.end(), steps[i].tokens.begin(), steps[i].tokens.end());
     const std::size_t n = steps[i].tokens.empty() ? 0
                           : steps[i].all_logits   ? steps[i].tokens.size()
                                                   : 1;
-    out[i].assign(logits.begin() + static_cast<std::ptrdiff_t>(w_index * vocab),
-                  logits.begin() + static_cast<std::ptrdiff_t>((w_index + n) * vocab));
-    w_index += n;
+    first[i + 1] = first[i] + n;
+  }
+  // The copies on the pool from 8 steps on: a batch-16 step's 16 rows of 32,000 logits are 2 MB,
+  // ~3% of the step when one thread copied them while the others waited.
+  auto copy = [&](std::size_t begin, std::size_t end, int) {
+    for (std::size_t i = begin; i < end; ++i) {
+      out[i].assign(logits.begin() + static_cast<std::ptrdiff_t>(first[i] * vocab),
+                    logits.begin() + static_cast<std::ptrdiff_t>(first[i + 1] * vocab));
+    }
+  };
+  if (steps.size() >= 8) {
+    pool_.ParallelFor(steps.size(), copy);
+  } else {
+    copy(0, steps.size(), 0);
   }
   return out;
 }
