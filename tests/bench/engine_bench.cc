@@ -7,7 +7,7 @@
 //     prefetch, since the kernels prefetch too) and peak FMA throughput (AVX2 FMAs on 12
 //     independent accumulators), per thread count.
 //   engine_bench --model M.gguf [--threads 1,2] [--prompt 512] [--decode 128] [--kv-type f16]
-//                [--mmap] [--no-interleave] [--batches 1,4,16] [--steps 32]
+//                [--mmap] [--no-interleave] [--batches 1,4,16] [--steps 32] [--repeats 3]
 //     prefill tok/s (one step of `prompt` tokens), decode tok/s (`decode` tokens, batch 1)
 //     and aggregate decode tok/s at batch 1/4/16 (also per second of process CPU time, the
 //     *_cpu_* fields: with 1 thread those leave out time lost to other processes), then the
@@ -16,7 +16,7 @@
 //     --no-interleave keeps Q4_K matrices in the file's layout there (EngineOptions::
 //     interleave_q4k), for A/B runs of the interleaved kernels. --batches and --steps pick the
 //     aggregate decode's batch sizes and steps (for profiling one batch size; the report uses
-//     the defaults).
+//     the defaults); each batch size's figure is the best of --repeats runs.
 //
 // Each prints one JSON object per line; scripts/bench-engine turns them into the table in
 // docs/benchmarks/engine.md. Not a test: run it on a quiet machine.
@@ -215,6 +215,7 @@ struct ModelRun {
   int decode_len = 128;
   std::vector<int> batches = {1, 4, 16};
   int steps = 32;
+  int repeats = 3;
   tidelane::engine::KvType kv_type = tidelane::engine::KvType::kF16;
   tidelane::engine::Placement weights = tidelane::engine::Placement::kHugePages;
   bool interleave = true;
@@ -291,31 +292,38 @@ int Model(const std::string& path, const ModelRun& run) {
     const double decode_s = Seconds(t0), decode_cpu_s = CpuSeconds() - cpu0;
     e.FreeSequence(seq);
 
-    // Aggregate decode: B sequences with 32-token prompts, then 32 steps of one token each.
+    // Aggregate decode: B sequences with 32-token prompts, then 32 steps of one token each;
+    // the best of run.repeats such runs (batch 1's 32 steps are ~40 ms, so one slow moment of
+    // a shared host moved the batch-16 / batch-1 ratio by tenths).
     std::string agg, agg_cpu;
     for (int batch : run.batches) {
-      std::vector<tidelane::engine::SequenceId> ids;
-      std::vector<std::vector<std::int32_t>> prompts, last(static_cast<std::size_t>(batch));
-      std::vector<Engine::Step> steps;
-      for (int b = 0; b < batch; ++b) {
-        ids.push_back(e.NewSequence());
-        prompts.push_back(tokens(32));
-      }
-      for (int b = 0; b < batch; ++b) steps.push_back({ids[b], prompts[b]});
-      auto logits = forward(steps);
-      const int kSteps = run.steps;
-      const auto t1 = Clock::now();
-      const double cpu1 = CpuSeconds();
-      for (int i = 0; i < kSteps; ++i) {
-        steps.clear();
+      double s = 1e30, cpu_s = 1e30;
+      for (int repeat = 0; repeat < run.repeats; ++repeat) {
+        std::vector<tidelane::engine::SequenceId> ids;
+        std::vector<std::vector<std::int32_t>> prompts, last(static_cast<std::size_t>(batch));
+        std::vector<Engine::Step> steps;
         for (int b = 0; b < batch; ++b) {
-          last[b] = {Argmax(logits[b])};
-          steps.push_back({ids[b], last[b]});
+          ids.push_back(e.NewSequence());
+          prompts.push_back(tokens(32));
         }
-        logits = forward(steps);
+        for (int b = 0; b < batch; ++b) steps.push_back({ids[b], prompts[b]});
+        auto logits = forward(steps);
+        const int kSteps = run.steps;
+        const auto t1 = Clock::now();
+        const double cpu1 = CpuSeconds();
+        for (int i = 0; i < kSteps; ++i) {
+          steps.clear();
+          for (int b = 0; b < batch; ++b) {
+            last[b] = {Argmax(logits[b])};
+            steps.push_back({ids[b], last[b]});
+          }
+          logits = forward(steps);
+        }
+        s = std::min(s, Seconds(t1));
+        cpu_s = std::min(cpu_s, CpuSeconds() - cpu1);
+        for (auto id : ids) e.FreeSequence(id);
       }
-      const double s = Seconds(t1), cpu_s = CpuSeconds() - cpu1;
-      for (auto id : ids) e.FreeSequence(id);
+      const int kSteps = run.steps;
       char item[64];
       std::snprintf(item, sizeof item, "%s\"%d\":%.2f", agg.empty() ? "" : ",", batch,
                     batch * kSteps / s);
@@ -391,6 +399,8 @@ int main(int argc, char** argv) {
       run.batches = ParseList(value());
     } else if (a == "--steps") {
       run.steps = std::max(1, std::atoi(value().c_str()));
+    } else if (a == "--repeats") {
+      run.repeats = std::max(1, std::atoi(value().c_str()));
     } else if (a == "--kv-type") {
       const auto parsed = tidelane::engine::ParseKvType(value());
       if (!parsed) {
@@ -407,7 +417,7 @@ int main(int argc, char** argv) {
                    "usage: engine_bench --machine [--threads 1,2]\n"
                    "       engine_bench --model M.gguf [--threads 1,2] [--prompt 512] "
                    "[--decode 128] [--kv-type f16|f32] [--mmap] [--no-interleave] "
-                   "[--batches 1,4,16] [--steps 32]\n");
+                   "[--batches 1,4,16] [--steps 32] [--repeats 3]\n");
       return 2;
     }
   }
