@@ -44,7 +44,8 @@ std::vector<const Value*> Bind(std::string_view what, const Args& args,
 }
 
 Value Or(const Value* v, Value fallback) {
-  return v != nullptr ? *v : std::move(fallback);
+  if (v != nullptr) return *v;
+  return fallback;
 }
 
 std::int64_t ToIndex(const Value* v, std::string_view what, std::int64_t fallback) {
@@ -804,7 +805,7 @@ Value FLast(const Value& v, const Args& a) {
 
 Value FFloat(const Value& v, const Args& a) {
   const auto p = Bind("float", a, {"default"});
-  const Value fallback = Or(p[0], Value::Float(0.0));
+  Value fallback = Or(p[0], Value::Float(0.0));
   if (v.is_number()) return Value::Float(v.as_float());
   double d = 0;
   if (v.is_string() && ParseFloat(v.as_string(), &d)) return Value::Float(d);
@@ -813,7 +814,7 @@ Value FFloat(const Value& v, const Args& a) {
 
 Value FInt(const Value& v, const Args& a) {
   const auto p = Bind("int", a, {"default", "base"});
-  const Value fallback = Or(p[0], Value::Int(0));
+  Value fallback = Or(p[0], Value::Int(0));
   const std::int64_t base = ToIndex(p[1], "base", 10);
   if (v.is_int() || v.is_bool()) return Value::Int(v.as_int());
   if (v.is_float()) return std::isfinite(v.as_float()) ? FloatToInt(v.as_float()) : fallback;
@@ -1015,6 +1016,7 @@ Value FSort(const Value& v, const Args& a) {
     return reverse ? Less(y.first, x.first) : Less(x.first, y.first);
   });
   std::vector<Value> out;
+  out.reserve(keyed.size());
   for (const auto& [k, i] : keyed) out.push_back(items[i]);
   return MakeList(std::move(out));
 }
@@ -1679,6 +1681,7 @@ Value Slice(const Value& obj, const Value& start, const Value& stop, const Value
     return Value::String(std::move(out));
   }
   std::vector<Value> out;
+  out.reserve(picks.size());
   for (const std::int64_t i : picks) out.push_back(obj.as_list()[static_cast<std::size_t>(i)]);
   return Value::List(std::move(out), obj.is_tuple());
 }

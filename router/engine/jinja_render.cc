@@ -75,6 +75,11 @@ class Renderer {
       Scope root;
       root.parent = &globals;
       for (const auto& [k, v] : context.as_dict().items()) root.Set(k, v);
+      // root_ points at this frame's scope only while it renders.
+      struct Unset {
+        Scope*& p;
+        ~Unset() { p = nullptr; }
+      } unset{root_};
       root_ = &root;
       std::string out;
       RenderBody(tpl_.body, root, out);

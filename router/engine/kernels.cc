@@ -196,16 +196,17 @@ TIDELANE_AVX2 void AttendKeysAvx2(const float* q, std::size_t group, std::size_t
 
 // out[0, 8J) += Σ_t p[t]·v_t[0, 8J) with 8J floats in registers: J independent FMA chains (the
 // plain loop's load-add-store of out per position is a chain through memory).
-template <int J, typename T>
+template <std::size_t J, typename T>
 TIDELANE_AVX2_INLINE void Values(const float* pg, const T* v, std::size_t stride, std::size_t n,
                                  float* og) {
   __m256 acc[J];
-  for (int j = 0; j < J; ++j) acc[j] = _mm256_loadu_ps(og + 8 * j);
+  for (std::size_t j = 0; j < J; ++j) acc[j] = _mm256_loadu_ps(og + 8 * j);
   for (std::size_t t = 0; t < n; ++t) {
     const __m256 w = _mm256_broadcast_ss(pg + t);
-    for (int j = 0; j < J; ++j) acc[j] = _mm256_fmadd_ps(w, Load8(v + t * stride + 8 * j), acc[j]);
+    for (std::size_t j = 0; j < J; ++j)
+      acc[j] = _mm256_fmadd_ps(w, Load8(v + t * stride + 8 * j), acc[j]);
   }
-  for (int j = 0; j < J; ++j) _mm256_storeu_ps(og + 8 * j, acc[j]);
+  for (std::size_t j = 0; j < J; ++j) _mm256_storeu_ps(og + 8 * j, acc[j]);
 }
 
 template <typename T>

@@ -39,8 +39,7 @@ constexpr std::string_view kEogTexts[] = {
     "[EOS]",
     "<|end_of_text|>",
     "<end_of_utterance>",
-    "<\xEF\xBD\x9C"
-    "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>",  // DeepSeek
+    "<\uFF5Cend\u2581of\u2581sentence\uFF5C>",  // DeepSeek's, in UTF-8
 };
 // Subset used to find the EOT id when the metadata does not give one.
 constexpr std::string_view kEotTexts[] = {
@@ -54,9 +53,10 @@ constexpr std::string_view kEotTexts[] = {
     "_<EOT>",
     "[EOT]",
     "<end_of_utterance>",
-    "<\xEF\xBD\x9C"
-    "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>",
+    "<\uFF5Cend\u2581of\u2581sentence\uFF5C>",
 };
+// The \u escapes above are UTF-8 (GCC's execution character set), as the vocabularies are.
+static_assert(std::string_view("\uFF5C\u2581") == "\xEF\xBD\x9C\xE2\x96\x81");
 
 bool OneOf(std::string_view text, std::span<const std::string_view> set) {
   return std::find(set.begin(), set.end(), text) != set.end();

@@ -107,6 +107,7 @@ double ReadBandwidth(const std::uint64_t* buf, std::size_t words, int threads) {
     const std::size_t ahead = kAhead[rep % 4];
     const auto t0 = Clock::now();
     std::vector<std::thread> pool;
+    pool.reserve(static_cast<std::size_t>(threads));
     const std::size_t per = words / static_cast<std::size_t>(threads) / 16 * 16;
     for (int t = 0; t < threads; ++t) {
       pool.emplace_back(
@@ -144,6 +145,7 @@ double PeakFlops(int threads) {
   double best = 0;
   for (int rep = 0; rep < 3; ++rep) {
     std::vector<std::thread> pool;
+    pool.reserve(static_cast<std::size_t>(threads));
     std::vector<float> sink(static_cast<std::size_t>(threads));
     const auto t0 = Clock::now();
     for (int t = 0; t < threads; ++t) pool.emplace_back([&, t] { sink[t] = FmaLoop(iters); });
@@ -226,15 +228,15 @@ int Model(const std::string& path, const ModelRun& run) {
   const auto kv_type = run.kv_type;
   // 2048 unless a long --steps at a large batch needs more (each sequence: 32 + steps
   // positions, in whole 16-position blocks).
-  std::size_t kKvPositions = 2048;
+  std::size_t kv_positions = 2048;
+  const auto per_sequence = static_cast<std::size_t>(32 + run.steps + 15) / 16 * 16;
   for (int b : run.batches) {
-    kKvPositions = std::max<std::size_t>(
-        kKvPositions, static_cast<std::size_t>(b) * ((32 + run.steps + 15) / 16 * 16));
+    kv_positions = std::max(kv_positions, static_cast<std::size_t>(b) * per_sequence);
   }
   std::mt19937 rng(1);
   for (int t : run.threads) {
     auto loaded = Engine::Load(path, {.threads = t,
-                                      .kv_positions = kKvPositions,
+                                      .kv_positions = kv_positions,
                                       .kv_type = kv_type,
                                       .weights = run.weights,
                                       .interleave_q4k = run.interleave});
@@ -302,6 +304,7 @@ int Model(const std::string& path, const ModelRun& run) {
         std::vector<tidelane::engine::SequenceId> ids;
         std::vector<std::vector<std::int32_t>> prompts, last(static_cast<std::size_t>(batch));
         std::vector<Engine::Step> steps;
+        steps.reserve(static_cast<std::size_t>(batch));
         for (int b = 0; b < batch; ++b) {
           ids.push_back(e.NewSequence());
           prompts.push_back(tokens(32));
@@ -343,7 +346,7 @@ int Model(const std::string& path, const ModelRun& run) {
     // position of its context.
     const std::uint64_t kv_bytes_per_position =
         c.layers * 2 * c.kv_dim() * tidelane::engine::KvElementBytes(kv_type);
-    const std::uint64_t kv_bytes = (kKvPositions + 15) / 16 * 16 * kv_bytes_per_position;
+    const std::uint64_t kv_bytes = (kv_positions + 15) / 16 * 16 * kv_bytes_per_position;
     std::printf(
         "{\"kind\":\"model\",\"model\":\"%s\",\"type\":\"%s\",\"threads\":%d,"
         "\"layer_params\":%llu,\"output_params\":%llu,\"weight_bytes_per_token\":%llu,"
