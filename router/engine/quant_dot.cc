@@ -233,7 +233,7 @@ void ScalarRows(const RowJob& job, std::size_t begin, std::size_t end) {
   for (std::size_t r = begin; r < end; ++r) {
     for (std::size_t v = 0; v < job.batch; ++v) {
       const auto* a = reinterpret_cast<const Act*>(job.act + v * job.act_stride);
-      job.y[v * w.rows + r] = Dot(w.Row(r), a, nb);
+      job.y[v * job.y_stride + r] = Dot(w.Row(r), a, nb);
     }
   }
 }
@@ -319,12 +319,9 @@ void InFileLayout(quant_dot::RowKernel kernel, const quant_dot::RowJob& job, std
   for (std::size_t r0 = begin; r0 < end; r0 += step) {
     const std::size_t n = std::min(step, end - r0);
     CopyRows(w, r0, n, rows.data());
-    // The kernel reads row r at data + r · row_bytes and writes y[v · rows + r] (rows: the
-    // matrix's, kept): rows [0, n) of the buffer with y moved on by r0 are rows [r0, r0 + n).
-    // `part` claims w.rows rows over a buffer of n: right only because the AVX2 and scalar row
-    // kernels read no row outside [begin, end) (the AVX-512 lanes kernel, which unpacks the
-    // next tile ahead, never comes here).
-    const Matrix part{w.type, rows.data(), w.rows, w.cols};
+    // The buffer's n rows as a matrix of their own, whose row r is row r0 + r: its outputs go
+    // to y moved on by r0, with the whole product's stride between vectors.
+    const Matrix part{w.type, rows.data(), n, w.cols};
     quant_dot::RowJob sub = job;
     sub.w = &part;
     sub.y += r0;
@@ -415,8 +412,8 @@ bool FastMatMuls(std::span<const Matrix* const> ws, const float* x, std::size_t 
 
   // What every matrix's job shares: the activations (quantised once for all of them) and the
   // lanes blocks; each job then gets its matrix and output.
-  quant_dot::RowJob job{&w, reinterpret_cast<const std::uint8_t*>(x), w.cols * sizeof(float), batch,
-                        nullptr};
+  quant_dot::RowJob job{
+      &w, reinterpret_cast<const std::uint8_t*>(x), w.cols * sizeof(float), batch, nullptr, w.rows};
   // Interleaved Q4_K (kernels.h) with this instruction set's own kernels (AVX512): q4_k_x16
   // takes every vector. Without them the rows go back to the file's layout for the row kernels
   // (InFileLayout).
@@ -473,6 +470,7 @@ bool FastMatMuls(std::span<const Matrix* const> ws, const float* x, std::size_t 
     jobs[i] = job;
     jobs[i].w = ws[i];
     jobs[i].y = ys[i];
+    jobs[i].y_stride = ws[i]->rows;
   }
   auto run = [&](std::size_t i, std::size_t begin, std::size_t end) {
     if (x16) {

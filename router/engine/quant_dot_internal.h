@@ -85,7 +85,8 @@ struct RowJob {
   const std::uint8_t* act;  // batch vectors, act_stride bytes apart
   std::size_t act_stride;
   std::size_t batch;
-  float* y;  // batch × w->rows
+  float* y;                  // vector v's output for row r at y[v · y_stride + r]
+  std::size_t y_stride = 0;  // w->rows, unless the caller computes part of a larger product
   // Q4_K/Q5_K/Q6_K with a lanes kernel (KernelSet::lanes_q8k): the first batch / 16 groups of 16
   // vectors again as ActQ8KLanes, cols / 256 blocks per group; Q8_0 with KernelSet::lanes_q8:
   // as ActQ8Lanes, cols / 32 blocks per group; interleaved Q4_K (q4_k_x16) with
