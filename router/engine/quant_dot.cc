@@ -487,10 +487,11 @@ bool FastMatMuls(std::span<const Matrix* const> ws, const float* x, std::size_t 
     }
     return true;
   }
-  // Rows are handed out in chunks from a shared counter rather than split evenly up front: the
-  // cores are often shared (other processes, SMT siblings), and an even split waits for the
-  // slowest. About eight chunks per thread; at least 64 KiB of weights each, so a chunk
-  // amortises the counter and keeps the kernels' row blocking (prefill) intact.
+  // Rows are handed out in chunks (below: each thread's own run first, then the others')
+  // rather than split evenly up front: the cores are often shared (other processes, SMT
+  // siblings), and an even split waits for the slowest. About eight chunks per thread; at least
+  // 64 KiB of weights each, so a chunk amortises its counter and keeps the kernels' row blocking
+  // (prefill) intact.
   const std::size_t threads = static_cast<std::size_t>(pool.size());
   const std::size_t row_bytes = RowBytes(w.type, w.cols);
   std::size_t min_rows = (std::size_t{64} * 1024 + row_bytes - 1) / row_bytes;
