@@ -71,7 +71,7 @@ Identity ReadFile(const std::filesystem::path& path) {
     text.append(buffer, static_cast<std::size_t>(n));
   }
   ::close(fd);
-  const Identity id = ParseIdentity(text, "identity file " + path.string());
+  Identity id = ParseIdentity(text, "identity file " + path.string());
   sodium_memzero(text.data(), text.size());
   return id;
 }
@@ -185,9 +185,9 @@ std::string Identity::Serialize() const {
 
 Identity ParseIdentity(std::string_view text, std::string_view what) {
   const auto end = text.find_last_not_of(" \t\r\n");
-  text = end == std::string_view::npos ? std::string_view{} : text.substr(0, end + 1);
+  if (end == std::string_view::npos) throw IdentityError(std::string(what) + " is empty");
+  text = text.substr(0, end + 1);
   const std::string header = std::string(kIdentityHeader) + " ";
-  if (text.empty()) throw IdentityError(std::string(what) + " is empty");
   if (text.substr(0, header.size()) != header) {
     throw IdentityError(std::string(what) + " is not a Tidelane identity (it must be one line: \"" +
                         std::string(kIdentityHeader) + " <64 hex digits>\")");
@@ -198,9 +198,10 @@ Identity ParseIdentity(std::string_view text, std::string_view what) {
     throw IdentityError(std::string(what) +
                         " is corrupt: the key must be 64 lowercase hex digits after the header");
   }
+  std::string& raw = bytes.value();
   std::array<unsigned char, 32> seed{};
-  std::memcpy(seed.data(), bytes->data(), seed.size());
-  sodium_memzero(bytes->data(), bytes->size());
+  std::memcpy(seed.data(), raw.data(), seed.size());
+  sodium_memzero(raw.data(), raw.size());
   Identity id = Identity::FromSeed(seed);
   sodium_memzero(seed.data(), seed.size());
   return id;
@@ -238,7 +239,7 @@ Identity LoadOrCreateIdentity(const std::filesystem::path& path) {
                           ec.message());
     }
   }
-  const Identity id = Identity::Generate();
+  Identity id = Identity::Generate();
   std::string text = id.Serialize();
   // Written whole to a private temporary name, then linked into place: link() fails if the
   // file appeared meanwhile (many workers starting at once), and then that key wins, so
