@@ -93,10 +93,11 @@ AppController::AppController(AppSettings settings, QString binDir, QString dataD
   connect(remoteToken_.get(), &KeptSecret::loaded, this, &AppController::onRemoteTokenLoaded);
   for (auto [secret, signal] : {std::pair{apiKey_.get(), &AppController::apiKeyStored},
                                 std::pair{remoteToken_.get(), &AppController::remoteTokenStored}}) {
-    connect(secret, &KeptSecret::stored, this, [this, signal](bool ok, const QString& message) {
-      window_->showServiceStatus(message);
-      emit(this->*signal)(ok, message);
-    });
+    connect(secret, &KeptSecret::stored, this,
+            [this, sig = signal](bool ok, const QString& message) {
+              window_->showServiceStatus(message);
+              emit(this->*sig)(ok, message);
+            });
   }
 }
 

@@ -38,7 +38,7 @@ class ConversationIo {
 
  public:
   static constexpr int kFormatVersion = 1;
-  static constexpr qint64 kMaxImportBytes = 64 * 1024 * 1024;
+  static constexpr qint64 kMaxImportBytes = qint64{64} * 1024 * 1024;
 
   static QByteArray toJson(const ConversationExport& c);
   static QByteArray toMarkdown(const ConversationExport& c);

@@ -66,7 +66,7 @@ DemoController::DemoController(Options options, QObject* parent)
 }
 
 DemoController::~DemoController() {
-  stop();
+  DemoController::stop();  // this class's, whatever derives from it: the sides are its own
   // Nothing outlives the controller: what is still exiting is waited for here (bounded).
   for (auto& p : stoppingSurges_) {
     p->disconnect(this);

@@ -277,7 +277,7 @@ std::shared_ptr<grpc::Channel> GrpcMonitorClient::channelTo(const std::string& a
 // Runs on the watch thread. Every emit is posted to the GUI thread with `this` as the
 // context, so events still queued when the client is destroyed are dropped, and tagged with
 // the generation, so those still queued when it is stopped are dropped too.
-void GrpcMonitorClient::run(std::string address, std::string token, int intervalMs,
+void GrpcMonitorClient::run(const std::string& address, const std::string& token, int intervalMs,
                             quint64 generation) {
   using namespace std::chrono_literals;
   const auto post = [this, generation](auto fn) {

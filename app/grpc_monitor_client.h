@@ -56,7 +56,8 @@ class GrpcMonitorClient : public ui::monitor::MonitorSource {
   static ui::monitor::MonitorFrame toFrame(const v1::ClusterSnapshot& snapshot);
 
  private:
-  void run(std::string address, std::string token, int intervalMs, quint64 generation);
+  void run(const std::string& address, const std::string& token, int intervalMs,
+           quint64 generation);
 
   QString address_;
   QString token_;

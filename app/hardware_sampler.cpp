@@ -7,7 +7,7 @@
 
 namespace tidelane::app {
 
-HardwareSampler::HardwareSampler(QString nvmlLibrary, QObject* parent)
+HardwareSampler::HardwareSampler(const QString& nvmlLibrary, QObject* parent)
     : ui::node::HostSource(parent),
       nvmlLibrary_(nvmlLibrary.isEmpty() ? QStringLiteral("libnvidia-ml.so.1") : nvmlLibrary),
       probe_(std::make_shared<std::unique_ptr<worker::HardwareProbe>>()) {

@@ -34,7 +34,7 @@ class HardwareSampler : public ui::node::HostSource {
  public:
   // `nvmlLibrary`: what the probe dlopens (empty: libnvidia-ml.so.1); tests name a missing
   // library to take the no-GPU path on any machine.
-  explicit HardwareSampler(QString nvmlLibrary = {}, QObject* parent = nullptr);
+  explicit HardwareSampler(const QString& nvmlLibrary = {}, QObject* parent = nullptr);
   ~HardwareSampler() override;
 
   void start(int intervalMs = 1000);

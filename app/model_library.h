@@ -165,7 +165,7 @@ class ModelLibrary : public QObject {
   void setFreeSpaceQuery(FreeSpaceQuery query) { freeSpace_ = std::move(query); }
   qint64 freeSpace() const { return freeSpace_(modelsDir_); }
   // Kept free on top of a model's size, so a download never fills the disk to the last byte.
-  static constexpr qint64 kReserveBytes = 64 * 1000 * 1000;
+  static constexpr qint64 kReserveBytes = qint64{64} * 1000 * 1000;
 
   // The model the bundled worker runs now: it cannot be deleted.
   void setActiveModel(const QString& path);

@@ -99,7 +99,7 @@ void OpenAiChatBackend::requestModels() {
 QString OpenAiChatBackend::sendWith(const QList<ui::ChatTurn>& conversation,
                                     const ui::GenerationOptions& options) {
   const int maxTokens = options.maxTokens;
-  const QString id = QUuid::createUuid().toString(QUuid::WithoutBraces);
+  QString id = QUuid::createUuid().toString(QUuid::WithoutBraces);
   if (!isReady()) {
     QMetaObject::invokeMethod(
         this, [this, id] { emit failed(id, tr("No endpoint URL is set (see Settings).")); },

@@ -53,7 +53,7 @@ QTextCharFormat monoFormat(const QFont& body, const QColor& background) {
 
 // The trace line as shown: with ▸ or ▾ when there is a timeline to open.
 QString traceText(const QModelIndex& index) {
-  const QString trace = index.data(ConversationModel::TraceRole).toString();
+  QString trace = index.data(ConversationModel::TraceRole).toString();
   if (trace.isEmpty() || index.data(ConversationModel::TimelineRole).toStringList().isEmpty()) {
     return trace;
   }
@@ -111,7 +111,7 @@ std::unique_ptr<QTextDocument> MessageDelegate::renderMarkdown(const QString& ma
   return doc;
 }
 
-void MessageDelegate::style(QTextDocument* doc, QTextBlock from, const QFont& font,
+void MessageDelegate::style(QTextDocument* doc, const QTextBlock& from, const QFont& font,
                             const QPalette& palette) {
   const QColor base = palette.color(QPalette::Base);
   const QColor tint = base.lightness() > 128 ? base.darker(108) : base.lighter(140);

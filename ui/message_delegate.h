@@ -141,7 +141,7 @@ class MessageDelegate : public QStyledItemDelegate {
     QString text;
   };
   // The code-block tint, monospace and table borders, from block `from` on.
-  static void style(QTextDocument* doc, QTextBlock from, const QFont& font,
+  static void style(QTextDocument* doc, const QTextBlock& from, const QFont& font,
                     const QPalette& palette);
   // Where the Markdown from `from` on can be cut with what follows parsed alone: after its last
   // blank line outside fenced code (`from` when there is none).
