@@ -100,14 +100,21 @@ std::size_t FirstEqual(const float* x, std::size_t from, float best) {
   return i;
 }
 
-std::size_t ArgmaxPlain(const float* x, std::size_t n) {
+// The largest of x[0, n) with NaNs passed over (-inf when there is none): `m < v ? v : m` keeps m
+// for a NaN v, the comparison being false.
+float BlockMaxPlain(const float* x, std::size_t n) {
+  float m = -INFINITY;
+  for (std::size_t i = 0; i < n; ++i) m = m < x[i] ? x[i] : m;
+  return m;
+}
+
+// Argmax over blocks whose maxima BlockMax finds; x[0] is not a NaN.
+template <float (*BlockMax)(const float*, std::size_t)>
+std::size_t ArgmaxByBlocks(const float* x, std::size_t n) {
   float best = x[0];
   std::size_t best_block = 0;
   for (std::size_t b = 0; b < n; b += kArgmaxBlock) {
-    const std::size_t end = std::min(n, b + kArgmaxBlock);
-    // `m < v ? v : m` passes a NaN over: the comparison is false.
-    float m = -INFINITY;
-    for (std::size_t i = b; i < end; ++i) m = m < x[i] ? x[i] : m;
+    const float m = BlockMax(x + b, std::min(kArgmaxBlock, n - b));
     if (best < m) {
       best = m;
       best_block = b;
@@ -322,34 +329,24 @@ TIDELANE_AVX2_INLINE __m256 SiluMul(__m256 g, __m256 u) {
   return _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), u);
 }
 
-// GCC 12 does not vectorise ArgmaxPlain's loop (it keeps maxss in order), so at 32,000 logits a
-// row took ~13 µs; this takes ~2.5 µs. vmaxps(v, m) returns m where v is a NaN (the second
+// GCC 12 does not vectorise BlockMaxPlain's loop (it keeps maxss in order), so at 32,000 logits
+// a row took ~13 µs; with this ~2.5 µs. vmaxps(v, m) returns m where v is a NaN (the second
 // operand when unordered), which is the plain loop's rule, and a lane never holds a NaN.
-TIDELANE_AVX2 std::size_t ArgmaxAvx2(const float* x, std::size_t n) {
-  float best = x[0];
-  std::size_t best_block = 0;
-  for (std::size_t b = 0; b < n; b += kArgmaxBlock) {
-    const std::size_t end = std::min(n, b + kArgmaxBlock);
-    __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0, m2 = m0, m3 = m0;
-    std::size_t i = b;
-    for (; i + 32 <= end; i += 32) {
-      m0 = _mm256_max_ps(_mm256_loadu_ps(x + i), m0);
-      m1 = _mm256_max_ps(_mm256_loadu_ps(x + i + 8), m1);
-      m2 = _mm256_max_ps(_mm256_loadu_ps(x + i + 16), m2);
-      m3 = _mm256_max_ps(_mm256_loadu_ps(x + i + 24), m3);
-    }
-    m0 = _mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3));
-    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m0), _mm256_extractf128_ps(m0, 1));
-    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-    float m = _mm_cvtss_f32(m4);
-    for (; i < end; ++i) m = m < x[i] ? x[i] : m;
-    if (best < m) {
-      best = m;
-      best_block = b;
-    }
+TIDELANE_AVX2 float BlockMaxAvx2(const float* x, std::size_t n) {
+  __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0, m2 = m0, m3 = m0;
+  std::size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    m0 = _mm256_max_ps(_mm256_loadu_ps(x + i), m0);
+    m1 = _mm256_max_ps(_mm256_loadu_ps(x + i + 8), m1);
+    m2 = _mm256_max_ps(_mm256_loadu_ps(x + i + 16), m2);
+    m3 = _mm256_max_ps(_mm256_loadu_ps(x + i + 24), m3);
   }
-  return FirstEqual(x, best_block, best);
+  m0 = _mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3));
+  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m0), _mm256_extractf128_ps(m0, 1));
+  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+  m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+  const float m = _mm_cvtss_f32(m4);
+  return std::max(m, BlockMaxPlain(x + i, n - i));
 }
 
 TIDELANE_AVX2 void SwiGluAvx2(float* gate, const float* up, std::size_t n) {
@@ -414,7 +411,7 @@ void HalvesToFloats(const std::uint16_t* src, float* dst, std::size_t n) {
 
 std::size_t Argmax(const float* x, std::size_t n) {
   if (n == 0 || std::isnan(x[0])) return 0;
-  return HasAvx2Fma() ? ArgmaxAvx2(x, n) : ArgmaxPlain(x, n);
+  return HasAvx2Fma() ? ArgmaxByBlocks<BlockMaxAvx2>(x, n) : ArgmaxByBlocks<BlockMaxPlain>(x, n);
 }
 
 void SwiGlu(float* gate, const float* up, std::size_t n) {

@@ -388,6 +388,7 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
+    auto positive = [&] { return std::max(1, std::atoi(value().c_str())); };
     if (a == "--machine") {
       machine = true;
     } else if (a == "--model") {
@@ -395,15 +396,15 @@ int main(int argc, char** argv) {
     } else if (a == "--threads") {
       run.threads = ParseList(value());
     } else if (a == "--prompt") {
-      run.prompt_len = std::max(1, std::atoi(value().c_str()));
+      run.prompt_len = positive();
     } else if (a == "--decode") {
-      run.decode_len = std::max(1, std::atoi(value().c_str()));
+      run.decode_len = positive();
     } else if (a == "--batches") {
       run.batches = ParseList(value());
     } else if (a == "--steps") {
-      run.steps = std::max(1, std::atoi(value().c_str()));
+      run.steps = positive();
     } else if (a == "--repeats") {
-      run.repeats = std::max(1, std::atoi(value().c_str()));
+      run.repeats = positive();
     } else if (a == "--kv-type") {
       const auto parsed = tidelane::engine::ParseKvType(value());
       if (!parsed) {
