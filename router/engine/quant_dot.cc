@@ -501,8 +501,8 @@ bool FastMatMuls(std::span<const Matrix* const> ws, const float* x, std::size_t 
   if (x16 && batch >= 16) min_rows = (min_rows + 15) / 16;
   std::size_t chunk = std::max<std::size_t>({total_rows / (threads * 8), min_rows, 4});
   if (rows16) chunk = (chunk + 15) / 16 * 16;  // whole groups of 16 interleaved rows
-  // The matrices' chunks are numbered one after another (none spans two matrices), and the
-  // threads take the numbers from one counter.
+  // The matrices' chunks are numbered one after another (none spans two matrices); the numbers
+  // go to the threads in runs (below).
   std::size_t first_chunk[kMaxMatrices + 1] = {0};
   for (std::size_t i = 0; i < ws.size(); ++i)
     first_chunk[i + 1] = first_chunk[i] + (ws[i]->rows + chunk - 1) / chunk;
