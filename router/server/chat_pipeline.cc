@@ -148,7 +148,10 @@ bool PublishingSink::Send(const v1::ChatEvent& e) {
     if (e.has_routed()) ok = ledger_->Route(id_, e.routed().node());
     if (e.has_redirected()) ok = ledger_->Route(id_, e.redirected().to_node());
     if (e.has_token()) ok = ledger_->AppendToken(id_, e.token().index(), e.token().text());
-    if (e.has_done()) ok = ledger_->Finish(id_, Ledger::State::kDone, e.done().finish_reason(), "");
+    if (e.has_done() && e.done().has_receipt()) ok = ledger_->StoreReceipt(id_, e.done().receipt());
+    if (e.has_done()) {
+      ok = ledger_->Finish(id_, Ledger::State::kDone, e.done().finish_reason(), "") && ok;
+    }
     if (e.has_error()) ok = ledger_->Finish(id_, Ledger::State::kFailed, "", e.error().message());
     if (!ok && !warned_) {
       warned_ = true;
@@ -193,6 +196,52 @@ struct ChatPipeline::Flight {
   // Finish ran (an answer is ended as soon as its Done is read, before the worker call ends).
   bool closed = false;
 
+  // The ledger's answer to a new request's accept (ChatPipeline::Recorded, Refused). Until it
+  // comes, events wait in `held`, the stream's end in `held_close`, and a cancel in
+  // `cancel_held`; `sink` exists once recorded. All under send_mu (`record` is also read
+  // without it, by Cancelled).
+  enum class Record { kAwaited, kRecorded, kRefused };
+  std::atomic<Record> record{Record::kRecorded};
+  std::vector<v1::ChatEvent> held;
+  std::optional<grpc::Status> held_close;
+  bool cancel_held = false;
+  grpc::Status refusal;  // how the client's stream ends once refused
+
+  bool Send(v1::ChatEvent& e) {
+    e.set_request_id(id);
+    std::lock_guard lock(send_mu);
+    return SendLocked(e);
+  }
+  bool SendLocked(const v1::ChatEvent& e) {
+    switch (record.load()) {
+      case Record::kAwaited:
+        held.push_back(e);
+        return !client->Cancelled();
+      case Record::kRefused:
+        return false;
+      case Record::kRecorded:
+        break;
+    }
+    return sink->Send(e);
+  }
+  // The client left, or the ledger refused the request.
+  bool Cancelled() const { return record.load() == Record::kRefused || client->Cancelled(); }
+  // The request stops because its client left (or it was refused): the ledger records it
+  // cancelled once it has recorded it; the status that ends the client's stream.
+  grpc::Status Cancel() {
+    std::lock_guard lock(send_mu);
+    switch (record.load()) {
+      case Record::kAwaited:
+        cancel_held = true;
+        return {grpc::StatusCode::CANCELLED, "client went away"};
+      case Record::kRefused:
+        return refusal;
+      case Record::kRecorded:
+        break;
+    }
+    return sink->Cancel();
+  }
+
   // Serving: what one attempt leaves for the next, whichever thread runs it. An attempt's
   // callbacks run one at a time, and a hand-over to a pool thread orders them (Spawn's lock).
   v1::SamplingParams sampling;
@@ -203,12 +252,6 @@ struct ChatPipeline::Flight {
   double queue_ms = -1;
   double ttft_ms = -1;
   Clock::time_point serving_since;
-
-  bool Send(v1::ChatEvent& e) {
-    e.set_request_id(id);
-    std::lock_guard lock(send_mu);
-    return sink->Send(e);
-  }
 };
 
 // A running worker call, registered so Shutdown can cut it short and Housekeeping can cancel
@@ -319,7 +362,7 @@ void ChatPipeline::Housekeeping() {
         it = queued_.erase(it);
         continue;
       }
-      if (flight->client->Cancelled()) gone.push_back(it->first);
+      if (flight->Cancelled()) gone.push_back(it->first);
       ++it;
     }
     lock.unlock();
@@ -375,36 +418,73 @@ void ChatPipeline::Start(const v1::ChatRequest& request, std::shared_ptr<StreamS
     Begin(flight);
     return;
   }
-  // Nothing may run that the ledger cannot keep: the request waits (holding no thread) for
-  // its commit, and is refused clearly when the ledger cannot write.
+  // Nothing may reach the client that the ledger cannot keep, but the request need not wait
+  // for the commit to be admitted, placed and its worker call started: what it says waits in
+  // the flight until the ledger answers (Recorded, Refused). The commit (~40 us on the calling
+  // thread at moderate load, longer behind the writer's group commit) then overlaps the worker
+  // call instead of delaying it.
+  flight->record = Flight::Record::kAwaited;
+  Begin(flight);
   ledger_->AcceptAsync(id, request, flight->owner, [this, flight](Ledger::AcceptOutcome outcome) {
+    if (outcome == Ledger::AcceptOutcome::kRecorded) return Recorded(flight);
     if (outcome == Ledger::AcceptOutcome::kIdTaken) {
       // Another credential's request has this id: taking it over would hand that client's
       // answer to this one. Saying "in use" tells that the id exists, which cannot be helped
       // when clients choose ids; Resume and receipts never tell it.
-      nodes_.Count(NodeTable::Outcome::kFailed);
       spdlog::warn("request {}: refused, its id belongs to another client", flight->id);
-      flight->client->Close({grpc::StatusCode::ALREADY_EXISTS,
-                             "request id " + flight->id + " is already in use; choose another"});
-      return;
+      return Refused(flight,
+                     {grpc::StatusCode::ALREADY_EXISTS,
+                      "request id " + flight->id + " is already in use; choose another"},
+                     std::nullopt);
     }
-    if (outcome != Ledger::AcceptOutcome::kRecorded) {
-      v1::ChatEvent e;
-      e.set_request_id(flight->id);
-      e.mutable_error()->set_code(v1::ERROR_CODE_INTERNAL);
-      e.mutable_error()->set_message("the router cannot record requests (" + ledger_->LastError() +
-                                     "); is its disk full?");
-      e.mutable_error()->set_retry_after_ms(10000);
-      flight->client->Send(e);
-      nodes_.Count(NodeTable::Outcome::kFailed);
-      spdlog::error("ledger refused request {}: {}", flight->id, ledger_->LastError());
-      flight->client->Close(grpc::Status::OK);
-      return;
-    }
-    nodes_.Count(NodeTable::Outcome::kAccepted);
-    flight->live = live_.Begin(flight->id, {}, flight->owner);
-    Begin(flight);
+    v1::ChatEvent e;
+    e.set_request_id(flight->id);
+    e.mutable_error()->set_code(v1::ERROR_CODE_INTERNAL);
+    e.mutable_error()->set_message("the router cannot record requests (" + ledger_->LastError() +
+                                   "); is its disk full?");
+    e.mutable_error()->set_retry_after_ms(10000);
+    spdlog::error("ledger refused request {}: {}", flight->id, ledger_->LastError());
+    Refused(flight, grpc::Status::OK, std::move(e));
   });
+}
+
+void ChatPipeline::Recorded(const std::shared_ptr<Flight>& flight) {
+  Flight& f = *flight;
+  nodes_.Count(NodeTable::Outcome::kAccepted);
+  std::optional<grpc::Status> close;
+  {
+    std::lock_guard lock(f.send_mu);
+    f.live = live_.Begin(f.id, {}, f.owner);
+    f.sink = std::make_unique<PublishingSink>(*f.client, *f.live, ledger_, f.id);
+    f.record = Flight::Record::kRecorded;
+    for (const auto& e : f.held) f.sink->Send(e);
+    f.held = {};
+    if (f.cancel_held) f.Cancel();
+    close = f.held_close;
+  }
+  if (close) {  // the request ended before the ledger answered
+    live_.End(f.id);
+    f.client->Close(*close);
+  }
+}
+
+void ChatPipeline::Refused(const std::shared_ptr<Flight>& flight, const grpc::Status& status,
+                           std::optional<v1::ChatEvent> error) {
+  Flight& f = *flight;
+  nodes_.Count(NodeTable::Outcome::kFailed);
+  bool ended;
+  {
+    std::lock_guard lock(f.send_mu);
+    f.record = Flight::Record::kRefused;
+    f.refusal = status;
+    f.held = {};
+    if (error) f.client->Send(*error);
+    ended = f.held_close.has_value();
+  }
+  if (ended) return f.client->Close(status);
+  // Still running: out of line if it waits at the front door; a worker call stops at its next
+  // event (Send fails), and Finish then closes the stream with the refusal.
+  nodes_.Withdraw(f.view.id);
 }
 
 // Blocks the caller until the request ends, for callers that own a thread anyway. Events are
@@ -591,21 +671,39 @@ grpc::Status ChatPipeline::Follow(LiveRequests::Live& live, const std::string& i
 
 void ChatPipeline::Finish(Flight& flight, const grpc::Status& status) {
   if (std::exchange(flight.closed, true)) return;
+  std::optional<grpc::Status> refusal;
+  {
+    std::lock_guard lock(flight.send_mu);
+    switch (flight.record.load()) {
+      case Flight::Record::kAwaited:
+        flight.held_close = status;  // Recorded or Refused closes the stream
+        return;
+      case Flight::Record::kRefused:
+        refusal = flight.refusal;
+        break;
+      case Flight::Record::kRecorded:
+        break;
+    }
+  }
+  if (refusal) return flight.client->Close(*refusal);
   live_.End(flight.id);
   flight.client->Close(status);
 }
 
 void ChatPipeline::Begin(const std::shared_ptr<Flight>& flight) {
   Flight& f = *flight;
-  // Every event goes to the client, to the ledger and to anyone following with Resume.
-  f.sink = std::make_unique<PublishingSink>(
-      f.replay ? static_cast<EventSink&>(*f.replay) : static_cast<EventSink&>(*f.client), *f.live,
-      ledger_, f.id);
+  // Every event goes to the client, to the ledger and to anyone following with Resume (for a
+  // new request, once the ledger has recorded it: Recorded).
+  if (f.record == Flight::Record::kRecorded) {
+    f.sink = std::make_unique<PublishingSink>(
+        f.replay ? static_cast<EventSink&>(*f.replay) : static_cast<EventSink&>(*f.client), *f.live,
+        ledger_, f.id);
+  }
   const v1::ChatRequest& request = f.request;
   std::uint32_t prompt_bytes = 0;
   for (const auto& m : request.messages()) prompt_bytes += m.content().size();
   core::Request& view = f.view;
-  view.id = std::hash<std::string>{}(f.id);
+  view.id = next_core_id_++;
   view.user = static_cast<std::uint32_t>(std::hash<std::string>{}(request.user()));
   view.priority = request.priority() == v1::PRIORITY_BATCH ? core::Priority::kBatch
                                                            : core::Priority::kInteractive;
@@ -629,7 +727,7 @@ void ChatPipeline::Begin(const std::shared_ptr<Flight>& flight) {
     e.mutable_accepted()->set_eta_ms(u.eta_ms);
     e.set_request_id(f->id);
     std::lock_guard lock(f->send_mu);
-    if (!f->admitted) f->sink->Send(e);
+    if (!f->admitted) f->SendLocked(e);
   };
   // The flight lives in this callback until admission ends, however that happens.
   callbacks.on_done = [this, flight](AdmitResult admitted) {
@@ -642,8 +740,8 @@ void ChatPipeline::Begin(const std::shared_ptr<Flight>& flight) {
       flight->admitted = true;
     }
     if (!admitted.admitted) {
-      if (flight->client->Cancelled() || admitted.error == v1::ERROR_CODE_UNSPECIFIED) {
-        return Finish(*flight, flight->sink->Cancel());
+      if (flight->Cancelled() || admitted.error == v1::ERROR_CODE_UNSPECIFIED) {
+        return Finish(*flight, flight->Cancel());
       }
       v1::ChatEvent e;
       e.mutable_error()->set_code(admitted.error);
@@ -688,10 +786,6 @@ void ChatPipeline::AttachReceipt(Flight& flight, const v1::GenerateDone& worker,
   r->set_worker_public_key(envelope->worker_public_key);
   r->set_router_signature(envelope->router_signature);
   r->set_router_public_key(envelope->router_public_key);
-  if (ledger_ && !ledger_->StoreReceipt(flight.id, *r)) {
-    spdlog::error("request {}: cannot keep its receipt in the ledger: {}", flight.id,
-                  ledger_->LastError());
-  }
 }
 
 // One whole attempt on a worker, with no thread of its own: gRPC's callback threads stream
@@ -798,7 +892,7 @@ void ChatPipeline::Place(const std::shared_ptr<Flight>& flight) {
 void ChatPipeline::PlaceWaiting(const std::shared_ptr<Flight>& flight,
                                 std::optional<AcquireResult> placed) {
   Flight& f = *flight;
-  const auto cancelled = [&] { return f.sink->Cancelled(); };
+  const auto cancelled = [&] { return f.Cancelled(); };
   // After the front door, a request waits for a free slot only in a brief race; say so only
   // when it really queues.
   const auto on_slot_wait = [&](WaitUpdate u) {
@@ -813,7 +907,7 @@ void ChatPipeline::PlaceWaiting(const std::shared_ptr<Flight>& flight,
                                     : nodes_.Acquire(f.view, f.failed_connections, cancelled,
                                                      on_slot_wait, config_.no_worker_timeout);
     if (!acquired.lease) {
-      if (f.sink->Cancelled()) return EndServing(f, f.sink->Cancel());
+      if (f.Cancelled()) return EndServing(f, f.Cancel());
       return EndServing(f, SendError(f, acquired.error, acquired.message));
     }
     Lease& lease = *acquired.lease;
@@ -823,14 +917,14 @@ void ChatPipeline::PlaceWaiting(const std::shared_ptr<Flight>& flight,
     if (!SendPlacement(f, lease)) {
       nodes_.Release(lease, false);
       nodes_.Release(decode, false);
-      return EndServing(f, f.sink->Cancel());
+      return EndServing(f, f.Cancel());
     }
     SplitEnd end = ServeSplit(f, lease, decode, WorkFor(f));
     switch (end.kind) {
       case SplitEnd::Kind::kDone:
         return EndServing(f, FinishDone(f, *end.done));
       case SplitEnd::Kind::kClientGone:
-        return EndServing(f, f.sink->Cancel());
+        return EndServing(f, f.Cancel());
       case SplitEnd::Kind::kInvalid:
         return EndServing(f,
                           SendError(f, v1::ERROR_CODE_INVALID_REQUEST, end.status.error_message()));
@@ -853,7 +947,7 @@ void ChatPipeline::Launch(const std::shared_ptr<Flight>& flight, Lease lease) {
   if (f.queue_ms < 0) f.queue_ms = MsSince(f.accepted_at);
   if (!SendPlacement(f, lease)) {
     nodes_.Release(lease, false);
-    return EndServing(f, f.sink->Cancel());
+    return EndServing(f, f.Cancel());
   }
   (new Attempt(*this, flight, std::move(lease)))->Start();
 }
@@ -872,7 +966,7 @@ void ChatPipeline::AttemptEnded(const std::shared_ptr<Flight>& flight, const Lea
   Flight& f = *flight;
   if (answered) return LeaveServing(f);  // Deliver ends it
   nodes_.Release(lease, false);
-  if (client_gone || f.sink->Cancelled()) return EndServing(f, f.sink->Cancel());
+  if (client_gone || f.Cancelled()) return EndServing(f, f.Cancel());
   if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT && stalled == Stall::kNone) {
     return EndServing(f, SendError(f, v1::ERROR_CODE_INVALID_REQUEST, status.error_message()));
   }
@@ -1045,7 +1139,7 @@ ChatPipeline::SplitEnd ChatPipeline::ServeSplit(Flight& flight, Lease& p, Lease&
       break;
     }
   }
-  if (flight.sink->Cancelled()) {
+  if (flight.Cancelled()) {
     pctx.TryCancel();
     reader->Finish();
     return client_gone();
@@ -1110,7 +1204,7 @@ ChatPipeline::SplitEnd ChatPipeline::ServeSplit(Flight& flight, Lease& p, Lease&
     input.mutable_kv()->Swap(event.mutable_kv());
     decode_ok = stream->Write(input);
     if (decode_ok) d_track.up.Heard();  // it took the chunk
-    if (flight.sink->Cancelled()) {
+    if (flight.Cancelled()) {
       pctx.TryCancel();
       dctx.TryCancel();
       reader->Finish();
@@ -1157,7 +1251,7 @@ ChatPipeline::SplitEnd ChatPipeline::ServeSplit(Flight& flight, Lease& p, Lease&
     }
   }
   const grpc::Status d_status = stream->Finish();
-  if (flight.sink->Cancelled()) return client_gone();
+  if (flight.Cancelled()) return client_gone();
   if (decode_ok && d_status.ok() && done) {
     d_slot.Release(true);
     return {SplitEnd::Kind::kDone, done, {}, {}, {}};

@@ -16,6 +16,7 @@
 #include <grpcpp/client_context.h>
 #include <grpcpp/support/status.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -145,7 +146,9 @@ class LiveRequests {
   std::map<std::string, std::shared_ptr<Live>> live_;
 };
 
-// Sends each event on to the client, records it in the ledger and shares it with followers.
+// Sends each event on to the client, records it in the ledger (a Done's receipt with it) and
+// shares it with followers. Only for a request the ledger has recorded: a new request's events
+// wait in its flight until then (ChatPipeline::Recorded).
 class PublishingSink final : public EventSink {
  public:
   PublishingSink(EventSink& client, LiveRequests::Live& live, Ledger* ledger, std::string id)
@@ -251,6 +254,15 @@ class ChatPipeline {
   // Admission, without blocking: the request queues as a record and goes on to StartServing
   // once admitted.
   void Begin(const std::shared_ptr<Flight>& flight);
+  // The ledger's answer to a new request's accept, which commits while the request is admitted,
+  // placed and its worker call started (the commit is off the answer's path): Recorded sends
+  // what the request said meanwhile, in order, and from then on it goes straight out; Refused
+  // drops it, tells the client why (`status`, after `error` when there is one) and stops the
+  // request as if its client had left. Until one of them runs nothing reaches the client, or
+  // the ledger under the request's id (which may be another client's).
+  void Recorded(const std::shared_ptr<Flight>& flight);
+  void Refused(const std::shared_ptr<Flight>& flight, const grpc::Status& status,
+               std::optional<v1::ChatEvent> error);
 
   // Serving an admitted request, attempt by attempt (see Threading above). Each path ends in
   // exactly one EndServing (or Deliver plus LeaveServing), which Leaves the front door.
@@ -292,8 +304,8 @@ class ChatPipeline {
   void Unwatch(Upstream& upstream);
   void AttemptOver();
   void Finish(Flight& flight, const grpc::Status& status);
-  // Countersigns the finishing worker's statement into `done`'s receipt and keeps it in the
-  // ledger; leaves `done` without one (and says why in the log) when it cannot.
+  // Countersigns the finishing worker's statement into `done`'s receipt (the ledger keeps it
+  // with the Done event); leaves `done` without one (and says why in the log) when it cannot.
   void AttachReceipt(Flight& flight, const v1::GenerateDone& worker, v1::Done* done);
   grpc::Status Resume(const std::string& id, std::uint32_t from_index,
                       const std::shared_ptr<StreamSink>& sink, const Caller& caller, bool* started);
@@ -311,6 +323,10 @@ class ChatPipeline {
   Ledger* ledger_;
   RateLimiter rate_limiter_;
   LiveRequests live_;
+  // Core request ids: one per flight, never a hash of the client's id, so a request that reuses
+  // an id (its own retry, or another client's id, refused once the ledger answers) never takes
+  // another's place at the front door.
+  std::atomic<std::uint64_t> next_core_id_{1};
 
   std::mutex mu_;
   std::condition_variable changed_;

@@ -120,6 +120,9 @@ struct Ledger::Prepared {
       : begin(db, "BEGIN", true),
         commit(db, "COMMIT", true),
         rollback(db, "ROLLBACK", true),
+        savepoint(db, "SAVEPOINT accept", true),
+        rollback_to(db, "ROLLBACK TO accept", true),
+        release(db, "RELEASE accept", true),
         route(db, "UPDATE requests SET state=?, node=?, updated_ms=? WHERE id=?", true),
         // OR IGNORE: a token index is written once; a replay after a redirect cannot
         // duplicate it.
@@ -133,10 +136,11 @@ struct Ledger::Prepared {
                 "VALUES(?,?,?,?,?,?,?)",
                 true) {}
   bool ok() const {
-    return begin.ok() && commit.ok() && rollback.ok() && route.ok() && token.ok() && finish.ok() &&
-           accept.ok() && receipt.ok();
+    return begin.ok() && commit.ok() && rollback.ok() && savepoint.ok() && rollback_to.ok() &&
+           release.ok() && route.ok() && token.ok() && finish.ok() && accept.ok() && receipt.ok();
   }
-  Stmt begin, commit, rollback, route, token, finish, accept, receipt;
+  Stmt begin, commit, rollback, savepoint, rollback_to, release, route, token, finish, accept,
+      receipt;
 };
 
 const char* LedgerStateName(Ledger::State s) {
@@ -416,7 +420,7 @@ void Ledger::Commit(std::vector<Op>& ops) {
 }
 
 Ledger::AcceptOutcome Ledger::Outcome(bool committed, const Op& op) {
-  if (!committed) return AcceptOutcome::kFailed;
+  if (!committed || op.refused) return AcceptOutcome::kFailed;
   return op.taken ? AcceptOutcome::kIdTaken : AcceptOutcome::kRecorded;
 }
 
@@ -488,6 +492,14 @@ bool Ledger::Apply(std::vector<Op>& ops) {
         s = &p.finish;
         break;
       case Op::Kind::kAccept:
+        // Each accept in a savepoint of its own: one that does not fit (a large prompt on a
+        // nearly full disk) is refused alone, and the tokens and other requests committed
+        // with it are kept.
+        if (!run(p.savepoint)) {
+          Fail("savepoint");
+          run(p.rollback);
+          return false;
+        }
         p.accept.Text(1, op.id).Text(2, op.conversation).Blob(3, op.text);
         p.accept.Int(4, static_cast<int>(State::kQueued)).Int(5, now).Int(6, now);
         p.accept.Blob(7, op.owner);
@@ -504,6 +516,16 @@ bool Ledger::Apply(std::vector<Op>& ops) {
       }
     }
     const int rc = s->Step();
+    if (rc != SQLITE_DONE && op.kind == Op::Kind::kAccept) {
+      Fail("record request");
+      s->Reset();
+      if (run(p.rollback_to) && run(p.release)) {
+        op.refused = true;
+        continue;
+      }
+      run(p.rollback);
+      return false;
+    }
     if (rc != SQLITE_DONE) {
       Fail("record");
       s->Reset();
@@ -512,6 +534,13 @@ bool Ledger::Apply(std::vector<Op>& ops) {
     }
     if (op.kind == Op::Kind::kAccept) op.taken = sqlite3_changes(db_) == 0;
     s->Reset();
+    if (op.kind == Op::Kind::kAccept) {
+      if (!run(p.release)) {
+        Fail("release");
+        run(p.rollback);
+        return false;
+      }
+    }
   }
   if (run(p.commit)) return true;
   Fail("commit");

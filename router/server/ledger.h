@@ -152,6 +152,7 @@ class Ledger {
     std::optional<std::string> owner;         // for kAccept
     std::function<void(AcceptOutcome)> done;  // for kAccept: told after the commit
     bool taken = false;                       // for kAccept: set by Apply
+    bool refused = false;                     // for kAccept: did not fit (Apply)
   };
   Ledger(sqlite3* db, WalLimits wal);
   // Opens the checkpoint connection to `path` and hooks it to commits; false (LastError)

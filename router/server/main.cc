@@ -64,6 +64,13 @@ int Run(int argc, char** argv) {
                  "taken for stalled: the request continues on another worker at its next token")
       ->check(CLI::Range(100u, 3600000u))
       ->capture_default_str();
+  double ledger_max_mb = 0;
+  cli.add_option("--ledger-max-mb", ledger_max_mb,
+                 "Largest the request ledger may grow, in MiB (0: as large as the disk allows). "
+                 "Past it new requests are refused with a clear error, as on a full disk, and "
+                 "requests already running go on")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   std::string identity_file;
   cli.add_option("--identity-file", identity_file,
                  "Ed25519 key that countersigns receipts (mode 0600; created when absent; "
@@ -185,7 +192,8 @@ int Run(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   std::string ledger_error;
-  const auto ledger = server::Ledger::Open(data_dir, &ledger_error);
+  const auto ledger = server::Ledger::Open(data_dir, &ledger_error,
+                                           static_cast<std::uint64_t>(ledger_max_mb * 1024 * 1024));
   if (!ledger) {
     std::cerr << "tidelane-router: " << ledger_error << "\n";
     return 2;

@@ -335,5 +335,86 @@ class BusyWorkerIsNotStalled(unittest.TestCase):
                 p.wait(timeout=10)
 
 
+class FullLedger(unittest.TestCase):
+    """A router whose ledger cannot take a request (--ledger-max-mb caps it, as a small disk
+    would): that request gets a clear error and nothing else, over gRPC and over HTTP (it was
+    admitted and placed while its record was being written, and is stopped unseen); an answer
+    streaming meanwhile goes on whole and the ledger keeps all of it; requests that fit are
+    still served."""
+
+    def test_a_request_the_ledger_cannot_keep_is_refused_and_nothing_else_is_disturbed(self):
+        import http.client
+        import json
+        work = tempfile.mkdtemp(prefix="tidelane-pyfull-")
+        self.addCleanup(shutil.rmtree, work, True)
+        token, router, worker, fields = start_router_and_worker(
+            BIN_DIR, work, "high", "full", router_args=["--ledger-max-mb", "0.25"])
+        try:
+            channel = grpc.insecure_channel(fields["grpc"])
+            stub = chat_pb2_grpc.ChatServiceStub(channel)
+            auth = [("authorization", "Bearer " + token)]
+
+            def request(text, max_tokens):
+                return chat_pb2.ChatRequest(
+                    request_id="full-" + secrets.token_hex(4), user="python",
+                    messages=[common_pb2.ChatMessage(role="user", content=text)],
+                    sampling=common_pb2.SamplingParams(max_tokens=max_tokens))
+
+            running = request("a long answer, please", 200)
+            call = stub.Chat(running, metadata=auth, timeout=120)
+            streamed = []
+            for event in call:
+                streamed.append(event)
+                if event.HasField("token"):
+                    break
+            self.assertTrue(streamed[-1].HasField("token"), "the first answer is streaming")
+
+            # 400 KB of prompt: under the router's prompt limit, over what the ledger holds.
+            big = request("tide " * 80000, 8)
+            events = list(stub.Chat(big, metadata=auth, timeout=60))
+            self.assertEqual([e.WhichOneof("event") for e in events], ["error"], events)
+            self.assertEqual(events[0].error.code, chat_pb2.ERROR_CODE_INTERNAL)
+            self.assertIn("cannot record requests", events[0].error.message)
+            self.assertIn("full", events[0].error.message)
+            self.assertGreater(events[0].error.retry_after_ms, 0)
+            with self.assertRaises(grpc.RpcError) as caught:
+                list(stub.Resume(chat_pb2.ResumeRequest(request_id=big.request_id),
+                                 metadata=auth, timeout=30))
+            self.assertEqual(caught.exception.code(), grpc.StatusCode.NOT_FOUND,
+                             "nothing was kept under the refused request's id")
+
+            conn = http.client.HTTPConnection(*fields["http"].rsplit(":", 1), timeout=60)
+            conn.request("POST", "/v1/chat/completions", body=json.dumps({
+                "model": "tidelane-synthetic", "max_tokens": 8,
+                "messages": [{"role": "user", "content": "tide " * 80000}]}),
+                headers={"Authorization": "Bearer " + token,
+                         "Content-Type": "application/json"})
+            response = conn.getresponse()
+            body = json.loads(response.read())
+            conn.close()
+            self.assertEqual(response.status, 500, body)
+            self.assertEqual(body["error"]["type"], "server_error")
+            self.assertIn("cannot record requests", body["error"]["message"])
+
+            streamed.extend(call)
+            self.assertEqual(call.code(), grpc.StatusCode.OK)
+            self.assertEqual(streamed[-1].WhichOneof("event"), "done")
+            tokens = [e.token for e in streamed if e.HasField("token")]
+            self.assertEqual([t.index for t in tokens], list(range(len(tokens))))
+            self.assertEqual(len(tokens), streamed[-1].done.usage.completion_tokens)
+            replay = list(stub.Resume(chat_pb2.ResumeRequest(request_id=running.request_id),
+                                      metadata=auth, timeout=60))
+            self.assertEqual([e.token.text for e in replay if e.HasField("token")],
+                             [t.text for t in tokens], "the ledger kept the whole answer")
+
+            after = list(stub.Chat(request("still there?", 4), metadata=auth, timeout=60))
+            self.assertEqual(after[-1].WhichOneof("event"), "done", after)
+            channel.close()
+        finally:
+            for p in (worker, router):
+                p.terminate()
+                p.wait(timeout=10)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

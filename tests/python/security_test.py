@@ -453,6 +453,13 @@ class RequestOwnership(unittest.TestCase):
             t.start()
         # While it runs, bob gets what an unknown id gets.
         self.assertEqual(self.refusal(self.bob, rid), self.unknown())
+        # Nor can he take the running request's id: his request (admitted and placed while
+        # the ledger looked the id up) is refused, and none of it reaches alice's record.
+        hijack = chat_request("bob's question under alice's running id", max_tokens=50)
+        hijack.request_id = rid
+        with self.assertRaises(grpc.RpcError) as caught:
+            self.chat(self.bob, hijack)
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.ALREADY_EXISTS)
         rest = list(stream)
         self.assertEqual(rest[-1].WhichOneof("event"), "done", "bob's attempt did not disturb it")
         answer = [first.token.text] + self.texts(rest)
@@ -461,6 +468,8 @@ class RequestOwnership(unittest.TestCase):
         for name in ("alice", "router"):
             self.assertIsInstance(followed[name], list, f"{name}: {followed[name]}")
             self.assertEqual(self.texts(followed[name]), answer, name)
+        self.assertEqual(self.texts(self.resume(self.alice, rid)), answer,
+                         "the ledger holds alice's answer alone")
 
     def test_rows_of_a_schema2_ledger_are_for_the_router_token_only(self):
         resumed = self.resume(self.token, self.LEGACY_ID)

@@ -150,6 +150,46 @@ TEST(Ledger, AcceptAsyncReportsAfterTheCommitAndFailsOnAFullDisk) {
   fs::remove_all(dir);
 }
 
+// A request that does not fit (a large prompt on a nearly full disk) is refused alone: the
+// other requests and the tokens committed in the same group are kept. Accepts queued in quick
+// succession share the writer's group commits, so a group that failed whole would refuse
+// small requests and lose a running answer's tokens.
+TEST(Ledger, ARequestThatDoesNotFitIsRefusedAloneAndTheRestOfItsGroupIsKept) {
+  const auto dir = FreshDir("refused-alone");
+  std::string error;
+  auto ledger = Ledger::Open(dir, &error, 256 * 1024);
+  ASSERT_TRUE(ledger) << error;
+  ASSERT_TRUE(ledger->Accept("running", Request("a long answer, please")));
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::pair<int, bool>> outcomes;
+  constexpr int kRequests = 40;
+  const auto huge = [](int i) { return i % 2 == 1; };  // 300 KiB: more than the ledger holds
+  for (int i = 0; i < kRequests; ++i) {
+    ledger->AppendToken("running", static_cast<std::uint32_t>(i), "t" + std::to_string(i));
+    ledger->AcceptAsync("g" + std::to_string(i),
+                        Request(std::string(huge(i) ? 300 * 1024 : 100, 'q')), [&, i](bool ok) {
+                          std::lock_guard lock(mu);
+                          outcomes.emplace_back(i, ok);
+                          cv.notify_all();
+                        });
+  }
+  std::unique_lock lock(mu);
+  ASSERT_TRUE(
+      cv.wait_for(lock, std::chrono::seconds(30), [&] { return outcomes.size() == kRequests; }));
+  lock.unlock();
+  for (const auto& [i, ok] : outcomes) {
+    EXPECT_EQ(ok, !huge(i)) << "request " << i;
+    EXPECT_EQ(ledger->Load("g" + std::to_string(i)).has_value(), !huge(i)) << "request " << i;
+  }
+  EXPECT_NE(ledger->LastError().find("full"), std::string::npos) << ledger->LastError();
+  const auto running = ledger->Load("running");
+  ASSERT_TRUE(running);
+  ASSERT_EQ(running->tokens.size(), std::size_t{kRequests});
+  for (int i = 0; i < kRequests; ++i) EXPECT_EQ(running->tokens[i], "t" + std::to_string(i));
+  fs::remove_all(dir);
+}
+
 // Receipts (issue 9) are kept per request, survive a reopen, and a ledger written before
 // receipts existed (schema 1) is upgraded in place with its requests intact.
 TEST(Ledger, KeepsReceiptsAndUpgradesAVersion1Ledger) {
