@@ -459,7 +459,7 @@ void ChatPipeline::Recorded(const std::shared_ptr<Flight>& flight) {
     f.record = Flight::Record::kRecorded;
     for (const auto& e : f.held) f.sink->Send(e);
     f.held = {};
-    if (f.cancel_held) f.Cancel();
+    if (f.cancel_held) f.sink->Cancel();  // not f.Cancel(): send_mu is held
     close = f.held_close;
   }
   if (close) {  // the request ended before the ledger answered

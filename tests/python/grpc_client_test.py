@@ -335,6 +335,64 @@ class BusyWorkerIsNotStalled(unittest.TestCase):
                 p.wait(timeout=10)
 
 
+class ClientsThatLeaveWhileTheirRequestIsBeingRecorded(unittest.TestCase):
+    """Clients that leave mid-answer while the router is still recording their requests: the
+    test holds the ledger's write lock (as a slow disk would), so the router admits, places
+    and starts each request but cannot commit it yet; the clients cancel; then the lock is let
+    go. The router goes on serving, and every one of those requests is in the ledger, resumable
+    to a whole answer: a conversation is not lost because its client left early."""
+
+    def test_requests_cancelled_before_their_commit_are_kept_and_the_router_goes_on(self):
+        import sqlite3
+        import time
+        work = tempfile.mkdtemp(prefix="tidelane-pyleave-")
+        self.addCleanup(shutil.rmtree, work, True)
+        token, router, worker, fields = start_router_and_worker(BIN_DIR, work, "low", "slow")
+        try:
+            channel = grpc.insecure_channel(fields["grpc"])
+            stub = chat_pb2_grpc.ChatServiceStub(channel)
+            auth = [("authorization", "Bearer " + token)]
+
+            def request(text):
+                return chat_pb2.ChatRequest(
+                    request_id="leave-" + secrets.token_hex(6), user="python",
+                    messages=[common_pb2.ChatMessage(role="user", content=text)],
+                    sampling=common_pb2.SamplingParams(max_tokens=64))
+
+            # The router's busy timeout is 5 s: the lock is held well under it, so the commits
+            # wait and then succeed. The pauses only give the router time to act; nothing
+            # below depends on how long anything took.
+            disk = sqlite3.connect(os.path.join(work, "data", "ledger.sqlite3"),
+                                   isolation_level=None)
+            disk.execute("BEGIN IMMEDIATE")
+            calls, ids = [], []
+            for i in range(4):
+                r = request(f"question {i}")
+                calls.append(stub.Chat(r, metadata=auth, timeout=60))
+                ids.append(r.request_id)
+            time.sleep(0.5)
+            for call in calls:
+                call.cancel()
+            time.sleep(0.5)
+            disk.execute("ROLLBACK")
+            disk.close()
+
+            after = list(stub.Chat(request("anyone there?"), metadata=auth, timeout=30))
+            self.assertEqual(after[-1].WhichOneof("event"), "done", after)
+            for rid in ids:
+                resumed = list(stub.Resume(chat_pb2.ResumeRequest(request_id=rid),
+                                           metadata=auth, timeout=30))
+                self.assertEqual(resumed[-1].WhichOneof("event"), "done", rid)
+                indices = [e.token.index for e in resumed if e.HasField("token")]
+                self.assertEqual(indices, list(range(len(indices))), rid)
+                self.assertEqual(len(indices), resumed[-1].done.usage.completion_tokens, rid)
+            channel.close()
+        finally:
+            for p in (worker, router):
+                p.terminate()
+                p.wait(timeout=10)
+
+
 class FullLedger(unittest.TestCase):
     """A router whose ledger cannot take a request (--ledger-max-mb caps it, as a small disk
     would): that request gets a clear error and nothing else, over gRPC and over HTTP (it was
