@@ -393,6 +393,52 @@ class ClientsThatLeaveWhileTheirRequestIsBeingRecorded(unittest.TestCase):
                 p.wait(timeout=10)
 
 
+class ALedgerThatCannotRecordInTime(unittest.TestCase):
+    """The ledger stays locked past the router's busy timeout (5 s) while an instant worker has
+    already answered: the answer was produced while the request was being recorded, but the
+    record failed, so the client gets the refusal alone (no Routed, no token, no Done), nothing
+    is kept under its id, and the router serves the next request once the disk is free."""
+
+    def test_an_answer_produced_before_a_failed_record_is_not_sent(self):
+        import sqlite3
+        work = tempfile.mkdtemp(prefix="tidelane-pylocked-")
+        self.addCleanup(shutil.rmtree, work, True)
+        token, router, worker, fields = start_router_and_worker(
+            BIN_DIR, work, "high", "instant", ["--time-scale", "0"])
+        try:
+            channel = grpc.insecure_channel(fields["grpc"])
+            stub = chat_pb2_grpc.ChatServiceStub(channel)
+            auth = [("authorization", "Bearer " + token)]
+
+            def request(text):
+                return chat_pb2.ChatRequest(
+                    request_id="locked-" + secrets.token_hex(6), user="python",
+                    messages=[common_pb2.ChatMessage(role="user", content=text)],
+                    sampling=common_pb2.SamplingParams(max_tokens=8))
+
+            disk = sqlite3.connect(os.path.join(work, "data", "ledger.sqlite3"),
+                                   isolation_level=None)
+            disk.execute("BEGIN IMMEDIATE")
+            refused = request("an answer nobody may see")
+            events = list(stub.Chat(refused, metadata=auth, timeout=60))  # ends after ~5 s
+            disk.execute("ROLLBACK")
+            disk.close()
+            self.assertEqual([e.WhichOneof("event") for e in events], ["error"], events)
+            self.assertEqual(events[0].error.code, chat_pb2.ERROR_CODE_INTERNAL)
+            self.assertIn("cannot record requests", events[0].error.message)
+            with self.assertRaises(grpc.RpcError) as caught:
+                list(stub.Resume(chat_pb2.ResumeRequest(request_id=refused.request_id),
+                                 metadata=auth, timeout=30))
+            self.assertEqual(caught.exception.code(), grpc.StatusCode.NOT_FOUND)
+            after = list(stub.Chat(request("and now?"), metadata=auth, timeout=30))
+            self.assertEqual(after[-1].WhichOneof("event"), "done", after)
+            channel.close()
+        finally:
+            for p in (worker, router):
+                p.terminate()
+                p.wait(timeout=10)
+
+
 class FullLedger(unittest.TestCase):
     """A router whose ledger cannot take a request (--ledger-max-mb caps it, as a small disk
     would): that request gets a clear error and nothing else, over gRPC and over HTTP (it was
