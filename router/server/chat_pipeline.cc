@@ -206,6 +206,9 @@ struct ChatPipeline::Flight {
   std::optional<grpc::Status> held_close;
   bool cancel_held = false;
   grpc::Status refusal;  // how the client's stream ends once refused
+  // How it ended (served, failed), counted when the client's stream closes on a recorded
+  // request: a refused one counts as failed once, whatever its worker had answered.
+  std::optional<NodeTable::Outcome> outcome;
 
   bool Send(v1::ChatEvent& e) {
     e.set_request_id(id);
@@ -463,6 +466,7 @@ void ChatPipeline::Recorded(const std::shared_ptr<Flight>& flight) {
     close = f.held_close;
   }
   if (close) {  // the request ended before the ledger answered
+    if (f.outcome) nodes_.Count(*f.outcome);
     live_.End(f.id);
     f.client->Close(*close);
   }
@@ -686,6 +690,7 @@ void ChatPipeline::Finish(Flight& flight, const grpc::Status& status) {
     }
   }
   if (refusal) return flight.client->Close(*refusal);
+  if (flight.outcome) nodes_.Count(*flight.outcome);
   live_.End(flight.id);
   flight.client->Close(status);
 }
@@ -1056,12 +1061,12 @@ grpc::Status ChatPipeline::SendError(Flight& f, v1::ErrorCode code, const std::s
   e.mutable_error()->set_message(message);
   if (code == v1::ERROR_CODE_NO_WORKER) e.mutable_error()->set_retry_after_ms(5000);
   f.Send(e);
-  nodes_.Count(NodeTable::Outcome::kFailed);
+  f.outcome = NodeTable::Outcome::kFailed;
   return grpc::Status::OK;
 }
 
 grpc::Status ChatPipeline::FinishDone(Flight& f, const v1::GenerateDone& done) {
-  nodes_.Count(NodeTable::Outcome::kServed);
+  f.outcome = NodeTable::Outcome::kServed;
   v1::ChatEvent e;
   auto* d = e.mutable_done();
   *d->mutable_usage() = done.usage();

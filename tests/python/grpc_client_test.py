@@ -399,6 +399,21 @@ class ALedgerThatCannotRecordInTime(unittest.TestCase):
     record failed, so the client gets the refusal alone (no Routed, no token, no Done), nothing
     is kept under its id, and the router serves the next request once the disk is free."""
 
+    @staticmethod
+    def outcomes(fields, token):
+        """tidelane_requests_total's served and failed counts from /metrics."""
+        import http.client
+        conn = http.client.HTTPConnection(*fields["http"].rsplit(":", 1), timeout=30)
+        conn.request("GET", "/metrics", headers={"Authorization": "Bearer " + token})
+        body = conn.getresponse().read().decode()
+        conn.close()
+        counts = {}
+        for outcome in ("served", "failed"):
+            line = f'tidelane_requests_total{{outcome="{outcome}"}} '
+            counts[outcome] = int(next(l for l in body.splitlines() if l.startswith(line))
+                                  .split()[-1])
+        return counts
+
     def test_an_answer_produced_before_a_failed_record_is_not_sent(self):
         import sqlite3
         work = tempfile.mkdtemp(prefix="tidelane-pylocked-")
@@ -430,8 +445,11 @@ class ALedgerThatCannotRecordInTime(unittest.TestCase):
                 list(stub.Resume(chat_pb2.ResumeRequest(request_id=refused.request_id),
                                  metadata=auth, timeout=30))
             self.assertEqual(caught.exception.code(), grpc.StatusCode.NOT_FOUND)
+            self.assertEqual(self.outcomes(fields, token), {"served": 0, "failed": 1},
+                             "the refused request counts once, as failed, not as served")
             after = list(stub.Chat(request("and now?"), metadata=auth, timeout=30))
             self.assertEqual(after[-1].WhichOneof("event"), "done", after)
+            self.assertEqual(self.outcomes(fields, token), {"served": 1, "failed": 1})
             channel.close()
         finally:
             for p in (worker, router):
