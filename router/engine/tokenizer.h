@@ -119,6 +119,9 @@ class StreamingDecoder {
   std::string Push(std::int32_t token);
   // Flushes what is held back (as U+FFFD) and resets for a new sequence.
   std::string Finish();
+  // The tokens pushed from now on continue a text already under way (an answer resumed on
+  // another node): a leading space is kept, as it would have been had the text not stopped.
+  void Continue() { at_start_ = false; }
   // Bytes held back, waiting for the rest of a character.
   std::size_t pending_bytes() const { return pending_.size(); }
 

@@ -175,6 +175,13 @@ bool GgufEngine::Prepare(Job& job, std::vector<std::int32_t> prompt,
   job.result.prompt_encoding = "token-ids";
   job.result.prompt_sha256 = receipt::Sha256TokenIds(job.prompt);
   job.result.completion_tokens = job.next_index;
+  if (!input.generated.empty()) {
+    // A resumed answer (its node failed, or the router restarted) goes on as if it had not
+    // stopped: its text continues mid-way, and a seeded sampler takes up where the first
+    // node's left off, one draw per token said (the text re-read above gives the context).
+    job.decoder.Continue();
+    job.sampler.Skip(job.next_index);
+  }
   if (job.max_new == 0) job.result.finish_reason = "length";
   return job.max_new > 0;
 }
@@ -237,7 +244,10 @@ GenerationResult GgufEngine::Decode(const GenerationInput& input, std::string_vi
   // The prefill engine sampled this token but did not feed it; its sampler and text decoder
   // saw it. Replaying both makes the answer continue exactly as on one node.
   job.next_token = u.header.next_token;
-  job.sampler.Skip(u.header.sampler_draws);
+  // Prepare skipped the draws of the tokens said before a resume; the prefill engine's count
+  // includes those.
+  job.sampler.Skip(u.header.sampler_draws -
+                   std::min(u.header.sampler_draws, job.sampler.draws()));
   job.decoder.Push(u.header.next_token);
   Execute(job, sink);
   return job.result;

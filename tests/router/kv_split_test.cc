@@ -225,6 +225,28 @@ TEST(GgufSplit, AResumedRequestSplitsToo) {
   EXPECT_EQ(Split(*a, *b, in), expected);
 }
 
+// A request redirected after its node failed continues on another from the next index. Greedy
+// or seeded, the rest is what the first node would have said: the resumed job re-reads what was
+// said, and its sampler skips the draws those tokens took.
+TEST(GgufResume, GreedyAndSeededAnswersResumedMidwayContinueAsIfUninterrupted) {
+  auto a = LoadModel(), b = LoadModel();
+  ASSERT_TRUE(a && b);
+  for (const float temperature : {0.0f, 0.9f}) {
+    const auto in = Input("I sense", 24, temperature, 1234);
+    Collected whole;
+    a->Run(in, whole.Sink());
+    ASSERT_GE(whole.texts.size(), 13u);
+    for (const std::size_t k : {1u, 5u, 12u}) {
+      auto resumed = in;
+      resumed.generated.assign(whole.texts.begin(), whole.texts.begin() + k);
+      Collected tail;
+      b->Run(resumed, tail.Sink());
+      EXPECT_EQ(tail.texts, std::vector<std::string>(whole.texts.begin() + k, whole.texts.end()))
+          << "temperature " << temperature << ", resumed at " << k;
+    }
+  }
+}
+
 TEST(GgufSplit, ForeignAndCorruptCachesAreRefusedAndTheEngineCarriesOn) {
   auto a = LoadModel(), b = LoadModel();
   ASSERT_TRUE(a && b);
