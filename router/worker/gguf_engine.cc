@@ -246,8 +246,7 @@ GenerationResult GgufEngine::Decode(const GenerationInput& input, std::string_vi
   job.next_token = u.header.next_token;
   // Prepare skipped the draws of the tokens said before a resume; the prefill engine's count
   // includes those.
-  job.sampler.Skip(u.header.sampler_draws -
-                   std::min(u.header.sampler_draws, job.sampler.draws()));
+  job.sampler.Skip(u.header.sampler_draws - std::min(u.header.sampler_draws, job.sampler.draws()));
   job.decoder.Push(u.header.next_token);
   Execute(job, sink);
   return job.result;
