@@ -195,7 +195,9 @@ class ChatPipeline {
   // `sink`, then sink->Close: OK once a terminal event (Done or Error) was sent;
   // INVALID_ARGUMENT (nothing sent) for a request that cannot be served as asked, with a
   // message saying why; ALREADY_EXISTS (nothing sent) when its request_id is in the ledger
-  // under another credential; CANCELLED when the client went away.
+  // under another credential; CANCELLED when the client went away. With a ledger, no event is
+  // sent before the request is recorded (it runs meanwhile: see Recorded); one the ledger
+  // cannot record gets a single INTERNAL Error event with a retry-after, then OK.
   void Start(const v1::ChatRequest& request, std::shared_ptr<StreamSink> sink,
              const Caller& caller);
   // As the router's own token.
