@@ -260,9 +260,13 @@ struct ChatPipeline::Flight {
 // A running worker call, registered so Shutdown can cut it short and Housekeeping can cancel
 // it when its worker falls silent.
 struct ChatPipeline::Upstream {
-  Upstream(grpc::ClientContext* c, std::uint64_t conn) : context(c), connection(conn) {}
+  Upstream(grpc::ClientContext* c, std::uint64_t conn, const Flight* f)
+      : context(c), connection(conn), flight(f) {}
   grpc::ClientContext* context;
   std::uint64_t connection;  // the worker's registration (NodeTable)
+  // The request the call serves (it outlives the call): a call whose client left, or whose
+  // record the ledger refused, is cancelled without waiting for its next event.
+  const Flight* flight;
   std::atomic<Clock::rep> last_heard{Clock::now().time_since_epoch().count()};
   std::atomic<bool> streaming{false};  // the worker has said something on this call
   std::atomic<Stall> stalled{Stall::kNone};
@@ -278,8 +282,9 @@ struct ChatPipeline::Track {
   ChatPipeline& p;
   Upstream up;
   bool registered = true;
-  Track(ChatPipeline& pipeline, grpc::ClientContext* context, std::uint64_t connection)
-      : p(pipeline), up(context, connection) {
+  Track(ChatPipeline& pipeline, grpc::ClientContext* context, std::uint64_t connection,
+        const Flight& flight)
+      : p(pipeline), up(context, connection, &flight) {
     std::lock_guard lock(p.mu_);
     p.upstreams_.insert(&up);
     if (p.stopping_) context->TryCancel();
@@ -389,7 +394,14 @@ void ChatPipeline::Housekeeping() {
         why = Stall::kCallSilent;
       }
       auto none = Stall::kNone;
-      if (why != none && u->stalled.compare_exchange_strong(none, why)) u->context->TryCancel();
+      if (why != none && u->stalled.compare_exchange_strong(none, why)) {
+        u->context->TryCancel();
+      } else if (why == Stall::kNone && u->flight->Cancelled()) {
+        // The client left (or the ledger refused the request) while its worker was busy on
+        // it, a long prefill say: the worker hears so now rather than at its next token, and
+        // the attempt ends as any whose client left (the ledger keeps what was said).
+        u->context->TryCancel();
+      }
     }
   }
 }
@@ -802,7 +814,7 @@ class ChatPipeline::Attempt final : public grpc::ClientReadReactor<v1::GenerateE
       : p_(p),
         flight_(std::move(flight)),
         lease_(std::move(lease)),
-        upstream_(&context_, lease_.connection) {
+        upstream_(&context_, lease_.connection, flight_.get()) {
     request_ = p_.WorkFor(*flight_);
     auth::AttachBearer(context_, p_.config_.token);
     lease_.stub->async()->Generate(&context_, &request_, this);
@@ -1117,7 +1129,7 @@ ChatPipeline::SplitEnd ChatPipeline::ServeSplit(Flight& flight, Lease& p, Lease&
   // 1. Prefill: the first token goes to the client as soon as it arrives.
   grpc::ClientContext pctx;
   auth::AttachBearer(pctx, config_.token);
-  Track p_track(*this, &pctx, p.connection);
+  Track p_track(*this, &pctx, p.connection, flight);
   auto reader = p.stub->PrefillKv(&pctx, work);
   v1::PrefillEvent event;
   std::optional<v1::KvHead> head;
@@ -1186,7 +1198,7 @@ ChatPipeline::SplitEnd ChatPipeline::ServeSplit(Flight& flight, Lease& p, Lease&
   }
   grpc::ClientContext dctx;
   auth::AttachBearer(dctx, config_.token);
-  Track d_track(*this, &dctx, d.connection);
+  Track d_track(*this, &dctx, d.connection, flight);
   auto stream = d.stub->DecodeKv(&dctx);
   v1::DecodeInput input;
   auto* start = input.mutable_start();

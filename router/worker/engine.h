@@ -28,6 +28,10 @@ struct GenerationInput {
   // Tokens already produced (on this node or another); generation continues at
   // index generated.size() and must not repeat them.
   std::vector<std::string> generated;
+  // True once the caller no longer wants the answer (its client left). The sink's false says
+  // the same at each token; engines also ask this while they work on a prompt, so a long
+  // prefill stops soon after the client leaves instead of running to its end. May be empty.
+  std::function<bool()> cancelled;
 };
 
 struct GenerationResult {

@@ -27,8 +27,9 @@ struct GgufEngine::Job {
   // slow client then slows only its own request, never the batch. Guarded by the engine's mu_.
   std::deque<std::pair<std::uint32_t, std::string>> outbox;
   std::atomic<bool> client_gone{false};
-  std::uint32_t next_index = 0;  // index of the next token the client sees
-  std::uint32_t produced = 0;    // tokens generated here
+  std::function<bool()> cancelled;  // GenerationInput::cancelled, polled by Execute
+  std::uint32_t next_index = 0;     // index of the next token the client sees
+  std::uint32_t produced = 0;       // tokens generated here
   std::uint32_t max_new = 0;
   std::int32_t next_token = -1;  // sampled, not yet fed
   Clock::time_point admitted;
@@ -175,6 +176,7 @@ bool GgufEngine::Prepare(Job& job, std::vector<std::int32_t> prompt,
   job.result.prompt_encoding = "token-ids";
   job.result.prompt_sha256 = receipt::Sha256TokenIds(job.prompt);
   job.result.completion_tokens = job.next_index;
+  job.cancelled = input.cancelled;
   if (!input.generated.empty()) {
     // A resumed answer (its node failed, or the router restarted) goes on as if it had not
     // stopped: its text continues mid-way, and a seeded sampler takes up where the first
@@ -258,8 +260,21 @@ void GgufEngine::Execute(Job& job, const TokenSink& sink) {
   job.admitted = Clock::now();
   waiting_.push_back(&job);
   wake_.notify_all();
+  const auto ready = [&] { return job.done || !job.outbox.empty(); };
   for (;;) {
-    job.finished.wait(lock, [&] { return job.done || !job.outbox.empty(); });
+    if (!job.cancelled) {
+      job.finished.wait(lock, ready);
+    } else if (!job.finished.wait_for(lock, kCancelPoll, ready)) {
+      // Nothing to pass on yet (a long prompt's prefill, say): has the client left? The batch
+      // loop then drops the job at its next pass instead of computing the rest of its prompt.
+      if (!job.client_gone) {
+        lock.unlock();
+        const bool gone = job.cancelled();
+        lock.lock();
+        if (gone) job.client_gone = true;
+      }
+      continue;
+    }
     while (!job.outbox.empty()) {
       auto [index, text] = std::move(job.outbox.front());
       job.outbox.pop_front();
@@ -341,6 +356,22 @@ void GgufEngine::Loop() {
 }
 
 void GgufEngine::Step(std::vector<Job*>& running) {
+  auto finish = [&](Job* j, const std::string& reason, const std::string& error = {}) {
+    engine_->FreeSequence(j->seq);
+    std::lock_guard lock(mu_);
+    j->result.finish_reason = reason;
+    j->error = error;
+    j->done = true;
+    j->finished.notify_all();
+  };
+  // A job whose client left ends before another chunk of its prompt (or another token) is
+  // computed for it.
+  std::erase_if(running, [&](Job* j) {
+    if (!j->client_gone) return false;
+    finish(j, "cancelled");
+    return true;
+  });
+  if (running.empty()) return;
   std::vector<engine::Engine::Step> steps;
   std::vector<Job*> stepped;
   for (Job* j : running) {
@@ -353,14 +384,6 @@ void GgufEngine::Step(std::vector<Job*>& running) {
     stepped.push_back(j);
   }
   auto logits = engine_->Forward(steps);
-  auto finish = [&](Job* j, const std::string& reason, const std::string& error = {}) {
-    engine_->FreeSequence(j->seq);
-    std::lock_guard lock(mu_);
-    j->result.finish_reason = reason;
-    j->error = error;
-    j->done = true;
-    j->finished.notify_all();
-  };
   if (!logits) {
     // Out of KV memory with others running: the newest request waits for them to finish.
     if (running.size() > 1 && logits.error().find("KV cache is full") != std::string::npos) {

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
@@ -85,6 +86,8 @@ class GgufEngine final : public Engine {
   // Queues `job` for the batch loop and hands its tokens to `sink` until it ends; throws what
   // Run, Prefill and Decode document.
   void Execute(Job& job, const TokenSink& sink);
+  // How often Execute asks GenerationInput::cancelled while it waits for a job's next token.
+  static constexpr std::chrono::milliseconds kCancelPoll{50};
   // Takes a job from the queue into the batch (a new sequence, or an imported cache).
   void Admit(Job* job, std::vector<Job*>& running);
   void Step(std::vector<Job*>& running);

@@ -88,13 +88,31 @@ std::vector<std::string> SyntheticEngine::AnswerTokens(const std::vector<Message
   return tokens;
 }
 
-bool SyntheticEngine::Work(double ms) {
+bool SyntheticEngine::Work(double ms, const std::function<bool()>& cancelled) {
+  using Clock = std::chrono::steady_clock;
+  const auto to_ticks = [](double millis) {
+    return std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double, std::milli>(std::max(0.0, millis)));
+  };
+  const auto end = Clock::now() + to_ticks(ms);
+  const auto poll = to_ticks(kCancelPollMs);
   std::unique_lock lock(mu_);
-  if (ms > 0) {
-    shutdown_cv_.wait_for(lock, std::chrono::duration<double, std::milli>(ms),
+  // A real engine notices a departed client between prefill chunks; this one, between slices
+  // of the wait.
+  while (!shutting_down_) {
+    const auto now = Clock::now();
+    if (now >= end) return true;
+    if (cancelled) {
+      lock.unlock();
+      const bool gone = cancelled();
+      lock.lock();
+      if (gone) return false;
+    }
+    const Clock::duration left = end - now;
+    shutdown_cv_.wait_for(lock, cancelled ? std::min(left, poll) : left,
                           [&] { return shutting_down_; });
   }
-  return !shutting_down_;
+  return false;
 }
 
 void SyntheticEngine::Shutdown() {
@@ -133,7 +151,7 @@ GenerationResult SyntheticEngine::Generate(const GenerationInput& input, const T
     // A resumed request re-prefills its prompt plus what was generated so far; a decode from
     // a handoff has its cache already.
     result.prefill_ms = profile_.PrefillMs(prompt_tokens) * time_scale_;
-    working = Work(profile_.PrefillMs(prompt_tokens + start) * time_scale_);
+    working = Work(profile_.PrefillMs(prompt_tokens + start) * time_scale_, input.cancelled);
   }
 
   std::uint32_t i = start;
@@ -144,7 +162,9 @@ GenerationResult SyntheticEngine::Generate(const GenerationInput& input, const T
           : static_cast<std::uint32_t>(answer.size());
   for (; i < end; ++i) {
     const bool step = phase == Phase::kDecode || i > start;
-    if (working && step) working = Work(profile_.DecodeStepMs(active_.load()) * time_scale_);
+    if (working && step) {
+      working = Work(profile_.DecodeStepMs(active_.load()) * time_scale_, input.cancelled);
+    }
     if (!working || !sink(i, answer[i])) {
       result.completion_tokens = i;
       result.finish_reason = "cancelled";

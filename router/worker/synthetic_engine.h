@@ -55,8 +55,10 @@ class SyntheticEngine final : public Engine {
   GenerationResult Generate(const GenerationInput& input, const TokenSink& sink, Phase phase);
   // Prompt tokens of a conversation; throws std::invalid_argument without a user message.
   static std::uint32_t PromptTokens(const GenerationInput& input);
-  // Waits `ms` of simulated work; false when Shutdown cut it short.
-  bool Work(double ms);
+  // Waits `ms` of simulated work; false when Shutdown or `cancelled` (polled every
+  // kCancelPollMs; may be empty) cut it short.
+  bool Work(double ms, const std::function<bool()>& cancelled);
+  static constexpr double kCancelPollMs = 50;
 
   double time_scale_;
   std::atomic<std::uint32_t> active_{0};

@@ -143,8 +143,9 @@ grpc::Status WorkerServiceImpl::Generate(grpc::ServerContext* context,
   if (request->request_id().empty()) {
     return {grpc::StatusCode::INVALID_ARGUMENT, "request_id is required"};
   }
-  const GenerationInput input = InputOf(*request);
+  GenerationInput input = InputOf(*request);
   Running running(*this, input.request_id);
+  input.cancelled = [&running, context] { return running.cancelled() || context->IsCancelled(); };
   if (!running.registered()) return running.AlreadyRunning();
 
   const std::int64_t started_at_ms = UnixMs();
@@ -187,8 +188,9 @@ grpc::Status WorkerServiceImpl::PrefillKv(grpc::ServerContext* context,
     return {grpc::StatusCode::UNIMPLEMENTED,
             std::string(engine_.Kind()) + " engines cannot split prefill from decode"};
   }
-  const GenerationInput input = InputOf(*request);
+  GenerationInput input = InputOf(*request);
   Running running(*this, input.request_id);
+  input.cancelled = [&running, context] { return running.cancelled() || context->IsCancelled(); };
   if (!running.registered()) return running.AlreadyRunning();
 
   const std::int64_t started_at_ms = UnixMs();
@@ -267,8 +269,9 @@ grpc::Status WorkerServiceImpl::DecodeKv(
             "the KV handoff is from a " + start.head().format() + " engine; this worker runs " +
                 std::string(engine_.Kind())};
   }
-  const GenerationInput input = InputOf(start.request());
+  GenerationInput input = InputOf(start.request());
   Running running(*this, input.request_id);
+  input.cancelled = [&running, context] { return running.cancelled() || context->IsCancelled(); };
   if (!running.registered()) return running.AlreadyRunning();
 
   // The whole cache arrives before it is imported; chunks must come in order, no gaps.

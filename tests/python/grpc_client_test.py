@@ -457,6 +457,53 @@ class ALedgerThatCannotRecordInTime(unittest.TestCase):
                 p.wait(timeout=10)
 
 
+class AClientThatLeavesDuringALongPrefill(unittest.TestCase):
+    """A client that leaves while a slow node still reads its long prompt: the router cancels
+    the worker call within a housekeeping round (0.5 s) instead of at the first token, so the
+    node is free again long before the prefill would have ended (about 24 s here), and the
+    worker stops reading the prompt too. The request stays in the ledger, resumable."""
+
+    def test_the_node_is_freed_without_waiting_for_the_first_token(self):
+        import http.client
+        import time
+        work = tempfile.mkdtemp(prefix="tidelane-pyprefill-")
+        self.addCleanup(shutil.rmtree, work, True)
+        token, router, worker, fields = start_router_and_worker(BIN_DIR, work, "low", "slow")
+        try:
+            channel = grpc.insecure_channel(fields["grpc"])
+            stub = chat_pb2_grpc.ChatServiceStub(channel)
+            auth = [("authorization", "Bearer " + token)]
+
+            def in_flight():
+                conn = http.client.HTTPConnection(*fields["http"].rsplit(":", 1), timeout=30)
+                conn.request("GET", "/metrics", headers={"Authorization": "Bearer " + token})
+                body = conn.getresponse().read().decode()
+                conn.close()
+                return int(next(l for l in body.splitlines()
+                                if l.startswith("tidelane_in_flight ")).split()[-1])
+
+            # ~6,000 prompt tokens at the low profile's 250 a second.
+            request = chat_pb2.ChatRequest(
+                request_id="prefill-" + secrets.token_hex(4), user="python",
+                messages=[common_pb2.ChatMessage(role="user", content="tide " * 6000)],
+                sampling=common_pb2.SamplingParams(max_tokens=8))
+            call = stub.Chat(request, metadata=auth, timeout=120)
+            for event in call:
+                if event.HasField("routed"):
+                    break
+            self.assertEqual(in_flight(), 1)
+            call.cancel()
+            deadline = time.monotonic() + 10  # well inside the prefill
+            while in_flight() != 0 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            self.assertEqual(in_flight(), 0, "the node still holds a request nobody waits for")
+            channel.close()
+        finally:
+            for p in (worker, router):
+                p.terminate()
+                p.wait(timeout=10)
+
+
 class FullLedger(unittest.TestCase):
     """A router whose ledger cannot take a request (--ledger-max-mb caps it, as a small disk
     would): that request gets a clear error and nothing else, over gRPC and over HTTP (it was

@@ -3,8 +3,11 @@
 // is exactly the answer one engine gives alone — greedy and seeded, alone and batched.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <future>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "router/core/node_profile.h"
@@ -245,6 +248,33 @@ TEST(GgufResume, GreedyAndSeededAnswersResumedMidwayContinueAsIfUninterrupted) {
           << "temperature " << temperature << ", resumed at " << k;
     }
   }
+}
+
+// A client that leaves during a long prefill (GenerationInput::cancelled) stops the work soon
+// after, not when the prompt is done: the engine is idle again long before the prefill's end.
+TEST(SyntheticEngineCancel, ALongPrefillStopsSoonAfterItsClientLeaves) {
+  SyntheticEngine e(*core::FindProfile("low"), 1.0);  // 250 prompt tokens a second
+  std::string prompt;
+  for (int i = 0; i < 15000; ++i) prompt += "tide ";  // a minute of prefill
+  auto in = Input(prompt, 8);
+  std::atomic<bool> gone{false};
+  in.cancelled = [&] { return gone.load(); };
+  Collected out;
+  GenerationResult result;
+  std::thread run([&] { result = e.Run(in, out.Sink()); });
+  const auto wait_for = [&](std::uint32_t active) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (e.Active() != active && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return e.Active() == active;
+  };
+  ASSERT_TRUE(wait_for(1));
+  gone = true;
+  EXPECT_TRUE(wait_for(0)) << "the engine still works on a prompt nobody waits for";
+  run.join();
+  EXPECT_EQ(result.finish_reason, "cancelled");
+  EXPECT_TRUE(out.texts.empty());
 }
 
 TEST(GgufSplit, ForeignAndCorruptCachesAreRefusedAndTheEngineCarriesOn) {
