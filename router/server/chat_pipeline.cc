@@ -394,14 +394,12 @@ void ChatPipeline::Housekeeping() {
         why = Stall::kCallSilent;
       }
       auto none = Stall::kNone;
-      if (why != none && u->stalled.compare_exchange_strong(none, why)) {
-        u->context->TryCancel();
-      } else if (why == Stall::kNone && u->flight->Cancelled()) {
-        // The client left (or the ledger refused the request) while its worker was busy on
-        // it, a long prefill say: the worker hears so now rather than at its next token, and
-        // the attempt ends as any whose client left (the ledger keeps what was said).
-        u->context->TryCancel();
-      }
+      const bool stalled = why != none && u->stalled.compare_exchange_strong(none, why);
+      // Or the client left (or the ledger refused the request) while its worker was busy on
+      // it, a long prefill say: the worker hears so now rather than at its next token, and
+      // the attempt ends as any whose client left (the ledger keeps what was said).
+      const bool unwanted = why == Stall::kNone && u->flight->Cancelled();
+      if (stalled || unwanted) u->context->TryCancel();
     }
   }
 }
