@@ -206,9 +206,11 @@ struct ChatPipeline::Flight {
   std::optional<grpc::Status> held_close;
   bool cancel_held = false;
   grpc::Status refusal;  // how the client's stream ends once refused
-  // How it ended (served, failed), counted when the client's stream closes on a recorded
-  // request: a refused one counts as failed once, whatever its worker had answered.
+  // How it ended (served, failed) and, when served, its TTFT and TPOT in seconds: counted
+  // when the client's stream closes on a recorded request (CountEnd), so a refused one counts
+  // as failed once, whatever its worker had answered, and adds nothing to the latencies.
   std::optional<NodeTable::Outcome> outcome;
+  std::optional<std::pair<double, double>> latency;
 
   bool Send(v1::ChatEvent& e) {
     e.set_request_id(id);
@@ -476,7 +478,7 @@ void ChatPipeline::Recorded(const std::shared_ptr<Flight>& flight) {
     close = f.held_close;
   }
   if (close) {  // the request ended before the ledger answered
-    if (f.outcome) nodes_.Count(*f.outcome);
+    CountEnd(f);
     live_.End(f.id);
     f.client->Close(*close);
   }
@@ -683,6 +685,11 @@ grpc::Status ChatPipeline::Follow(LiveRequests::Live& live, const std::string& i
   }
 }
 
+void ChatPipeline::CountEnd(const Flight& flight) {
+  if (flight.outcome) nodes_.Count(*flight.outcome);
+  if (flight.latency) nodes_.RecordLatency(flight.latency->first, flight.latency->second);
+}
+
 void ChatPipeline::Finish(Flight& flight, const grpc::Status& status) {
   if (std::exchange(flight.closed, true)) return;
   std::optional<grpc::Status> refusal;
@@ -700,7 +707,7 @@ void ChatPipeline::Finish(Flight& flight, const grpc::Status& status) {
     }
   }
   if (refusal) return flight.client->Close(*refusal);
-  if (flight.outcome) nodes_.Count(*flight.outcome);
+  CountEnd(flight);
   live_.End(flight.id);
   flight.client->Close(status);
 }
@@ -1090,7 +1097,7 @@ grpc::Status ChatPipeline::FinishDone(Flight& f, const v1::GenerateDone& done) {
     d->mutable_timings()->set_decode_tok_s((f.generated.size() - 1) * 1000.0 / (total - f.ttft_ms));
     tpot_s = (total - f.ttft_ms) / 1000.0 / (f.generated.size() - 1);
   }
-  nodes_.RecordLatency(d->timings().ttft_ms() / 1000.0, tpot_s);
+  f.latency = {d->timings().ttft_ms() / 1000.0, tpot_s};
   f.route.back().to_index = f.generated.size();
   f.route.back().outcome = "done";
   AttachReceipt(f, done, d);

@@ -401,7 +401,8 @@ class ALedgerThatCannotRecordInTime(unittest.TestCase):
 
     @staticmethod
     def outcomes(fields, token):
-        """tidelane_requests_total's served and failed counts from /metrics."""
+        """tidelane_requests_total's served and failed counts and the TTFT histogram's sample
+        count, from /metrics."""
         import http.client
         conn = http.client.HTTPConnection(*fields["http"].rsplit(":", 1), timeout=30)
         conn.request("GET", "/metrics", headers={"Authorization": "Bearer " + token})
@@ -412,6 +413,10 @@ class ALedgerThatCannotRecordInTime(unittest.TestCase):
             line = f'tidelane_requests_total{{outcome="{outcome}"}} '
             counts[outcome] = int(next(l for l in body.splitlines() if l.startswith(line))
                                   .split()[-1])
+        # Served requests' latencies: the refused one must not be among them.
+        counts["ttft_samples"] = int(next(l for l in body.splitlines()
+                                          if l.startswith("tidelane_ttft_seconds_count "))
+                                     .split()[-1])
         return counts
 
     def test_an_answer_produced_before_a_failed_record_is_not_sent(self):
@@ -445,11 +450,13 @@ class ALedgerThatCannotRecordInTime(unittest.TestCase):
                 list(stub.Resume(chat_pb2.ResumeRequest(request_id=refused.request_id),
                                  metadata=auth, timeout=30))
             self.assertEqual(caught.exception.code(), grpc.StatusCode.NOT_FOUND)
-            self.assertEqual(self.outcomes(fields, token), {"served": 0, "failed": 1},
+            self.assertEqual(self.outcomes(fields, token),
+                             {"served": 0, "failed": 1, "ttft_samples": 0},
                              "the refused request counts once, as failed, not as served")
             after = list(stub.Chat(request("and now?"), metadata=auth, timeout=30))
             self.assertEqual(after[-1].WhichOneof("event"), "done", after)
-            self.assertEqual(self.outcomes(fields, token), {"served": 1, "failed": 1})
+            self.assertEqual(self.outcomes(fields, token),
+                             {"served": 1, "failed": 1, "ttft_samples": 1})
             channel.close()
         finally:
             for p in (worker, router):
