@@ -207,7 +207,7 @@ struct ChatPipeline::Flight {
   bool cancel_held = false;
   grpc::Status refusal;  // how the client's stream ends once refused
   // How it ended (served, failed) and, when served, its TTFT and TPOT in seconds: counted
-  // when the client's stream closes on a recorded request (CountEnd), so a refused one counts
+  // when the client's stream closes on a recorded request (CloseRecorded), so a refused one counts
   // as failed once, whatever its worker had answered, and adds nothing to the latencies.
   std::optional<NodeTable::Outcome> outcome;
   std::optional<std::pair<double, double>> latency;
@@ -477,11 +477,7 @@ void ChatPipeline::Recorded(const std::shared_ptr<Flight>& flight) {
     if (f.cancel_held) f.sink->Cancel();  // not f.Cancel(): send_mu is held
     close = f.held_close;
   }
-  if (close) {  // the request ended before the ledger answered
-    CountEnd(f);
-    live_.End(f.id);
-    f.client->Close(*close);
-  }
+  if (close) CloseRecorded(f, *close);  // the request ended before the ledger answered
 }
 
 void ChatPipeline::Refused(const std::shared_ptr<Flight>& flight, const grpc::Status& status,
@@ -685,9 +681,11 @@ grpc::Status ChatPipeline::Follow(LiveRequests::Live& live, const std::string& i
   }
 }
 
-void ChatPipeline::CountEnd(const Flight& flight) {
+void ChatPipeline::CloseRecorded(Flight& flight, const grpc::Status& status) {
   if (flight.outcome) nodes_.Count(*flight.outcome);
   if (flight.latency) nodes_.RecordLatency(flight.latency->first, flight.latency->second);
+  live_.End(flight.id);
+  flight.client->Close(status);
 }
 
 void ChatPipeline::Finish(Flight& flight, const grpc::Status& status) {
@@ -707,9 +705,7 @@ void ChatPipeline::Finish(Flight& flight, const grpc::Status& status) {
     }
   }
   if (refusal) return flight.client->Close(*refusal);
-  CountEnd(flight);
-  live_.End(flight.id);
-  flight.client->Close(status);
+  CloseRecorded(flight, status);
 }
 
 void ChatPipeline::Begin(const std::shared_ptr<Flight>& flight) {

@@ -306,8 +306,9 @@ class ChatPipeline {
   void Unwatch(Upstream& upstream);
   void AttemptOver();
   void Finish(Flight& flight, const grpc::Status& status);
-  // A recorded request's stream closes: its outcome and latencies go to the counters.
-  void CountEnd(const Flight& flight);
+  // Closes a recorded request's stream with `status`: its outcome and latencies go to the
+  // counters, and followers (Resume) hear that it ended.
+  void CloseRecorded(Flight& flight, const grpc::Status& status);
   // Countersigns the finishing worker's statement into `done`'s receipt (the ledger keeps it
   // with the Done event); leaves `done` without one (and says why in the log) when it cannot.
   void AttachReceipt(Flight& flight, const v1::GenerateDone& worker, v1::Done* done);

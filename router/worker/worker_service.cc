@@ -67,7 +67,8 @@ grpc::Status StatusOf(const std::string& request_id, const std::exception_ptr& e
 // While a request runs here, Cancel can reach it by id; one request id runs once at a time.
 class WorkerServiceImpl::Running {
  public:
-  Running(WorkerServiceImpl& service, std::string id) : service_(service), id_(std::move(id)) {
+  Running(WorkerServiceImpl& service, std::string id, const grpc::ServerContext& context)
+      : service_(service), id_(std::move(id)), context_(context) {
     std::lock_guard lock(service_.mu_);
     registered_ = service_.cancelled_.emplace(id_, flag_).second;
   }
@@ -80,6 +81,12 @@ class WorkerServiceImpl::Running {
   Running& operator=(const Running&) = delete;
   bool registered() const { return registered_; }
   bool cancelled() const { return flag_->load(); }
+  // Whether to stop: Cancel reached the request, or its caller went away.
+  bool stopped() const { return cancelled() || context_.IsCancelled(); }
+  // stopped() for GenerationInput::cancelled (this Running outlives the engine call).
+  std::function<bool()> StopCheck() const {
+    return [this] { return stopped(); };
+  }
   grpc::Status AlreadyRunning() const {
     return {grpc::StatusCode::ALREADY_EXISTS, "request " + id_ + " is already running here"};
   }
@@ -87,6 +94,7 @@ class WorkerServiceImpl::Running {
  private:
   WorkerServiceImpl& service_;
   std::string id_;
+  const grpc::ServerContext& context_;
   std::shared_ptr<std::atomic<bool>> flag_ = std::make_shared<std::atomic<bool>>(false);
   bool registered_ = false;
 };
@@ -144,14 +152,14 @@ grpc::Status WorkerServiceImpl::Generate(grpc::ServerContext* context,
     return {grpc::StatusCode::INVALID_ARGUMENT, "request_id is required"};
   }
   GenerationInput input = InputOf(*request);
-  Running running(*this, input.request_id);
-  input.cancelled = [&running, context] { return running.cancelled() || context->IsCancelled(); };
+  Running running(*this, input.request_id, *context);
+  input.cancelled = running.StopCheck();
   if (!running.registered()) return running.AlreadyRunning();
 
   const std::int64_t started_at_ms = UnixMs();
   std::vector<std::string> produced;  // what this worker computed, for its statement
   const auto sink = [&](std::uint32_t index, std::string_view text) {
-    if (running.cancelled() || context->IsCancelled()) return false;
+    if (running.stopped()) return false;
     v1::GenerateEvent event;
     event.mutable_token()->set_index(index);
     event.mutable_token()->set_text(std::string(text));
@@ -189,15 +197,15 @@ grpc::Status WorkerServiceImpl::PrefillKv(grpc::ServerContext* context,
             std::string(engine_.Kind()) + " engines cannot split prefill from decode"};
   }
   GenerationInput input = InputOf(*request);
-  Running running(*this, input.request_id);
-  input.cancelled = [&running, context] { return running.cancelled() || context->IsCancelled(); };
+  Running running(*this, input.request_id, *context);
+  input.cancelled = running.StopCheck();
   if (!running.registered()) return running.AlreadyRunning();
 
   const std::int64_t started_at_ms = UnixMs();
   std::vector<std::string> produced;
   // The first token goes out the moment it is sampled, before the cache is packed.
   const auto sink = [&](std::uint32_t index, std::string_view text) {
-    if (running.cancelled() || context->IsCancelled()) return false;
+    if (running.stopped()) return false;
     v1::PrefillEvent event;
     event.mutable_token()->set_index(index);
     event.mutable_token()->set_text(std::string(text));
@@ -231,7 +239,7 @@ grpc::Status WorkerServiceImpl::PrefillKv(grpc::ServerContext* context,
   if (!writer->Write(head)) return {grpc::StatusCode::CANCELLED, "the router went away"};
   const std::string_view blob = out.handoff;
   for (std::size_t at = 0; at < blob.size(); at += kKvChunkBytes) {
-    if (running.cancelled() || context->IsCancelled()) {
+    if (running.stopped()) {
       return {grpc::StatusCode::CANCELLED, "request cancelled"};
     }
     v1::PrefillEvent chunk;
@@ -270,8 +278,8 @@ grpc::Status WorkerServiceImpl::DecodeKv(
                 std::string(engine_.Kind())};
   }
   GenerationInput input = InputOf(start.request());
-  Running running(*this, input.request_id);
-  input.cancelled = [&running, context] { return running.cancelled() || context->IsCancelled(); };
+  Running running(*this, input.request_id, *context);
+  input.cancelled = running.StopCheck();
   if (!running.registered()) return running.AlreadyRunning();
 
   // The whole cache arrives before it is imported; chunks must come in order, no gaps.
@@ -297,7 +305,7 @@ grpc::Status WorkerServiceImpl::DecodeKv(
   const std::int64_t started_at_ms = UnixMs();
   std::vector<std::string> produced;
   const auto sink = [&](std::uint32_t index, std::string_view text) {
-    if (running.cancelled() || context->IsCancelled()) return false;
+    if (running.stopped()) return false;
     v1::GenerateEvent event;
     event.mutable_token()->set_index(index);
     event.mutable_token()->set_text(std::string(text));

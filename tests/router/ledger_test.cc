@@ -11,8 +11,10 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -36,6 +38,29 @@ std::string SchemaSql(const std::string& name) {
   std::ifstream in(fs::path(TIDELANE_LEDGER_FIXTURES) / name);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
+
+// Values reported from other threads (AcceptAsync's outcomes), kept in the order they came.
+template <typename T>
+class Reports {
+ public:
+  void Add(T value) {
+    std::lock_guard lock(mu_);
+    values_.push_back(std::move(value));
+    cv_.notify_all();
+  }
+  // All `n` values, once reported; nothing if they are not all in within `within`.
+  std::optional<std::vector<T>> Wait(std::size_t n,
+                                     std::chrono::seconds within = std::chrono::seconds(30)) {
+    std::unique_lock lock(mu_);
+    if (!cv_.wait_for(lock, within, [&] { return values_.size() == n; })) return std::nullopt;
+    return values_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<T> values_;
+};
 
 tidelane::v1::ChatRequest Request(const std::string& text) {
   tidelane::v1::ChatRequest r;
@@ -122,23 +147,17 @@ TEST(Ledger, AcceptAsyncReportsAfterTheCommitAndFailsOnAFullDisk) {
   std::string error;
   auto ledger = Ledger::Open(dir, &error, 64 * 1024);
   ASSERT_TRUE(ledger) << error;
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<std::pair<int, bool>> outcomes;
+  Reports<std::pair<int, bool>> reported;
   constexpr int kRequests = 400;  // 500 bytes each: more than 64 KiB holds
   for (int i = 0; i < kRequests; ++i) {
     ledger->AcceptAsync("a" + std::to_string(i), Request(std::string(500, 'y')), [&, i](bool ok) {
-      std::lock_guard lock(mu);
-      outcomes.emplace_back(i, ok);
-      cv.notify_all();
+      reported.Add({i, ok});
     });
   }
-  std::unique_lock lock(mu);
-  ASSERT_TRUE(
-      cv.wait_for(lock, std::chrono::seconds(30), [&] { return outcomes.size() == kRequests; }));
-  lock.unlock();
+  const auto outcomes = reported.Wait(kRequests);
+  ASSERT_TRUE(outcomes);
   int recorded = 0;
-  for (const auto& [i, ok] : outcomes) {
+  for (const auto& [i, ok] : *outcomes) {
     // Whatever was reported as recorded can be loaded: no request runs unrecorded.
     if (ok) {
       ++recorded;
@@ -160,25 +179,19 @@ TEST(Ledger, ARequestThatDoesNotFitIsRefusedAloneAndTheRestOfItsGroupIsKept) {
   auto ledger = Ledger::Open(dir, &error, 256 * 1024);
   ASSERT_TRUE(ledger) << error;
   ASSERT_TRUE(ledger->Accept("running", Request("a long answer, please")));
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<std::pair<int, bool>> outcomes;
+  Reports<std::pair<int, bool>> reported;
   constexpr int kRequests = 40;
   const auto huge = [](int i) { return i % 2 == 1; };  // 300 KiB: more than the ledger holds
   for (int i = 0; i < kRequests; ++i) {
     ledger->AppendToken("running", static_cast<std::uint32_t>(i), "t" + std::to_string(i));
     ledger->AcceptAsync("g" + std::to_string(i),
                         Request(std::string(huge(i) ? 300 * 1024 : 100, 'q')), [&, i](bool ok) {
-                          std::lock_guard lock(mu);
-                          outcomes.emplace_back(i, ok);
-                          cv.notify_all();
+                          reported.Add({i, ok});
                         });
   }
-  std::unique_lock lock(mu);
-  ASSERT_TRUE(
-      cv.wait_for(lock, std::chrono::seconds(30), [&] { return outcomes.size() == kRequests; }));
-  lock.unlock();
-  for (const auto& [i, ok] : outcomes) {
+  const auto outcomes = reported.Wait(kRequests);
+  ASSERT_TRUE(outcomes);
+  for (const auto& [i, ok] : *outcomes) {
     EXPECT_EQ(ok, !huge(i)) << "request " << i;
     EXPECT_EQ(ledger->Load("g" + std::to_string(i)).has_value(), !huge(i)) << "request " << i;
   }
@@ -289,23 +302,14 @@ TEST(Ledger, RecordsOwnersAndUpgradesAVersion2LedgerWhoseRowsOnlyTheRouterMayRea
     EXPECT_FALSE(ledger->Accept("old", Request("taken over"), alice.owner));
     // The owner may accept its own id again (a retry).
     EXPECT_TRUE(ledger->Accept("a1", Request("alice asks again"), alice.owner));
-    std::mutex mu;
-    std::condition_variable cv;
-    std::vector<Ledger::AcceptOutcome> outcomes;
-    const auto record = [&](Ledger::AcceptOutcome o) {
-      std::lock_guard lock(mu);
-      outcomes.push_back(o);
-      cv.notify_all();
-    };
+    Reports<Ledger::AcceptOutcome> reported;
+    const auto record = [&](Ledger::AcceptOutcome o) { reported.Add(o); };
     ledger->AcceptAsync("a1", Request("bob again"), bob.owner, record);
     ledger->AcceptAsync("b1", Request("bob asks"), bob.owner, record);
-    {
-      std::unique_lock lock(mu);
-      ASSERT_TRUE(
-          cv.wait_for(lock, std::chrono::seconds(10), [&] { return outcomes.size() == 2; }));
-    }
-    EXPECT_EQ(outcomes, (std::vector<Ledger::AcceptOutcome>{Ledger::AcceptOutcome::kIdTaken,
-                                                            Ledger::AcceptOutcome::kRecorded}));
+    const auto outcomes = reported.Wait(2, std::chrono::seconds(10));
+    ASSERT_TRUE(outcomes);
+    EXPECT_EQ(*outcomes, (std::vector<Ledger::AcceptOutcome>{Ledger::AcceptOutcome::kIdTaken,
+                                                             Ledger::AcceptOutcome::kRecorded}));
   }
   // The upgrade is done once and kept: reopened, the owners are there.
   auto ledger = Ledger::Open(dir, &error);
