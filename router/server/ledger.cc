@@ -473,8 +473,15 @@ bool Ledger::Apply(std::vector<Op>& ops) {
     return rc == SQLITE_DONE;
   };
   if (!run(p.begin)) return Fail("begin");
+  // Gives up on the whole group: nothing in it is committed.
+  const auto abandon = [&](const char* what) {
+    Fail(what);
+    run(p.rollback);
+    return false;
+  };
   const auto now = NowMs();
   for (auto& op : ops) {
+    if (op.refused) continue;  // refused in an earlier pass over this group (below)
     Stmt* s = nullptr;
     switch (op.kind) {
       case Op::Kind::kRoute:
@@ -495,11 +502,7 @@ bool Ledger::Apply(std::vector<Op>& ops) {
         // Each accept in a savepoint of its own: one that does not fit (a large prompt on a
         // nearly full disk) is refused alone, and the tokens and other requests committed
         // with it are kept.
-        if (!run(p.savepoint)) {
-          Fail("savepoint");
-          run(p.rollback);
-          return false;
-        }
+        if (!run(p.savepoint)) return abandon("savepoint");
         p.accept.Text(1, op.id).Text(2, op.conversation).Blob(3, op.text);
         p.accept.Int(4, static_cast<int>(State::kQueued)).Int(5, now).Int(6, now);
         p.accept.Blob(7, op.owner);
@@ -515,37 +518,28 @@ bool Ledger::Apply(std::vector<Op>& ops) {
         break;
       }
     }
+    const bool accept = op.kind == Op::Kind::kAccept;
     const int rc = s->Step();
-    if (rc != SQLITE_DONE && op.kind == Op::Kind::kAccept) {
-      Fail("record request");
-      s->Reset();
-      if (run(p.rollback_to) && run(p.release)) {
-        op.refused = true;
-        continue;
-      }
-      run(p.rollback);
-      return false;
-    }
     if (rc != SQLITE_DONE) {
-      Fail("record");
+      Fail(accept ? "record request" : "record");
       s->Reset();
+      if (accept) {
+        op.refused = true;  // this request alone; the rest of the group goes on
+        // On SQLITE_FULL SQLite may roll back the whole transaction rather than the statement
+        // (lang_transaction.html, "Response To Errors Within A Transaction"): then the group
+        // is applied again without it. Each pass refuses one more request, so this ends.
+        if (sqlite3_get_autocommit(db_)) return Apply(ops);
+        if (run(p.rollback_to) && run(p.release)) continue;
+      }
       run(p.rollback);
       return false;
     }
-    if (op.kind == Op::Kind::kAccept) op.taken = sqlite3_changes(db_) == 0;
+    if (accept) op.taken = sqlite3_changes(db_) == 0;
     s->Reset();
-    if (op.kind == Op::Kind::kAccept) {
-      if (!run(p.release)) {
-        Fail("release");
-        run(p.rollback);
-        return false;
-      }
-    }
+    if (accept && !run(p.release)) return abandon("release");
   }
   if (run(p.commit)) return true;
-  Fail("commit");
-  run(p.rollback);
-  return false;
+  return abandon("commit");
 }
 
 bool Ledger::Exec(const char* sql) {
