@@ -302,40 +302,96 @@ class StalledWorker(unittest.TestCase):
                 p.wait(timeout=10)
 
 
-class BusyWorkerIsNotStalled(unittest.TestCase):
+class OwnRouter(unittest.TestCase):
+    """A test with a router and one worker of its own, on free loopback ports, stopped and
+    removed after the test whatever its outcome."""
+
+    def start_router(self, prefix, profile, name, worker_args=(), router_args=()):
+        self.work = tempfile.mkdtemp(prefix=prefix)
+        self.addCleanup(shutil.rmtree, self.work, True)
+        self.token, router, worker, self.fields = start_router_and_worker(
+            BIN_DIR, self.work, profile, name, worker_args, router_args)
+
+        def stop():
+            for p in (worker, router):
+                p.terminate()
+                p.wait(timeout=10)
+
+        self.addCleanup(stop)
+        channel = grpc.insecure_channel(self.fields["grpc"])
+        self.addCleanup(channel.close)
+        self.stub = chat_pb2_grpc.ChatServiceStub(channel)
+        self.auth = [("authorization", "Bearer " + self.token)]
+
+    @staticmethod
+    def request(prefix, text, max_tokens):
+        return chat_pb2.ChatRequest(
+            request_id=prefix + secrets.token_hex(6), user="python",
+            messages=[common_pb2.ChatMessage(role="user", content=text)],
+            sampling=common_pb2.SamplingParams(max_tokens=max_tokens))
+
+    def chat(self, request, timeout=60):
+        return list(self.stub.Chat(request, metadata=self.auth, timeout=timeout))
+
+    def resume(self, request_id, timeout=30):
+        return list(self.stub.Resume(chat_pb2.ResumeRequest(request_id=request_id),
+                                     metadata=self.auth, timeout=timeout))
+
+    def http(self, method, path, body=None):
+        """(status, body text) of one call to the router's HTTP API."""
+        import http.client
+        import json
+        conn = http.client.HTTPConnection(*self.fields["http"].rsplit(":", 1), timeout=60)
+        headers = {"Authorization": "Bearer " + self.token}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            body = json.dumps(body)
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        text = response.read().decode()
+        conn.close()
+        return response.status, text
+
+    def metric(self, sample):
+        """The value of one /metrics sample, named with its labels."""
+        _, body = self.http("GET", "/metrics")
+        return int(next(l for l in body.splitlines() if l.startswith(sample + " ")).split()[-1])
+
+    def lock_ledger(self):
+        """Takes the ledger's write lock, as a slow or stuck disk would; ROLLBACK lets it go."""
+        import sqlite3
+        disk = sqlite3.connect(os.path.join(self.work, "data", "ledger.sqlite3"),
+                               isolation_level=None)
+        disk.execute("BEGIN IMMEDIATE")
+        return disk
+
+    def assertWhole(self, events, note=None):
+        """Ends with Done, every token once and in order, as many as the Done counts."""
+        self.assertEqual(events[-1].WhichOneof("event"), "done", note or events)
+        indices = [e.token.index for e in events if e.HasField("token")]
+        self.assertEqual(indices, list(range(len(indices))), note)
+        self.assertEqual(len(indices), events[-1].done.usage.completion_tokens, note)
+
+
+class BusyWorkerIsNotStalled(OwnRouter):
     """A worker that says nothing on the call for longer than the stall bound because it is
     busy (a long prompt's prefill on a slow node) is not taken for stalled: its telemetry
     keeps coming, so the answer is not moved and arrives whole from that worker."""
 
     def test_a_long_prefill_is_not_redirected(self):
-        work = tempfile.mkdtemp(prefix="tidelane-pybusy-")
-        self.addCleanup(shutil.rmtree, work, True)
-        token, router, worker, fields = start_router_and_worker(
-            BIN_DIR, work, "low", "slow", router_args=["--stall-timeout-ms", "1000"])
-        try:
-            channel = grpc.insecure_channel(fields["grpc"])
-            stub = chat_pb2_grpc.ChatServiceStub(channel)
-            # ~600 prompt tokens at the low profile's 250 tokens/s: ~2.4 s before the first
-            # token, over twice the stall bound.
-            request = chat_pb2.ChatRequest(
-                request_id="busy-" + secrets.token_hex(4), user="python",
-                messages=[common_pb2.ChatMessage(role="user", content="tide " * 600)],
-                sampling=common_pb2.SamplingParams(max_tokens=3))
-            events = list(stub.Chat(request, metadata=[("authorization", "Bearer " + token)],
-                                    timeout=60))
-            kinds = [e.WhichOneof("event") for e in events]
-            self.assertNotIn("redirected", kinds)
-            self.assertEqual(kinds[-1], "done")
-            self.assertGreaterEqual(events[-1].done.timings.ttft_ms, 2000)
-            self.assertEqual(kinds.count("token"), events[-1].done.usage.completion_tokens)
-            channel.close()
-        finally:
-            for p in (worker, router):
-                p.terminate()
-                p.wait(timeout=10)
+        self.start_router("tidelane-pybusy-", "low", "slow",
+                          router_args=["--stall-timeout-ms", "1000"])
+        # ~600 prompt tokens at the low profile's 250 tokens/s: ~2.4 s before the first
+        # token, over twice the stall bound.
+        events = self.chat(self.request("busy-", "tide " * 600, 3))
+        kinds = [e.WhichOneof("event") for e in events]
+        self.assertNotIn("redirected", kinds)
+        self.assertEqual(kinds[-1], "done")
+        self.assertGreaterEqual(events[-1].done.timings.ttft_ms, 2000)
+        self.assertEqual(kinds.count("token"), events[-1].done.usage.completion_tokens)
 
 
-class ClientsThatLeaveWhileTheirRequestIsBeingRecorded(unittest.TestCase):
+class ClientsThatLeaveWhileTheirRequestIsBeingRecorded(OwnRouter):
     """Clients that leave mid-answer while the router is still recording their requests: the
     test holds the ledger's write lock (as a slow disk would), so the router admits, places
     and starts each request but cannot commit it yet; the clients cancel; then the lock is let
@@ -343,175 +399,89 @@ class ClientsThatLeaveWhileTheirRequestIsBeingRecorded(unittest.TestCase):
     to a whole answer: a conversation is not lost because its client left early."""
 
     def test_requests_cancelled_before_their_commit_are_kept_and_the_router_goes_on(self):
-        import sqlite3
         import time
-        work = tempfile.mkdtemp(prefix="tidelane-pyleave-")
-        self.addCleanup(shutil.rmtree, work, True)
-        token, router, worker, fields = start_router_and_worker(BIN_DIR, work, "low", "slow")
-        try:
-            channel = grpc.insecure_channel(fields["grpc"])
-            stub = chat_pb2_grpc.ChatServiceStub(channel)
-            auth = [("authorization", "Bearer " + token)]
+        self.start_router("tidelane-pyleave-", "low", "slow")
+        # The router's busy timeout is 5 s: the lock is held well under it, so the commits
+        # wait and then succeed. The pauses only give the router time to act; nothing
+        # below depends on how long anything took.
+        disk = self.lock_ledger()
+        calls, ids = [], []
+        for i in range(4):
+            r = self.request("leave-", f"question {i}", 64)
+            calls.append(self.stub.Chat(r, metadata=self.auth, timeout=60))
+            ids.append(r.request_id)
+        time.sleep(0.5)
+        for call in calls:
+            call.cancel()
+        time.sleep(0.5)
+        disk.execute("ROLLBACK")
+        disk.close()
 
-            def request(text):
-                return chat_pb2.ChatRequest(
-                    request_id="leave-" + secrets.token_hex(6), user="python",
-                    messages=[common_pb2.ChatMessage(role="user", content=text)],
-                    sampling=common_pb2.SamplingParams(max_tokens=64))
-
-            # The router's busy timeout is 5 s: the lock is held well under it, so the commits
-            # wait and then succeed. The pauses only give the router time to act; nothing
-            # below depends on how long anything took.
-            disk = sqlite3.connect(os.path.join(work, "data", "ledger.sqlite3"),
-                                   isolation_level=None)
-            disk.execute("BEGIN IMMEDIATE")
-            calls, ids = [], []
-            for i in range(4):
-                r = request(f"question {i}")
-                calls.append(stub.Chat(r, metadata=auth, timeout=60))
-                ids.append(r.request_id)
-            time.sleep(0.5)
-            for call in calls:
-                call.cancel()
-            time.sleep(0.5)
-            disk.execute("ROLLBACK")
-            disk.close()
-
-            after = list(stub.Chat(request("anyone there?"), metadata=auth, timeout=30))
-            self.assertEqual(after[-1].WhichOneof("event"), "done", after)
-            for rid in ids:
-                resumed = list(stub.Resume(chat_pb2.ResumeRequest(request_id=rid),
-                                           metadata=auth, timeout=30))
-                self.assertEqual(resumed[-1].WhichOneof("event"), "done", rid)
-                indices = [e.token.index for e in resumed if e.HasField("token")]
-                self.assertEqual(indices, list(range(len(indices))), rid)
-                self.assertEqual(len(indices), resumed[-1].done.usage.completion_tokens, rid)
-            channel.close()
-        finally:
-            for p in (worker, router):
-                p.terminate()
-                p.wait(timeout=10)
+        after = self.chat(self.request("leave-", "anyone there?", 64), timeout=30)
+        self.assertEqual(after[-1].WhichOneof("event"), "done", after)
+        for rid in ids:
+            self.assertWhole(self.resume(rid), rid)
 
 
-class ALedgerThatCannotRecordInTime(unittest.TestCase):
+class ALedgerThatCannotRecordInTime(OwnRouter):
     """The ledger stays locked past the router's busy timeout (5 s) while an instant worker has
     already answered: the answer was produced while the request was being recorded, but the
     record failed, so the client gets the refusal alone (no Routed, no token, no Done), nothing
     is kept under its id, and the router serves the next request once the disk is free."""
 
-    @staticmethod
-    def outcomes(fields, token):
+    def outcomes(self):
         """tidelane_requests_total's served and failed counts and the TTFT histogram's sample
         count, from /metrics."""
-        import http.client
-        conn = http.client.HTTPConnection(*fields["http"].rsplit(":", 1), timeout=30)
-        conn.request("GET", "/metrics", headers={"Authorization": "Bearer " + token})
-        body = conn.getresponse().read().decode()
-        conn.close()
-        counts = {}
-        for outcome in ("served", "failed"):
-            line = f'tidelane_requests_total{{outcome="{outcome}"}} '
-            counts[outcome] = int(next(l for l in body.splitlines() if l.startswith(line))
-                                  .split()[-1])
-        # Served requests' latencies: the refused one must not be among them.
-        counts["ttft_samples"] = int(next(l for l in body.splitlines()
-                                          if l.startswith("tidelane_ttft_seconds_count "))
-                                     .split()[-1])
-        return counts
+        return {"served": self.metric('tidelane_requests_total{outcome="served"}'),
+                "failed": self.metric('tidelane_requests_total{outcome="failed"}'),
+                # Served requests' latencies: the refused one must not be among them.
+                "ttft_samples": self.metric("tidelane_ttft_seconds_count")}
 
     def test_an_answer_produced_before_a_failed_record_is_not_sent(self):
-        import sqlite3
-        work = tempfile.mkdtemp(prefix="tidelane-pylocked-")
-        self.addCleanup(shutil.rmtree, work, True)
-        token, router, worker, fields = start_router_and_worker(
-            BIN_DIR, work, "high", "instant", ["--time-scale", "0"])
-        try:
-            channel = grpc.insecure_channel(fields["grpc"])
-            stub = chat_pb2_grpc.ChatServiceStub(channel)
-            auth = [("authorization", "Bearer " + token)]
-
-            def request(text):
-                return chat_pb2.ChatRequest(
-                    request_id="locked-" + secrets.token_hex(6), user="python",
-                    messages=[common_pb2.ChatMessage(role="user", content=text)],
-                    sampling=common_pb2.SamplingParams(max_tokens=8))
-
-            disk = sqlite3.connect(os.path.join(work, "data", "ledger.sqlite3"),
-                                   isolation_level=None)
-            disk.execute("BEGIN IMMEDIATE")
-            refused = request("an answer nobody may see")
-            events = list(stub.Chat(refused, metadata=auth, timeout=60))  # ends after ~5 s
-            disk.execute("ROLLBACK")
-            disk.close()
-            self.assertEqual([e.WhichOneof("event") for e in events], ["error"], events)
-            self.assertEqual(events[0].error.code, chat_pb2.ERROR_CODE_INTERNAL)
-            self.assertIn("cannot record requests", events[0].error.message)
-            with self.assertRaises(grpc.RpcError) as caught:
-                list(stub.Resume(chat_pb2.ResumeRequest(request_id=refused.request_id),
-                                 metadata=auth, timeout=30))
-            self.assertEqual(caught.exception.code(), grpc.StatusCode.NOT_FOUND)
-            self.assertEqual(self.outcomes(fields, token),
-                             {"served": 0, "failed": 1, "ttft_samples": 0},
-                             "the refused request counts once, as failed, not as served")
-            after = list(stub.Chat(request("and now?"), metadata=auth, timeout=30))
-            self.assertEqual(after[-1].WhichOneof("event"), "done", after)
-            self.assertEqual(self.outcomes(fields, token),
-                             {"served": 1, "failed": 1, "ttft_samples": 1})
-            channel.close()
-        finally:
-            for p in (worker, router):
-                p.terminate()
-                p.wait(timeout=10)
+        self.start_router("tidelane-pylocked-", "high", "instant", ["--time-scale", "0"])
+        disk = self.lock_ledger()
+        refused = self.request("locked-", "an answer nobody may see", 8)
+        events = self.chat(refused)  # ends after ~5 s
+        disk.execute("ROLLBACK")
+        disk.close()
+        self.assertEqual([e.WhichOneof("event") for e in events], ["error"], events)
+        self.assertEqual(events[0].error.code, chat_pb2.ERROR_CODE_INTERNAL)
+        self.assertIn("cannot record requests", events[0].error.message)
+        with self.assertRaises(grpc.RpcError) as caught:
+            self.resume(refused.request_id)
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.NOT_FOUND)
+        self.assertEqual(self.outcomes(), {"served": 0, "failed": 1, "ttft_samples": 0},
+                         "the refused request counts once, as failed, not as served")
+        after = self.chat(self.request("locked-", "and now?", 8), timeout=30)
+        self.assertEqual(after[-1].WhichOneof("event"), "done", after)
+        self.assertEqual(self.outcomes(), {"served": 1, "failed": 1, "ttft_samples": 1})
 
 
-class AClientThatLeavesDuringALongPrefill(unittest.TestCase):
+class AClientThatLeavesDuringALongPrefill(OwnRouter):
     """A client that leaves while a slow node still reads its long prompt: the router cancels
     the worker call within a housekeeping round (0.5 s) instead of at the first token, so the
     node is free again long before the prefill would have ended (about 24 s here), and the
     worker stops reading the prompt too. The request stays in the ledger, resumable."""
 
     def test_the_node_is_freed_without_waiting_for_the_first_token(self):
-        import http.client
         import time
-        work = tempfile.mkdtemp(prefix="tidelane-pyprefill-")
-        self.addCleanup(shutil.rmtree, work, True)
-        token, router, worker, fields = start_router_and_worker(BIN_DIR, work, "low", "slow")
-        try:
-            channel = grpc.insecure_channel(fields["grpc"])
-            stub = chat_pb2_grpc.ChatServiceStub(channel)
-            auth = [("authorization", "Bearer " + token)]
-
-            def in_flight():
-                conn = http.client.HTTPConnection(*fields["http"].rsplit(":", 1), timeout=30)
-                conn.request("GET", "/metrics", headers={"Authorization": "Bearer " + token})
-                body = conn.getresponse().read().decode()
-                conn.close()
-                return int(next(l for l in body.splitlines()
-                                if l.startswith("tidelane_in_flight ")).split()[-1])
-
-            # ~6,000 prompt tokens at the low profile's 250 a second.
-            request = chat_pb2.ChatRequest(
-                request_id="prefill-" + secrets.token_hex(4), user="python",
-                messages=[common_pb2.ChatMessage(role="user", content="tide " * 6000)],
-                sampling=common_pb2.SamplingParams(max_tokens=8))
-            call = stub.Chat(request, metadata=auth, timeout=120)
-            for event in call:
-                if event.HasField("routed"):
-                    break
-            self.assertEqual(in_flight(), 1)
-            call.cancel()
-            deadline = time.monotonic() + 10  # well inside the prefill
-            while in_flight() != 0 and time.monotonic() < deadline:
-                time.sleep(0.1)
-            self.assertEqual(in_flight(), 0, "the node still holds a request nobody waits for")
-            channel.close()
-        finally:
-            for p in (worker, router):
-                p.terminate()
-                p.wait(timeout=10)
+        self.start_router("tidelane-pyprefill-", "low", "slow")
+        # ~6,000 prompt tokens at the low profile's 250 a second.
+        request = self.request("prefill-", "tide " * 6000, 8)
+        call = self.stub.Chat(request, metadata=self.auth, timeout=120)
+        for event in call:
+            if event.HasField("routed"):
+                break
+        self.assertEqual(self.metric("tidelane_in_flight"), 1)
+        call.cancel()
+        deadline = time.monotonic() + 10  # well inside the prefill
+        while self.metric("tidelane_in_flight") != 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(self.metric("tidelane_in_flight"), 0,
+                         "the node still holds a request nobody waits for")
 
 
-class FullLedger(unittest.TestCase):
+class FullLedger(OwnRouter):
     """A router whose ledger cannot take a request (--ledger-max-mb caps it, as a small disk
     would): that request gets a clear error and nothing else, over gRPC and over HTTP (it was
     admitted and placed while its record was being written, and is stopped unseen); an answer
@@ -519,77 +489,49 @@ class FullLedger(unittest.TestCase):
     still served."""
 
     def test_a_request_the_ledger_cannot_keep_is_refused_and_nothing_else_is_disturbed(self):
-        import http.client
         import json
-        work = tempfile.mkdtemp(prefix="tidelane-pyfull-")
-        self.addCleanup(shutil.rmtree, work, True)
-        token, router, worker, fields = start_router_and_worker(
-            BIN_DIR, work, "high", "full", router_args=["--ledger-max-mb", "0.25"])
-        try:
-            channel = grpc.insecure_channel(fields["grpc"])
-            stub = chat_pb2_grpc.ChatServiceStub(channel)
-            auth = [("authorization", "Bearer " + token)]
+        self.start_router("tidelane-pyfull-", "high", "full",
+                          router_args=["--ledger-max-mb", "0.25"])
+        running = self.request("full-", "a long answer, please", 200)
+        call = self.stub.Chat(running, metadata=self.auth, timeout=120)
+        streamed = []
+        for event in call:
+            streamed.append(event)
+            if event.HasField("token"):
+                break
+        self.assertTrue(streamed[-1].HasField("token"), "the first answer is streaming")
 
-            def request(text, max_tokens):
-                return chat_pb2.ChatRequest(
-                    request_id="full-" + secrets.token_hex(4), user="python",
-                    messages=[common_pb2.ChatMessage(role="user", content=text)],
-                    sampling=common_pb2.SamplingParams(max_tokens=max_tokens))
+        # 400 KB of prompt: under the router's prompt limit, over what the ledger holds.
+        big = self.request("full-", "tide " * 80000, 8)
+        events = self.chat(big)
+        self.assertEqual([e.WhichOneof("event") for e in events], ["error"], events)
+        self.assertEqual(events[0].error.code, chat_pb2.ERROR_CODE_INTERNAL)
+        self.assertIn("cannot record requests", events[0].error.message)
+        self.assertIn("full", events[0].error.message)
+        self.assertGreater(events[0].error.retry_after_ms, 0)
+        with self.assertRaises(grpc.RpcError) as caught:
+            self.resume(big.request_id)
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.NOT_FOUND,
+                         "nothing was kept under the refused request's id")
 
-            running = request("a long answer, please", 200)
-            call = stub.Chat(running, metadata=auth, timeout=120)
-            streamed = []
-            for event in call:
-                streamed.append(event)
-                if event.HasField("token"):
-                    break
-            self.assertTrue(streamed[-1].HasField("token"), "the first answer is streaming")
+        status, text = self.http("POST", "/v1/chat/completions", {
+            "model": "tidelane-synthetic", "max_tokens": 8,
+            "messages": [{"role": "user", "content": "tide " * 80000}]})
+        body = json.loads(text)
+        self.assertEqual(status, 500, body)
+        self.assertEqual(body["error"]["type"], "server_error")
+        self.assertIn("cannot record requests", body["error"]["message"])
 
-            # 400 KB of prompt: under the router's prompt limit, over what the ledger holds.
-            big = request("tide " * 80000, 8)
-            events = list(stub.Chat(big, metadata=auth, timeout=60))
-            self.assertEqual([e.WhichOneof("event") for e in events], ["error"], events)
-            self.assertEqual(events[0].error.code, chat_pb2.ERROR_CODE_INTERNAL)
-            self.assertIn("cannot record requests", events[0].error.message)
-            self.assertIn("full", events[0].error.message)
-            self.assertGreater(events[0].error.retry_after_ms, 0)
-            with self.assertRaises(grpc.RpcError) as caught:
-                list(stub.Resume(chat_pb2.ResumeRequest(request_id=big.request_id),
-                                 metadata=auth, timeout=30))
-            self.assertEqual(caught.exception.code(), grpc.StatusCode.NOT_FOUND,
-                             "nothing was kept under the refused request's id")
+        streamed.extend(call)
+        self.assertEqual(call.code(), grpc.StatusCode.OK)
+        self.assertWhole(streamed)
+        replay = self.resume(running.request_id, timeout=60)
+        self.assertEqual([e.token.text for e in replay if e.HasField("token")],
+                         [e.token.text for e in streamed if e.HasField("token")],
+                         "the ledger kept the whole answer")
 
-            conn = http.client.HTTPConnection(*fields["http"].rsplit(":", 1), timeout=60)
-            conn.request("POST", "/v1/chat/completions", body=json.dumps({
-                "model": "tidelane-synthetic", "max_tokens": 8,
-                "messages": [{"role": "user", "content": "tide " * 80000}]}),
-                headers={"Authorization": "Bearer " + token,
-                         "Content-Type": "application/json"})
-            response = conn.getresponse()
-            body = json.loads(response.read())
-            conn.close()
-            self.assertEqual(response.status, 500, body)
-            self.assertEqual(body["error"]["type"], "server_error")
-            self.assertIn("cannot record requests", body["error"]["message"])
-
-            streamed.extend(call)
-            self.assertEqual(call.code(), grpc.StatusCode.OK)
-            self.assertEqual(streamed[-1].WhichOneof("event"), "done")
-            tokens = [e.token for e in streamed if e.HasField("token")]
-            self.assertEqual([t.index for t in tokens], list(range(len(tokens))))
-            self.assertEqual(len(tokens), streamed[-1].done.usage.completion_tokens)
-            replay = list(stub.Resume(chat_pb2.ResumeRequest(request_id=running.request_id),
-                                      metadata=auth, timeout=60))
-            self.assertEqual([e.token.text for e in replay if e.HasField("token")],
-                             [t.text for t in tokens], "the ledger kept the whole answer")
-
-            after = list(stub.Chat(request("still there?", 4), metadata=auth, timeout=60))
-            self.assertEqual(after[-1].WhichOneof("event"), "done", after)
-            channel.close()
-        finally:
-            for p in (worker, router):
-                p.terminate()
-                p.wait(timeout=10)
+        after = self.chat(self.request("full-", "still there?", 4))
+        self.assertEqual(after[-1].WhichOneof("event"), "done", after)
 
 
 if __name__ == "__main__":
