@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "router/proto/auth.h"
+#include "router/server/thread_name.h"
 
 namespace tidelane::server {
 namespace {
@@ -304,7 +305,10 @@ struct ChatPipeline::Track {
 
 ChatPipeline::ChatPipeline(const RouterConfig& config, NodeTable& nodes, Ledger* ledger)
     : config_(config), nodes_(nodes), ledger_(ledger), rate_limiter_(config.rate_limit) {
-  housekeeping_ = std::thread([this] { Housekeeping(); });
+  housekeeping_ = std::thread([this] {
+    NameThisThread("tl-housekeeping");
+    Housekeeping();
+  });
 }
 
 ChatPipeline::~ChatPipeline() {
@@ -336,7 +340,10 @@ void ChatPipeline::Spawn(std::function<void()> fn) {
     return;
   }
   ++running_;
-  std::thread([this] { PoolThread(); }).detach();
+  std::thread([this] {
+    NameThisThread("tl-pipeline");
+    PoolThread();
+  }).detach();
 }
 
 void ChatPipeline::PoolThread() {

@@ -18,6 +18,7 @@
 #include "router/receipt/receipt.h"
 #include "router/server/http_connection.h"
 #include "router/server/openai_api.h"
+#include "router/server/thread_name.h"
 
 namespace tidelane::server {
 namespace {
@@ -494,7 +495,10 @@ std::optional<std::string> HttpServer::Start(const std::string& address, int thr
   impl_->work.emplace(impl_->io.get_executor());
   impl_->Accept();
   for (int i = 0; i < std::max(1, threads); ++i) {
-    impl_->threads.emplace_back([this] { impl_->io.run(); });
+    impl_->threads.emplace_back([this] {
+      NameThisThread("tl-http");
+      impl_->io.run();
+    });
   }
   return bound.address().to_string() + ":" + std::to_string(bound.port());
 }

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include "router/server/thread_name.h"
+
 namespace tidelane::server {
 namespace {
 
@@ -241,7 +243,10 @@ bool Ledger::AddOwnerColumn() {
 }
 
 Ledger::Ledger(sqlite3* db, WalLimits wal) : db_(db), wal_(wal) {
-  writer_ = std::thread([this] { WriterLoop(); });
+  writer_ = std::thread([this] {
+    NameThisThread("tl-ledger");
+    WriterLoop();
+  });
 }
 
 Ledger::~Ledger() {
