@@ -5,8 +5,16 @@
 // token, the receipt. Two measures per request: until the stream has ended (the added_*
 // fields, the stricter: every token relayed and the receipt signed) and until the first token
 // arrives (added_ttft_*: what a user waits for before text appears).
-// Usage: router_overhead_bench ROUTER_ADDR WORKER_ADDR TOKEN_FILE [REQUESTS] [CONCURRENCY]
-// (scripts/bench-serving starts the processes and runs it).
+// Two kinds of load. Closed loop (the default): CONCURRENCY clients, each sending its next
+// request when the last one ended. Open loop (RATE > 0): requests arrive as a Poisson process
+// of RATE per second whatever the earlier ones are doing, as users do, served by up to
+// CONCURRENCY client threads; each latency counts from when its request was due, so a request
+// that waited for a free thread pays for the wait (no coordinated omission).
+// With RELAY_ADDR (a tests/bench/bare_relay in front of the same worker) a third path is
+// measured in the same rounds: one more gRPC hop that does nothing but relay (relay_* fields).
+// Usage: router_overhead_bench ROUTER_ADDR WORKER_ADDR TOKEN_FILE [REQUESTS] [CONCURRENCY] [RATE]
+//        [RELAY_ADDR]
+// (scripts/bench-serving and scripts/bench-router-ab start the processes and run it).
 #include <grpcpp/create_channel.h>
 
 #include <algorithm>
@@ -14,6 +22,7 @@
 #include <chrono>
 #include <cstdio>
 #include <mutex>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -71,29 +80,73 @@ Times Measure(int requests, int concurrency, Fn one) {
   return times;
 }
 
+// Open loop: request i is due at a fixed time (exponential gaps of mean 1/rate from a fixed
+// seed, so the direct and routed rounds see the same arrivals) and is measured from then.
+template <typename Fn>
+Times MeasureOpen(int requests, int threads_n, double rate, std::uint64_t seed, Fn one) {
+  std::vector<Clock::time_point> due(static_cast<std::size_t>(requests));
+  std::mt19937_64 rng(seed);
+  std::exponential_distribution<double> gap(rate);
+  auto t = Clock::now() + std::chrono::milliseconds(5);
+  for (auto& d : due) {
+    t += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(gap(rng)));
+    d = t;
+  }
+  Times times;
+  std::mutex mu;
+  std::atomic<int> next{0};
+  std::vector<std::thread> threads;
+  threads.reserve(static_cast<std::size_t>(threads_n));
+  for (int k = 0; k < threads_n; ++k) {
+    threads.emplace_back([&] {
+      for (int i; (i = next++) < requests;) {
+        const auto t0 = due[static_cast<std::size_t>(i)];
+        std::this_thread::sleep_until(t0);
+        Clock::time_point first = t0;
+        if (!one(i, &first)) continue;
+        const auto end = Clock::now();
+        std::lock_guard lock(mu);
+        times.total.push_back(MsSince(t0, end));
+        times.first_token.push_back(MsSince(t0, first));
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  return times;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 4) {
-    std::fprintf(stderr, "usage: %s ROUTER_ADDR WORKER_ADDR TOKEN_FILE [REQUESTS] [CONCURRENCY]\n",
+    std::fprintf(stderr,
+                 "usage: %s ROUTER_ADDR WORKER_ADDR TOKEN_FILE [REQUESTS] [CONCURRENCY] [RATE] "
+                 "[RELAY_ADDR]\n",
                  argv[0]);
     return 2;
   }
   const std::string token = auth::ReadTokenFile(argv[3]);
   const int requests = argc > 4 ? std::stoi(argv[4]) : 2000;
   const int concurrency = argc > 5 ? std::stoi(argv[5]) : 4;
+  const double rate = argc > 6 ? std::stod(argv[6]) : 0;  // requests per second; 0: closed loop
   auto chat =
       v1::ChatService::NewStub(grpc::CreateChannel(argv[1], grpc::InsecureChannelCredentials()));
   auto worker =
       v1::WorkerService::NewStub(grpc::CreateChannel(argv[2], grpc::InsecureChannelCredentials()));
+  auto relay = argc > 7 ? v1::ChatService::NewStub(
+                              grpc::CreateChannel(argv[7], grpc::InsecureChannelCredentials()))
+                        : nullptr;
 
+  // Every request has an id of its own: a finished id sent again replaces its record in the
+  // ledger, which is not the path a new request takes.
+  std::atomic<int> sequence{0};
   const auto message = [](v1::ChatMessage* m, int i) {
     m->set_role("user");
     m->set_content("latency probe " + std::to_string(i));
   };
   const auto direct = [&](int i, Clock::time_point* first) {
     v1::GenerateRequest r;
-    r.set_request_id("direct-" + std::to_string(i));
+    r.set_request_id("direct-" + std::to_string(sequence++));
     message(r.add_messages(), i);
     r.mutable_sampling()->set_max_tokens(8);
     grpc::ClientContext c;
@@ -108,14 +161,14 @@ int main(int argc, char** argv) {
     }
     return reader->Finish().ok() && seen;
   };
-  const auto routed = [&](int i, Clock::time_point* first) {
+  const auto chat_through = [&](v1::ChatService::Stub& stub, int i, Clock::time_point* first) {
     v1::ChatRequest r;
-    r.set_request_id("routed-" + std::to_string(i));
+    r.set_request_id("routed-" + std::to_string(sequence++));
     message(r.add_messages(), i);
     r.mutable_sampling()->set_max_tokens(8);
     grpc::ClientContext c;
     auth::AttachBearer(c, token);
-    auto reader = chat->Chat(&c, r);
+    auto reader = stub.Chat(&c, r);
     bool done = false, seen = false;
     for (v1::ChatEvent e; reader->Read(&e);) {
       if (!seen && e.has_token()) {
@@ -126,25 +179,53 @@ int main(int argc, char** argv) {
     }
     return reader->Finish().ok() && done && seen;
   };
-  Measure(200, concurrency, direct);  // warm both paths
-  Measure(200, concurrency, routed);
-  // Interleave rounds so drift in the machine's load affects both paths alike.
-  Times d, r;
+  const auto routed = [&](int i, Clock::time_point* first) {
+    return chat_through(*chat, i, first);
+  };
+  const auto relayed = [&](int i, Clock::time_point* first) {
+    return chat_through(*relay, i, first);
+  };
+  const auto measure = [&](int n, auto one, std::uint64_t seed) {
+    return rate > 0 ? MeasureOpen(n, concurrency, rate, seed, one) : Measure(n, concurrency, one);
+  };
+  measure(200, direct, 0);  // warm both paths
+  measure(200, routed, 0);
+  if (relay) measure(200, relayed, 0);
+  // Interleave rounds so drift in the machine's load affects every path alike; in open loop
+  // every path of a round sees the same arrival times. Each round starts with a few requests
+  // that are not measured: a path idle while the others ran has let threads go cold (the
+  // relay, with no other traffic, showed 25 ms at p99 in open loop without them).
+  Times d, r, b;
+  const auto round_of = [&](auto one, int round) {
+    Measure(20, concurrency, one);
+    return measure(requests / 4, one, 1 + round);
+  };
   for (int round = 0; round < 4; ++round) {
-    d.Add(Measure(requests / 4, concurrency, direct));
-    r.Add(Measure(requests / 4, concurrency, routed));
+    d.Add(round_of(direct, round));
+    r.Add(round_of(routed, round));
+    if (relay) b.Add(round_of(relayed, round));
   }
   const auto p = [](const std::vector<double>& v, double q) { return Percentile(v, q); };
   std::printf(
-      "{\"requests_each\":%zu,\"concurrency\":%d,\"max_tokens\":8,"
+      "{\"requests_each\":%zu,\"concurrency\":%d,\"rate_per_s\":%g,\"max_tokens\":8,"
       "\"direct_p50_ms\":%.3f,\"direct_p99_ms\":%.3f,\"routed_p50_ms\":%.3f,\"routed_p99_ms\":%.3f,"
       "\"added_p50_ms\":%.3f,\"added_p99_ms\":%.3f,"
       "\"direct_ttft_p50_ms\":%.3f,\"direct_ttft_p99_ms\":%.3f,"
       "\"routed_ttft_p50_ms\":%.3f,\"routed_ttft_p99_ms\":%.3f,"
-      "\"added_ttft_p50_ms\":%.3f,\"added_ttft_p99_ms\":%.3f}\n",
-      d.total.size(), concurrency, p(d.total, 50), p(d.total, 99), p(r.total, 50), p(r.total, 99),
-      p(r.total, 50) - p(d.total, 50), p(r.total, 99) - p(d.total, 99), p(d.first_token, 50),
-      p(d.first_token, 99), p(r.first_token, 50), p(r.first_token, 99),
+      "\"added_ttft_p50_ms\":%.3f,\"added_ttft_p99_ms\":%.3f",
+      d.total.size(), concurrency, rate, p(d.total, 50), p(d.total, 99), p(r.total, 50),
+      p(r.total, 99), p(r.total, 50) - p(d.total, 50), p(r.total, 99) - p(d.total, 99),
+      p(d.first_token, 50), p(d.first_token, 99), p(r.first_token, 50), p(r.first_token, 99),
       p(r.first_token, 50) - p(d.first_token, 50), p(r.first_token, 99) - p(d.first_token, 99));
+  if (relay) {
+    std::printf(
+        ",\"relay_p50_ms\":%.3f,\"relay_p99_ms\":%.3f,\"relay_added_p50_ms\":%.3f,"
+        "\"relay_added_p99_ms\":%.3f,\"relay_added_ttft_p50_ms\":%.3f,"
+        "\"relay_added_ttft_p99_ms\":%.3f",
+        p(b.total, 50), p(b.total, 99), p(b.total, 50) - p(d.total, 50),
+        p(b.total, 99) - p(d.total, 99), p(b.first_token, 50) - p(d.first_token, 50),
+        p(b.first_token, 99) - p(d.first_token, 99));
+  }
+  std::printf("}\n");
   return 0;
 }
