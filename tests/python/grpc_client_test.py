@@ -140,188 +140,38 @@ class RouterFromPython(unittest.TestCase):
             "tidelane/v1/monitor.proto")
 
 
-class BurstToASlowReader(unittest.TestCase):
-    """An instant worker bursts its answer at a client that is slow to start reading and
-    grants a tiny HTTP/2 window: the router queues the events behind the client's flow control
-    and sends the Done with the status in one write once the stream closes. Every token arrives
-    once, in order, Done comes last with an OK status, and the ledger kept the same answer
-    (Resume from 0 replays it)."""
+class OwnRouter(unittest.TestCase):
+    """A test with a router and one worker of its own (more with start_worker), on free
+    loopback ports, stopped and removed after the test whatever its outcome, even when the
+    test froze one of them with SIGSTOP. `workers` maps names to worker processes."""
 
-    def test_every_token_in_order_then_done_and_the_ledger_agrees(self):
-        import time
-        work = tempfile.mkdtemp(prefix="tidelane-pyburst-")
-        self.addCleanup(shutil.rmtree, work, True)
-        token, router, worker, fields = start_router_and_worker(
-            BIN_DIR, work, "high", "instant", ["--time-scale", "0"])
-        try:
-            # A window of a few events, never grown, so the router's writes wait on the client.
-            channel = grpc.insecure_channel(fields["grpc"], options=[
-                ("grpc.http2.lookahead_bytes", 64), ("grpc.http2.bdp_probe", 0)])
-            stub = chat_pb2_grpc.ChatServiceStub(channel)
-            auth = [("authorization", "Bearer " + token)]
-            request = chat_pb2.ChatRequest(
-                request_id="burst-" + secrets.token_hex(4), user="python",
-                messages=[common_pb2.ChatMessage(role="user", content="a long answer, please")],
-                sampling=common_pb2.SamplingParams(max_tokens=64))
-            call = stub.Chat(request, metadata=auth, timeout=60)
-            events = [next(call)]
-            # Not reading yet: the whole answer (Done included) queues in the router.
-            time.sleep(0.5)
-            events.extend(call)
-            self.assertEqual(call.code(), grpc.StatusCode.OK)
-            kinds = [e.WhichOneof("event") for e in events]
-            self.assertEqual(kinds[-1], "done")
-            self.assertNotIn("done", kinds[:-1])
-            tokens = [e.token for e in events if e.HasField("token")]
-            self.assertEqual([t.index for t in tokens], list(range(len(tokens))))
-            self.assertEqual(events[-1].done.usage.completion_tokens, len(tokens))
-            self.assertGreaterEqual(len(tokens), 12)  # the synthetic answer's shortest length
+    def start_router(self, prefix, profile, name, worker_args=(), router_args=(),
+                     channel_options=()):
+        self.work = tempfile.mkdtemp(prefix=prefix)
+        self.addCleanup(shutil.rmtree, self.work, True)
+        self.token, self.router, worker, self.fields = start_router_and_worker(
+            BIN_DIR, self.work, profile, name, worker_args, router_args)
+        self.workers = {name: worker}
 
-            replay = list(stub.Resume(chat_pb2.ResumeRequest(request_id=request.request_id),
-                                      metadata=auth, timeout=60))
-            self.assertEqual([e.token.text for e in replay if e.HasField("token")],
-                             [t.text for t in tokens])
-            self.assertEqual(replay[-1].WhichOneof("event"), "done")
-            channel.close()
-        finally:
-            for p in (worker, router):
-                p.terminate()
-                p.wait(timeout=10)
-
-
-class SurgeAtTheFrontDoor(unittest.TestCase):
-    """A small node (4 slots) and 16 users at once: those beyond capacity hear their place in
-    line at once, positions and waits are real, and every one of them is answered."""
-
-    def test_queued_users_hear_their_place_and_all_are_answered(self):
-        import threading
-        work = tempfile.mkdtemp(prefix="tidelane-pysurge-")
-        self.addCleanup(shutil.rmtree, work, True)
-        token, router, worker, fields = start_router_and_worker(BIN_DIR, work, "low", "small")
-        try:
-            channel = grpc.insecure_channel(fields["grpc"])
-            stub = chat_pb2_grpc.ChatServiceStub(channel)
-            results = [None] * 16
-
-            def user(i):
-                request = chat_pb2.ChatRequest(
-                    request_id=f"surge-{i}", user=f"user-{i}",
-                    messages=[common_pb2.ChatMessage(role="user", content=f"question {i}")],
-                    sampling=common_pb2.SamplingParams(max_tokens=6))
-                results[i] = list(stub.Chat(request, metadata=[("authorization", "Bearer " + token)]))
-
-            threads = [threading.Thread(target=user, args=(i,)) for i in range(16)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(timeout=120)
-            firsts = [events[0] for events in results]
-            self.assertTrue(all(e.WhichOneof("event") == "accepted" for e in firsts))
-            queued = [e.accepted for e in firsts if e.accepted.queue_position > 0]
-            self.assertGreaterEqual(len(queued), 8, "16 users on 4 slots: most must queue")
-            self.assertTrue(all(a.eta_ms > 0 for a in queued))
-            for events in results:
-                self.assertEqual(events[-1].WhichOneof("event"), "done")
-                indices = [e.token.index for e in events if e.HasField("token")]
-                self.assertEqual(indices, list(range(len(indices))))
-            channel.close()
-        finally:
-            for p in (worker, router):
-                p.terminate()
-                p.wait(timeout=10)
-
-
-class StalledWorker(unittest.TestCase):
-    """A worker frozen mid-answer (SIGSTOP: its connections stay open, it just says nothing)
-    is taken for stalled once it has been silent past the router's stall bound: the client
-    hears Redirected and gets the rest of the answer from the other worker, every token once
-    and in order, and the request ends with Done."""
-
-    def test_a_silent_worker_is_redirected_away_from_without_loss(self):
-        import signal
-        work = tempfile.mkdtemp(prefix="tidelane-pystall-")
-        self.addCleanup(shutil.rmtree, work, True)
-        token, router, first, fields = start_router_and_worker(
-            BIN_DIR, work, "low", "first", router_args=["--stall-timeout-ms", "1000"])
-        workers = {"first": first}
-        try:
-            workers["second"], _ = start(
-                [os.path.join(BIN_DIR, "tidelane-worker"), "--router", fields["grpc"],
-                 "--auth-token-file", os.path.join(work, "token"), "--profile", "low",
-                 "--name", "second"], "tidelane-worker ready")
-            channel = grpc.insecure_channel(fields["grpc"])
-            stub = chat_pb2_grpc.ChatServiceStub(channel)
-            request = chat_pb2.ChatRequest(
-                request_id="stall-" + secrets.token_hex(4), user="python",
-                messages=[common_pb2.ChatMessage(role="user", content="tell me about tides")],
-                sampling=common_pb2.SamplingParams(max_tokens=48))
-            call = stub.Chat(request, metadata=[("authorization", "Bearer " + token)],
-                             timeout=60)
-            events, stopped = [], None
-            for e in call:
-                events.append(e)
-                if e.HasField("routed"):
-                    routed_to = e.routed.node
-                tokens = [x for x in events if x.HasField("token")]
-                if len(tokens) == 3 and stopped is None:
-                    stopped = routed_to
-                    workers[stopped].send_signal(signal.SIGSTOP)
-            self.assertEqual(call.code(), grpc.StatusCode.OK)
-            kinds = [e.WhichOneof("event") for e in events]
-            self.assertEqual(kinds[-1], "done")
-            redirects = [e.redirected for e in events if e.HasField("redirected")]
-            self.assertEqual(len(redirects), 1)
-            self.assertEqual(redirects[0].from_node, stopped)
-            self.assertNotEqual(redirects[0].to_node, stopped)
-            self.assertIn("went silent", redirects[0].reason)
-            self.assertIn("1000 ms", redirects[0].reason)
-            before = kinds.index("redirected")
-            self.assertEqual(redirects[0].resume_index, kinds[:before].count("token"))
-            tokens = [e.token for e in events if e.HasField("token")]
-            self.assertEqual([t.index for t in tokens], list(range(len(tokens))))
-            self.assertEqual(events[-1].done.usage.completion_tokens, len(tokens))
-            # The same answer the ledger kept, and the one the other worker would have given.
-            replay = list(stub.Resume(chat_pb2.ResumeRequest(request_id=request.request_id),
-                                      metadata=[("authorization", "Bearer " + token)],
-                                      timeout=60))
-            self.assertEqual([e.token.text for e in replay if e.HasField("token")],
-                             [t.text for t in tokens])
-            # The monitor shows the frozen worker as down, the other one ready.
-            watch = monitor_pb2_grpc.MonitorServiceStub(channel).Watch(
-                monitor_pb2.WatchRequest(interval_ms=100),
-                metadata=[("authorization", "Bearer " + token)], timeout=30)
-            states = {n.name: n.state for n in next(watch).nodes}
-            watch.cancel()
-            self.assertEqual(states[stopped], monitor_pb2.NODE_STATE_DOWN)
-            self.assertEqual(states[redirects[0].to_node], monitor_pb2.NODE_STATE_READY)
-            channel.close()
-        finally:
-            for p in (*workers.values(), router):
+        def stop():
+            import signal
+            for p in (*self.workers.values(), self.router):
                 p.send_signal(signal.SIGCONT)
                 p.terminate()
                 p.wait(timeout=10)
 
-
-class OwnRouter(unittest.TestCase):
-    """A test with a router and one worker of its own, on free loopback ports, stopped and
-    removed after the test whatever its outcome."""
-
-    def start_router(self, prefix, profile, name, worker_args=(), router_args=()):
-        self.work = tempfile.mkdtemp(prefix=prefix)
-        self.addCleanup(shutil.rmtree, self.work, True)
-        self.token, router, worker, self.fields = start_router_and_worker(
-            BIN_DIR, self.work, profile, name, worker_args, router_args)
-
-        def stop():
-            for p in (worker, router):
-                p.terminate()
-                p.wait(timeout=10)
-
         self.addCleanup(stop)
-        channel = grpc.insecure_channel(self.fields["grpc"])
-        self.addCleanup(channel.close)
-        self.stub = chat_pb2_grpc.ChatServiceStub(channel)
+        self.channel = grpc.insecure_channel(self.fields["grpc"], options=list(channel_options))
+        self.addCleanup(self.channel.close)
+        self.stub = chat_pb2_grpc.ChatServiceStub(self.channel)
         self.auth = [("authorization", "Bearer " + self.token)]
+
+    def start_worker(self, profile, name, worker_args=()):
+        """Another worker joined to this test's router (stopped with it)."""
+        self.workers[name], _ = start(
+            [os.path.join(BIN_DIR, "tidelane-worker"), "--router", self.fields["grpc"],
+             "--auth-token-file", os.path.join(self.work, "token"), "--profile", profile,
+             "--name", name, *worker_args], "tidelane-worker ready")
 
     @staticmethod
     def request(prefix, text, max_tokens):
@@ -371,6 +221,114 @@ class OwnRouter(unittest.TestCase):
         indices = [e.token.index for e in events if e.HasField("token")]
         self.assertEqual(indices, list(range(len(indices))), note)
         self.assertEqual(len(indices), events[-1].done.usage.completion_tokens, note)
+
+
+class BurstToASlowReader(OwnRouter):
+    """An instant worker bursts its answer at a client that is slow to start reading and
+    grants a tiny HTTP/2 window: the router queues the events behind the client's flow control
+    and sends the Done with the status in one write once the stream closes. Every token arrives
+    once, in order, Done comes last with an OK status, and the ledger kept the same answer
+    (Resume from 0 replays it)."""
+
+    def test_every_token_in_order_then_done_and_the_ledger_agrees(self):
+        import time
+        # A window of a few events, never grown, so the router's writes wait on the client.
+        self.start_router("tidelane-pyburst-", "high", "instant",
+                          worker_args=["--time-scale", "0"],
+                          channel_options=[("grpc.http2.lookahead_bytes", 64),
+                                           ("grpc.http2.bdp_probe", 0)])
+        request = self.request("burst-", "a long answer, please", 64)
+        call = self.stub.Chat(request, metadata=self.auth, timeout=60)
+        events = [next(call)]
+        # Not reading yet: the whole answer (Done included) queues in the router.
+        time.sleep(0.5)
+        events.extend(call)
+        self.assertEqual(call.code(), grpc.StatusCode.OK)
+        self.assertWhole(events)
+        self.assertEqual([e.WhichOneof("event") for e in events].count("done"), 1)
+        tokens = [e.token for e in events if e.HasField("token")]
+        self.assertGreaterEqual(len(tokens), 12)  # the synthetic answer's shortest length
+        replay = self.resume(request.request_id)
+        self.assertEqual([e.token.text for e in replay if e.HasField("token")],
+                         [t.text for t in tokens])
+        self.assertEqual(replay[-1].WhichOneof("event"), "done")
+
+
+class SurgeAtTheFrontDoor(OwnRouter):
+    """A small node (4 slots) and 16 users at once: those beyond capacity hear their place in
+    line at once, positions and waits are real, and every one of them is answered."""
+
+    def test_queued_users_hear_their_place_and_all_are_answered(self):
+        import threading
+        self.start_router("tidelane-pysurge-", "low", "small")
+        results = [None] * 16
+
+        def user(i):
+            request = chat_pb2.ChatRequest(
+                request_id=f"surge-{i}", user=f"user-{i}",
+                messages=[common_pb2.ChatMessage(role="user", content=f"question {i}")],
+                sampling=common_pb2.SamplingParams(max_tokens=6))
+            results[i] = self.chat(request, timeout=120)
+
+        threads = [threading.Thread(target=user, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        firsts = [events[0] for events in results]
+        self.assertTrue(all(e.WhichOneof("event") == "accepted" for e in firsts))
+        queued = [e.accepted for e in firsts if e.accepted.queue_position > 0]
+        self.assertGreaterEqual(len(queued), 8, "16 users on 4 slots: most must queue")
+        self.assertTrue(all(a.eta_ms > 0 for a in queued))
+        for events in results:
+            self.assertWhole(events)
+
+
+class StalledWorker(OwnRouter):
+    """A worker frozen mid-answer (SIGSTOP: its connections stay open, it just says nothing)
+    is taken for stalled once it has been silent past the router's stall bound: the client
+    hears Redirected and gets the rest of the answer from the other worker, every token once
+    and in order, and the request ends with Done."""
+
+    def test_a_silent_worker_is_redirected_away_from_without_loss(self):
+        import signal
+        self.start_router("tidelane-pystall-", "low", "first",
+                          router_args=["--stall-timeout-ms", "1000"])
+        self.start_worker("low", "second")
+        request = self.request("stall-", "tell me about tides", 48)
+        call = self.stub.Chat(request, metadata=self.auth, timeout=60)
+        events, stopped = [], None
+        for e in call:
+            events.append(e)
+            if e.HasField("routed"):
+                routed_to = e.routed.node
+            tokens = [x for x in events if x.HasField("token")]
+            if len(tokens) == 3 and stopped is None:
+                stopped = routed_to
+                self.workers[stopped].send_signal(signal.SIGSTOP)
+        self.assertEqual(call.code(), grpc.StatusCode.OK)
+        kinds = [e.WhichOneof("event") for e in events]
+        redirects = [e.redirected for e in events if e.HasField("redirected")]
+        self.assertEqual(len(redirects), 1)
+        self.assertEqual(redirects[0].from_node, stopped)
+        self.assertNotEqual(redirects[0].to_node, stopped)
+        self.assertIn("went silent", redirects[0].reason)
+        self.assertIn("1000 ms", redirects[0].reason)
+        before = kinds.index("redirected")
+        self.assertEqual(redirects[0].resume_index, kinds[:before].count("token"))
+        self.assertWhole(events)
+        tokens = [e.token for e in events if e.HasField("token")]
+        # The same answer the ledger kept, and the one the other worker would have given.
+        replay = self.resume(request.request_id)
+        self.assertEqual([e.token.text for e in replay if e.HasField("token")],
+                         [t.text for t in tokens])
+        # The monitor shows the frozen worker as down, the other one ready.
+        watch = monitor_pb2_grpc.MonitorServiceStub(self.channel).Watch(
+            monitor_pb2.WatchRequest(interval_ms=100), metadata=self.auth, timeout=30)
+        states = {n.name: n.state for n in next(watch).nodes}
+        watch.cancel()
+        self.assertEqual(states[stopped], monitor_pb2.NODE_STATE_DOWN)
+        self.assertEqual(states[redirects[0].to_node], monitor_pb2.NODE_STATE_READY)
 
 
 class BusyWorkerIsNotStalled(OwnRouter):
