@@ -81,7 +81,7 @@ Times Measure(int requests, int concurrency, Fn one) {
 }
 
 // Open loop: request i is due at a fixed time (exponential gaps of mean 1/rate from a fixed
-// seed, so the direct and routed rounds see the same arrivals) and is measured from then.
+// seed, so every path's round sees the same arrivals) and is measured from then.
 template <typename Fn>
 Times MeasureOpen(int requests, int threads_n, double rate, std::uint64_t seed, Fn one) {
   std::vector<Clock::time_point> due(static_cast<std::size_t>(requests));
@@ -188,7 +188,7 @@ int main(int argc, char** argv) {
   const auto measure = [&](int n, auto one, std::uint64_t seed) {
     return rate > 0 ? MeasureOpen(n, concurrency, rate, seed, one) : Measure(n, concurrency, one);
   };
-  measure(200, direct, 0);  // warm both paths
+  measure(200, direct, 0);  // warm every path
   measure(200, routed, 0);
   if (relay) measure(200, relayed, 0);
   // Interleave rounds so drift in the machine's load affects every path alike; in open loop
