@@ -54,19 +54,20 @@ struct Times {
   }
 };
 
-// `one(i, &first_token)` runs request i, sets the moment its first token arrived, and says
-// whether it succeeded.
-template <typename Fn>
-Times Measure(int requests, int concurrency, Fn one) {
+// Runs `requests` requests on `threads_n` client threads. `start(i)` returns the moment request
+// i counts from, once it may be sent; `one(i, &first_token)` runs it, sets the moment its first
+// token arrived, and says whether it succeeded.
+template <typename Start, typename Fn>
+Times Run(int requests, int threads_n, Start start, Fn one) {
   Times times;
   std::mutex mu;
   std::atomic<int> next{0};
   std::vector<std::thread> threads;
-  threads.reserve(static_cast<std::size_t>(concurrency));
-  for (int t = 0; t < concurrency; ++t) {
+  threads.reserve(static_cast<std::size_t>(threads_n));
+  for (int k = 0; k < threads_n; ++k) {
     threads.emplace_back([&] {
       for (int i; (i = next++) < requests;) {
-        const auto t0 = Clock::now();
+        const Clock::time_point t0 = start(i);
         Clock::time_point first = t0;
         if (!one(i, &first)) continue;
         const auto end = Clock::now();
@@ -78,6 +79,13 @@ Times Measure(int requests, int concurrency, Fn one) {
   }
   for (auto& t : threads) t.join();
   return times;
+}
+
+// Closed loop: each client thread sends its next request when the last one ended.
+template <typename Fn>
+Times Measure(int requests, int concurrency, Fn one) {
+  return Run(
+      requests, concurrency, [](int) { return Clock::now(); }, one);
 }
 
 // Open loop: request i is due at a fixed time (exponential gaps of mean 1/rate from a fixed
@@ -92,27 +100,12 @@ Times MeasureOpen(int requests, int threads_n, double rate, std::uint64_t seed, 
     t += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(gap(rng)));
     d = t;
   }
-  Times times;
-  std::mutex mu;
-  std::atomic<int> next{0};
-  std::vector<std::thread> threads;
-  threads.reserve(static_cast<std::size_t>(threads_n));
-  for (int k = 0; k < threads_n; ++k) {
-    threads.emplace_back([&] {
-      for (int i; (i = next++) < requests;) {
-        const auto t0 = due[static_cast<std::size_t>(i)];
-        std::this_thread::sleep_until(t0);
-        Clock::time_point first = t0;
-        if (!one(i, &first)) continue;
-        const auto end = Clock::now();
-        std::lock_guard lock(mu);
-        times.total.push_back(MsSince(t0, end));
-        times.first_token.push_back(MsSince(t0, first));
-      }
-    });
-  }
-  for (auto& th : threads) th.join();
-  return times;
+  const auto when_due = [&](int i) {
+    const auto t0 = due[static_cast<std::size_t>(i)];
+    std::this_thread::sleep_until(t0);
+    return t0;
+  };
+  return Run(requests, threads_n, when_due, one);
 }
 
 }  // namespace
