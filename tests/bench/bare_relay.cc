@@ -44,11 +44,11 @@ class Relay final : public grpc::ServerWriteReactor<v1::ChatEvent> {
   }
 
   void OnWriteDone(bool ok) override {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     writing_ = false;
     if (!ok) queue_.clear();
     if (!queue_.empty()) return WriteFront();
-    MaybeFinish();
+    FinishIfOver(lock);
   }
   void OnCancel() override { upstream_.context.TryCancel(); }
   void OnDone() override { delete this; }
@@ -81,10 +81,10 @@ class Relay final : public grpc::ServerWriteReactor<v1::ChatEvent> {
     if (!writing_) WriteFront();
   }
   void UpstreamDone(const grpc::Status& s) {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     upstream_status_ = s;
     upstream_done_ = true;
-    MaybeFinish();
+    FinishIfOver(lock);
   }
   void WriteFront() {  // mu_ held
     writing_ = true;
@@ -92,11 +92,14 @@ class Relay final : public grpc::ServerWriteReactor<v1::ChatEvent> {
     queue_.pop_front();
     StartWrite(&current_);
   }
-  void MaybeFinish() {  // mu_ held
-    if (upstream_done_ && !writing_ && queue_.empty() && !finished_) {
-      finished_ = true;
-      Finish(upstream_status_);
-    }
+  // Finish lets gRPC run OnDone, which deletes this, on another thread at once: so it is
+  // called after `lock` (on mu_) is released, never with this object's mutex still held.
+  void FinishIfOver(std::unique_lock<std::mutex>& lock) {
+    if (!upstream_done_ || writing_ || !queue_.empty() || finished_) return;
+    finished_ = true;
+    const grpc::Status status = upstream_status_;
+    lock.unlock();
+    Finish(status);
   }
 
   Upstream upstream_;
