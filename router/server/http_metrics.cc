@@ -21,7 +21,8 @@ void RenderHistogram(std::ostringstream& out, const std::string& name, const std
 
 }  // namespace
 
-std::string RenderMetrics(const v1::ClusterSnapshot& s, const LatencyHistograms& latencies) {
+std::string RenderMetrics(const v1::ClusterSnapshot& s, const LatencyHistograms& latencies,
+                          const Ledger* ledger) {
   std::ostringstream out;
   const auto& c = s.counters();
   out << "# HELP tidelane_requests_total Requests by outcome since the router started.\n"
@@ -67,6 +68,23 @@ std::string RenderMetrics(const v1::ClusterSnapshot& s, const LatencyHistograms&
   RenderHistogram(out, "tidelane_tpot_seconds",
                   "Mean time per output token after the first, per served request.",
                   latencies.tpot_s);
+  if (ledger) {
+    const auto pruned = ledger->Pruned();
+    const auto checkpoints = ledger->Checkpoints();
+    out << "# HELP tidelane_ledger_pruned_requests_total Finished requests deleted from the "
+           "ledger: past their retention (expired) or to make room under --ledger-max-mb "
+           "(room).\n"
+        << "# TYPE tidelane_ledger_pruned_requests_total counter\n"
+        << "tidelane_ledger_pruned_requests_total{reason=\"expired\"} " << pruned.expired << "\n"
+        << "tidelane_ledger_pruned_requests_total{reason=\"room\"} " << pruned.for_room << "\n"
+        << "# HELP tidelane_ledger_checkpoints_total WAL checkpoints completed: by the ledger's "
+           "writer between commits (background) or inside a commit (in_commit).\n"
+        << "# TYPE tidelane_ledger_checkpoints_total counter\n"
+        << "tidelane_ledger_checkpoints_total{where=\"background\"} " << checkpoints.background
+        << "\n"
+        << "tidelane_ledger_checkpoints_total{where=\"in_commit\"} " << checkpoints.in_commit
+        << "\n";
+  }
   return out.str();
 }
 

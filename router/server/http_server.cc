@@ -326,7 +326,7 @@ struct HttpServer::Impl final : RequestHandler {
     if (target == "/metrics" && req.method() == http::verb::get) {
       std::uint64_t cursor = ~0ull;
       return send(Reply(req.version(), req.keep_alive(), http::status::ok,
-                        RenderMetrics(nodes.Snapshot(&cursor), nodes.Latencies()),
+                        RenderMetrics(nodes.Snapshot(&cursor), nodes.Latencies(), pipeline.ledger()),
                         "text/plain; version=0.0.4; charset=utf-8"));
     }
     if (target == "/v1/models" && req.method() == http::verb::get) {

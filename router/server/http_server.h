@@ -49,7 +49,9 @@ class HttpServer {
   std::string error_;
 };
 
-// The Prometheus exposition of a snapshot; exposed for tests.
-std::string RenderMetrics(const v1::ClusterSnapshot& snapshot, const LatencyHistograms& latencies);
+// The Prometheus exposition of a snapshot and, when there is one, the ledger's counters;
+// exposed for tests.
+std::string RenderMetrics(const v1::ClusterSnapshot& snapshot, const LatencyHistograms& latencies,
+                          const Ledger* ledger = nullptr);
 
 }  // namespace tidelane::server

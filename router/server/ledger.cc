@@ -4,74 +4,24 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 
+#include "router/server/sqlite_stmt.h"
 #include "router/server/thread_name.h"
 
 namespace tidelane::server {
 namespace {
+
+// Retention deletes at most this many requests per transaction, so a commit that waits for
+// the connection waits for a few milliseconds at most.
+constexpr std::size_t kPruneBatch = 64;
+constexpr std::int64_t kNoLimitMs = std::numeric_limits<std::int64_t>::max();
 
 std::int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
-
-// A prepared statement, finalized on scope exit.
-class Stmt {
- public:
-  // `persistent`: kept for the ledger's lifetime and reused by every commit.
-  Stmt(sqlite3* db, const char* sql, bool persistent = false) {
-    ok_ = sqlite3_prepare_v3(db, sql, -1, persistent ? SQLITE_PREPARE_PERSISTENT : 0, &s_,
-                             nullptr) == SQLITE_OK;
-  }
-  ~Stmt() { sqlite3_finalize(s_); }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-  bool ok() const { return ok_; }
-  Stmt& Text(int i, const std::string& v) {
-    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Stmt& Blob(int i, const std::string& v) {
-    sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  // NULL when absent.
-  Stmt& Blob(int i, const std::optional<std::string>& v) {
-    if (!v) {
-      sqlite3_bind_null(s_, i);
-      return *this;
-    }
-    return Blob(i, *v);
-  }
-  Stmt& Int(int i, std::int64_t v) {
-    sqlite3_bind_int64(s_, i, v);
-    return *this;
-  }
-  int Step() { return sqlite3_step(s_); }
-  void Reset() {
-    sqlite3_reset(s_);
-    sqlite3_clear_bindings(s_);
-  }
-  std::string ColumnText(int i) const {
-    const auto* p = sqlite3_column_text(s_, i);
-    return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(s_, i))
-             : std::string();
-  }
-  std::string ColumnBlob(int i) const {
-    const auto* p = static_cast<const char*>(sqlite3_column_blob(s_, i));
-    return p ? std::string(p, sqlite3_column_bytes(s_, i)) : std::string();
-  }
-  std::int64_t ColumnInt(int i) const { return sqlite3_column_int64(s_, i); }
-  std::optional<std::string> ColumnOptionalBlob(int i) const {
-    if (sqlite3_column_type(s_, i) == SQLITE_NULL) return std::nullopt;
-    return ColumnBlob(i);
-  }
-
- private:
-  sqlite3_stmt* s_ = nullptr;
-  bool ok_ = false;
-};
 
 // Accepting an id that exists replaces its request only for the same owner (IS: NULL matches
 // NULL); for another owner nothing changes and sqlite3_changes() says 0.
@@ -96,6 +46,9 @@ CREATE TABLE IF NOT EXISTS requests(
   -- token); NULL in rows from older ledgers, which only the router's token may resume.
   owner BLOB);
 CREATE INDEX IF NOT EXISTS requests_by_state ON requests(state);
+-- Retention: finished requests (state >= kDone) by when they ended, oldest first. Added without
+-- a schema version: older routers read and maintain it as it is.
+CREATE INDEX IF NOT EXISTS requests_finished_by_age ON requests(updated_ms) WHERE state >= 2;
 CREATE TABLE IF NOT EXISTS tokens(
   request_id TEXT NOT NULL,
   idx INTEGER NOT NULL,
@@ -162,7 +115,7 @@ const char* LedgerStateName(Ledger::State s) {
 }
 
 std::unique_ptr<Ledger> Ledger::Open(const std::filesystem::path& dir, std::string* error,
-                                     std::uint64_t max_bytes, WalLimits wal) {
+                                     std::uint64_t max_bytes, WalLimits wal, Retention retention) {
   const auto path = dir / "ledger.sqlite3";
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(path.c_str(), &db,
@@ -173,7 +126,7 @@ std::unique_ptr<Ledger> Ledger::Open(const std::filesystem::path& dir, std::stri
     sqlite3_close(db);
     return nullptr;
   }
-  std::unique_ptr<Ledger> ledger(new Ledger(db, wal));
+  std::unique_ptr<Ledger> ledger(new Ledger(db, wal, retention));
   sqlite3_busy_timeout(db, 5000);
   // WAL: readers never block the writer, and a crash loses nothing committed.
   int version = -1;
@@ -207,9 +160,10 @@ std::unique_ptr<Ledger> Ledger::Open(const std::filesystem::path& dir, std::stri
     Stmt page(db, "PRAGMA page_size");
     const std::int64_t page_size =
         page.ok() && page.Step() == SQLITE_ROW ? page.ColumnInt(0) : 4096;
-    ledger->Exec(("PRAGMA max_page_count=" +
-                  std::to_string(std::max<std::uint64_t>(1, max_bytes / page_size)))
-                     .c_str());
+    ledger->max_bytes_ = max_bytes;
+    ledger->max_pages_ = static_cast<std::int64_t>(
+        std::max<std::uint64_t>(1, max_bytes / static_cast<std::uint64_t>(page_size)));
+    ledger->Exec(("PRAGMA max_page_count=" + std::to_string(ledger->max_pages_)).c_str());
   }
   // The integrity check is cheap at start-up sizes and catches a corrupt file before use.
   Stmt check(db, "PRAGMA quick_check");
@@ -229,6 +183,14 @@ std::unique_ptr<Ledger> Ledger::Open(const std::filesystem::path& dir, std::stri
     *error = "ledger " + path.string() + ": " + ledger->LastError();
     return nullptr;
   }
+  // Set up: the writer may prune now, and takes a first pass (a ledger reopened full, or
+  // holding requests past their retention).
+  ledger->opened_.store(true, std::memory_order_release);
+  {
+    std::lock_guard lock(ledger->queue_mu_);
+    ledger->prune_asked_ = true;
+  }
+  ledger->queue_cv_.notify_one();
   return ledger;
 }
 
@@ -242,7 +204,8 @@ bool Ledger::AddOwnerColumn() {
   return Exec("ALTER TABLE requests ADD COLUMN owner BLOB");
 }
 
-Ledger::Ledger(sqlite3* db, WalLimits wal) : db_(db), wal_(wal) {
+Ledger::Ledger(sqlite3* db, WalLimits wal, Retention retention)
+    : db_(db), retention_(retention), wal_(wal) {
   writer_ = std::thread([this] {
     NameThisThread("tl-ledger");
     WriterLoop();
@@ -376,9 +339,21 @@ void Ledger::WriterLoop() {
     // times a second. A checkpoint that could not finish (a reader holds frames) is tried
     // again after the next commit, as before, not in a loop.
     writer_idle_ = true;
-    queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty() || checkpoint_asked_; });
+    const auto work = [this] {
+      return stopping_ || !queue_.empty() || checkpoint_asked_ || prune_asked_;
+    };
+    if (retention_.finished_for.count() > 0 && next_expiry_ms_ > 0) {
+      // With a retention the idle writer also wakes for the next pass (a minute apart at
+      // most), so an idle router still lets old requests go.
+      const auto wait =
+          std::chrono::milliseconds(std::max<std::int64_t>(1, next_expiry_ms_ - NowMs()));
+      if (!queue_cv_.wait_for(lock, wait, work)) prune_asked_ = true;
+    } else {
+      queue_cv_.wait(lock, work);
+    }
     writer_idle_ = false;
     checkpoint_asked_ = false;
+    prune_asked_ = false;
     // Tokens wait out the group window; an accept (its caller is waiting) ends it at once.
     if (!queue_.empty()) {
       queue_cv_.wait_for(lock, std::chrono::milliseconds(kGroupCommitMs),
@@ -397,7 +372,9 @@ void Ledger::WriterLoop() {
     if (!accepts_waiting && checkpoint_wanted_.exchange(false, std::memory_order_relaxed)) {
       Checkpoint();
     }
+    const bool more = PruneDue();
     lock.lock();
+    prune_asked_ = prune_asked_ || more;
   }
 }
 
@@ -416,16 +393,16 @@ void Ledger::Commit(std::vector<Op>& ops) {
   bool ok;
   {
     std::lock_guard db(mu_);
-    ok = Apply(ops);
+    ok = ApplyMakingRoom(ops);
     writes_failing_ = !ok;
   }
   for (auto& op : ops) {
-    if (op.kind == Op::Kind::kAccept && op.done) op.done(Outcome(ok, op));
+    if (op.kind == Op::Kind::kAccept && op.done) op.done(Outcome(op));
   }
 }
 
-Ledger::AcceptOutcome Ledger::Outcome(bool committed, const Op& op) {
-  if (!committed || op.refused) return AcceptOutcome::kFailed;
+Ledger::AcceptOutcome Ledger::Outcome(const Op& op) {
+  if (!op.applied || op.refused) return AcceptOutcome::kFailed;
   return op.taken ? AcceptOutcome::kIdTaken : AcceptOutcome::kRecorded;
 }
 
@@ -451,13 +428,16 @@ void Ledger::AcceptAsync(const std::string& id, const v1::ChatRequest& request,
     if (db.owns_lock()) {
       std::unique_lock lock(queue_mu_);
       if (queued_accepts_ == 0) {
-        lock.unlock();
         std::vector<Op> ops;
+        // A bounded ledger near its bound takes the writer's queue along: the answers whose
+        // ends are waiting there are what makes room (ApplyMakingRoom).
+        if (NearlyFullLocked()) ops.swap(queue_);
+        lock.unlock();
         ops.push_back(std::move(op));
-        const bool ok = Apply(ops);
+        const bool ok = ApplyMakingRoom(ops);
         writes_failing_ = !ok;
         db.unlock();
-        ops.front().done(Outcome(ok, ops.front()));
+        ops.back().done(Outcome(ops.back()));
         return;
       }
     }
@@ -477,6 +457,7 @@ bool Ledger::Apply(std::vector<Op>& ops) {
     s.Reset();
     return rc == SQLITE_DONE;
   };
+  full_ = false;
   if (!run(p.begin)) return Fail("begin");
   // Gives up on the whole group: nothing in it is committed.
   const auto abandon = [&](const char* what) {
@@ -486,7 +467,9 @@ bool Ledger::Apply(std::vector<Op>& ops) {
   };
   const auto now = NowMs();
   for (auto& op : ops) {
-    if (op.refused) continue;  // refused in an earlier pass over this group (below)
+    // Refused in an earlier pass over this group (below), committed by an earlier Apply of it,
+    // or held back for a later one (ApplyMakingRoom).
+    if (op.refused || op.applied || op.held) continue;
     Stmt* s = nullptr;
     switch (op.kind) {
       case Op::Kind::kRoute:
@@ -543,8 +526,9 @@ bool Ledger::Apply(std::vector<Op>& ops) {
     s->Reset();
     if (accept && !run(p.release)) return abandon("release");
   }
-  if (run(p.commit)) return true;
-  return abandon("commit");
+  if (!run(p.commit)) return abandon("commit");
+  for (auto& op : ops) op.applied = op.applied || (!op.refused && !op.held);
+  return true;
 }
 
 bool Ledger::Exec(const char* sql) {
@@ -559,6 +543,7 @@ bool Ledger::Exec(const char* sql) {
 
 bool Ledger::Fail(const char* what) {
   error_ = std::string(what) + ": " + sqlite3_errmsg(db_);
+  full_ = sqlite3_errcode(db_) == SQLITE_FULL;
   return false;
 }
 
@@ -575,7 +560,21 @@ bool Ledger::Accept(const std::string& id, const v1::ChatRequest& request,
   const auto now = NowMs();
   s.Text(1, id).Text(2, request.conversation_id()).Blob(3, request.SerializeAsString());
   s.Int(4, static_cast<int>(State::kQueued)).Int(5, now).Int(6, now).Blob(7, owner);
-  if (s.Step() != SQLITE_DONE) return Fail("record request");
+  if (NearlyFullLocked() && MakeRoomLocked() == 0 && NearlyFullLocked()) {
+    error_ =
+        "record request: the ledger is full (--ledger-max-mb; what is left of it is kept "
+        "for answers in progress, and nothing answered is left to make room with)";
+    full_ = true;
+    return false;
+  }
+  if (s.Step() != SQLITE_DONE) {
+    Fail("record request");
+    if (!full_ || !RoomCanHelp(request.ByteSizeLong()) || MakeRoomLocked() == 0) return false;
+    s.Reset();  // room made from answered requests: once more
+    s.Text(1, id).Text(2, request.conversation_id()).Blob(3, request.SerializeAsString());
+    s.Int(4, static_cast<int>(State::kQueued)).Int(5, now).Int(6, now).Blob(7, owner);
+    if (s.Step() != SQLITE_DONE) return Fail("record request");
+  }
   if (sqlite3_changes(db_) == 0) {
     error_ = "request id " + id + " belongs to another client";
     return false;
@@ -666,6 +665,153 @@ Ledger::Lookup Ledger::LoadReceipt(const std::string& id, v1::Receipt* receipt) 
   receipt->set_router_signature(s.ColumnBlob(3));
   receipt->set_router_public_key(s.ColumnText(4));
   return Lookup::kFound;
+}
+
+bool Ledger::ApplyMakingRoom(std::vector<Op>& ops) {
+  if (max_pages_ == 0) return Apply(ops);
+  // A bounded ledger writes what answers in progress owe first (tokens, routes, ends,
+  // receipts: their requests are already accepted, and an answer that ends becomes room to
+  // give), then makes room for new requests when it is past room_at, and accepts them only
+  // below it: the last part of the bound stays for answers in progress, so a burst of accepts
+  // cannot crowd out the tokens of answers already streaming.
+  const auto is_accept = [](const Op& op) { return op.kind == Op::Kind::kAccept; };
+  const bool accepts = std::any_of(ops.begin(), ops.end(), is_accept);
+  bool ok = true;
+  if (accepts && !std::all_of(ops.begin(), ops.end(), is_accept)) {
+    for (auto& op : ops) op.held = is_accept(op);
+    ok = ApplyRetrying(ops);
+    for (auto& op : ops) op.held = false;
+  }
+  if (!accepts) return ApplyRetrying(ops);
+  if (NearlyFullLocked() && MakeRoomLocked() == 0 && NearlyFullLocked()) {
+    error_ =
+        "record request: the ledger is full (--ledger-max-mb; what is left of it is kept "
+        "for answers in progress, and nothing answered is left to make room with)";
+    full_ = true;
+    for (auto& op : ops) op.refused = op.refused || (is_accept(op) && !op.applied);
+    return ok;
+  }
+  return ApplyRetrying(ops) && ok;
+}
+
+bool Ledger::ApplyRetrying(std::vector<Op>& ops) {
+  bool ok = Apply(ops);
+  // What did not fit is tried once more after a batch of answered requests is deleted.
+  for (int round = 0; round < 2 && full_; ++round) {
+    bool retry = !ok;  // nothing in the group was committed
+    for (auto& op : ops) {
+      retry = retry || (op.refused && RoomCanHelp(op.text.size()));
+    }
+    if (!retry || MakeRoomLocked() == 0) break;
+    for (auto& op : ops) {
+      if (op.refused && RoomCanHelp(op.text.size())) op.refused = false;
+    }
+    ok = Apply(ops);
+  }
+  return ok;
+}
+
+bool Ledger::NearlyFullLocked() {
+  return max_pages_ > 0 && static_cast<double>(UsedPagesLocked()) >=
+                               retention_.room_at * static_cast<double>(max_pages_);
+}
+
+bool Ledger::RoomCanHelp(std::size_t bytes) const {
+  return max_bytes_ > 0 && bytes < max_bytes_ / 4;
+}
+
+std::size_t Ledger::MakeRoomLocked() {
+  // Answered requests only: a cancelled one may still be resumed, and waits for its age.
+  const std::size_t n = PruneLocked(State::kFailed, kNoLimitMs, kPruneBatch);
+  pruned_for_room_.fetch_add(n, std::memory_order_relaxed);
+  return n;
+}
+
+std::int64_t Ledger::UsedPagesLocked() {
+  Stmt pages(db_,
+             "SELECT (SELECT page_count FROM pragma_page_count()) - "
+             "(SELECT freelist_count FROM pragma_freelist_count())");
+  return pages.ok() && pages.Step() == SQLITE_ROW ? pages.ColumnInt(0) : 0;
+}
+
+std::size_t Ledger::PruneLocked(State last_state, std::int64_t before_ms, std::size_t max) {
+  // By the partial index, named: without statistics (the ledger never runs ANALYZE) SQLite's
+  // planner would take requests_by_state and sort every finished request. `state >= 2` as the
+  // index states it, which it must for the index to apply.
+  static_assert(static_cast<int>(State::kDone) == 2 && State::kFailed > State::kDone &&
+                State::kCancelled > State::kFailed);
+  Stmt pick(db_,
+            "SELECT id FROM requests INDEXED BY requests_finished_by_age "
+            "WHERE state >= 2 AND state <= ? AND updated_ms < ? "
+            "ORDER BY updated_ms LIMIT ?");
+  if (!pick.ok()) {
+    Fail("prepare retention");
+    return 0;
+  }
+  pick.Int(1, static_cast<int>(last_state)).Int(2, before_ms);
+  pick.Int(3, static_cast<std::int64_t>(max));
+  std::vector<std::string> ids;
+  while (pick.Step() == SQLITE_ROW) ids.push_back(pick.ColumnText(0));
+  if (ids.empty()) return 0;
+  Stmt tokens(db_, "DELETE FROM tokens WHERE request_id=?");
+  Stmt receipt(db_, "DELETE FROM receipts WHERE request_id=?");
+  Stmt request(db_, "DELETE FROM requests WHERE id=? AND state >= 2");
+  const auto run = [](Stmt& s, const std::string& id) {
+    const bool done = s.Text(1, id).Step() == SQLITE_DONE;
+    s.Reset();
+    return done;
+  };
+  if (!tokens.ok() || !receipt.ok() || !request.ok() || !Exec("BEGIN")) {
+    Fail("prepare retention");
+    return 0;
+  }
+  for (const auto& id : ids) {
+    if (!run(tokens, id) || !run(receipt, id) || !run(request, id)) {
+      Fail("delete an old request");
+      Exec("ROLLBACK");
+      return 0;
+    }
+  }
+  if (!Exec("COMMIT")) {
+    Exec("ROLLBACK");
+    return 0;
+  }
+  return ids.size();
+}
+
+std::size_t Ledger::PruneFinished(std::int64_t ended_before_ms, std::size_t max_requests) {
+  std::lock_guard lock(mu_);
+  const std::size_t n = PruneLocked(State::kCancelled, ended_before_ms, max_requests);
+  pruned_expired_.fetch_add(n, std::memory_order_relaxed);
+  return n;
+}
+
+bool Ledger::PruneDue() {
+  if (!opened_.load(std::memory_order_acquire) || QueuedAccepts() > 0) return false;
+  if (max_pages_ > 0) {
+    std::lock_guard lock(mu_);
+    const auto used = static_cast<double>(UsedPagesLocked());
+    const auto bound = static_cast<double>(max_pages_);
+    if (used >= retention_.room_at * bound) making_room_ = true;
+    if (making_room_ && used > retention_.room_to * bound) {
+      if (MakeRoomLocked() == kPruneBatch) return true;
+    }
+    making_room_ = false;
+  }
+  const auto keep = retention_.finished_for.count();
+  if (keep <= 0) return false;
+  const std::int64_t now = NowMs();
+  if (now < next_expiry_ms_) return false;
+  if (PruneFinished(now - keep, kPruneBatch) == kPruneBatch) return true;
+  // Nothing more is due before then; a minute at most between passes, and often enough that a
+  // short retention (tests) is kept to within a quarter of it.
+  next_expiry_ms_ = now + std::clamp<std::int64_t>(keep / 4, 1, 60'000);
+  return false;
+}
+
+Ledger::PruneCounts Ledger::Pruned() const {
+  return {pruned_expired_.load(std::memory_order_relaxed),
+          pruned_for_room_.load(std::memory_order_relaxed)};
 }
 
 std::vector<std::string> Ledger::Unfinished() {

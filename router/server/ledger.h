@@ -18,6 +18,13 @@
 // can serve a request only to its owner and the router's own token. Rows written before schema
 // 3 have no owner (nullopt): only the router's token may read them.
 //
+// Retention (LedgerRetention): finished requests are kept for Resume and their receipts, then
+// deleted with their tokens and receipts once older than the retention; a ledger bounded by
+// max_bytes makes room from its oldest answered requests before it fills, so it goes on
+// accepting. Unfinished requests are never deleted. The writer thread prunes between its group
+// commits in small batches, never while an accept waits; a commit that finds the ledger full
+// anyway makes room inline once before it refuses a request.
+//
 // Checkpoints: SQLite's own automatic checkpoint would run inside whichever commit crosses
 // its threshold — an accept on a request's path — and fsync there. Instead the writer thread
 // copies the WAL into the database between its group commits, on a connection of its own (a
@@ -29,6 +36,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
@@ -56,6 +64,19 @@ struct LedgerWalLimits {
   int inline_frames = 16384;
 };
 
+// What the ledger keeps of finished requests (unfinished ones are always kept).
+struct LedgerRetention {
+  // A request that ended (done, failed or cancelled) longer ago than this is deleted, with its
+  // tokens and receipt; Resume and GET /v1/receipts/{id} then answer as for an unknown id.
+  // Zero keeps them for ever.
+  std::chrono::milliseconds finished_for{0};
+  // A ledger bounded by max_bytes whose pages in use reach `room_at` of the bound deletes its
+  // oldest answered requests (done or failed; a cancelled one can still be resumed and waits
+  // for its age) until they are under `room_to`.
+  double room_at = 0.9;
+  double room_to = 0.75;
+};
+
 class Ledger {
  public:
   enum class State { kQueued, kRunning, kDone, kFailed, kCancelled };
@@ -81,11 +102,14 @@ class Ledger {
   };
 
   using WalLimits = LedgerWalLimits;
+  using Retention = LedgerRetention;
   // Opens (creating when absent) DIR/ledger.sqlite3. On failure returns nullptr and sets
   // *error to a message naming the file and the cause.
-  // `max_bytes` (0 = no limit) bounds the database file; past it writes fail as on a full disk.
+  // `max_bytes` (0 = no limit) bounds the database file; past it writes fail as on a full disk
+  // (once nothing answered is left to make room with, see Retention).
   static std::unique_ptr<Ledger> Open(const std::filesystem::path& dir, std::string* error,
-                                      std::uint64_t max_bytes = 0, WalLimits wal = {});
+                                      std::uint64_t max_bytes = 0, WalLimits wal = {},
+                                      Retention retention = {});
   ~Ledger();
   Ledger(const Ledger&) = delete;
   Ledger& operator=(const Ledger&) = delete;
@@ -127,6 +151,18 @@ class Ledger {
   // kError (see LastError) only when the database fails, never for an unknown id.
   Lookup LoadReceipt(const std::string& id, v1::Receipt* receipt);
 
+  // Deletes up to `max_requests` requests that ended (done, failed or cancelled) before
+  // `ended_before_ms` (Unix ms), oldest first, with their tokens and receipts; how many it
+  // deleted (0 also when the database fails: LastError). The writer thread calls it for the
+  // retention; callable from any thread.
+  std::size_t PruneFinished(std::int64_t ended_before_ms, std::size_t max_requests);
+  // Requests deleted since Open: past their retention, and to make room in a bounded ledger.
+  struct PruneCounts {
+    std::uint64_t expired = 0;
+    std::uint64_t for_room = 0;
+  };
+  PruneCounts Pruned() const;
+
   std::string LastError() const;
   // Completed checkpoints since Open: by the writer thread between commits, and inline in a
   // commit (the WAL had grown past WalLimits::inline_frames). For /metrics and tests.
@@ -153,8 +189,10 @@ class Ledger {
     std::function<void(AcceptOutcome)> done;  // for kAccept: told after the commit
     bool taken = false;                       // for kAccept: set by Apply
     bool refused = false;                     // for kAccept: did not fit (Apply)
+    bool applied = false;                     // committed by an earlier Apply of its group
+    bool held = false;                        // left for a later Apply (ApplyMakingRoom)
   };
-  Ledger(sqlite3* db, WalLimits wal);
+  Ledger(sqlite3* db, WalLimits wal, Retention retention);
   // Opens the checkpoint connection to `path` and hooks it to commits; false (LastError)
   // when the connection cannot be opened.
   bool StartCheckpointer(const std::filesystem::path& path);
@@ -167,11 +205,33 @@ class Ledger {
   bool Fail(const char* what);
   // Adds requests.owner to a ledger from before schema 3; needs an open transaction.
   bool AddOwnerColumn();
-  static AcceptOutcome Outcome(bool committed, const Op& op);
+  // How an accept ended, once its group's Apply calls are over.
+  static AcceptOutcome Outcome(const Op& op);
   bool Enqueue(Op op);
   void WriterLoop();
   // Commits queued operations in one transaction; needs mu_.
   bool Apply(std::vector<Op>& ops);
+  // Apply, and when the ledger was full, makes room (answered requests, oldest first) and
+  // applies what did not fit once more; needs mu_.
+  bool ApplyMakingRoom(std::vector<Op>& ops);
+  // Apply; when the ledger was full, one batch of room and what did not fit once more (twice
+  // at most); needs mu_.
+  bool ApplyRetrying(std::vector<Op>& ops);
+  // A bounded ledger whose pages in use reached room_at; needs mu_.
+  bool NearlyFullLocked();
+  // Retention, on the writer thread between commits: one batch of deletions when some are due;
+  // true when more are (the writer comes back without sleeping).
+  bool PruneDue();
+  // Deletes up to `max` requests in states kDone..`last_state` that ended before `before_ms`,
+  // oldest first, in one transaction; needs mu_, outside a transaction.
+  std::size_t PruneLocked(State last_state, std::int64_t before_ms, std::size_t max);
+  // One batch of answered requests (done, failed), oldest first, for room; needs mu_.
+  std::size_t MakeRoomLocked();
+  // Pages holding data (the file's pages less its free list); needs mu_.
+  std::int64_t UsedPagesLocked();
+  // Whether deleting answered requests could let a write of `bytes` fit: a bounded ledger, and
+  // a write small beside the bound (a prompt as large as the ledger must not empty it).
+  bool RoomCanHelp(std::size_t bytes) const;
   // Apply under mu_, then tells accepts their outcome without the lock.
   void Commit(std::vector<Op>& ops);
   void Flush();
@@ -188,6 +248,21 @@ class Ledger {
   bool stopping_ = false;
   std::atomic<bool> writes_failing_{false};
   std::thread writer_;
+
+  Retention retention_;
+  // The bound from max_bytes (0: none), set by Open before `opened_`.
+  std::uint64_t max_bytes_ = 0;
+  std::int64_t max_pages_ = 0;
+  // Open is done: the writer may prune (it shares the connection Open sets up).
+  std::atomic<bool> opened_{false};
+  // Writer thread only: when the next retention pass is due (Unix ms), and whether it is
+  // making room (from room_at down to room_to).
+  std::int64_t next_expiry_ms_ = 0;
+  bool making_room_ = false;
+  bool prune_asked_ = false;  // under queue_mu_: a pass is wanted (start-up, work left over)
+  bool full_ = false;         // under mu_: the last failure was SQLITE_FULL
+  std::atomic<std::uint64_t> pruned_expired_{0};
+  std::atomic<std::uint64_t> pruned_for_room_{0};
 
   int queued_accepts_ = 0;  // under queue_mu_
   // Under queue_mu_: the writer sleeps until there is work (wake it when this is set), and a

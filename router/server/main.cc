@@ -67,8 +67,15 @@ int Run(int argc, char** argv) {
   double ledger_max_mb = 0;
   cli.add_option("--ledger-max-mb", ledger_max_mb,
                  "Largest the request ledger may grow, in MiB (0: as large as the disk allows). "
-                 "Past it new requests are refused with a clear error, as on a full disk, and "
+                 "Near it the oldest answered requests are deleted to make room; with none "
+                 "left, new requests are refused with a clear error, as on a full disk, and "
                  "requests already running go on")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  double ledger_retention_hours = 168;
+  cli.add_option("--ledger-retention-hours", ledger_retention_hours,
+                 "How long the ledger keeps a finished request (its answer for Resume, its "
+                 "receipt) after it ended; 0: for ever. Unfinished requests are always kept")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   std::string identity_file;
@@ -192,8 +199,12 @@ int Run(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   std::string ledger_error;
-  const auto ledger = server::Ledger::Open(data_dir, &ledger_error,
-                                           static_cast<std::uint64_t>(ledger_max_mb * 1024 * 1024));
+  server::LedgerRetention retention;
+  retention.finished_for =
+      std::chrono::milliseconds(static_cast<std::int64_t>(ledger_retention_hours * 3600 * 1000));
+  const auto ledger =
+      server::Ledger::Open(data_dir, &ledger_error,
+                           static_cast<std::uint64_t>(ledger_max_mb * 1024 * 1024), {}, retention);
   if (!ledger) {
     std::cerr << "tidelane-router: " << ledger_error << "\n";
     return 2;

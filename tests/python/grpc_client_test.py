@@ -491,6 +491,30 @@ class FullLedger(OwnRouter):
         after = self.chat(self.request("full-", "still there?", 4))
         self.assertEqual(after[-1].WhichOneof("event"), "done", after)
 
+    def test_a_bounded_ledger_keeps_answering_by_letting_its_oldest_answers_go(self):
+        """0.25 MiB holds ~150 of these requests: 400 in a row are all answered whole; the
+        oldest answers made room (Resume finds nothing, /metrics counts them) and the newest
+        is still resumable whole."""
+        self.start_router("tidelane-pyroom-", "high", "room", worker_args=["--time-scale", "0"],
+                          router_args=["--ledger-max-mb", "0.25"])
+        answers = []
+        for i in range(400):
+            request = self.request("room-", "%04d " % i + "tide " * 200, 4)
+            events = self.chat(request)
+            self.assertWhole(events, "request %d" % i)
+            answers.append((request.request_id,
+                            [e.token.text for e in events if e.HasField("token")]))
+        with self.assertRaises(grpc.RpcError) as caught:
+            self.resume(answers[0][0])
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.NOT_FOUND,
+                         "the oldest answer made room")
+        replay = self.resume(answers[-1][0])
+        self.assertWhole(replay)
+        self.assertEqual([e.token.text for e in replay if e.HasField("token")], answers[-1][1])
+        self.assertGreater(self.metric('tidelane_ledger_pruned_requests_total{reason="room"}'), 0)
+        self.assertEqual(
+            self.metric('tidelane_ledger_pruned_requests_total{reason="expired"}'), 0)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -461,3 +461,196 @@ TEST(Ledger, TheWriterSleepsWhileThereIsNothingToWriteAndWakesForTheNextToken) {
   ledger.reset();
   fs::remove_all(dir);
 }
+
+namespace {
+
+std::int64_t UnixMsNow() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+tidelane::v1::Receipt SomeReceipt(const std::string& id) {
+  tidelane::v1::Receipt r;
+  r.set_payload(R"({"request_id":")" + id + R"("})");
+  r.set_worker_signature(std::string(64, '\x01'));
+  r.set_router_signature(std::string(64, '\x02'));
+  return r;
+}
+
+// Rows left in `table` for request `id` (tokens, receipts), read on a connection of its own.
+int RowsFor(const fs::path& dir, const char* table, const std::string& id) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2((dir / "ledger.sqlite3").c_str(), &db, SQLITE_OPEN_READONLY, nullptr) !=
+      SQLITE_OK) {
+    sqlite3_close(db);
+    return -1;
+  }
+  const std::string sql = std::string("SELECT count(*) FROM ") + table + " WHERE request_id=?";
+  sqlite3_stmt* q = nullptr;
+  int n = -1;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &q, nullptr) == SQLITE_OK) {
+    sqlite3_bind_text(q, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(q) == SQLITE_ROW) n = sqlite3_column_int(q, 0);
+  }
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+  return n;
+}
+
+}  // namespace
+
+// Retention: a finished request (done, failed, cancelled) that ended before the cut-off goes,
+// with its tokens and its receipt; one that ended after it stays, and an unfinished one stays
+// whatever its age (it is someone's answer in progress).
+TEST(Ledger, PrunesFinishedRequestsWithTheirTokensAndReceiptsAndNeverAnUnfinishedOne) {
+  const auto dir = FreshDir("prune");
+  std::string error;
+  auto ledger = Ledger::Open(dir, &error);
+  ASSERT_TRUE(ledger) << error;
+  for (const char* id : {"done", "failed", "cancelled", "queued", "running"}) {
+    ASSERT_TRUE(ledger->Accept(id, Request(id)));
+    ASSERT_TRUE(ledger->AppendToken(id, 0, "t0"));
+    ASSERT_TRUE(ledger->AppendToken(id, 1, "t1"));
+  }
+  ASSERT_TRUE(ledger->Route("running", "node-1"));
+  ASSERT_TRUE(ledger->StoreReceipt("done", SomeReceipt("done")));
+  ASSERT_TRUE(ledger->Finish("done", Ledger::State::kDone, "stop", ""));
+  ASSERT_TRUE(ledger->Finish("failed", Ledger::State::kFailed, "", "worker failed"));
+  ASSERT_TRUE(ledger->Finish("cancelled", Ledger::State::kCancelled, "cancelled", ""));
+  ledger->Unfinished();  // commits what is queued
+
+  // Everything ended after this cut-off: nothing goes.
+  EXPECT_EQ(ledger->PruneFinished(UnixMsNow() - 3'600'000, 100), 0u);
+  EXPECT_TRUE(ledger->Load("done"));
+
+  const std::int64_t later = UnixMsNow() + 1;
+  // A batch at a time, oldest first: two, then the third.
+  EXPECT_EQ(ledger->PruneFinished(later, 2), 2u);
+  EXPECT_EQ(ledger->PruneFinished(later, 100), 1u);
+  EXPECT_EQ(ledger->PruneFinished(later, 100), 0u);
+  for (const char* id : {"done", "failed", "cancelled"}) {
+    EXPECT_FALSE(ledger->Load(id)) << id;
+    EXPECT_EQ(RowsFor(dir, "tokens", id), 0) << id;
+  }
+  tidelane::v1::Receipt r;
+  EXPECT_EQ(ledger->LoadReceipt("done", &r), Ledger::Lookup::kNotFound);
+  EXPECT_EQ(RowsFor(dir, "receipts", "done"), 0);
+  for (const char* id : {"queued", "running"}) {
+    const auto kept = ledger->Load(id);
+    ASSERT_TRUE(kept) << id;
+    EXPECT_EQ(kept->tokens, (std::vector<std::string>{"t0", "t1"})) << id;
+  }
+  EXPECT_EQ(ledger->Unfinished(), (std::vector<std::string>{"queued", "running"}));
+  EXPECT_EQ(ledger->Pruned().expired, 3u);
+  EXPECT_EQ(ledger->Pruned().for_room, 0u);
+  // The id is free again, and a new request under it starts with no old tokens.
+  ASSERT_TRUE(ledger->Accept("done", Request("again")));
+  EXPECT_TRUE(ledger->Load("done")->tokens.empty());
+  fs::remove_all(dir);
+}
+
+// With a retention the writer lets old requests go by itself, also while the router is idle
+// (nothing written after the answer ended).
+TEST(Ledger, TheWriterDeletesRequestsPastTheirRetentionEvenWhenIdle) {
+  const auto dir = FreshDir("retention");
+  std::string error;
+  auto ledger = Ledger::Open(dir, &error, 0, {}, {.finished_for = std::chrono::milliseconds(200)});
+  ASSERT_TRUE(ledger) << error;
+  ASSERT_TRUE(ledger->Accept("answered", Request("hello")));
+  ASSERT_TRUE(ledger->AppendToken("answered", 0, "Hi"));
+  ASSERT_TRUE(ledger->Finish("answered", Ledger::State::kDone, "stop", ""));
+  ASSERT_TRUE(ledger->Accept("waiting", Request("still in line")));
+  // Not a timing assertion: a writer that never prunes fails at the deadline.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (ledger->Pruned().expired == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(ledger->Pruned().expired, 1u);
+  EXPECT_FALSE(ledger->Load("answered"));
+  EXPECT_TRUE(ledger->Load("waiting"));
+  fs::remove_all(dir);
+}
+
+// A ledger bounded by max_bytes (a small disk, --ledger-max-mb) goes on recording requests long
+// after it would have filled: the oldest answered requests make room. What cannot be given up
+// stays: unfinished requests, and cancelled ones (they may still be resumed). A prompt as
+// large as the ledger is refused without emptying it.
+TEST(Ledger, ABoundedLedgerMakesRoomFromItsOldestAnsweredRequests) {
+  const auto dir = FreshDir("room");
+  std::string error;
+  constexpr std::uint64_t kBound = 256 * 1024;
+  auto ledger = Ledger::Open(dir, &error, kBound);
+  ASSERT_TRUE(ledger) << error;
+  ASSERT_TRUE(ledger->Accept("in-line", Request("waiting for a worker")));
+  ASSERT_TRUE(ledger->Accept("left", Request("the client went away")));
+  ASSERT_TRUE(ledger->Finish("left", Ledger::State::kCancelled, "cancelled", ""));
+  constexpr int kRequests = 1500;  // ~1 KiB of prompt and 8 tokens each: ~6x what fits
+  for (int i = 0; i < kRequests; ++i) {
+    const auto id = "r" + std::to_string(i);
+    Reports<Ledger::AcceptOutcome> outcome;
+    ledger->AcceptAsync(id, Request(std::string(1000, 'a' + i % 26)), std::nullopt,
+                        [&](Ledger::AcceptOutcome o) { outcome.Add(o); });
+    const auto got = outcome.Wait(1);
+    ASSERT_TRUE(got);
+    ASSERT_EQ(got->front(), Ledger::AcceptOutcome::kRecorded)
+        << "request " << i << ": " << ledger->LastError();
+    for (std::uint32_t t = 0; t < 8; ++t) ledger->AppendToken(id, t, "token" + std::to_string(t));
+    ledger->Finish(id, Ledger::State::kDone, "stop", "");
+  }
+  const auto last = ledger->Load("r" + std::to_string(kRequests - 1));
+  ASSERT_TRUE(last);
+  EXPECT_EQ(last->tokens.size(), 8u);
+  EXPECT_EQ(last->state, Ledger::State::kDone);
+  EXPECT_FALSE(ledger->Load("r0")) << "the oldest answer made room";
+  EXPECT_GT(ledger->Pruned().for_room, 0u);
+  EXPECT_EQ(ledger->Pruned().expired, 0u);
+  EXPECT_TRUE(ledger->Load("in-line"));
+  EXPECT_TRUE(ledger->Load("left"));
+  EXPECT_LE(fs::file_size(dir / "ledger.sqlite3"), kBound);
+
+  const auto before = ledger->Pruned().for_room;
+  EXPECT_FALSE(ledger->Accept("huge", Request(std::string(200 * 1024, 'h'))));
+  EXPECT_NE(ledger->LastError().find("full"), std::string::npos) << ledger->LastError();
+  EXPECT_EQ(ledger->Pruned().for_room, before) << "nothing deleted for a prompt that cannot fit";
+  EXPECT_TRUE(ledger->Load("r" + std::to_string(kRequests - 1)));
+  fs::remove_all(dir);
+}
+
+// New requests stop short of the bound: what is left of it is kept for the answers already in
+// progress, so a burst of accepts with nothing answered to give up cannot make a streaming
+// answer's tokens fail to be written.
+TEST(Ledger, AcceptsStopShortOfTheBoundSoAnswersInProgressCanStillBeWritten) {
+  const auto dir = FreshDir("headroom");
+  std::string error;
+  auto ledger = Ledger::Open(dir, &error, 256 * 1024);
+  ASSERT_TRUE(ledger) << error;
+  ASSERT_TRUE(ledger->Accept("streaming", Request("a long answer, please")));
+  int accepted = 0;
+  for (; accepted < 1000; ++accepted) {
+    Reports<Ledger::AcceptOutcome> outcome;
+    ledger->AcceptAsync("q" + std::to_string(accepted), Request(std::string(1000, 'q')),
+                        std::nullopt, [&](Ledger::AcceptOutcome o) { outcome.Add(o); });
+    const auto got = outcome.Wait(1);
+    ASSERT_TRUE(got);
+    if (got->front() != Ledger::AcceptOutcome::kRecorded) break;
+  }
+  ASSERT_LT(accepted, 1000) << "a 256 KiB ledger must stop taking 1 KB requests";
+  EXPECT_NE(ledger->LastError().find("full"), std::string::npos) << ledger->LastError();
+  EXPECT_EQ(ledger->Pruned().for_room, 0u) << "nothing answered to give up";
+  // 10 KB of tokens for the answer in progress: it goes on being written.
+  constexpr std::uint32_t kTokens = 200;
+  for (std::uint32_t i = 0; i < kTokens; ++i) {
+    EXPECT_TRUE(ledger->AppendToken("streaming", i, std::string(50, 't')));
+  }
+  ASSERT_TRUE(ledger->Finish("streaming", Ledger::State::kDone, "stop", ""));
+  const auto streamed = ledger->Load("streaming");
+  ASSERT_TRUE(streamed);
+  EXPECT_EQ(streamed->tokens.size(), kTokens) << ledger->LastError();
+  EXPECT_EQ(streamed->state, Ledger::State::kDone);
+  // And once an answer has ended, it is the room the next request gets.
+  EXPECT_TRUE(ledger->Accept("next", Request(std::string(1000, 'n')))) << ledger->LastError();
+  EXPECT_FALSE(ledger->Load("streaming"));
+  EXPECT_EQ(ledger->Pruned().for_room, 1u);
+  fs::remove_all(dir);
+}
