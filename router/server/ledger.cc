@@ -13,8 +13,12 @@ namespace tidelane::server {
 namespace {
 
 // Retention deletes at most this many requests per transaction, so a commit that waits for
-// the connection waits for a few milliseconds at most.
+// the connection waits for a few milliseconds at most; a commit that must make room itself (a
+// burst outran the writer's passes) deletes fewer, since its caller waits for it.
 constexpr std::size_t kPruneBatch = 64;
+constexpr std::size_t kRoomBatchInCommit = 16;
+// Queued writes past which an accept committing on its own thread takes them along.
+constexpr std::size_t kWriterBehindOps = 512;
 constexpr std::int64_t kNoLimitMs = std::numeric_limits<std::int64_t>::max();
 
 std::int64_t NowMs() {
@@ -89,13 +93,19 @@ struct Ledger::Prepared {
                 "INSERT OR REPLACE INTO receipts(request_id, payload, worker_signature, "
                 "worker_public_key, router_signature, router_public_key, created_ms) "
                 "VALUES(?,?,?,?,?,?,?)",
-                true) {}
+                true),
+        // Pages holding data: what a bounded ledger compares with its bound on every commit.
+        used_pages(db,
+                   "SELECT (SELECT page_count FROM pragma_page_count()) - "
+                   "(SELECT freelist_count FROM pragma_freelist_count())",
+                   true) {}
   bool ok() const {
     return begin.ok() && commit.ok() && rollback.ok() && savepoint.ok() && rollback_to.ok() &&
-           release.ok() && route.ok() && token.ok() && finish.ok() && accept.ok() && receipt.ok();
+           release.ok() && route.ok() && token.ok() && finish.ok() && accept.ok() && receipt.ok() &&
+           used_pages.ok();
   }
   Stmt begin, commit, rollback, savepoint, rollback_to, release, route, token, finish, accept,
-      receipt;
+      receipt, used_pages;
 };
 
 const char* LedgerStateName(Ledger::State s) {
@@ -362,8 +372,15 @@ void Ledger::WriterLoop() {
     std::vector<Op> ops;
     ops.swap(queue_);
     queued_accepts_ = 0;
+    writer_committing_ = !ops.empty();
     lock.unlock();
-    if (!ops.empty()) Commit(ops);
+    if (!ops.empty()) {
+      Commit(ops);
+      lock.lock();
+      writer_committing_ = false;
+      lock.unlock();
+      committed_cv_.notify_all();
+    }
     // A checkpoint's fsync takes milliseconds: never while an accept waits in the queue (one
     // that arrives meanwhile finds the connection free and commits on its own thread).
     lock.lock();
@@ -385,8 +402,11 @@ void Ledger::Flush() {
     ops.swap(queue_);
     queued_accepts_ = 0;
   }
-  if (ops.empty()) return;
-  Commit(ops);
+  if (!ops.empty()) Commit(ops);
+  // What the writer took from the queue before this is being committed: wait for it, so that
+  // a read after Flush sees every write made before it.
+  std::unique_lock lock(queue_mu_);
+  committed_cv_.wait(lock, [this] { return !writer_committing_; });
 }
 
 void Ledger::Commit(std::vector<Op>& ops) {
@@ -429,9 +449,10 @@ void Ledger::AcceptAsync(const std::string& id, const v1::ChatRequest& request,
       std::unique_lock lock(queue_mu_);
       if (queued_accepts_ == 0) {
         std::vector<Op> ops;
-        // A bounded ledger near its bound takes the writer's queue along: the answers whose
-        // ends are waiting there are what makes room (ApplyMakingRoom).
-        if (NearlyFullLocked()) ops.swap(queue_);
+        // The writer's queue comes along when the writer has fallen behind (accepts back to
+        // back can keep it from the connection), and in a bounded ledger near its bound, where
+        // the answers whose ends wait there are what makes room (ApplyMakingRoom).
+        if (queue_.size() >= kWriterBehindOps || NearlyFullLocked()) ops.swap(queue_);
         lock.unlock();
         ops.push_back(std::move(op));
         const bool ok = ApplyMakingRoom(ops);
@@ -560,7 +581,8 @@ bool Ledger::Accept(const std::string& id, const v1::ChatRequest& request,
   const auto now = NowMs();
   s.Text(1, id).Text(2, request.conversation_id()).Blob(3, request.SerializeAsString());
   s.Int(4, static_cast<int>(State::kQueued)).Int(5, now).Int(6, now).Blob(7, owner);
-  if (NearlyFullLocked() && MakeRoomLocked() == 0 && NearlyFullLocked()) {
+  if (NearlyFullLocked() && (!RoomCanHelp(request.ByteSizeLong()) ||
+                             (MakeRoomLocked(kRoomBatchInCommit) == 0 && NearlyFullLocked()))) {
     error_ =
         "record request: the ledger is full (--ledger-max-mb; what is left of it is kept "
         "for answers in progress, and nothing answered is left to make room with)";
@@ -569,7 +591,8 @@ bool Ledger::Accept(const std::string& id, const v1::ChatRequest& request,
   }
   if (s.Step() != SQLITE_DONE) {
     Fail("record request");
-    if (!full_ || !RoomCanHelp(request.ByteSizeLong()) || MakeRoomLocked() == 0) return false;
+    if (!full_ || !RoomCanHelp(request.ByteSizeLong()) || MakeRoomLocked(kRoomBatchInCommit) == 0)
+      return false;
     s.Reset();  // room made from answered requests: once more
     s.Text(1, id).Text(2, request.conversation_id()).Blob(3, request.SerializeAsString());
     s.Int(4, static_cast<int>(State::kQueued)).Int(5, now).Int(6, now).Blob(7, owner);
@@ -683,7 +706,11 @@ bool Ledger::ApplyMakingRoom(std::vector<Op>& ops) {
     for (auto& op : ops) op.held = false;
   }
   if (!accepts) return ApplyRetrying(ops);
-  if (NearlyFullLocked() && MakeRoomLocked() == 0 && NearlyFullLocked()) {
+  const bool room_helps = std::any_of(ops.begin(), ops.end(), [&](const Op& op) {
+    return is_accept(op) && !op.refused && !op.applied && RoomCanHelp(op.text.size());
+  });
+  if (NearlyFullLocked() &&
+      (!room_helps || (MakeRoomLocked(kRoomBatchInCommit) == 0 && NearlyFullLocked()))) {
     error_ =
         "record request: the ledger is full (--ledger-max-mb; what is left of it is kept "
         "for answers in progress, and nothing answered is left to make room with)";
@@ -702,7 +729,7 @@ bool Ledger::ApplyRetrying(std::vector<Op>& ops) {
     for (auto& op : ops) {
       retry = retry || (op.refused && RoomCanHelp(op.text.size()));
     }
-    if (!retry || MakeRoomLocked() == 0) break;
+    if (!retry || MakeRoomLocked(kRoomBatchInCommit) == 0) break;
     for (auto& op : ops) {
       if (op.refused && RoomCanHelp(op.text.size())) op.refused = false;
     }
@@ -720,18 +747,18 @@ bool Ledger::RoomCanHelp(std::size_t bytes) const {
   return max_bytes_ > 0 && bytes < max_bytes_ / 4;
 }
 
-std::size_t Ledger::MakeRoomLocked() {
+std::size_t Ledger::MakeRoomLocked(std::size_t batch) {
   // Answered requests only: a cancelled one may still be resumed, and waits for its age.
-  const std::size_t n = PruneLocked(State::kFailed, kNoLimitMs, kPruneBatch);
+  const std::size_t n = PruneLocked(State::kFailed, kNoLimitMs, batch);
   pruned_for_room_.fetch_add(n, std::memory_order_relaxed);
   return n;
 }
 
 std::int64_t Ledger::UsedPagesLocked() {
-  Stmt pages(db_,
-             "SELECT (SELECT page_count FROM pragma_page_count()) - "
-             "(SELECT freelist_count FROM pragma_freelist_count())");
-  return pages.ok() && pages.Step() == SQLITE_ROW ? pages.ColumnInt(0) : 0;
+  Stmt& pages = prepared_->used_pages;
+  const std::int64_t used = pages.Step() == SQLITE_ROW ? pages.ColumnInt(0) : 0;
+  pages.Reset();
+  return used;
 }
 
 std::size_t Ledger::PruneLocked(State last_state, std::int64_t before_ms, std::size_t max) {
@@ -794,7 +821,7 @@ bool Ledger::PruneDue() {
     const auto bound = static_cast<double>(max_pages_);
     if (used >= retention_.room_at * bound) making_room_ = true;
     if (making_room_ && used > retention_.room_to * bound) {
-      if (MakeRoomLocked() == kPruneBatch) return true;
+      if (MakeRoomLocked(kPruneBatch) == kPruneBatch) return true;
     }
     making_room_ = false;
   }

@@ -225,8 +225,8 @@ class Ledger {
   // Deletes up to `max` requests in states kDone..`last_state` that ended before `before_ms`,
   // oldest first, in one transaction; needs mu_, outside a transaction.
   std::size_t PruneLocked(State last_state, std::int64_t before_ms, std::size_t max);
-  // One batch of answered requests (done, failed), oldest first, for room; needs mu_.
-  std::size_t MakeRoomLocked();
+  // Up to `batch` answered requests (done, failed), oldest first, deleted for room; needs mu_.
+  std::size_t MakeRoomLocked(std::size_t batch);
   // Pages holding data (the file's pages less its free list); needs mu_.
   std::int64_t UsedPagesLocked();
   // Whether deleting answered requests could let a write of `bytes` fit: a bounded ledger, and
@@ -263,6 +263,11 @@ class Ledger {
   bool full_ = false;         // under mu_: the last failure was SQLITE_FULL
   std::atomic<std::uint64_t> pruned_expired_{0};
   std::atomic<std::uint64_t> pruned_for_room_{0};
+
+  // Under queue_mu_: the writer is committing what it took from the queue (Flush waits for
+  // it on committed_cv_).
+  bool writer_committing_ = false;
+  std::condition_variable committed_cv_;
 
   int queued_accepts_ = 0;  // under queue_mu_
   // Under queue_mu_: the writer sleeps until there is work (wake it when this is set), and a

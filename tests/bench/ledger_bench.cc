@@ -1,0 +1,139 @@
+// What the ledger's retention costs on the accept path: the same stream of requests (accept,
+// 16 tokens, done), one after the other as fast as the ledger takes them, written to an
+// unbounded ledger (the baseline) and to one bounded by --ledger-max-mb, which has to make
+// room from its oldest answers once it is 90% full. Per ledger: accept latency (AcceptAsync to
+// its outcome: the commit a request waits for before anything reaches its client), wall time,
+// the files' size at the end, and how many requests were deleted or refused.
+// Usage: ledger_bench [REQUESTS=20000] [BOUND_MIB=8] [PROMPT_BYTES=1000]
+// (scripts/bench-ledger runs it; not part of CI).
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "router/server/ledger.h"
+
+using tidelane::server::Ledger;
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Result {
+  std::vector<double> accept_us;
+  double wall_s = 0;
+  int refused = 0;
+  std::uint64_t db_bytes = 0, wal_bytes = 0;
+  Ledger::PruneCounts pruned;
+};
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[static_cast<std::size_t>(p / 100 * static_cast<double>(v.size() - 1))];
+}
+
+std::uint64_t FileBytes(const fs::path& file) {
+  std::error_code ec;
+  const auto n = fs::file_size(file, ec);
+  return ec ? 0 : n;
+}
+
+Result Run(const fs::path& dir, int requests, std::uint64_t max_bytes, std::size_t prompt_bytes) {
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::string error;
+  Result r;
+  {
+    auto ledger = Ledger::Open(dir, &error, max_bytes);
+    if (!ledger) {
+      std::fprintf(stderr, "ledger_bench: %s\n", error.c_str());
+      std::exit(1);
+    }
+    tidelane::v1::ChatRequest request;
+    request.set_conversation_id("bench");
+    auto* m = request.add_messages();
+    m->set_role("user");
+    m->set_content(std::string(prompt_bytes, 'p'));
+    std::mutex mu;
+    std::condition_variable cv;
+    const auto start = Clock::now();
+    for (int i = 0; i < requests; ++i) {
+      const std::string id = "r" + std::to_string(i);
+      bool reported = false;
+      Ledger::AcceptOutcome outcome{};
+      const auto t0 = Clock::now();
+      ledger->AcceptAsync(id, request, std::nullopt, [&](Ledger::AcceptOutcome o) {
+        std::lock_guard lock(mu);
+        outcome = o;
+        reported = true;
+        cv.notify_one();
+      });
+      {
+        std::unique_lock lock(mu);
+        cv.wait(lock, [&] { return reported; });
+      }
+      r.accept_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+      if (outcome != Ledger::AcceptOutcome::kRecorded) {
+        ++r.refused;
+        continue;
+      }
+      for (std::uint32_t t = 0; t < 16; ++t) ledger->AppendToken(id, t, " token");
+      ledger->Finish(id, Ledger::State::kDone, "stop", "");
+    }
+    ledger->Unfinished();  // commits what is queued
+    r.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
+    r.db_bytes = FileBytes(dir / "ledger.sqlite3");
+    r.wal_bytes = FileBytes(dir / "ledger.sqlite3-wal");
+    r.pruned = ledger->Pruned();
+  }
+  fs::remove_all(dir);
+  return r;
+}
+
+std::string CpuModel() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  }
+  return "unknown";
+}
+
+void Print(const char* ledger, const Result& r, int requests, double bound_mib) {
+  std::printf(
+      "{\"ledger\":\"%s\",\"bound_mib\":%.1f,\"requests\":%d,\"refused\":%d,"
+      "\"accept_p50_us\":%.1f,\"accept_p99_us\":%.1f,\"accept_max_us\":%.1f,"
+      "\"wall_s\":%.2f,\"db_mib\":%.2f,\"wal_mib\":%.2f,\"pruned_for_room\":%llu,"
+      "\"pruned_expired\":%llu,"
+      "\"cpu\":\"%s\",\"cores\":%u}\n",
+      ledger, bound_mib, requests, r.refused, Percentile(r.accept_us, 50),
+      Percentile(r.accept_us, 99), Percentile(r.accept_us, 100), r.wall_s,
+      static_cast<double>(r.db_bytes) / (1024.0 * 1024.0),
+      static_cast<double>(r.wal_bytes) / (1024.0 * 1024.0),
+      static_cast<unsigned long long>(r.pruned.for_room),
+      static_cast<unsigned long long>(r.pruned.expired), CpuModel().c_str(),
+      std::thread::hardware_concurrency());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int requests = argc > 1 ? std::stoi(argv[1]) : 20000;
+  const double bound_mib = argc > 2 ? std::stod(argv[2]) : 8;
+  const std::size_t prompt = argc > 3 ? std::stoul(argv[3]) : 1000;
+  const fs::path dir =
+      fs::temp_directory_path() / ("tidelane-ledger-bench-" + std::to_string(::getpid()));
+  // Alternated, twice each, so that drift in the machine's load falls on both alike.
+  for (int round = 0; round < 2; ++round) {
+    Print("unbounded", Run(dir, requests, 0, prompt), requests, 0);
+    Print("bounded",
+          Run(dir, requests, static_cast<std::uint64_t>(bound_mib * 1024 * 1024), prompt), requests,
+          bound_mib);
+  }
+}
