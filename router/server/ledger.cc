@@ -94,18 +94,18 @@ struct Ledger::Prepared {
                 "worker_public_key, router_signature, router_public_key, created_ms) "
                 "VALUES(?,?,?,?,?,?,?)",
                 true),
-        // Pages holding data: what a bounded ledger compares with its bound on every commit.
-        used_pages(db,
-                   "SELECT (SELECT page_count FROM pragma_page_count()) - "
-                   "(SELECT freelist_count FROM pragma_freelist_count())",
-                   true) {}
+        // Pages holding data, what a bounded ledger compares with its bound on every commit:
+        // the file's pages less its free list. The pragmas themselves, prepared: their
+        // table-valued forms (pragma_page_count()) prepare the pragma again at each step.
+        page_count(db, "PRAGMA page_count", true),
+        freelist_count(db, "PRAGMA freelist_count", true) {}
   bool ok() const {
     return begin.ok() && commit.ok() && rollback.ok() && savepoint.ok() && rollback_to.ok() &&
            release.ok() && route.ok() && token.ok() && finish.ok() && accept.ok() && receipt.ok() &&
-           used_pages.ok();
+           page_count.ok() && freelist_count.ok();
   }
   Stmt begin, commit, rollback, savepoint, rollback_to, release, route, token, finish, accept,
-      receipt, used_pages;
+      receipt, page_count, freelist_count;
 };
 
 const char* LedgerStateName(Ledger::State s) {
@@ -452,10 +452,11 @@ void Ledger::AcceptAsync(const std::string& id, const v1::ChatRequest& request,
         // The writer's queue comes along when the writer has fallen behind (accepts back to
         // back can keep it from the connection), and in a bounded ledger near its bound, where
         // the answers whose ends wait there are what makes room (ApplyMakingRoom).
-        if (queue_.size() >= kWriterBehindOps || NearlyFullLocked()) ops.swap(queue_);
+        const bool nearly_full = NearlyFullLocked();
+        if (queue_.size() >= kWriterBehindOps || nearly_full) ops.swap(queue_);
         lock.unlock();
         ops.push_back(std::move(op));
-        const bool ok = ApplyMakingRoom(ops);
+        const bool ok = ApplyMakingRoom(ops, nearly_full);
         writes_failing_ = !ok;
         db.unlock();
         ops.back().done(Outcome(ops.back()));
@@ -690,7 +691,7 @@ Ledger::Lookup Ledger::LoadReceipt(const std::string& id, v1::Receipt* receipt) 
   return Lookup::kFound;
 }
 
-bool Ledger::ApplyMakingRoom(std::vector<Op>& ops) {
+bool Ledger::ApplyMakingRoom(std::vector<Op>& ops, std::optional<bool> nearly_full) {
   if (max_pages_ == 0) return Apply(ops);
   // A bounded ledger writes what answers in progress owe first (tokens, routes, ends,
   // receipts: their requests are already accepted, and an answer that ends becomes room to
@@ -709,7 +710,9 @@ bool Ledger::ApplyMakingRoom(std::vector<Op>& ops) {
   const bool room_helps = std::any_of(ops.begin(), ops.end(), [&](const Op& op) {
     return is_accept(op) && !op.refused && !op.applied && RoomCanHelp(op.text.size());
   });
-  if (NearlyFullLocked() &&
+  // Asked once per commit (each ask is a read transaction of its own, ~8 us): the caller's
+  // answer when it has one.
+  if ((nearly_full ? *nearly_full : NearlyFullLocked()) &&
       (!room_helps || (MakeRoomLocked(kRoomBatchInCommit) == 0 && NearlyFullLocked()))) {
     error_ =
         "record request: the ledger is full (--ledger-max-mb; what is left of it is kept "
@@ -739,8 +742,17 @@ bool Ledger::ApplyRetrying(std::vector<Op>& ops) {
 }
 
 bool Ledger::NearlyFullLocked() {
-  return max_pages_ > 0 && static_cast<double>(UsedPagesLocked()) >=
-                               retention_.room_at * static_cast<double>(max_pages_);
+  if (max_pages_ == 0) return false;
+  const auto bound = static_cast<double>(max_pages_);
+  // Each count is a read transaction of its own (~6 us on an accept's path). Well below the
+  // bound (under room_to, with room_at - room_to of it to go) a count stands for 16 asks;
+  // nearer, every ask counts.
+  if (used_pages_ < 0 || static_cast<double>(used_pages_) >= retention_.room_to * bound ||
+      ++asks_since_count_ >= 16) {
+    used_pages_ = UsedPagesLocked();
+    asks_since_count_ = 0;
+  }
+  return static_cast<double>(used_pages_) >= retention_.room_at * bound;
 }
 
 bool Ledger::RoomCanHelp(std::size_t bytes) const {
@@ -755,10 +767,12 @@ std::size_t Ledger::MakeRoomLocked(std::size_t batch) {
 }
 
 std::int64_t Ledger::UsedPagesLocked() {
-  Stmt& pages = prepared_->used_pages;
-  const std::int64_t used = pages.Step() == SQLITE_ROW ? pages.ColumnInt(0) : 0;
-  pages.Reset();
-  return used;
+  const auto read = [](Stmt& pragma) {
+    const std::int64_t n = pragma.Step() == SQLITE_ROW ? pragma.ColumnInt(0) : 0;
+    pragma.Reset();
+    return n;
+  };
+  return read(prepared_->page_count) - read(prepared_->freelist_count);
 }
 
 std::size_t Ledger::PruneLocked(State last_state, std::int64_t before_ms, std::size_t max) {
@@ -803,6 +817,7 @@ std::size_t Ledger::PruneLocked(State last_state, std::int64_t before_ms, std::s
     Exec("ROLLBACK");
     return 0;
   }
+  used_pages_ = -1;  // NearlyFullLocked counts again
   return ids.size();
 }
 
@@ -817,10 +832,9 @@ bool Ledger::PruneDue() {
   if (!opened_.load(std::memory_order_acquire) || QueuedAccepts() > 0) return false;
   if (max_pages_ > 0) {
     std::lock_guard lock(mu_);
-    const auto used = static_cast<double>(UsedPagesLocked());
-    const auto bound = static_cast<double>(max_pages_);
-    if (used >= retention_.room_at * bound) making_room_ = true;
-    if (making_room_ && used > retention_.room_to * bound) {
+    if (NearlyFullLocked()) making_room_ = true;  // counts afresh from room_to up
+    if (making_room_ &&
+        static_cast<double>(used_pages_) > retention_.room_to * static_cast<double>(max_pages_)) {
       if (MakeRoomLocked(kPruneBatch) == kPruneBatch) return true;
     }
     making_room_ = false;

@@ -213,7 +213,8 @@ class Ledger {
   bool Apply(std::vector<Op>& ops);
   // Apply, and when the ledger was full, makes room (answered requests, oldest first) and
   // applies what did not fit once more; needs mu_.
-  bool ApplyMakingRoom(std::vector<Op>& ops);
+  // `nearly_full`: NearlyFullLocked() as the caller just found it, when it did.
+  bool ApplyMakingRoom(std::vector<Op>& ops, std::optional<bool> nearly_full = std::nullopt);
   // Apply; when the ledger was full, one batch of room and what did not fit once more (twice
   // at most); needs mu_.
   bool ApplyRetrying(std::vector<Op>& ops);
@@ -261,6 +262,10 @@ class Ledger {
   bool making_room_ = false;
   bool prune_asked_ = false;  // under queue_mu_: a pass is wanted (start-up, work left over)
   bool full_ = false;         // under mu_: the last failure was SQLITE_FULL
+  // Under mu_: NearlyFullLocked's last count of pages in use (-1: none yet), and how many asks
+  // it has answered since.
+  std::int64_t used_pages_ = -1;
+  int asks_since_count_ = 0;
   std::atomic<std::uint64_t> pruned_expired_{0};
   std::atomic<std::uint64_t> pruned_for_room_{0};
 
