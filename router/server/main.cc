@@ -66,7 +66,8 @@ int Run(int argc, char** argv) {
       ->capture_default_str();
   double ledger_max_mb = 0;
   cli.add_option("--ledger-max-mb", ledger_max_mb,
-                 "Largest the request ledger may grow, in MiB (0: as large as the disk allows). "
+                 "Largest the request ledger's database may grow, in MiB (0: as large as the "
+                 "disk allows; its write-ahead log adds at most about 64 MiB). "
                  "Near it the oldest answered requests are deleted to make room; with none "
                  "left, new requests are refused with a clear error, as on a full disk, and "
                  "requests already running go on")
