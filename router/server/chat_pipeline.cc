@@ -607,6 +607,11 @@ grpc::Status ChatPipeline::Resume(const std::string& id, std::uint32_t from_inde
     }
   } end{live_, id};
   if (!ledger_) return NotFound(id);
+  // An interrupted request taken up again is this router's now: the retention must not let
+  // it go as one a stopped router left (a finished one is not touched).
+  if (!ledger_->Touch(id)) {
+    spdlog::error("request {}: cannot mark it resumed: {}", id, ledger_->LastError());
+  }
   auto entry = ledger_->Load(id);
   // Checked again on the row read: the answer must come from the row that is served.
   if (!entry || !caller.MayRead(entry->owner)) return NotFound(id);

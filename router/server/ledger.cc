@@ -195,6 +195,7 @@ std::unique_ptr<Ledger> Ledger::Open(const std::filesystem::path& dir, std::stri
   }
   // Set up: the writer may prune now, and takes a first pass (a ledger reopened full, or
   // holding requests past their retention).
+  ledger->opened_ms_ = NowMs();
   ledger->opened_.store(true, std::memory_order_release);
   {
     std::lock_guard lock(ledger->queue_mu_);
@@ -606,6 +607,14 @@ bool Ledger::Accept(const std::string& id, const v1::ChatRequest& request,
   return true;
 }
 
+bool Ledger::Touch(const std::string& id) {
+  std::lock_guard lock(mu_);
+  Stmt s(db_, "UPDATE requests SET updated_ms=? WHERE id=? AND state IN (0, 1)");
+  if (!s.ok()) return Fail("prepare touch");
+  s.Int(1, NowMs()).Text(2, id);
+  return s.Step() == SQLITE_DONE || Fail("touch request");
+}
+
 bool Ledger::Route(const std::string& id, const std::string& node) {
   return Enqueue({Op::Kind::kRoute, id, node, {}, 0});
 }
@@ -793,10 +802,30 @@ std::size_t Ledger::PruneLocked(State last_state, std::int64_t before_ms, std::s
   pick.Int(3, static_cast<std::int64_t>(max));
   std::vector<std::string> ids;
   while (pick.Step() == SQLITE_ROW) ids.push_back(pick.ColumnText(0));
+  return DeleteLocked(ids, "DELETE FROM requests WHERE id=? AND state >= 2");
+}
+
+std::size_t Ledger::PruneInterruptedLocked(std::int64_t before_ms, std::size_t max) {
+  // Few rows: only what stopped routers left behind (requests_by_state serves it).
+  Stmt pick(db_,
+            "SELECT id FROM requests WHERE state IN (0, 1) AND updated_ms < ? "
+            "ORDER BY updated_ms LIMIT ?");
+  static_assert(static_cast<int>(State::kQueued) == 0 && static_cast<int>(State::kRunning) == 1);
+  if (!pick.ok()) {
+    Fail("prepare retention");
+    return 0;
+  }
+  pick.Int(1, before_ms).Int(2, static_cast<std::int64_t>(max));
+  std::vector<std::string> ids;
+  while (pick.Step() == SQLITE_ROW) ids.push_back(pick.ColumnText(0));
+  return DeleteLocked(ids, "DELETE FROM requests WHERE id=? AND state IN (0, 1)");
+}
+
+std::size_t Ledger::DeleteLocked(const std::vector<std::string>& ids, const char* delete_request) {
   if (ids.empty()) return 0;
   Stmt tokens(db_, "DELETE FROM tokens WHERE request_id=?");
   Stmt receipt(db_, "DELETE FROM receipts WHERE request_id=?");
-  Stmt request(db_, "DELETE FROM requests WHERE id=? AND state >= 2");
+  Stmt request(db_, delete_request);
   const auto run = [](Stmt& s, const std::string& id) {
     const bool done = s.Text(1, id).Step() == SQLITE_DONE;
     s.Reset();
@@ -844,6 +873,14 @@ bool Ledger::PruneDue() {
   const std::int64_t now = NowMs();
   if (now < next_expiry_ms_) return false;
   if (PruneFinished(now - keep, kPruneBatch) == kPruneBatch) return true;
+  {
+    // Requests a stopped router left unfinished, that no client resumed within the retention:
+    // only those untouched since before this ledger was opened, so never one running here.
+    std::lock_guard lock(mu_);
+    const std::size_t n = PruneInterruptedLocked(std::min(now - keep, opened_ms_), kPruneBatch);
+    pruned_expired_.fetch_add(n, std::memory_order_relaxed);
+    if (n == kPruneBatch) return true;
+  }
   // Nothing more is due before then; a minute at most between passes, and often enough that a
   // short retention (tests) is kept to within a quarter of it.
   next_expiry_ms_ = now + std::clamp<std::int64_t>(keep / 4, 1, 60'000);

@@ -21,9 +21,10 @@
 // Retention (LedgerRetention): finished requests are kept for Resume and their receipts, then
 // deleted with their tokens and receipts once older than the retention; a ledger bounded by
 // max_bytes makes room from its oldest answered requests before it fills, so it goes on
-// accepting. Unfinished requests are never deleted. The writer thread prunes between its group
-// commits in small batches, never while an accept waits; a commit that finds the ledger full
-// anyway makes room inline once before it refuses a request.
+// accepting. A request that may be running is never deleted: an unfinished one goes only when a
+// stopped router left it and no client resumed it within the retention. The writer thread
+// prunes between its group commits in small batches, never while an accept waits; a commit
+// that finds the ledger full anyway makes room inline before it refuses a request.
 //
 // Checkpoints: SQLite's own automatic checkpoint would run inside whichever commit crosses
 // its threshold — an accept on a request's path — and fsync there. Instead the writer thread
@@ -64,11 +65,12 @@ struct LedgerWalLimits {
   int inline_frames = 16384;
 };
 
-// What the ledger keeps of finished requests (unfinished ones are always kept).
+// What the ledger keeps of finished requests, and of those a stopped router left unfinished.
 struct LedgerRetention {
   // A request that ended (done, failed or cancelled) longer ago than this is deleted, with its
-  // tokens and receipt; Resume and GET /v1/receipts/{id} then answer as for an unknown id.
-  // Zero keeps them for ever.
+  // tokens and receipt; Resume and GET /v1/receipts/{id} then answer as for an unknown id. So
+  // is one a stopped router left unfinished and no client resumed for as long. Zero keeps them
+  // for ever.
   std::chrono::milliseconds finished_for{0};
   // A ledger bounded by max_bytes whose pages in use reach `room_at` of the bound deletes its
   // oldest answered requests (done or failed; a cancelled one can still be resumed and waits
@@ -133,6 +135,10 @@ class Ledger {
   bool Finish(const std::string& id, State state, const std::string& finish_reason,
               const std::string& error);
 
+  // Marks unfinished request `id` as taken up again now (a Resume continues it), so that the
+  // retention, which lets go of requests a stopped router left, does not take it while it
+  // runs; finished requests are left as they are. False only when the database fails.
+  bool Touch(const std::string& id);
   // The request and everything recorded for it, or nothing when the id is unknown.
   std::optional<Entry> Load(const std::string& id);
   // Request `id`'s owner (nullopt in *owner: none recorded). kNotFound for an unknown id;
@@ -226,6 +232,12 @@ class Ledger {
   // Deletes up to `max` requests in states kDone..`last_state` that ended before `before_ms`,
   // oldest first, in one transaction; needs mu_, outside a transaction.
   std::size_t PruneLocked(State last_state, std::int64_t before_ms, std::size_t max);
+  // Deletes up to `max` unfinished (queued, running) requests last touched before `before_ms`,
+  // oldest first; needs mu_, outside a transaction.
+  std::size_t PruneInterruptedLocked(std::int64_t before_ms, std::size_t max);
+  // Deletes requests `ids`, with their tokens and receipts, in one transaction; each request
+  // row by `delete_request` (its id bound first, with a guard on its state); needs mu_.
+  std::size_t DeleteLocked(const std::vector<std::string>& ids, const char* delete_request);
   // Up to `batch` answered requests (done, failed), oldest first, deleted for room; needs mu_.
   std::size_t MakeRoomLocked(std::size_t batch);
   // Pages holding data (the file's pages less its free list); needs mu_.
@@ -254,7 +266,9 @@ class Ledger {
   // The bound from max_bytes (0: none), set by Open before `opened_`.
   std::uint64_t max_bytes_ = 0;
   std::int64_t max_pages_ = 0;
-  // Open is done: the writer may prune (it shares the connection Open sets up).
+  // Open is done: the writer may prune (it shares the connection Open sets up). opened_ms_
+  // (Unix ms, set before) tells requests a stopped router left from those running here.
+  std::int64_t opened_ms_ = 0;
   std::atomic<bool> opened_{false};
   // Writer thread only: when the next retention pass is due (Unix ms), and whether it is
   // making room (from room_at down to room_to).

@@ -76,7 +76,8 @@ int Run(int argc, char** argv) {
   double ledger_retention_hours = 168;
   cli.add_option("--ledger-retention-hours", ledger_retention_hours,
                  "How long the ledger keeps a finished request (its answer for Resume, its "
-                 "receipt) after it ended; 0: for ever. Unfinished requests are always kept")
+                 "receipt) after it ended, and a request a stopped router left unfinished that no "
+                 "client resumed; 0: for ever. Requests this router runs are always kept")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   std::string identity_file;

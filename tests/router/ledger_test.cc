@@ -662,3 +662,56 @@ TEST(Ledger, AcceptsStopShortOfTheBoundSoAnswersInProgressCanStillBeWritten) {
   EXPECT_EQ(ledger->Pruned().for_room, 1u);
   fs::remove_all(dir);
 }
+
+// A request a stopped router left unfinished stays for its client to resume, but not for ever:
+// once no client has resumed it within the retention, it goes. One younger than that stays,
+// and so does anything the running router accepted, whatever its state.
+TEST(Ledger, RequestsAStoppedRouterLeftGoWhenNobodyResumedThemWithinTheRetention) {
+  const auto dir = FreshDir("interrupted");
+  std::string error;
+  {
+    auto ledger = Ledger::Open(dir, &error);
+    ASSERT_TRUE(ledger) << error;
+    ASSERT_TRUE(ledger->Accept("abandoned", Request("nobody came back for this")));
+    ASSERT_TRUE(ledger->Route("abandoned", "node-1"));
+    ASSERT_TRUE(ledger->AppendToken("abandoned", 0, "Hi"));
+    ASSERT_TRUE(ledger->Accept("recent", Request("the client may still come back")));
+    ASSERT_TRUE(ledger->Accept("taken-up", Request("resumed after two days")));
+  }
+  {
+    // As if two had been left two days ago.
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir / "ledger.sqlite3").c_str(), &db), SQLITE_OK);
+    const std::string two_days_ago = std::to_string(UnixMsNow() - 2 * 24 * 3'600'000LL);
+    ASSERT_EQ(sqlite3_exec(db,
+                           ("UPDATE requests SET updated_ms=" + two_days_ago +
+                            " WHERE id IN ('abandoned', 'taken-up')")
+                               .c_str(),
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  {
+    // A client resumes one of them (the router's Resume touches it before it runs it).
+    auto ledger = Ledger::Open(dir, &error);
+    ASSERT_TRUE(ledger) << error;
+    ASSERT_TRUE(ledger->Touch("taken-up"));
+  }
+  auto ledger =
+      Ledger::Open(dir, &error, 0, {}, {.finished_for = std::chrono::milliseconds(3'600'000)});
+  ASSERT_TRUE(ledger) << error;
+  ASSERT_TRUE(ledger->Accept("running-here", Request("accepted by this router")));
+  // Not a timing assertion: the writer's first pass runs at open; the deadline only bounds it.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (ledger->Pruned().expired == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(ledger->Pruned().expired, 1u);
+  EXPECT_FALSE(ledger->Load("abandoned"));
+  EXPECT_EQ(RowsFor(dir, "tokens", "abandoned"), 0);
+  EXPECT_TRUE(ledger->Load("recent"));
+  EXPECT_TRUE(ledger->Load("taken-up"));
+  EXPECT_TRUE(ledger->Load("running-here"));
+  EXPECT_EQ(ledger->Unfinished(), (std::vector<std::string>{"recent", "taken-up", "running-here"}));
+  fs::remove_all(dir);
+}
