@@ -262,31 +262,29 @@ class Ledger {
   std::atomic<bool> writes_failing_{false};
   std::thread writer_;
 
+  // Retention. Set by Open before `opened_`: the bound from max_bytes in bytes and pages (0:
+  // none), and when Open ran (Unix ms), which tells requests a stopped router left from those
+  // running here.
   Retention retention_;
-  // The bound from max_bytes (0: none), set by Open before `opened_`.
   std::uint64_t max_bytes_ = 0;
   std::int64_t max_pages_ = 0;
-  // Open is done: the writer may prune (it shares the connection Open sets up). opened_ms_
-  // (Unix ms, set before) tells requests a stopped router left from those running here.
   std::int64_t opened_ms_ = 0;
-  std::atomic<bool> opened_{false};
-  // Writer thread only: when the next retention pass is due (Unix ms), and whether it is
-  // making room (from room_at down to room_to).
-  std::int64_t next_expiry_ms_ = 0;
-  bool making_room_ = false;
-  bool prune_asked_ = false;  // under queue_mu_: a pass is wanted (start-up, work left over)
-  bool full_ = false;         // under mu_: the last failure was SQLITE_FULL
+  std::int64_t next_expiry_ms_ = 0;  // writer thread only: when the next pass is due (Unix ms)
   // Under mu_: NearlyFullLocked's last count of pages in use (-1: none yet), and how many asks
   // it has answered since.
   std::int64_t used_pages_ = -1;
   int asks_since_count_ = 0;
-  std::atomic<std::uint64_t> pruned_expired_{0};
-  std::atomic<std::uint64_t> pruned_for_room_{0};
-
+  std::atomic<bool> opened_{false};  // Open is done: the writer may prune (it shares the
+                                     // connection Open sets up)
+  bool making_room_ = false;         // writer thread only: from room_at down to room_to
+  bool prune_asked_ = false;         // under queue_mu_: a pass is wanted (start-up, work left over)
+  bool full_ = false;                // under mu_: the last failure was SQLITE_FULL
   // Under queue_mu_: the writer is committing what it took from the queue (Flush waits for
   // it on committed_cv_).
   bool writer_committing_ = false;
   std::condition_variable committed_cv_;
+  std::atomic<std::uint64_t> pruned_expired_{0};
+  std::atomic<std::uint64_t> pruned_for_room_{0};
 
   int queued_accepts_ = 0;  // under queue_mu_
   // Under queue_mu_: the writer sleeps until there is work (wake it when this is set), and a
