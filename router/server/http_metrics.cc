@@ -71,6 +71,7 @@ std::string RenderMetrics(const v1::ClusterSnapshot& s, const LatencyHistograms&
   if (ledger) {
     const auto pruned = ledger->Pruned();
     const auto checkpoints = ledger->Checkpoints();
+    const auto sizes = ledger->Sizes();
     out << "# HELP tidelane_ledger_pruned_requests_total Finished requests deleted from the "
            "ledger: past their retention (expired) or to make room under --ledger-max-mb "
            "(room).\n"
@@ -83,7 +84,12 @@ std::string RenderMetrics(const v1::ClusterSnapshot& s, const LatencyHistograms&
         << "tidelane_ledger_checkpoints_total{where=\"background\"} " << checkpoints.background
         << "\n"
         << "tidelane_ledger_checkpoints_total{where=\"in_commit\"} " << checkpoints.in_commit
-        << "\n";
+        << "\n"
+        << "# HELP tidelane_ledger_bytes The ledger's files on disk: the database (which "
+           "--ledger-max-mb bounds) and its write-ahead log.\n"
+        << "# TYPE tidelane_ledger_bytes gauge\n"
+        << "tidelane_ledger_bytes{file=\"database\"} " << sizes.database << "\n"
+        << "tidelane_ledger_bytes{file=\"wal\"} " << sizes.wal << "\n";
   }
   return out.str();
 }

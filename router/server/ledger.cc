@@ -137,6 +137,7 @@ std::unique_ptr<Ledger> Ledger::Open(const std::filesystem::path& dir, std::stri
     return nullptr;
   }
   std::unique_ptr<Ledger> ledger(new Ledger(db, wal, retention));
+  ledger->path_ = path;
   sqlite3_busy_timeout(db, 5000);
   // WAL: readers never block the writer, and a crash loses nothing committed.
   int version = -1;
@@ -885,6 +886,15 @@ bool Ledger::PruneDue() {
   // short retention (tests) is kept to within a quarter of it.
   next_expiry_ms_ = now + std::clamp<std::int64_t>(keep / 4, 1, 60'000);
   return false;
+}
+
+Ledger::FileSizes Ledger::Sizes() const {
+  const auto size = [](const std::filesystem::path& file) -> std::uint64_t {
+    std::error_code ec;
+    const auto n = std::filesystem::file_size(file, ec);
+    return ec ? 0 : n;
+  };
+  return {size(path_), size(std::filesystem::path(path_.string() + "-wal"))};
 }
 
 Ledger::PruneCounts Ledger::Pruned() const {

@@ -169,6 +169,14 @@ class Ledger {
   };
   PruneCounts Pruned() const;
 
+  // The ledger's files as they are on disk now (0 for one that is absent): the database, which
+  // max_bytes bounds, and its write-ahead log. For /metrics; thread-safe, reads no row.
+  struct FileSizes {
+    std::uint64_t database = 0;
+    std::uint64_t wal = 0;
+  };
+  FileSizes Sizes() const;
+
   std::string LastError() const;
   // Completed checkpoints since Open: by the writer thread between commits, and inline in a
   // commit (the WAL had grown past WalLimits::inline_frames). For /metrics and tests.
@@ -266,6 +274,7 @@ class Ledger {
   // none), and when Open ran (Unix ms), which tells requests a stopped router left from those
   // running here.
   Retention retention_;
+  std::filesystem::path path_;  // the database file, set by Open
   std::uint64_t max_bytes_ = 0;
   std::int64_t max_pages_ = 0;
   std::int64_t opened_ms_ = 0;

@@ -514,6 +514,9 @@ class FullLedger(OwnRouter):
         self.assertGreater(self.metric('tidelane_ledger_pruned_requests_total{reason="room"}'), 0)
         self.assertEqual(
             self.metric('tidelane_ledger_pruned_requests_total{reason="expired"}'), 0)
+        database = self.metric('tidelane_ledger_bytes{file="database"}')
+        self.assertGreater(database, 0)
+        self.assertLessEqual(database, 256 * 1024, "the bound holds")
 
 
 if __name__ == "__main__":
