@@ -1,10 +1,12 @@
 #include "router/server/ledger.h"
 
+#include <sodium.h>
 #include <sqlite3.h>
 
 #include <algorithm>
 #include <chrono>
 #include <limits>
+#include <set>
 
 #include "router/server/sqlite_stmt.h"
 #include "router/server/thread_name.h"
@@ -30,10 +32,11 @@ std::int64_t NowMs() {
 // Accepting an id that exists replaces its request only for the same owner (IS: NULL matches
 // NULL); for another owner nothing changes and sqlite3_changes() says 0.
 constexpr const char* kAcceptSql =
-    "INSERT INTO requests(id, conversation, request, state, created_ms, updated_ms, owner) "
-    "VALUES(?,?,?,?,?,?,?) "
-    "ON CONFLICT(id) DO UPDATE SET request=excluded.request, state=excluded.state, "
-    "updated_ms=excluded.updated_ms WHERE requests.owner IS excluded.owner";
+    "INSERT INTO requests(id, conversation, request, state, created_ms, updated_ms, owner, "
+    "prefix_len) VALUES(?,?,?,?,?,?,?,?) "
+    "ON CONFLICT(id) DO UPDATE SET conversation=excluded.conversation, "
+    "request=excluded.request, state=excluded.state, updated_ms=excluded.updated_ms, "
+    "prefix_len=excluded.prefix_len WHERE requests.owner IS excluded.owner";
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS requests(
@@ -53,6 +56,20 @@ CREATE INDEX IF NOT EXISTS requests_by_state ON requests(state);
 -- Retention: finished requests (state >= kDone) by when they ended, oldest first. Added without
 -- a schema version: older routers read and maintain it as it is.
 CREATE INDEX IF NOT EXISTS requests_finished_by_age ON requests(updated_ms) WHERE state >= 2;
+-- Version 4: a conversation's messages are kept once, not again with every turn (each turn's
+-- request carries the whole history, so storing requests whole grew with the square of a
+-- chat's length). Position `seq` of conversation `conversation` holds one message and `chain`,
+-- the BLAKE2b-128 digest of the chain before it and this message, so one comparison tells
+-- that a request's first seq+1 messages are those stored. A request's row then holds its
+-- ChatRequest with only the messages after its first `prefix_len`, which are read from here
+-- (requests.prefix_len, NULL in rows from older ledgers, which keep their messages whole). The
+-- positions of a conversation go when its last request does.
+CREATE TABLE IF NOT EXISTS conversation_messages(
+  conversation TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  chain BLOB NOT NULL,
+  message BLOB NOT NULL,
+  PRIMARY KEY(conversation, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tokens(
   request_id TEXT NOT NULL,
   idx INTEGER NOT NULL,
@@ -89,6 +106,16 @@ struct Ledger::Prepared {
         finish(db, "UPDATE requests SET state=?, finish_reason=?, error=?, updated_ms=? WHERE id=?",
                true),
         accept(db, kAcceptSql, true),
+        top(db,
+            "SELECT seq, chain FROM conversation_messages WHERE conversation=? "
+            "ORDER BY seq DESC LIMIT 1",
+            true),
+        chain_at(db, "SELECT chain FROM conversation_messages WHERE conversation=? AND seq=?",
+                 true),
+        append(db,
+               "INSERT INTO conversation_messages(conversation, seq, chain, message) "
+               "VALUES(?,?,?,?)",
+               true),
         receipt(db,
                 "INSERT OR REPLACE INTO receipts(request_id, payload, worker_signature, "
                 "worker_public_key, router_signature, router_public_key, created_ms) "
@@ -102,10 +129,10 @@ struct Ledger::Prepared {
   bool ok() const {
     return begin.ok() && commit.ok() && rollback.ok() && savepoint.ok() && rollback_to.ok() &&
            release.ok() && route.ok() && token.ok() && finish.ok() && accept.ok() && receipt.ok() &&
-           page_count.ok() && freelist_count.ok();
+           top.ok() && chain_at.ok() && append.ok() && page_count.ok() && freelist_count.ok();
   }
-  Stmt begin, commit, rollback, savepoint, rollback_to, release, route, token, finish, accept,
-      receipt, page_count, freelist_count;
+  Stmt begin, commit, rollback, savepoint, rollback_to, release, route, token, finish, accept, top,
+      chain_at, append, receipt, page_count, freelist_count;
 };
 
 const char* LedgerStateName(Ledger::State s) {
@@ -127,6 +154,11 @@ const char* LedgerStateName(Ledger::State s) {
 std::unique_ptr<Ledger> Ledger::Open(const std::filesystem::path& dir, std::string* error,
                                      std::uint64_t max_bytes, WalLimits wal, Retention retention) {
   const auto path = dir / "ledger.sqlite3";
+  // BLAKE2b chains a conversation's messages (AcceptOp); sodium_init picks its fast code.
+  if (sodium_init() < 0) {
+    *error = "cannot open ledger " + path.string() + ": libsodium failed to initialise";
+    return nullptr;
+  }
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(path.c_str(), &db,
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -157,6 +189,7 @@ std::unique_ptr<Ledger> Ledger::Open(const std::filesystem::path& dir, std::stri
   }
   if (!ledger->Exec("PRAGMA journal_mode=WAL") || !ledger->Exec("PRAGMA synchronous=NORMAL") ||
       !ledger->Exec("BEGIN") || !ledger->Exec(kSchema) || !ledger->AddOwnerColumn() ||
+      !ledger->AddPrefixColumn() ||
       !ledger->Exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str()) ||
       !ledger->Exec("COMMIT")) {
     *error = "ledger " + path.string() + ": " + ledger->LastError();
@@ -214,6 +247,17 @@ bool Ledger::AddOwnerColumn() {
   if (!has.ok() || has.Step() != SQLITE_ROW) return Fail("read the requests table's columns");
   if (has.ColumnInt(0) > 0) return true;
   return Exec("ALTER TABLE requests ADD COLUMN owner BLOB");
+}
+
+// Schema 1 to 3 ledgers: requests.prefix_len, NULL in every existing row (whole requests), and
+// the index that finds a conversation's requests when its messages may go.
+bool Ledger::AddPrefixColumn() {
+  Stmt has(db_, "SELECT count(*) FROM pragma_table_info('requests') WHERE name='prefix_len'");
+  if (!has.ok() || has.Step() != SQLITE_ROW) return Fail("read the requests table's columns");
+  if (has.ColumnInt(0) == 0 && !Exec("ALTER TABLE requests ADD COLUMN prefix_len INTEGER")) {
+    return false;
+  }
+  return Exec("CREATE INDEX IF NOT EXISTS requests_by_conversation ON requests(conversation)");
 }
 
 Ledger::Ledger(sqlite3* db, WalLimits wal, Retention retention)
@@ -423,6 +467,130 @@ void Ledger::Commit(std::vector<Op>& ops) {
   }
 }
 
+Ledger::Op Ledger::AcceptOp(const std::string& id, const v1::ChatRequest& request,
+                            const std::optional<std::string>& owner) {
+  Op op{Op::Kind::kAccept, id, {}, {}, 0};
+  op.conversation = request.conversation_id();
+  op.owner = owner;
+  if (op.conversation.empty()) {  // nothing to share a history with: kept whole
+    op.text = request.SerializeAsString();
+    return op;
+  }
+  v1::ChatRequest bare = request;
+  bare.clear_messages();
+  op.text = bare.SerializeAsString();
+  // Serialized and chained here, on the caller's thread, not under the connection's lock.
+  op.messages.reserve(static_cast<std::size_t>(request.messages_size()));
+  op.chains.reserve(op.messages.capacity());
+  std::string chain(16, '\0');
+  for (const auto& m : request.messages()) {
+    std::string blob = m.SerializeAsString();
+    crypto_generichash_state h;
+    crypto_generichash_init(&h, nullptr, 0, chain.size());
+    crypto_generichash_update(&h, reinterpret_cast<const unsigned char*>(chain.data()),
+                              chain.size());
+    crypto_generichash_update(&h, reinterpret_cast<const unsigned char*>(blob.data()), blob.size());
+    crypto_generichash_final(&h, reinterpret_cast<unsigned char*>(chain.data()), chain.size());
+    op.chains.push_back(chain);
+    op.messages.push_back(std::move(blob));
+  }
+  return op;
+}
+
+int Ledger::WriteAccept(Op& op, std::int64_t now) {
+  Prepared& p = *prepared_;
+  int rc = SQLITE_DONE;
+  const auto failed = [&](int code) {
+    Fail("record request");
+    return code;
+  };
+  std::optional<std::int64_t> prefix_len;  // NULL: the request is whole in `text`
+  std::string text = op.text;
+  if (!op.chains.empty()) {
+    const auto k = static_cast<std::int64_t>(op.chains.size());
+    // The conversation's stored positions, and how many of the request's first messages they
+    // hold: all of them up to the last stored, or (an edited or regenerated turn) fewer, found
+    // by halving, since a chain that matches at i matches at every position before it.
+    std::int64_t top = -1;
+    std::string top_chain;
+    p.top.Text(1, op.conversation);
+    rc = p.top.Step();
+    if (rc == SQLITE_ROW) {
+      top = p.top.ColumnInt(0);
+      top_chain = p.top.ColumnBlob(1);
+      rc = SQLITE_DONE;
+    }
+    p.top.Reset();
+    if (rc != SQLITE_DONE) return failed(rc);
+    const auto stored_chain = [&](std::int64_t seq, std::string* out) {
+      if (seq == top) {
+        *out = top_chain;
+        return SQLITE_ROW;
+      }
+      p.chain_at.Text(1, op.conversation).Int(2, seq);
+      const int r = p.chain_at.Step();
+      if (r == SQLITE_ROW) *out = p.chain_at.ColumnBlob(0);
+      p.chain_at.Reset();
+      return r;
+    };
+    std::int64_t lo = 0, hi = std::min(top, k - 1) + 1;  // positions [0, lo) match; hi: bound
+    std::string c;
+    if (hi > 0) {
+      const int r = stored_chain(hi - 1, &c);
+      if (r != SQLITE_ROW) return failed(r);
+      if (c == op.chains[static_cast<std::size_t>(hi - 1)]) {
+        lo = hi;
+      } else {
+        hi -= 1;  // position hi - 1 differs
+        while (lo < hi) {
+          const std::int64_t mid = lo + (hi - lo) / 2;
+          const int r2 = stored_chain(mid, &c);
+          if (r2 != SQLITE_ROW) return failed(r2);
+          if (c == op.chains[static_cast<std::size_t>(mid)]) {
+            lo = mid + 1;
+          } else {
+            hi = mid;
+          }
+        }
+      }
+    }
+    const std::int64_t match = lo;
+    if (match == top + 1) {
+      // Every stored position is this request's: the rest of its messages extend them.
+      for (std::int64_t seq = match; seq < k; ++seq) {
+        const auto i = static_cast<std::size_t>(seq);
+        p.append.Text(1, op.conversation).Int(2, seq).Blob(3, op.chains[i]).Blob(4, op.messages[i]);
+        rc = p.append.Step();
+        p.append.Reset();
+        if (rc != SQLITE_DONE) return failed(rc);
+      }
+      prefix_len = k;
+    } else {
+      // Another branch holds the positions after `match`: this request keeps its own rest.
+      prefix_len = match;
+      v1::ChatRequest rest;
+      rest.ParseFromString(op.text);
+      for (auto i = static_cast<std::size_t>(match); i < op.messages.size(); ++i) {
+        rest.add_messages()->ParseFromString(op.messages[i]);
+      }
+      text = rest.SerializeAsString();
+    }
+  }
+  p.accept.Text(1, op.id).Text(2, op.conversation).Blob(3, text);
+  p.accept.Int(4, static_cast<int>(State::kQueued)).Int(5, now).Int(6, now);
+  p.accept.Blob(7, op.owner);
+  if (prefix_len) p.accept.Int(8, *prefix_len);
+  rc = p.accept.Step();
+  if (rc != SQLITE_DONE) {
+    Fail("record request");
+    p.accept.Reset();
+    return rc;
+  }
+  op.taken = sqlite3_changes(db_) == 0;
+  p.accept.Reset();
+  return rc;
+}
+
 Ledger::AcceptOutcome Ledger::Outcome(const Op& op) {
   if (!op.applied || op.refused) return AcceptOutcome::kFailed;
   return op.taken ? AcceptOutcome::kIdTaken : AcceptOutcome::kRecorded;
@@ -437,9 +605,7 @@ void Ledger::AcceptAsync(const std::string& id, const v1::ChatRequest& request,
 void Ledger::AcceptAsync(const std::string& id, const v1::ChatRequest& request,
                          const std::optional<std::string>& owner,
                          std::function<void(AcceptOutcome)> done) {
-  Op op{Op::Kind::kAccept, id, request.SerializeAsString(), {}, 0};
-  op.conversation = request.conversation_id();
-  op.owner = owner;
+  Op op = AcceptOp(id, request, owner);
   op.done = std::move(done);
   // When no other accept is waiting, commit here and now: a thread hop to the writer costs
   // more than the commit at moderate load (queued tokens do not count: they are not waited
@@ -515,11 +681,7 @@ bool Ledger::Apply(std::vector<Op>& ops) {
         // nearly full disk) is refused alone, and the tokens and other requests committed
         // with it are kept.
         if (!run(p.savepoint)) return abandon("savepoint");
-        p.accept.Text(1, op.id).Text(2, op.conversation).Blob(3, op.text);
-        p.accept.Int(4, static_cast<int>(State::kQueued)).Int(5, now).Int(6, now);
-        p.accept.Blob(7, op.owner);
-        s = &p.accept;
-        break;
+        break;  // written below (WriteAccept)
       case Op::Kind::kReceipt: {
         v1::Receipt r;
         r.ParseFromString(op.text);  // serialized by StoreReceipt itself
@@ -531,10 +693,12 @@ bool Ledger::Apply(std::vector<Op>& ops) {
       }
     }
     const bool accept = op.kind == Op::Kind::kAccept;
-    const int rc = s->Step();
+    const int rc = accept ? WriteAccept(op, now) : s->Step();
     if (rc != SQLITE_DONE) {
-      Fail(accept ? "record request" : "record");
-      s->Reset();
+      if (!accept) {
+        Fail("record");
+        s->Reset();
+      }
       if (accept) {
         op.refused = true;  // this request alone; the rest of the group goes on
         // On SQLITE_FULL SQLite may roll back the whole transaction rather than the statement
@@ -546,8 +710,7 @@ bool Ledger::Apply(std::vector<Op>& ops) {
       run(p.rollback);
       return false;
     }
-    if (accept) op.taken = sqlite3_changes(db_) == 0;
-    s->Reset();
+    if (!accept) s->Reset();
     if (accept && !run(p.release)) return abandon("release");
   }
   if (!run(p.commit)) return abandon("commit");
@@ -578,34 +741,20 @@ std::string Ledger::LastError() const {
 
 bool Ledger::Accept(const std::string& id, const v1::ChatRequest& request,
                     const std::optional<std::string>& owner) {
+  std::vector<Op> ops;
+  ops.push_back(AcceptOp(id, request, owner));
   std::lock_guard lock(mu_);
-  Stmt s(db_, kAcceptSql);
-  if (!s.ok()) return Fail("prepare accept");
-  const auto now = NowMs();
-  s.Text(1, id).Text(2, request.conversation_id()).Blob(3, request.SerializeAsString());
-  s.Int(4, static_cast<int>(State::kQueued)).Int(5, now).Int(6, now).Blob(7, owner);
-  if (NearlyFullLocked() && (!RoomCanHelp(request.ByteSizeLong()) ||
-                             (MakeRoomLocked(kRoomBatchInCommit) == 0 && NearlyFullLocked()))) {
-    error_ =
-        "record request: the ledger is full (--ledger-max-mb; what is left of it is kept "
-        "for answers in progress, and nothing answered is left to make room with)";
-    full_ = true;
-    return false;
-  }
-  if (s.Step() != SQLITE_DONE) {
-    Fail("record request");
-    if (!full_ || !RoomCanHelp(request.ByteSizeLong()) || MakeRoomLocked(kRoomBatchInCommit) == 0)
+  ApplyMakingRoom(ops);
+  switch (Outcome(ops.front())) {
+    case AcceptOutcome::kRecorded:
+      return true;
+    case AcceptOutcome::kIdTaken:
+      error_ = "request id " + id + " belongs to another client";
       return false;
-    s.Reset();  // room made from answered requests: once more
-    s.Text(1, id).Text(2, request.conversation_id()).Blob(3, request.SerializeAsString());
-    s.Int(4, static_cast<int>(State::kQueued)).Int(5, now).Int(6, now).Blob(7, owner);
-    if (s.Step() != SQLITE_DONE) return Fail("record request");
+    case AcceptOutcome::kFailed:
+      break;
   }
-  if (sqlite3_changes(db_) == 0) {
-    error_ = "request id " + id + " belongs to another client";
-    return false;
-  }
-  return true;
+  return false;
 }
 
 bool Ledger::Touch(const std::string& id) {
@@ -632,7 +781,9 @@ bool Ledger::Finish(const std::string& id, State state, const std::string& finis
 std::optional<Ledger::Entry> Ledger::Load(const std::string& id) {
   Flush();
   std::lock_guard lock(mu_);
-  Stmt r(db_, "SELECT request, state, node, finish_reason, error, owner FROM requests WHERE id=?");
+  Stmt r(db_,
+         "SELECT request, state, node, finish_reason, error, owner, conversation, prefix_len "
+         "FROM requests WHERE id=?");
   if (!r.ok()) return std::nullopt;
   r.Text(1, id);
   if (r.Step() != SQLITE_ROW) return std::nullopt;
@@ -643,6 +794,24 @@ std::optional<Ledger::Entry> Ledger::Load(const std::string& id) {
   e.finish_reason = r.ColumnText(3);
   e.error = r.ColumnText(4);
   e.owner = r.ColumnOptionalBlob(5);
+  if (const std::int64_t prefix = r.ColumnInt(7); prefix > 0) {
+    // Schema 4: its first messages are the conversation's, its own rest follows them.
+    v1::ChatRequest whole;
+    Stmt m(db_,
+           "SELECT seq, message FROM conversation_messages WHERE conversation=? AND seq < ? "
+           "ORDER BY seq");
+    if (!m.ok()) return std::nullopt;
+    m.Text(1, r.ColumnText(6)).Int(2, prefix);
+    while (m.Step() == SQLITE_ROW) {
+      if (m.ColumnInt(0) != whole.messages_size() ||
+          !whole.add_messages()->ParseFromString(m.ColumnBlob(1))) {
+        return std::nullopt;
+      }
+    }
+    if (whole.messages_size() != prefix) return std::nullopt;
+    for (auto& rest : *e.request.mutable_messages()) *whole.add_messages() = std::move(rest);
+    *e.request.mutable_messages() = std::move(*whole.mutable_messages());
+  }
   Stmt t(db_, "SELECT idx, text FROM tokens WHERE request_id=? ORDER BY idx");
   if (!t.ok()) return std::nullopt;
   t.Text(1, id);
@@ -718,7 +887,7 @@ bool Ledger::ApplyMakingRoom(std::vector<Op>& ops, std::optional<bool> nearly_fu
   }
   if (!accepts) return ApplyRetrying(ops);
   const bool room_helps = std::any_of(ops.begin(), ops.end(), [&](const Op& op) {
-    return is_accept(op) && !op.refused && !op.applied && RoomCanHelp(op.text.size());
+    return is_accept(op) && !op.refused && !op.applied && RoomCanHelp(op.Bytes());
   });
   // Asked once per commit (each ask is a read transaction of its own, ~8 us): the caller's
   // answer when it has one.
@@ -740,11 +909,11 @@ bool Ledger::ApplyRetrying(std::vector<Op>& ops) {
   for (int round = 0; round < 2 && full_; ++round) {
     bool retry = !ok;  // nothing in the group was committed
     for (auto& op : ops) {
-      retry = retry || (op.refused && RoomCanHelp(op.text.size()));
+      retry = retry || (op.refused && RoomCanHelp(op.Bytes()));
     }
     if (!retry || MakeRoomLocked(kRoomBatchInCommit) == 0) break;
     for (auto& op : ops) {
-      if (op.refused && RoomCanHelp(op.text.size())) op.refused = false;
+      if (op.refused && RoomCanHelp(op.Bytes())) op.refused = false;
     }
     ok = Apply(ops);
   }
@@ -755,9 +924,11 @@ bool Ledger::NearlyFullLocked() {
   if (max_pages_ == 0) return false;
   const auto bound = static_cast<double>(max_pages_);
   // Each count is a read transaction of its own (~6 us on an accept's path). Well below the
-  // bound (under room_to, with room_at - room_to of it to go) a count stands for 16 asks;
-  // nearer, every ask counts.
-  if (used_pages_ < 0 || static_cast<double>(used_pages_) >= retention_.room_to * bound ||
+  // bound (64 pages or more under room_to: 16 commits of up to 4 pages each cannot pass
+  // room_to) a count stands for 16 asks; nearer, and in a small ledger, every ask counts.
+  constexpr std::int64_t kStalePages = 64;
+  if (used_pages_ < 0 ||
+      static_cast<double>(used_pages_ + kStalePages) >= retention_.room_to * bound ||
       ++asks_since_count_ >= 16) {
     used_pages_ = UsedPagesLocked();
     asks_since_count_ = 0;
@@ -827,18 +998,36 @@ std::size_t Ledger::DeleteLocked(const std::vector<std::string>& ids, const char
   Stmt tokens(db_, "DELETE FROM tokens WHERE request_id=?");
   Stmt receipt(db_, "DELETE FROM receipts WHERE request_id=?");
   Stmt request(db_, delete_request);
+  Stmt conversation(db_, "SELECT conversation FROM requests WHERE id=?");
+  // A conversation's messages go with its last request.
+  Stmt forget(db_,
+              "DELETE FROM conversation_messages WHERE conversation=?1 AND NOT EXISTS "
+              "(SELECT 1 FROM requests WHERE conversation=?1)");
   const auto run = [](Stmt& s, const std::string& id) {
     const bool done = s.Text(1, id).Step() == SQLITE_DONE;
     s.Reset();
     return done;
   };
-  if (!tokens.ok() || !receipt.ok() || !request.ok() || !Exec("BEGIN")) {
+  if (!tokens.ok() || !receipt.ok() || !request.ok() || !conversation.ok() || !forget.ok() ||
+      !Exec("BEGIN")) {
     Fail("prepare retention");
     return 0;
   }
+  std::set<std::string> conversations;
   for (const auto& id : ids) {
+    if (conversation.Text(1, id).Step() == SQLITE_ROW) {
+      conversations.insert(conversation.ColumnText(0));
+    }
+    conversation.Reset();
     if (!run(tokens, id) || !run(receipt, id) || !run(request, id)) {
       Fail("delete an old request");
+      Exec("ROLLBACK");
+      return 0;
+    }
+  }
+  for (const auto& c : conversations) {
+    if (!c.empty() && !run(forget, c)) {
+      Fail("delete an old conversation's messages");
       Exec("ROLLBACK");
       return 0;
     }

@@ -185,9 +185,11 @@ class Ledger {
     std::uint64_t in_commit = 0;
   };
   CheckpointCounts Checkpoints() const;
-  // 2 added the receipts table, 3 the requests' owner column; older ledgers are upgraded in
-  // place on open (their rows keep no owner: only the router's token may resume them).
-  static constexpr int kSchemaVersion = 3;
+  // 2 added the receipts table, 3 the requests' owner column, 4 keeps a conversation's
+  // messages once (not again with each turn); older ledgers are upgraded in place on open
+  // (their rows keep no owner, so only the router's token may resume them, and keep their
+  // messages whole).
+  static constexpr int kSchemaVersion = 4;
   static constexpr int kGroupCommitMs = 5;
 
  private:
@@ -196,9 +198,20 @@ class Ledger {
     std::string id;
     // node, token text, finish reason, (kAccept) the request or (kReceipt) the receipt
     std::string text;
-    std::string error;                        // for kFinish
-    std::int64_t number = 0;                  // token index or state
-    std::string conversation;                 // for kAccept
+    std::string error;         // for kFinish
+    std::int64_t number = 0;   // token index or state
+    std::string conversation;  // for kAccept
+    // For kAccept in a conversation: its messages serialized, in order, and the chain digest
+    // at each (conversation_messages); `text` is then the request without them. Empty for a
+    // request without a conversation, kept whole in `text`.
+    std::vector<std::string> messages;
+    std::vector<std::string> chains;
+    // What it would add to the ledger at most (room is made only for what can fit).
+    std::size_t Bytes() const {
+      std::size_t n = text.size();
+      for (const auto& m : messages) n += m.size();
+      return n;
+    }
     std::optional<std::string> owner;         // for kAccept
     std::function<void(AcceptOutcome)> done;  // for kAccept: told after the commit
     bool taken = false;                       // for kAccept: set by Apply
@@ -219,6 +232,14 @@ class Ledger {
   bool Fail(const char* what);
   // Adds requests.owner to a ledger from before schema 3; needs an open transaction.
   bool AddOwnerColumn();
+  // The accept of `request` as `id`, its messages serialized and chained (on the caller's
+  // thread); WriteAccept writes it in Apply's open transaction and savepoint: SQLITE_DONE, or
+  // the code that failed it (LastError set).
+  static Op AcceptOp(const std::string& id, const v1::ChatRequest& request,
+                     const std::optional<std::string>& owner);
+  int WriteAccept(Op& op, std::int64_t now);
+  // Adds requests.prefix_len (schema 4) to an older ledger; needs an open transaction.
+  bool AddPrefixColumn();
   // How an accept ended, once its group's Apply calls are over.
   static AcceptOutcome Outcome(const Op& op);
   bool Enqueue(Op op);

@@ -4,7 +4,12 @@
 // room from its oldest answers once it is 90% full. Per ledger: accept latency (AcceptAsync to
 // its outcome: the commit a request waits for before anything reaches its client), wall time,
 // the files' size at the end, and how many requests were deleted or refused.
-// Usage: ledger_bench [REQUESTS=20000] [BOUND_MIB=8] [PROMPT_BYTES=1000]
+// A second workload, chats: CHATS conversations of TURNS turns, each turn sending the whole
+// conversation so far (as chat clients do), one turn of each chat after the other; the accept
+// latency of the first and of the last five turns, and at the end the database's size beside
+// the bytes of every request as sent (what a ledger storing each request whole, as schema 3
+// did, writes into its request rows).
+// Usage: ledger_bench [REQUESTS=20000] [BOUND_MIB=8] [PROMPT_BYTES=1000] [CHATS=100] [TURNS=40]
 // (scripts/bench-ledger runs it; not part of CI).
 #include <algorithm>
 #include <chrono>
@@ -97,6 +102,69 @@ Result Run(const fs::path& dir, int requests, std::uint64_t max_bytes, std::size
   return r;
 }
 
+// The chat workload on an unbounded ledger.
+void RunChats(const fs::path& dir, int chats, int turns) {
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::string error;
+  auto ledger = Ledger::Open(dir, &error);
+  if (!ledger) {
+    std::fprintf(stderr, "ledger_bench: %s\n", error.c_str());
+    std::exit(1);
+  }
+  std::vector<tidelane::v1::ChatRequest> conversations(static_cast<std::size_t>(chats));
+  std::vector<double> first_turns, last_turns;  // accept latency, µs
+  std::uint64_t sent_bytes = 0;
+  std::mutex mu;
+  std::condition_variable cv;
+  const auto start = Clock::now();
+  for (int turn = 0; turn < turns; ++turn) {
+    for (int c = 0; c < chats; ++c) {
+      auto& chat = conversations[static_cast<std::size_t>(c)];
+      const std::string tag = std::to_string(c) + "/" + std::to_string(turn);
+      chat.set_conversation_id("chat-" + std::to_string(c));
+      if (turn > 0) {
+        auto* answer = chat.add_messages();
+        answer->set_role("assistant");
+        answer->set_content(tag + std::string(1000, 'a'));
+      }
+      auto* question = chat.add_messages();
+      question->set_role("user");
+      question->set_content(tag + std::string(300, 'q'));
+      sent_bytes += chat.ByteSizeLong();
+      const std::string id = "chat-" + tag;
+      bool reported = false;
+      const auto t0 = Clock::now();
+      ledger->AcceptAsync(id, chat, std::nullopt, [&](Ledger::AcceptOutcome) {
+        std::lock_guard lock(mu);
+        reported = true;
+        cv.notify_one();
+      });
+      {
+        std::unique_lock lock(mu);
+        cv.wait(lock, [&] { return reported; });
+      }
+      const double us = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+      if (turn < 5) first_turns.push_back(us);
+      if (turn >= turns - 5) last_turns.push_back(us);
+      for (std::uint32_t t = 0; t < 16; ++t) ledger->AppendToken(id, t, " token");
+      ledger->Finish(id, Ledger::State::kDone, "stop", "");
+    }
+  }
+  ledger->Unfinished();
+  const double wall = std::chrono::duration<double>(Clock::now() - start).count();
+  const auto db = FileBytes(dir / "ledger.sqlite3");
+  ledger.reset();
+  fs::remove_all(dir);
+  std::printf(
+      "{\"workload\":\"chats\",\"chats\":%d,\"turns\":%d,\"requests_as_sent_mib\":%.2f,"
+      "\"db_mib\":%.2f,\"accept_first5_turns_p50_us\":%.1f,\"accept_first5_turns_p99_us\":%.1f,"
+      "\"accept_last5_turns_p50_us\":%.1f,\"accept_last5_turns_p99_us\":%.1f,\"wall_s\":%.2f}\n",
+      chats, turns, static_cast<double>(sent_bytes) / (1024.0 * 1024.0),
+      static_cast<double>(db) / (1024.0 * 1024.0), Percentile(first_turns, 50),
+      Percentile(first_turns, 99), Percentile(last_turns, 50), Percentile(last_turns, 99), wall);
+}
+
 std::string CpuModel() {
   std::ifstream in("/proc/cpuinfo");
   for (std::string line; std::getline(in, line);) {
@@ -127,6 +195,8 @@ int main(int argc, char** argv) {
   const int requests = argc > 1 ? std::stoi(argv[1]) : 20000;
   const double bound_mib = argc > 2 ? std::stod(argv[2]) : 8;
   const std::size_t prompt = argc > 3 ? std::stoul(argv[3]) : 1000;
+  const int chats = argc > 4 ? std::stoi(argv[4]) : 100;
+  const int turns = argc > 5 ? std::stoi(argv[5]) : 40;
   const fs::path dir =
       fs::temp_directory_path() / ("tidelane-ledger-bench-" + std::to_string(::getpid()));
   // Alternated, twice each, so that drift in the machine's load falls on both alike.
@@ -136,4 +206,5 @@ int main(int argc, char** argv) {
           Run(dir, requests, static_cast<std::uint64_t>(bound_mib * 1024 * 1024), prompt), requests,
           bound_mib);
   }
+  if (chats > 0 && turns > 0) RunChats(dir, chats, turns);
 }

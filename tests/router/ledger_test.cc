@@ -62,6 +62,14 @@ class Reports {
   std::vector<T> values_;
 };
 
+// `bytes` of text that no other `i` gives: each request's message its own (the ledger keeps a
+// conversation's messages once).
+std::string Unique(int i, std::size_t bytes) {
+  std::string text = std::to_string(i) + ":";
+  text.resize(bytes, 'x');
+  return text;
+}
+
 tidelane::v1::ChatRequest Request(const std::string& text) {
   tidelane::v1::ChatRequest r;
   r.set_conversation_id("conv-1");
@@ -132,7 +140,7 @@ TEST(Ledger, AFullDiskFailsTheWriteAndSaysSo) {
   ASSERT_TRUE(ledger) << error;
   bool failed = false;
   for (int i = 0; i < 10000 && !failed; ++i)
-    failed = !ledger->Accept("r" + std::to_string(i), Request(std::string(500, 'z')));
+    failed = !ledger->Accept("r" + std::to_string(i), Request(Unique(i, 500)));
   ASSERT_TRUE(failed) << "a 64 KiB ledger must fill up";
   EXPECT_NE(ledger->LastError().find("full"), std::string::npos) << ledger->LastError();
   // What was written before is still there.
@@ -150,7 +158,7 @@ TEST(Ledger, AcceptAsyncReportsAfterTheCommitAndFailsOnAFullDisk) {
   Reports<std::pair<int, bool>> reported;
   constexpr int kRequests = 400;  // 500 bytes each: more than 64 KiB holds
   for (int i = 0; i < kRequests; ++i) {
-    ledger->AcceptAsync("a" + std::to_string(i), Request(std::string(500, 'y')), [&, i](bool ok) {
+    ledger->AcceptAsync("a" + std::to_string(i), Request(Unique(i, 500)), [&, i](bool ok) {
       reported.Add({i, ok});
     });
   }
@@ -321,7 +329,7 @@ TEST(Ledger, RecordsOwnersAndUpgradesAVersion2LedgerWhoseRowsOnlyTheRouterMayRea
     ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &v, nullptr), SQLITE_OK);
     ASSERT_EQ(sqlite3_step(v), SQLITE_ROW);
     EXPECT_EQ(sqlite3_column_int(v, 0), Ledger::kSchemaVersion);
-    EXPECT_EQ(Ledger::kSchemaVersion, 3);
+    EXPECT_EQ(Ledger::kSchemaVersion, 4);
     sqlite3_finalize(v);
     sqlite3_close(db);
   }
@@ -589,7 +597,7 @@ TEST(Ledger, ABoundedLedgerMakesRoomFromItsOldestAnsweredRequests) {
   for (int i = 0; i < kRequests; ++i) {
     const auto id = "r" + std::to_string(i);
     Reports<Ledger::AcceptOutcome> outcome;
-    ledger->AcceptAsync(id, Request(std::string(1000, 'a' + i % 26)), std::nullopt,
+    ledger->AcceptAsync(id, Request(Unique(i, 1000)), std::nullopt,
                         [&](Ledger::AcceptOutcome o) { outcome.Add(o); });
     const auto got = outcome.Wait(1);
     ASSERT_TRUE(got);
@@ -631,7 +639,7 @@ TEST(Ledger, AcceptsStopShortOfTheBoundSoAnswersInProgressCanStillBeWritten) {
   int accepted = 0;
   for (; accepted < 1000; ++accepted) {
     Reports<Ledger::AcceptOutcome> outcome;
-    ledger->AcceptAsync("q" + std::to_string(accepted), Request(std::string(1000, 'q')),
+    ledger->AcceptAsync("q" + std::to_string(accepted), Request(Unique(accepted, 1000)),
                         std::nullopt, [&](Ledger::AcceptOutcome o) { outcome.Add(o); });
     const auto got = outcome.Wait(1);
     ASSERT_TRUE(got);
@@ -713,5 +721,100 @@ TEST(Ledger, RequestsAStoppedRouterLeftGoWhenNobodyResumedThemWithinTheRetention
   EXPECT_TRUE(ledger->Load("taken-up"));
   EXPECT_TRUE(ledger->Load("running-here"));
   EXPECT_EQ(ledger->Unfinished(), (std::vector<std::string>{"recent", "taken-up", "running-here"}));
+  fs::remove_all(dir);
+}
+
+namespace {
+
+int CountRows(const fs::path& dir, const char* sql) {
+  sqlite3* db = nullptr;
+  int n = -1;
+  if (sqlite3_open_v2((dir / "ledger.sqlite3").c_str(), &db, SQLITE_OPEN_READONLY, nullptr) ==
+      SQLITE_OK) {
+    sqlite3_stmt* q = nullptr;
+    if (sqlite3_prepare_v2(db, sql, -1, &q, nullptr) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+      n = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+  }
+  sqlite3_close(db);
+  return n;
+}
+
+tidelane::v1::ChatMessage Said(const char* role, int i) {
+  tidelane::v1::ChatMessage m;
+  m.set_role(role);
+  m.set_content(Unique(i, 1000));
+  return m;
+}
+
+}  // namespace
+
+// Every turn of a chat sends the whole conversation so far; the ledger keeps each message of a
+// conversation once (stored whole with every turn, a chat of n turns took space in n squared).
+// Each turn still loads exactly as it was sent; so does a turn that branches off (an edited
+// question, a regenerated answer), which keeps its own rest; the conversation's messages go
+// with its last request.
+TEST(Ledger, KeepsAConversationsMessagesOnceAndEachTurnLoadsAsSent) {
+  const auto dir = FreshDir("conversation");
+  std::string error;
+  auto ledger = Ledger::Open(dir, &error);
+  ASSERT_TRUE(ledger) << error;
+  constexpr int kTurns = 30;
+  tidelane::v1::ChatRequest chat;
+  chat.set_conversation_id("long-chat");
+  chat.set_model("tidelane-synthetic");
+  std::vector<std::pair<std::string, tidelane::v1::ChatRequest>> sent;
+  std::size_t sent_bytes = 0;
+  for (int turn = 0; turn < kTurns; ++turn) {
+    if (turn > 0) *chat.add_messages() = Said("assistant", 2 * turn - 1);
+    *chat.add_messages() = Said("user", 2 * turn);
+    sent.emplace_back("turn-" + std::to_string(turn), chat);
+    sent_bytes += chat.ByteSizeLong();
+  }
+  // Branches: the fifth question edited (the rest of that request is its own), and the
+  // twentieth turn sent again as it was (a retry: all of it is stored already).
+  auto edited = sent[5].second;
+  *edited.mutable_messages(8) = Said("user", 1000);
+  sent.emplace_back("edited", edited);
+  sent.emplace_back("retry", sent[20].second);
+  for (const auto& [id, request] : sent) ASSERT_TRUE(ledger->Accept(id, request)) << id;
+  // A request without a conversation is kept whole.
+  tidelane::v1::ChatRequest lone = Request("no conversation");
+  lone.clear_conversation_id();
+  ASSERT_TRUE(ledger->Accept("lone", lone));
+  sent.emplace_back("lone", lone);
+
+  for (const auto& [id, request] : sent) {
+    const auto entry = ledger->Load(id);
+    ASSERT_TRUE(entry) << id;
+    EXPECT_EQ(entry->request.SerializeAsString(), request.SerializeAsString()) << id;
+  }
+  constexpr int kMessages = 2 * kTurns - 1;
+  EXPECT_EQ(CountRows(dir, "SELECT count(*) FROM conversation_messages"), kMessages);
+  EXPECT_LT(CountRows(dir, "SELECT sum(length(message)) FROM conversation_messages") +
+                CountRows(dir, "SELECT sum(length(request)) FROM requests"),
+            static_cast<int>(sent_bytes / 10))
+      << "each message once: " << sent_bytes << " bytes were sent in all";
+
+  // The requests end and go: the conversation's messages stay while any of them is left, and
+  // survive a reopen.
+  for (const auto& [id, request] : sent) {
+    if (id != "turn-0") {
+      ASSERT_TRUE(ledger->Finish(id, Ledger::State::kDone, "stop", ""));
+    }
+  }
+  ledger->Unfinished();  // commits what is queued
+  EXPECT_EQ(ledger->PruneFinished(UnixMsNow() + 1, 1000), sent.size() - 1);
+  EXPECT_EQ(CountRows(dir, "SELECT count(*) FROM conversation_messages"), kMessages);
+  ledger.reset();
+  ledger = Ledger::Open(dir, &error);
+  ASSERT_TRUE(ledger) << error;
+  const auto first = ledger->Load("turn-0");
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->request.SerializeAsString(), sent[0].second.SerializeAsString());
+  ASSERT_TRUE(ledger->Finish("turn-0", Ledger::State::kDone, "stop", ""));
+  ledger->Unfinished();
+  EXPECT_EQ(ledger->PruneFinished(UnixMsNow() + 1, 1000), 1u);
+  EXPECT_EQ(CountRows(dir, "SELECT count(*) FROM conversation_messages"), 0);
   fs::remove_all(dir);
 }
