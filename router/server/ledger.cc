@@ -475,7 +475,10 @@ Ledger::Op Ledger::AcceptOp(const std::string& id, const v1::ChatRequest& reques
   Op op{Op::Kind::kAccept, id, {}, {}, 0};
   op.conversation = request.conversation_id();
   op.owner = owner;
-  if (op.conversation.empty()) {  // nothing to share a history with: kept whole
+  // Nothing to share a history with (no conversation), or no history yet (a first message:
+  // most requests of a surge, and every single-turn API call): kept whole, which costs least.
+  // A conversation's positions are written from its second turn on.
+  if (op.conversation.empty() || request.messages_size() < 2) {
     op.text = request.SerializeAsString();
     return op;
   }

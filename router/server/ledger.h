@@ -203,7 +203,7 @@ class Ledger {
     std::string conversation;  // for kAccept
     // For kAccept in a conversation: its messages serialized, in order, and the chain digest
     // at each (conversation_messages); `text` is then the request without them. Empty for a
-    // request without a conversation, kept whole in `text`.
+    // request kept whole in `text` (no conversation, or its first message only).
     std::vector<std::string> messages;
     std::vector<std::string> chains;
     // What it would add to the ledger at most (room is made only for what can fit).

@@ -62,7 +62,7 @@ Result Run(const fs::path& dir, int requests, std::uint64_t max_bytes, std::size
       std::exit(1);
     }
     tidelane::v1::ChatRequest request;
-    request.set_conversation_id("bench");
+
     auto* m = request.add_messages();
     m->set_role("user");
     m->set_content(std::string(prompt_bytes, 'p'));
@@ -71,6 +71,7 @@ Result Run(const fs::path& dir, int requests, std::uint64_t max_bytes, std::size
     const auto start = Clock::now();
     for (int i = 0; i < requests; ++i) {
       const std::string id = "r" + std::to_string(i);
+      request.set_conversation_id("conversation-" + std::to_string(i));  // one turn each
       bool reported = false;
       Ledger::AcceptOutcome outcome{};
       const auto t0 = Clock::now();
