@@ -706,6 +706,9 @@ bool Ledger::Apply(std::vector<Op>& ops) {
       return false;
     }
     if (!accept) s->Reset();
+    // An id that is another owner's: nothing of this request stays (the conversation's
+    // positions it may have added included).
+    if (accept && op.taken && !run(p.rollback_to)) return abandon("rollback");
     if (accept && !run(p.release)) return abandon("release");
   }
   if (!run(p.commit)) return abandon("commit");

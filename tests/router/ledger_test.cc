@@ -796,6 +796,14 @@ TEST(Ledger, KeepsAConversationsMessagesOnceAndEachTurnLoadsAsSent) {
             static_cast<int>(sent_bytes / 10))
       << "each message once: " << sent_bytes << " bytes were sent in all";
 
+  // Another client's request under an id that is taken continues the conversation: it is
+  // refused, and nothing of it stays.
+  auto further = sent[kTurns - 1].second;
+  *further.add_messages() = Said("assistant", 2000);
+  *further.add_messages() = Said("user", 2001);
+  EXPECT_FALSE(ledger->Accept("turn-5", further, std::string("another client")));
+  EXPECT_EQ(CountRows(dir, "SELECT count(*) FROM conversation_messages"), kMessages);
+
   // The requests end and go: the conversation's messages stay while any of them is left, and
   // survive a reopen.
   for (const auto& [id, request] : sent) {
