@@ -9,6 +9,11 @@
 // window, which Resume regenerates at the next index. Load and Unfinished see every write
 // made before them.
 //
+// Storage: each turn of a chat carries the whole conversation; the ledger keeps a
+// conversation's messages once (schema 4, conversation_messages in ledger.cc's schema) and a
+// request's row only what they do not hold, so a chat takes space in its length, not in its
+// square. Load gives every request back exactly as it was accepted.
+//
 // Errors: Open returns an error for an unusable directory or database (corrupt, wrong schema,
 // not a database). Writes return false with LastError() when the disk is full or the database
 // fails; the router then refuses new requests with a clear error and keeps serving others.
