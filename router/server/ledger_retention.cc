@@ -35,7 +35,7 @@ bool Ledger::ApplyMakingRoom(std::vector<Op>& ops, std::optional<bool> nearly_fu
   const bool room_helps = std::any_of(ops.begin(), ops.end(), [&](const Op& op) {
     return is_accept(op) && !op.refused && !op.applied && RoomCanHelp(op.Bytes());
   });
-  // Asked once per commit (each ask is a read transaction of its own, ~8 us): the caller's
+  // Asked once per commit (each ask is a read transaction of its own, ~6 us): the caller's
   // answer when it has one.
   if ((nearly_full ? *nearly_full : NearlyFullLocked()) &&
       (!room_helps || (MakeRoomLocked(kRoomBatchInCommit) == 0 && NearlyFullLocked()))) {
