@@ -78,7 +78,7 @@ int Run(int argc, char** argv) {
                  "How long the ledger keeps a finished request (its answer for Resume, its "
                  "receipt) after it ended, and a request a stopped router left unfinished that no "
                  "client resumed; 0: for ever. Requests this router runs are always kept")
-      ->check(CLI::NonNegativeNumber)
+      ->check(CLI::Range(0.0, 1e6))  // a million hours: beyond, the milliseconds overflow
       ->capture_default_str();
   std::string identity_file;
   cli.add_option("--identity-file", identity_file,
