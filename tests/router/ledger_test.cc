@@ -487,23 +487,28 @@ tidelane::v1::Receipt SomeReceipt(const std::string& id) {
 }
 
 // Rows left in `table` for request `id` (tokens, receipts), read on a connection of its own.
-int RowsFor(const fs::path& dir, const char* table, const std::string& id) {
+// The count `sql` gives on a connection of its own (-1 when it cannot be read); `id`, when
+// given, bound to its one parameter.
+int CountRows(const fs::path& dir, const std::string& sql,
+              const std::optional<std::string>& id = std::nullopt) {
   sqlite3* db = nullptr;
-  if (sqlite3_open_v2((dir / "ledger.sqlite3").c_str(), &db, SQLITE_OPEN_READONLY, nullptr) !=
-      SQLITE_OK) {
-    sqlite3_close(db);
-    return -1;
-  }
-  const std::string sql = std::string("SELECT count(*) FROM ") + table + " WHERE request_id=?";
-  sqlite3_stmt* q = nullptr;
   int n = -1;
-  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &q, nullptr) == SQLITE_OK) {
-    sqlite3_bind_text(q, 1, id.c_str(), -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(q) == SQLITE_ROW) n = sqlite3_column_int(q, 0);
+  if (sqlite3_open_v2((dir / "ledger.sqlite3").c_str(), &db, SQLITE_OPEN_READONLY, nullptr) ==
+      SQLITE_OK) {
+    sqlite3_stmt* q = nullptr;
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &q, nullptr) == SQLITE_OK) {
+      if (id) sqlite3_bind_text(q, 1, id->c_str(), -1, SQLITE_TRANSIENT);
+      if (sqlite3_step(q) == SQLITE_ROW) n = sqlite3_column_int(q, 0);
+    }
+    sqlite3_finalize(q);
   }
-  sqlite3_finalize(q);
   sqlite3_close(db);
   return n;
+}
+
+// Rows left in `table` for request `id` (tokens, receipts).
+int RowsFor(const fs::path& dir, const char* table, const std::string& id) {
+  return CountRows(dir, std::string("SELECT count(*) FROM ") + table + " WHERE request_id=?", id);
 }
 
 }  // namespace
@@ -725,20 +730,6 @@ TEST(Ledger, RequestsAStoppedRouterLeftGoWhenNobodyResumedThemWithinTheRetention
 }
 
 namespace {
-
-int CountRows(const fs::path& dir, const char* sql) {
-  sqlite3* db = nullptr;
-  int n = -1;
-  if (sqlite3_open_v2((dir / "ledger.sqlite3").c_str(), &db, SQLITE_OPEN_READONLY, nullptr) ==
-      SQLITE_OK) {
-    sqlite3_stmt* q = nullptr;
-    if (sqlite3_prepare_v2(db, sql, -1, &q, nullptr) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
-      n = sqlite3_column_int(q, 0);
-    sqlite3_finalize(q);
-  }
-  sqlite3_close(db);
-  return n;
-}
 
 tidelane::v1::ChatMessage Said(const char* role, int i) {
   tidelane::v1::ChatMessage m;
