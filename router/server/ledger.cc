@@ -499,8 +499,10 @@ int Ledger::WriteAccept(Op& op, std::int64_t now) {
     Fail("record request");
     return code;
   };
-  std::optional<std::int64_t> prefix_len;  // NULL: the request is whole in `text`
-  std::string text = op.text;
+  std::optional<std::int64_t> prefix_len;  // NULL: the request is whole in `op.text`
+  // What the row stores: op.text, or (a branch) the request with its own rest, in `rest_text`.
+  const std::string* text = &op.text;
+  std::string rest_text;
   if (!op.chains.empty()) {
     const auto k = static_cast<std::int64_t>(op.chains.size());
     // The conversation's stored positions, and how many of the request's first messages they
@@ -568,10 +570,11 @@ int Ledger::WriteAccept(Op& op, std::int64_t now) {
       for (auto i = static_cast<std::size_t>(match); i < op.messages.size(); ++i) {
         rest.add_messages()->ParseFromString(op.messages[i]);
       }
-      text = rest.SerializeAsString();
+      rest_text = rest.SerializeAsString();
+      text = &rest_text;
     }
   }
-  p.accept.Text(1, op.id).Text(2, op.conversation).Blob(3, text);
+  p.accept.Text(1, op.id).Text(2, op.conversation).Blob(3, *text);
   p.accept.Int(4, static_cast<int>(State::kQueued)).Int(5, now).Int(6, now);
   p.accept.Blob(7, op.owner);
   if (prefix_len) p.accept.Int(8, *prefix_len);
