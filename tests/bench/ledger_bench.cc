@@ -18,8 +18,10 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "router/server/ledger.h"
@@ -50,48 +52,62 @@ std::uint64_t FileBytes(const fs::path& file) {
   return ec ? 0 : n;
 }
 
-Result Run(const fs::path& dir, int requests, std::uint64_t max_bytes, std::size_t prompt_bytes) {
+// Opens a fresh ledger in `dir`, or ends the run saying why.
+std::unique_ptr<Ledger> OpenFresh(const fs::path& dir, std::uint64_t max_bytes) {
   fs::remove_all(dir);
   fs::create_directories(dir);
   std::string error;
+  auto ledger = Ledger::Open(dir, &error, max_bytes);
+  if (!ledger) {
+    std::fprintf(stderr, "ledger_bench: %s\n", error.c_str());
+    std::exit(1);
+  }
+  return ledger;
+}
+
+// Accepts `request` as `id` and waits for its outcome: the outcome and how long it took, µs.
+std::pair<Ledger::AcceptOutcome, double> TimedAccept(Ledger& ledger, const std::string& id,
+                                                     const tidelane::v1::ChatRequest& request) {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<Ledger::AcceptOutcome> outcome;
+  const auto t0 = Clock::now();
+  ledger.AcceptAsync(id, request, std::nullopt, [&](Ledger::AcceptOutcome o) {
+    std::lock_guard lock(mu);
+    outcome = o;
+    cv.notify_one();
+  });
+  std::unique_lock lock(mu);
+  cv.wait(lock, [&] { return outcome.has_value(); });
+  return {*outcome, std::chrono::duration<double, std::micro>(Clock::now() - t0).count()};
+}
+
+// What the rest of an answer writes: 16 tokens and its end.
+void Answer(Ledger& ledger, const std::string& id) {
+  for (std::uint32_t t = 0; t < 16; ++t) ledger.AppendToken(id, t, " token");
+  ledger.Finish(id, Ledger::State::kDone, "stop", "");
+}
+
+Result Run(const fs::path& dir, int requests, std::uint64_t max_bytes, std::size_t prompt_bytes) {
   Result r;
   {
-    auto ledger = Ledger::Open(dir, &error, max_bytes);
-    if (!ledger) {
-      std::fprintf(stderr, "ledger_bench: %s\n", error.c_str());
-      std::exit(1);
-    }
+    auto ledger = OpenFresh(dir, max_bytes);
     tidelane::v1::ChatRequest request;
 
     auto* m = request.add_messages();
     m->set_role("user");
     m->set_content(std::string(prompt_bytes, 'p'));
-    std::mutex mu;
-    std::condition_variable cv;
     const auto start = Clock::now();
     for (int i = 0; i < requests; ++i) {
       const std::string id = "r" + std::to_string(i);
       request.set_conversation_id("conversation-" + std::to_string(i));  // one turn each
-      bool reported = false;
-      Ledger::AcceptOutcome outcome{};
-      const auto t0 = Clock::now();
-      ledger->AcceptAsync(id, request, std::nullopt, [&](Ledger::AcceptOutcome o) {
-        std::lock_guard lock(mu);
-        outcome = o;
-        reported = true;
-        cv.notify_one();
-      });
-      {
-        std::unique_lock lock(mu);
-        cv.wait(lock, [&] { return reported; });
-      }
-      r.accept_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+      const auto [outcome, us] = TimedAccept(*ledger, id, request);
+      r.accept_us.push_back(us);
       if (outcome != Ledger::AcceptOutcome::kRecorded) {
         ++r.refused;
         continue;
       }
-      for (std::uint32_t t = 0; t < 16; ++t) ledger->AppendToken(id, t, " token");
-      ledger->Finish(id, Ledger::State::kDone, "stop", "");
+      Answer(*ledger, id);
     }
     ledger->Unfinished();  // commits what is queued
     r.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
@@ -105,19 +121,10 @@ Result Run(const fs::path& dir, int requests, std::uint64_t max_bytes, std::size
 
 // The chat workload on an unbounded ledger.
 void RunChats(const fs::path& dir, int chats, int turns) {
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  std::string error;
-  auto ledger = Ledger::Open(dir, &error);
-  if (!ledger) {
-    std::fprintf(stderr, "ledger_bench: %s\n", error.c_str());
-    std::exit(1);
-  }
+  auto ledger = OpenFresh(dir, 0);
   std::vector<tidelane::v1::ChatRequest> conversations(static_cast<std::size_t>(chats));
   std::vector<double> first_turns, last_turns;  // accept latency, µs
   std::uint64_t sent_bytes = 0;
-  std::mutex mu;
-  std::condition_variable cv;
   const auto start = Clock::now();
   for (int turn = 0; turn < turns; ++turn) {
     for (int c = 0; c < chats; ++c) {
@@ -134,22 +141,10 @@ void RunChats(const fs::path& dir, int chats, int turns) {
       question->set_content(tag + std::string(300, 'q'));
       sent_bytes += chat.ByteSizeLong();
       const std::string id = "chat-" + tag;
-      bool reported = false;
-      const auto t0 = Clock::now();
-      ledger->AcceptAsync(id, chat, std::nullopt, [&](Ledger::AcceptOutcome) {
-        std::lock_guard lock(mu);
-        reported = true;
-        cv.notify_one();
-      });
-      {
-        std::unique_lock lock(mu);
-        cv.wait(lock, [&] { return reported; });
-      }
-      const double us = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+      const double us = TimedAccept(*ledger, id, chat).second;
       if (turn < 5) first_turns.push_back(us);
       if (turn >= turns - 5) last_turns.push_back(us);
-      for (std::uint32_t t = 0; t < 16; ++t) ledger->AppendToken(id, t, " token");
-      ledger->Finish(id, Ledger::State::kDone, "stop", "");
+      Answer(*ledger, id);
     }
   }
   ledger->Unfinished();
