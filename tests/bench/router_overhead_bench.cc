@@ -12,6 +12,11 @@
 // that waited for a free thread pays for the wait (no coordinated omission).
 // With RELAY_ADDR (a tests/bench/bare_relay in front of the same worker) a third path is
 // measured in the same rounds: one more gRPC hop that does nothing but relay (relay_* fields).
+// With CHAT_TURNS=T in the environment (and MESSAGE_BYTES=B, default 600) requests are turns
+// of chats rather than one-message probes: a path's n-th request is turn (n / 64) % T of one of
+// 64 conversations, so it carries that chat's whole history (2 * turn earlier messages of B
+// bytes each) as a chat client sends it, and routed turns name their conversation, which the
+// ledger keeps once. Every path gets the same messages.
 // Usage: router_overhead_bench ROUTER_ADDR WORKER_ADDR TOKEN_FILE [REQUESTS] [CONCURRENCY] [RATE]
 //        [RELAY_ADDR]
 // (scripts/bench-serving and scripts/bench-router-ab start the processes and run it).
@@ -21,6 +26,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <random>
 #include <string>
@@ -130,17 +136,51 @@ int main(int argc, char** argv) {
                               grpc::CreateChannel(argv[7], grpc::InsecureChannelCredentials()))
                         : nullptr;
 
+  const char* turns_env = std::getenv("CHAT_TURNS");
+  const char* bytes_env = std::getenv("MESSAGE_BYTES");
+  const int chat_turns = turns_env ? std::max(1, std::atoi(turns_env)) : 0;
+  const std::size_t message_bytes =
+      bytes_env ? static_cast<std::size_t>(std::max(1, std::atoi(bytes_env))) : 600;
+  constexpr int kChats = 64;
+
   // Every request has an id of its own: a finished id sent again replaces its record in the
   // ledger, which is not the path a new request takes.
   std::atomic<int> sequence{0};
-  const auto message = [](v1::ChatMessage* m, int i) {
-    m->set_role("user");
-    m->set_content("latency probe " + std::to_string(i));
+  std::atomic<int> direct_made{0}, routed_made{0}, relayed_made{0};
+  const auto text = [&](const std::string& head) {
+    std::string t = head;
+    while (t.size() < message_bytes) t += " and the tide comes in";
+    t.resize(message_bytes);
+    return t;
+  };
+  // Fills `messages` for a path's n-th request (counted by `made`) or probe i; returns its
+  // conversation's id ("" for a one-message probe).
+  const auto conversation = [&](auto* messages, int i, std::atomic<int>& made) -> std::string {
+    if (chat_turns == 0) {
+      auto* m = messages->Add();
+      m->set_role("user");
+      m->set_content("latency probe " + std::to_string(i));
+      return "";
+    }
+    const int n = made++;
+    const int chat = n % kChats, turn = (n / kChats) % chat_turns;
+    const int epoch = n / (kChats * chat_turns);
+    const std::string id = "chat-" + std::to_string(epoch) + "-" + std::to_string(chat);
+    for (int k = 0; k <= turn; ++k) {
+      auto* q = messages->Add();
+      q->set_role("user");
+      q->set_content(text(id + " question " + std::to_string(k)));
+      if (k == turn) break;
+      auto* a = messages->Add();
+      a->set_role("assistant");
+      a->set_content(text(id + " answer " + std::to_string(k)));
+    }
+    return id;
   };
   const auto direct = [&](int i, Clock::time_point* first) {
     v1::GenerateRequest r;
     r.set_request_id("direct-" + std::to_string(sequence++));
-    message(r.add_messages(), i);
+    conversation(r.mutable_messages(), i, direct_made);
     r.mutable_sampling()->set_max_tokens(8);
     grpc::ClientContext c;
     auth::AttachBearer(c, token);
@@ -154,10 +194,11 @@ int main(int argc, char** argv) {
     }
     return reader->Finish().ok() && seen;
   };
-  const auto chat_through = [&](v1::ChatService::Stub& stub, int i, Clock::time_point* first) {
+  const auto chat_through = [&](v1::ChatService::Stub& stub, std::atomic<int>& made, int i,
+                                Clock::time_point* first) {
     v1::ChatRequest r;
     r.set_request_id("routed-" + std::to_string(sequence++));
-    message(r.add_messages(), i);
+    r.set_conversation_id(conversation(r.mutable_messages(), i, made));
     r.mutable_sampling()->set_max_tokens(8);
     grpc::ClientContext c;
     auth::AttachBearer(c, token);
@@ -173,10 +214,10 @@ int main(int argc, char** argv) {
     return reader->Finish().ok() && done && seen;
   };
   const auto routed = [&](int i, Clock::time_point* first) {
-    return chat_through(*chat, i, first);
+    return chat_through(*chat, routed_made, i, first);
   };
   const auto relayed = [&](int i, Clock::time_point* first) {
-    return chat_through(*relay, i, first);
+    return chat_through(*relay, relayed_made, i, first);
   };
   const auto measure = [&](int n, auto one, std::uint64_t seed) {
     return rate > 0 ? MeasureOpen(n, concurrency, rate, seed, one) : Measure(n, concurrency, one);
@@ -201,15 +242,17 @@ int main(int argc, char** argv) {
   const auto p = [](const std::vector<double>& v, double q) { return Percentile(v, q); };
   std::printf(
       "{\"requests_each\":%zu,\"concurrency\":%d,\"rate_per_s\":%g,\"max_tokens\":8,"
+      "\"chat_turns\":%d,\"message_bytes\":%zu,"
       "\"direct_p50_ms\":%.3f,\"direct_p99_ms\":%.3f,\"routed_p50_ms\":%.3f,\"routed_p99_ms\":%.3f,"
       "\"added_p50_ms\":%.3f,\"added_p99_ms\":%.3f,"
       "\"direct_ttft_p50_ms\":%.3f,\"direct_ttft_p99_ms\":%.3f,"
       "\"routed_ttft_p50_ms\":%.3f,\"routed_ttft_p99_ms\":%.3f,"
       "\"added_ttft_p50_ms\":%.3f,\"added_ttft_p99_ms\":%.3f",
-      d.total.size(), concurrency, rate, p(d.total, 50), p(d.total, 99), p(r.total, 50),
-      p(r.total, 99), p(r.total, 50) - p(d.total, 50), p(r.total, 99) - p(d.total, 99),
-      p(d.first_token, 50), p(d.first_token, 99), p(r.first_token, 50), p(r.first_token, 99),
-      p(r.first_token, 50) - p(d.first_token, 50), p(r.first_token, 99) - p(d.first_token, 99));
+      d.total.size(), concurrency, rate, chat_turns, chat_turns ? message_bytes : 0, p(d.total, 50),
+      p(d.total, 99), p(r.total, 50), p(r.total, 99), p(r.total, 50) - p(d.total, 50),
+      p(r.total, 99) - p(d.total, 99), p(d.first_token, 50), p(d.first_token, 99),
+      p(r.first_token, 50), p(r.first_token, 99), p(r.first_token, 50) - p(d.first_token, 50),
+      p(r.first_token, 99) - p(d.first_token, 99));
   if (relay) {
     std::printf(
         ",\"relay_p50_ms\":%.3f,\"relay_p99_ms\":%.3f,\"relay_added_p50_ms\":%.3f,"
