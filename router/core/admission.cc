@@ -110,6 +110,10 @@ class TidalAdmission final : public Admission {
 
   OfferResult Offer(const Request& r, double now, const ClusterView& c) override {
     Refresh(now, c);
+    // A view up to 50 ms old still counts the prompts of requests that have since been
+    // prefilled, even answered: with nobody in line, that must not queue a long prompt on an
+    // idle cluster (nothing would release it before the next poll). Look again first.
+    if (queue_.empty() && !Fits(r)) Refresh(now, c, /*force=*/true);
     if (queue_.empty() && Fits(r)) {
       Admit(r);
       return {};
@@ -136,6 +140,8 @@ class TidalAdmission final : public Admission {
 
   void Poll(double now, const ClusterView& c, std::vector<Released>& out) override {
     Refresh(now, c);
+    // The head of the line waits only on what the cluster holds now, not a stale count.
+    if (!order_.empty() && !Fits(queue_.at(*order_.begin()).request)) Refresh(now, c, true);
     while (!order_.empty() && Fits(queue_.at(*order_.begin()).request)) {
       const Key key = *order_.begin();
       order_.erase(order_.begin());
@@ -218,8 +224,11 @@ class TidalAdmission final : public Admission {
     pending_prefill_ += r.prompt_tokens;
   }
 
-  void Refresh(double now, const ClusterView& c) {
-    if (now - refreshed_at_ < 0.05 && refreshed_at_ >= 0) return;
+  // At most every 50 ms unless forced: in a surge, arrivals come faster than the nodes'
+  // counts change, and prompts admitted since the last look (counted by Admit) may not be on a
+  // node yet; a forced look trusts the view.
+  void Refresh(double now, const ClusterView& c, bool force = false) {
+    if (!force && now - refreshed_at_ < 0.05 && refreshed_at_ >= 0) return;
     refreshed_at_ = now;
     double pending = 0;
     double rate = 0;

@@ -548,11 +548,18 @@ void NodeTable::Count(Outcome outcome) {
 
 void NodeTable::MarkPrefilled(Lease& lease) {
   if (std::exchange(lease.prefilled, true)) return;
-  std::lock_guard lock(mu_);
-  const auto it = nodes_.find(lease.node);
-  if (it == nodes_.end() || it->second.connection != lease.connection) return;
-  it->second.outstanding_prefill_tokens -=
-      std::min<std::uint64_t>(lease.prompt_tokens, it->second.outstanding_prefill_tokens);
+  Wakeups wakeups;
+  {
+    std::lock_guard lock(mu_);
+    const auto it = nodes_.find(lease.node);
+    if (it == nodes_.end() || it->second.connection != lease.connection) return;
+    it->second.outstanding_prefill_tokens -=
+        std::min<std::uint64_t>(lease.prompt_tokens, it->second.outstanding_prefill_tokens);
+    // A long prompt waiting at the door for prefill capacity may go now, not when this
+    // request ends (its whole decode later) or at the next housekeeping tick.
+    if (!admission_waiters_.empty()) wakeups = PollAdmission();
+  }
+  Deliver(wakeups);
 }
 
 void NodeTable::AllowTide(bool allowed) {

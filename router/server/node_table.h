@@ -120,10 +120,10 @@ class NodeTable {
   // The front door (router/core admission: capacity by Little's law, a weighted fair queue
   // per user, degrade past a wait, reject only past the bound). Never blocks: on_done is
   // called exactly once — before AdmitAsync returns when the request goes at once or is
-  // rejected, else later, on the thread that frees its place (a finishing request, a joining
-  // worker, Withdraw, Shutdown). While queued, on_wait hears its place at once and again when
-  // it moves (TellPositions). Callbacks run without the table's lock, so they may call back
-  // into it. Every admitted request must Leave.
+  // rejected, else later, on the thread that frees its place (a finishing request, a prompt
+  // prefilled, a joining worker, Withdraw, Shutdown). While queued, on_wait hears its place at
+  // once and again when it moves (TellPositions). Callbacks run without the table's lock, so
+  // they may call back into it. Every admitted request must Leave.
   struct AdmissionCallbacks {
     std::function<void(WaitUpdate)> on_wait;
     std::function<void(AdmitResult)> on_done;
@@ -162,7 +162,9 @@ class NodeTable {
   // the monitor, and the handoff counters.
   void RecordHandoff(std::uint64_t request_id, const Lease& from, const Lease& to,
                      std::uint64_t kv_bytes);
-  // The request on `lease` produced its first token: its prompt is no longer queued there.
+  // The request on `lease` produced its first token: its prompt is no longer queued there, so
+  // requests waiting at the door for prefill capacity may be admitted (their admission
+  // callbacks run on this thread, after the table's lock is released).
   void MarkPrefilled(Lease& lease);
 
   enum class Outcome { kAccepted, kServed, kFailed, kRejected };

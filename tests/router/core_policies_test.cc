@@ -257,6 +257,31 @@ TEST(Admission, LongWaitsAreDegradedAndOnlyHopelessOnesRejected) {
   EXPECT_GT(r.retry_after_s, 0);
 }
 
+// Long prompts (a chat's whole history) are held at the door while the prefill nodes are busy
+// with others, and only then: a count up to 50 ms old of prompts since prefilled must not
+// queue one on an idle cluster (in the router nothing polled it again for half a second), nor
+// keep the head of the line waiting once the prefill it waited on is done.
+TEST(Admission, LongPromptsWaitOnlyForPrefillThatIsReallyThere) {
+  Cluster c{"high"};  // prefills ~10k tokens/s: half the 2 s TTFT SLO holds 10k tokens
+  auto a = MakeTidalAdmission();
+  EXPECT_EQ(a->Offer(Req(1, 9000), 0, c.View()).kind, OfferResult::Kind::kNow);
+  c.nodes[0].outstanding_prefill_tokens = 9000;  // placed
+  c.nodes[0].outstanding_prefill_tokens = 0;     // prefilled, answered
+  a->OnFinished(0.01, 0.01);
+  EXPECT_EQ(a->Offer(Req(2, 9000), 0.02, c.View()).kind, OfferResult::Kind::kNow)
+      << "the cluster is idle";
+  c.nodes[0].outstanding_prefill_tokens = 9000;  // request 2 is being prefilled
+  EXPECT_EQ(a->Offer(Req(3, 9000), 0.03, c.View()).kind, OfferResult::Kind::kQueued)
+      << "two such prompts at once would miss the TTFT SLO";
+  std::vector<Released> out;
+  a->Poll(0.035, c.View(), out);
+  EXPECT_TRUE(out.empty());
+  c.nodes[0].outstanding_prefill_tokens = 0;  // request 2's first token
+  a->Poll(0.04, c.View(), out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].request.id, 3u);
+}
+
 TEST(Admission, FifoCapReleasesFirstComeFirstServed) {
   Cluster c{"low"};
   auto a = MakeFifoCap();

@@ -100,6 +100,30 @@ TEST(NodeTable, TryAcquireNeverPassesARequestWaitingForASlot) {
   table.Release(*held->lease, true);
 }
 
+// A long prompt held at the door because another is being prefilled goes as soon as that one's
+// first token comes (MarkPrefilled), not when it ends or at the next housekeeping tick.
+TEST(NodeTable, ALongPromptWaitingForPrefillGoesWhenTheOneAheadIsPrefilled) {
+  NodeTable table(core::MakePolicy("round-robin", 1), core::MakeTidalAdmission());
+  table.Add(Registration("a", 64, v1::TIER_HIGH), nullptr);  // half its TTFT SLO: 10k tokens
+  core::Request first = MakeRequest(1), second = MakeRequest(2);
+  first.prompt_tokens = second.prompt_tokens = 9000;
+  std::vector<AdmitResult> heard;
+  std::uint32_t place = 0;
+  table.AdmitAsync(first, {[](WaitUpdate) {}, [&](AdmitResult r) { heard.push_back(r); }});
+  ASSERT_EQ(heard.size(), 1u);
+  ASSERT_TRUE(heard[0].admitted);
+  auto lease = table.TryAcquire(first, {});
+  ASSERT_TRUE(lease && lease->lease);
+  table.AdmitAsync(second, {[&](WaitUpdate w) { place = w.position; },
+                            [&](AdmitResult r) { heard.push_back(r); }});
+  EXPECT_EQ(place, 1u) << "it waits while the first prompt is prefilled";
+  ASSERT_EQ(heard.size(), 1u);
+  table.MarkPrefilled(*lease->lease);
+  ASSERT_EQ(heard.size(), 2u) << "the first token freed the prefill it waited on";
+  EXPECT_TRUE(heard[1].admitted);
+  table.Release(*lease->lease, true);
+}
+
 TEST(NodeTable, ASilentWorkerIsDownAndTakesNothingUntilItReportsAgain) {
   NodeTable table = MakeTable();
   const auto a = AddNode(table, "a", 4);
