@@ -222,14 +222,33 @@ std::string Sha256File(const std::filesystem::path& path) {
   return ToHex({reinterpret_cast<const char*>(digest), sizeof digest});
 }
 
-std::string Sha256Strings(const std::vector<std::string>& strings) {
-  std::string joined;
+namespace {
+
+// Netstrings hashed piece by piece: a long chat's history is not joined into a copy first.
+template <typename Strings>
+std::string NetstringsSha256(const Strings& strings) {
+  EnsureSodium();
+  crypto_hash_sha256_state state;
+  crypto_hash_sha256_init(&state);
   for (const auto& s : strings) {
-    joined += std::to_string(s.size());
-    joined += ':';
-    joined += s;
+    const std::string length = std::to_string(s.size()) + ':';
+    crypto_hash_sha256_update(&state, reinterpret_cast<const unsigned char*>(length.data()),
+                              length.size());
+    crypto_hash_sha256_update(&state, reinterpret_cast<const unsigned char*>(s.data()), s.size());
   }
-  return Sha256Hex(joined);
+  unsigned char digest[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256_final(&state, digest);
+  return ToHex({reinterpret_cast<const char*>(digest), sizeof digest});
+}
+
+}  // namespace
+
+std::string Sha256Strings(const std::vector<std::string>& strings) {
+  return NetstringsSha256(strings);
+}
+
+std::string Sha256StringViews(const std::vector<std::string_view>& strings) {
+  return NetstringsSha256(strings);
 }
 
 std::string Sha256TokenIds(const std::vector<std::int32_t>& ids) {

@@ -71,6 +71,8 @@ std::string Sha256File(const std::filesystem::path& path);
 // bytes (a token can end mid-character), and anyone can recompute this in a line of Python:
 // sha256(b"".join(b"%d:%s" % (len(t), t) for t in tokens)).
 std::string Sha256Strings(const std::vector<std::string>& strings);
+// The same hash of strings held elsewhere (a request's messages), without copying them.
+std::string Sha256StringViews(const std::vector<std::string_view>& strings);
 // SHA-256 of token ids as the canonical JSON array "[1,2,3]".
 std::string Sha256TokenIds(const std::vector<std::int32_t>& ids);
 

@@ -9,8 +9,10 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
+#include <string_view>
 #include <utility>
 
 #include "router/proto/auth.h"
@@ -33,12 +35,13 @@ std::int64_t UnixMs() {
 
 // The request as the client sent it, hashed as a worker without a tokenizer hashes it.
 std::string MessagesSha256(const v1::ChatRequest& request) {
-  std::vector<std::string> parts;
+  std::vector<std::string_view> parts;
+  parts.reserve(2 * static_cast<std::size_t>(request.messages_size()));
   for (const auto& m : request.messages()) {
     parts.push_back(m.role());
     parts.push_back(m.content());
   }
-  return receipt::Sha256Strings(parts);
+  return receipt::Sha256StringViews(parts);
 }
 
 std::string NewRequestId() {
@@ -190,6 +193,15 @@ struct ChatPipeline::Flight {
   std::int64_t accepted_unix_ms = UnixMs();
   // Every node that produced tokens, with its index range: what the receipt's route states.
   std::vector<receipt::RouteHop> route;
+  // What the receipt states the prompt was. A long chat's history takes a while to hash
+  // (~50 us at 40 turns), so the request's first thread does it while the worker answers,
+  // not the thread that ends the answer; whichever comes first hashes, the other waits.
+  const std::string& PromptSha256() {
+    std::call_once(prompt_hashed, [this] { prompt_sha256 = MessagesSha256(request); });
+    return prompt_sha256;
+  }
+  std::once_flag prompt_hashed;
+  std::string prompt_sha256;
   // Events of one request are sent one at a time, and a place-in-line message that lost a
   // race with the release is dropped rather than sent after Routed.
   std::mutex send_mu;
@@ -438,6 +450,7 @@ void ChatPipeline::Start(const v1::ChatRequest& request, std::shared_ptr<StreamS
     nodes_.Count(NodeTable::Outcome::kAccepted);
     flight->live = live_.Begin(id, {}, flight->owner);
     Begin(flight);
+    if (config_.identity) flight->PromptSha256();  // while the worker answers
     return;
   }
   // Nothing may reach the client that the ledger cannot keep, but the request need not wait
@@ -468,6 +481,8 @@ void ChatPipeline::Start(const v1::ChatRequest& request, std::shared_ptr<StreamS
     spdlog::error("ledger refused request {}: {}", flight->id, ledger_->LastError());
     Refused(flight, grpc::Status::OK, std::move(e));
   });
+  // The receipt's prompt hash, while the worker answers rather than after (PromptSha256).
+  if (config_.identity) flight->PromptSha256();
 }
 
 void ChatPipeline::Recorded(const std::shared_ptr<Flight>& flight) {
@@ -663,6 +678,7 @@ grpc::Status ChatPipeline::Resume(const std::string& id, std::uint32_t from_inde
   end.run = true;  // the flight ends the record
   *started = true;
   Begin(flight);
+  if (config_.identity) flight->PromptSha256();  // while the worker answers
   return grpc::Status::OK;
 }
 
@@ -794,7 +810,7 @@ void ChatPipeline::AttachReceipt(Flight& flight, const v1::GenerateDone& worker,
   }
   receipt::RouterStatement statement;
   statement.request_id = flight.id;
-  statement.prompt_messages_sha256 = MessagesSha256(flight.request);
+  statement.prompt_messages_sha256 = flight.PromptSha256();
   statement.prompt_tokens = done->usage().prompt_tokens();
   statement.finish_reason = done->finish_reason();
   statement.route = flight.route;

@@ -85,6 +85,17 @@ json Altered(const json& v) {
   return v.get<std::int64_t>() + 1;
 }
 
+// The prompt and token hashes anyone can recompute in a line of Python (the value below is
+// hashlib.sha256(b"".join(b"%d:%s" % (len(t), t) for t in parts)).hexdigest()), whether the
+// router hashes strings it holds or views of a request's messages; lengths count bytes.
+TEST(Receipt, StringHashesAreNetstringsOverBytes) {
+  const std::string kExpected = "7b1122cfcd508d9847d978efed44f7bd58c1346524295d0c796439d478c7a19d";
+  EXPECT_EQ(Sha256Strings({"user", "hi", "assistant", "\xc3\xa9t\xc3\xa9"}), kExpected);
+  const std::string held = "assistant";
+  EXPECT_EQ(Sha256StringViews({"user", "hi", held, "\xc3\xa9t\xc3\xa9"}), kExpected);
+  EXPECT_NE(Sha256StringViews({"user", "hi", held}), kExpected);
+}
+
 TEST(Receipt, UntamperedReceiptVerifies) {
   const Fixture f = MakeReceipt();
   const auto v = Verify(f.envelope);
