@@ -230,7 +230,7 @@ class TidalAdmission final : public Admission {
   void Refresh(double now, const ClusterView& c, bool force = false) {
     if (!force && now - refreshed_at_ < 0.05 && refreshed_at_ >= 0) return;
     refreshed_at_ = now;
-    double pending = 0;
+    auto pending = static_cast<double>(c.unplaced_prompt_tokens);
     double rate = 0;
     for (const auto& n : c.nodes) {
       pending += static_cast<double>(n.outstanding_prefill_tokens);

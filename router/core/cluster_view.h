@@ -51,6 +51,9 @@ struct ClusterView {
   std::span<const NodeState> nodes;
   double now_s = 0;
   Slo slo;
+  // Prompt tokens of requests the front door let in that wait for a slot on no node yet: work
+  // on its way to the nodes that no node's count holds.
+  std::uint64_t unplaced_prompt_tokens = 0;
 };
 
 // The index in `c.nodes` of the node with `id`: immediate when nodes are laid out by id (the

@@ -86,7 +86,8 @@ NodeTable::Wakeups NodeTable::PollAdmission() {
   if (!admission_) return wakeups;
   const auto states = States({}, false, nullptr);
   std::vector<core::Released> out;
-  admission_->Poll(SecondsNow(), core::ClusterView{states, SecondsNow(), {}}, out);
+  admission_->Poll(SecondsNow(),
+                   core::ClusterView{states, SecondsNow(), {}, unplaced_prompt_tokens_}, out);
   for (auto& r : out) {
     const auto it = admission_waiters_.find(r.request.id);
     if (it == admission_waiters_.end()) continue;  // withdrawn meanwhile
@@ -124,8 +125,8 @@ void NodeTable::AdmitAsync(const core::Request& request, AdmissionCallbacks call
     return;
   }
   const auto states = States({}, false, nullptr);
-  const auto offer =
-      admission_->Offer(request, SecondsNow(), core::ClusterView{states, SecondsNow(), {}});
+  const auto offer = admission_->Offer(
+      request, SecondsNow(), core::ClusterView{states, SecondsNow(), {}, unplaced_prompt_tokens_});
   if (offer.kind == core::OfferResult::Kind::kRejected) {
     counters_.set_rejected(counters_.rejected() + 1);
     lock.unlock();
@@ -352,6 +353,14 @@ AcquireResult NodeTable::Acquire(const core::Request& request,
   std::unique_lock lock(mu_);
   const std::uint64_t ticket = next_ticket_++;
   queue_.push_back(ticket);
+  // Its prompt is on its way to a node: the front door counts it (ClusterView), until it is
+  // placed or gives up (the guard runs on every return, with the lock still held).
+  unplaced_prompt_tokens_ += request.prompt_tokens;
+  struct Unqueue {
+    std::uint64_t& total;
+    std::uint64_t tokens;
+    ~Unqueue() { total -= std::min(total, tokens); }
+  } unqueue{unplaced_prompt_tokens_, request.prompt_tokens};
   cv_.notify_all();
   std::optional<WaitUpdate> told;
   auto no_node_since = std::chrono::steady_clock::now();

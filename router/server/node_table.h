@@ -267,6 +267,7 @@ class NodeTable {
   std::map<std::string, Node> nodes_;
   std::deque<std::uint64_t> queue_;
   std::uint64_t next_ticket_ = 1;
+  std::uint64_t unplaced_prompt_tokens_ = 0;  // of the requests waiting in Acquire
   std::uint64_t next_connection_ = 1;
   double mean_service_ms_ = 2000;  // EWMA of lease durations, for ETAs
   bool shutting_down_ = false;

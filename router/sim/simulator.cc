@@ -156,7 +156,7 @@ class Simulation {
  private:
   void Push(double t, Ev type, std::uint32_t a) { events_.push({t, next_event_++, type, a}); }
 
-  core::ClusterView View() { return {view_, now_, o_.slo}; }
+  core::ClusterView View() { return {view_, now_, o_.slo, held_prompt_tokens_}; }
 
   SeriesPoint& Bucket() {
     const auto b = static_cast<std::size_t>(now_ / o_.series_bucket_s);
@@ -213,6 +213,7 @@ class Simulation {
     }
     auto held = std::move(held_);
     held_.clear();
+    held_prompt_tokens_ = 0;
     for (auto& [i, r] : held) Dispatch(i, std::move(r), result_.requests[i].degraded);
     if (router_.admission->Queued() > 0 || !held_.empty()) SchedulePoll(0.1);
   }
@@ -227,6 +228,7 @@ class Simulation {
     result_.decision_ns.push_back(
         std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count());
     if (!placement) {
+      held_prompt_tokens_ += r.prompt_tokens;
       held_.emplace_back(i, std::move(r));
       SchedulePoll(0.1);
       return;
@@ -643,6 +645,7 @@ class Simulation {
   std::unordered_map<std::uint64_t, std::uint32_t> queued_requests_;
   std::vector<core::Released> released_;
   std::vector<std::pair<std::uint32_t, core::Request>> held_;
+  std::uint64_t held_prompt_tokens_ = 0;  // of the requests in held_
   SimResult result_;
 };
 

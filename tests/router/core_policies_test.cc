@@ -280,6 +280,14 @@ TEST(Admission, LongPromptsWaitOnlyForPrefillThatIsReallyThere) {
   a->Poll(0.04, c.View(), out);
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].request.id, 3u);
+
+  // A prompt let in that still waits for a slot is on its way to a node: a fresh look at the
+  // nodes must count it too.
+  auto b = MakeTidalAdmission();
+  Cluster full{"high"};
+  ClusterView view = full.View();
+  view.unplaced_prompt_tokens = 9000;
+  EXPECT_EQ(b->Offer(Req(5, 9000), 0, view).kind, OfferResult::Kind::kQueued);
 }
 
 TEST(Admission, FifoCapReleasesFirstComeFirstServed) {
