@@ -165,7 +165,7 @@ int main(int argc, char** argv) {
     const int n = made++;
     const int chat = n % kChats, turn = (n / kChats) % chat_turns;
     const int epoch = n / (kChats * chat_turns);
-    const std::string id = "chat-" + std::to_string(epoch) + "-" + std::to_string(chat);
+    std::string id = "chat-" + std::to_string(epoch) + "-" + std::to_string(chat);
     for (int k = 0; k <= turn; ++k) {
       auto* q = messages->Add();
       q->set_role("user");
