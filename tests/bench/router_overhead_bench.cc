@@ -17,6 +17,7 @@
 // 64 conversations, so it carries that chat's whole history (2 * turn earlier messages of B
 // bytes each) as a chat client sends it, and routed turns name their conversation, which the
 // ledger keeps once. Every path gets the same messages.
+// TIMELINE=FILE writes every measured request's start and latencies (see the end of main).
 // Usage: router_overhead_bench ROUTER_ADDR WORKER_ADDR TOKEN_FILE [REQUESTS] [CONCURRENCY] [RATE]
 //        [RELAY_ADDR]
 // (scripts/bench-serving and scripts/bench-router-ab start the processes and run it).
@@ -52,11 +53,15 @@ double MsSince(Clock::time_point t0, Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(t - t0).count();
 }
 
+const Clock::time_point kBenchStart = Clock::now();
+
 struct Times {
   std::vector<double> total, first_token;  // ms per request
+  std::vector<double> at;                  // when each started, ms since the bench began
   void Add(const Times& other) {
     total.insert(total.end(), other.total.begin(), other.total.end());
     first_token.insert(first_token.end(), other.first_token.begin(), other.first_token.end());
+    at.insert(at.end(), other.at.begin(), other.at.end());
   }
 };
 
@@ -80,6 +85,7 @@ Times Run(int requests, int threads_n, Start start, Fn one) {
         std::lock_guard lock(mu);
         times.total.push_back(MsSince(t0, end));
         times.first_token.push_back(MsSince(t0, first));
+        times.at.push_back(MsSince(kBenchStart, t0));
       }
     });
   }
@@ -263,5 +269,19 @@ int main(int argc, char** argv) {
         p(b.first_token, 99) - p(d.first_token, 99));
   }
   std::printf("}\n");
+  // TIMELINE=FILE: every measured request as "path,start_ms,total_ms,first_token_ms", to see
+  // whether the slow ones cluster in time (a periodic task) or not.
+  if (const char* timeline = std::getenv("TIMELINE")) {
+    if (FILE* f = std::fopen(timeline, "w")) {
+      const auto dump = [f](const char* path, const Times& t) {
+        for (std::size_t k = 0; k < t.total.size(); ++k)
+          std::fprintf(f, "%s,%.3f,%.4f,%.4f\n", path, t.at[k], t.total[k], t.first_token[k]);
+      };
+      dump("direct", d);
+      dump("routed", r);
+      dump("relay", b);
+      std::fclose(f);
+    }
+  }
   return 0;
 }
