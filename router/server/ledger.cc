@@ -194,11 +194,20 @@ std::unique_ptr<Ledger> Ledger::Open(const std::filesystem::path& dir, std::stri
   }
   if (max_bytes > 0) {
     Stmt page(db, "PRAGMA page_size");
-    const std::int64_t page_size =
-        page.ok() && page.Step() == SQLITE_ROW ? page.ColumnInt(0) : 4096;
-    ledger->max_bytes_ = max_bytes;
-    ledger->max_pages_ = static_cast<std::int64_t>(
-        std::max<std::uint64_t>(1, max_bytes / static_cast<std::uint64_t>(page_size)));
+    const auto page_size = static_cast<std::uint64_t>(
+        page.ok() && page.Step() == SQLITE_ROW ? page.ColumnInt(0) : 4096);
+    // The bound is the disk the ledger may take: its write-ahead log gets an eighth (at least
+    // 4 pages), checkpointed in time to stay there, and the database the rest.
+    const std::uint64_t wal_pages = std::max<std::uint64_t>(4, max_bytes / 8 / page_size);
+    ledger->wal_.inline_frames =
+        static_cast<int>(std::min<std::uint64_t>(ledger->wal_.inline_frames, wal_pages));
+    ledger->wal_.background_frames =
+        std::min(ledger->wal_.background_frames, std::max(4, ledger->wal_.inline_frames / 4));
+    const std::uint64_t db_bytes =
+        max_bytes > 2 * wal_pages * page_size ? max_bytes - wal_pages * page_size : max_bytes / 2;
+    ledger->max_bytes_ = db_bytes;
+    ledger->max_pages_ =
+        static_cast<std::int64_t>(std::max<std::uint64_t>(1, db_bytes / page_size));
     ledger->Exec(("PRAGMA max_page_count=" + std::to_string(ledger->max_pages_)).c_str());
   }
   // The integrity check is cheap at start-up sizes and catches a corrupt file before use.
@@ -212,9 +221,10 @@ std::unique_ptr<Ledger> Ledger::Open(const std::filesystem::path& dir, std::stri
   // SQLite next starts it over.
   Stmt page(db, "PRAGMA page_size");
   const std::int64_t page_size = page.ok() && page.Step() == SQLITE_ROW ? page.ColumnInt(0) : 4096;
-  ledger->Exec(("PRAGMA journal_size_limit=" +
-                std::to_string(2 * static_cast<std::int64_t>(wal.background_frames) * page_size))
-                   .c_str());
+  ledger->Exec(
+      ("PRAGMA journal_size_limit=" +
+       std::to_string(2 * static_cast<std::int64_t>(ledger->wal_.background_frames) * page_size))
+          .c_str());
   if (!ledger->StartCheckpointer(path)) {
     *error = "ledger " + path.string() + ": " + ledger->LastError();
     return nullptr;

@@ -112,8 +112,10 @@ class Ledger {
   using Retention = LedgerRetention;
   // Opens (creating when absent) DIR/ledger.sqlite3. On failure returns nullptr and sets
   // *error to a message naming the file and the cause.
-  // `max_bytes` (0 = no limit) bounds the database file; past it writes fail as on a full disk
-  // (once nothing answered is left to make room with, see Retention).
+  // `max_bytes` (0 = no limit) bounds the disk the ledger takes: its write-ahead log gets an
+  // eighth (at least 4 pages; `wal` is lowered to keep it there) and the database the rest;
+  // past that writes fail as on a full disk (once nothing answered is left to make room with,
+  // see Retention).
   static std::unique_ptr<Ledger> Open(const std::filesystem::path& dir, std::string* error,
                                       std::uint64_t max_bytes = 0, WalLimits wal = {},
                                       Retention retention = {});

@@ -66,8 +66,8 @@ int Run(int argc, char** argv) {
       ->capture_default_str();
   double ledger_max_mb = 0;
   cli.add_option("--ledger-max-mb", ledger_max_mb,
-                 "Largest the request ledger's database may grow, in MiB (0: as large as the "
-                 "disk allows; its write-ahead log adds at most about 64 MiB). "
+                 "Most disk the request ledger may take, in MiB, its write-ahead log included "
+                 "(0: as much as the disk allows; the log then adds at most about 64 MiB). "
                  "Near it the oldest answered requests are deleted to make room; with none "
                  "left, new requests are refused with a clear error, as on a full disk, and "
                  "requests already running go on")
