@@ -22,6 +22,7 @@
 //        [RELAY_ADDR]
 // (scripts/bench-serving and scripts/bench-router-ab start the processes and run it).
 #include <grpcpp/create_channel.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -149,8 +150,10 @@ int main(int argc, char** argv) {
       bytes_env ? static_cast<std::size_t>(std::max(1, std::atoi(bytes_env))) : 600;
   constexpr int kChats = 64;
 
-  // Every request has an id of its own: a finished id sent again replaces its record in the
-  // ledger, which is not the path a new request takes.
+  // Every request has an id of its own, also across runs against the same router (the scripts
+  // run several): a finished id sent again replaces its record in the ledger, which is not the
+  // path a new request takes.
+  const std::string run = std::to_string(getpid());
   std::atomic<int> sequence{0};
   std::atomic<int> direct_made{0}, routed_made{0}, relayed_made{0};
   const auto text = [&](const std::string& head) {
@@ -171,7 +174,7 @@ int main(int argc, char** argv) {
     const int n = made++;
     const int chat = n % kChats, turn = (n / kChats) % chat_turns;
     const int epoch = n / (kChats * chat_turns);
-    std::string id = "chat-" + std::to_string(epoch) + "-" + std::to_string(chat);
+    std::string id = "chat-" + run + "-" + std::to_string(epoch) + "-" + std::to_string(chat);
     for (int k = 0; k <= turn; ++k) {
       auto* q = messages->Add();
       q->set_role("user");
@@ -185,7 +188,7 @@ int main(int argc, char** argv) {
   };
   const auto direct = [&](int i, Clock::time_point* first) {
     v1::GenerateRequest r;
-    r.set_request_id("direct-" + std::to_string(sequence++));
+    r.set_request_id("direct-" + run + "-" + std::to_string(sequence++));
     conversation(r.mutable_messages(), i, direct_made);
     r.mutable_sampling()->set_max_tokens(8);
     grpc::ClientContext c;
@@ -203,7 +206,7 @@ int main(int argc, char** argv) {
   const auto chat_through = [&](v1::ChatService::Stub& stub, std::atomic<int>& made, int i,
                                 Clock::time_point* first) {
     v1::ChatRequest r;
-    r.set_request_id("routed-" + std::to_string(sequence++));
+    r.set_request_id("routed-" + run + "-" + std::to_string(sequence++));
     r.set_conversation_id(conversation(r.mutable_messages(), i, made));
     r.mutable_sampling()->set_max_tokens(8);
     grpc::ClientContext c;
