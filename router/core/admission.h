@@ -67,6 +67,13 @@ struct TidalAdmissionOptions {
 std::unique_ptr<Admission> MakeNoAdmission();
 // FIFO with a concurrency cap of `per_slot_factor` x the cluster's total max batch.
 std::unique_ptr<Admission> MakeFifoCap(double per_slot_factor = 1.0);
+// Tidal: two bounds, requests running (Little's law on what completes) and prompt tokens waiting
+// for prefill (what the prefill nodes clear in half the TTFT SLO: the nodes' outstanding
+// prompts plus `ClusterView::unplaced_prompt_tokens`). It re-reads the view at most every 50 ms,
+// counting what it lets in meanwhile, but reads it afresh before it would queue an arrival into
+// an empty line or keep the head of the line waiting: a stale count must not hold a request
+// that nothing running will release. Callers poll it when capacity frees (a request ends, a
+// prompt is prefilled).
 std::unique_ptr<Admission> MakeTidalAdmission(const TidalAdmissionOptions& options = {});
 
 // Requests a node can run within the TPOT SLO at once, summed over accepting nodes.
