@@ -192,10 +192,11 @@ std::unique_ptr<Ledger> Ledger::Open(const std::filesystem::path& dir, std::stri
     *error = "ledger " + path.string() + ": cannot prepare its statements: " + sqlite3_errmsg(db);
     return nullptr;
   }
+  const auto page_size = [db]() -> std::uint64_t {
+    Stmt page(db, "PRAGMA page_size");  // finalized here: it holds no read open
+    return page.ok() && page.Step() == SQLITE_ROW ? page.ColumnInt(0) : 4096;
+  }();
   if (max_bytes > 0) {
-    Stmt page(db, "PRAGMA page_size");
-    const auto page_size = static_cast<std::uint64_t>(
-        page.ok() && page.Step() == SQLITE_ROW ? page.ColumnInt(0) : 4096);
     // The bound is the disk the ledger may take: its write-ahead log gets an eighth (at least
     // 4 pages), checkpointed in time to stay there, and the database the rest.
     const std::uint64_t wal_pages = std::max<std::uint64_t>(4, max_bytes / 8 / page_size);
@@ -219,11 +220,9 @@ std::unique_ptr<Ledger> Ledger::Open(const std::filesystem::path& dir, std::stri
   }
   // After a surge the WAL file would stay at its largest; past this it is cut back when
   // SQLite next starts it over.
-  Stmt page(db, "PRAGMA page_size");
-  const std::int64_t page_size = page.ok() && page.Step() == SQLITE_ROW ? page.ColumnInt(0) : 4096;
   ledger->Exec(
       ("PRAGMA journal_size_limit=" +
-       std::to_string(2 * static_cast<std::int64_t>(ledger->wal_.background_frames) * page_size))
+       std::to_string(2 * static_cast<std::uint64_t>(ledger->wal_.background_frames) * page_size))
           .c_str());
   if (!ledger->StartCheckpointer(path)) {
     *error = "ledger " + path.string() + ": " + ledger->LastError();
