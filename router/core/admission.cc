@@ -109,11 +109,11 @@ class TidalAdmission final : public Admission {
   std::string_view Name() const override { return "tidal"; }
 
   OfferResult Offer(const Request& r, double now, const ClusterView& c) override {
-    Refresh(now, c);
+    const bool fresh = Refresh(now, c);
     // A view up to 50 ms old still counts the prompts of requests that have since been
     // prefilled, even answered: with nobody in line, that must not queue a long prompt on an
     // idle cluster (nothing would release it before the next poll). Look again first.
-    if (queue_.empty() && !Fits(r)) Refresh(now, c, /*force=*/true);
+    if (!fresh && queue_.empty() && !Fits(r)) Refresh(now, c, /*force=*/true);
     if (queue_.empty() && Fits(r)) {
       Admit(r);
       return {};
@@ -139,9 +139,11 @@ class TidalAdmission final : public Admission {
   }
 
   void Poll(double now, const ClusterView& c, std::vector<Released>& out) override {
-    Refresh(now, c);
+    const bool fresh = Refresh(now, c);
     // The head of the line waits only on what the cluster holds now, not a stale count.
-    if (!order_.empty() && !Fits(queue_.at(*order_.begin()).request)) Refresh(now, c, true);
+    if (!fresh && !order_.empty() && !Fits(queue_.at(*order_.begin()).request)) {
+      Refresh(now, c, /*force=*/true);
+    }
     while (!order_.empty() && Fits(queue_.at(*order_.begin()).request)) {
       const Key key = *order_.begin();
       order_.erase(order_.begin());
@@ -226,9 +228,9 @@ class TidalAdmission final : public Admission {
 
   // At most every 50 ms unless forced: in a surge, arrivals come faster than the nodes'
   // counts change, and prompts admitted since the last look (counted by Admit) may not be on a
-  // node yet; a forced look trusts the view.
-  void Refresh(double now, const ClusterView& c, bool force = false) {
-    if (!force && now - refreshed_at_ < 0.05 && refreshed_at_ >= 0) return;
+  // node yet; a forced look trusts the view. Says whether it looked.
+  bool Refresh(double now, const ClusterView& c, bool force = false) {
+    if (!force && now - refreshed_at_ < 0.05 && refreshed_at_ >= 0) return false;
     refreshed_at_ = now;
     auto pending = static_cast<double>(c.unplaced_prompt_tokens);
     double rate = 0;
@@ -246,6 +248,7 @@ class TidalAdmission final : public Admission {
     if (rate_ > 0 && service_s_ > 0)
       cap = std::clamp(rate_ * service_s_ * 1.1, 0.5 * slo_slots, slo_slots);
     cap_ = std::max(1.0, cap);
+    return true;
   }
 
   double EtaFor(std::size_t position) const {
