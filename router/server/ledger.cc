@@ -192,10 +192,11 @@ std::unique_ptr<Ledger> Ledger::Open(const std::filesystem::path& dir, std::stri
     *error = "ledger " + path.string() + ": cannot prepare its statements: " + sqlite3_errmsg(db);
     return nullptr;
   }
-  const auto page_size = [db]() -> std::uint64_t {
+  ledger->page_size_ = [db]() -> std::uint64_t {
     Stmt page(db, "PRAGMA page_size");  // finalized here: it holds no read open
     return page.ok() && page.Step() == SQLITE_ROW ? page.ColumnInt(0) : 4096;
   }();
+  const std::uint64_t page_size = ledger->page_size_;
   if (max_bytes > 0) {
     // The bound is the disk the ledger may take: its write-ahead log gets an eighth (at least
     // 4 pages), checkpointed in time to stay there, and the database the rest.

@@ -274,7 +274,9 @@ class Ledger {
   // Deletes requests `ids`, with their tokens and receipts, in one transaction; each request
   // row by `delete_request` (its id bound first, with a guard on its state); needs mu_.
   std::size_t DeleteLocked(const std::vector<std::string>& ids, const char* delete_request);
-  // Up to `batch` answered requests (done, failed), oldest first, deleted for room; needs mu_.
+  // Answered requests (done, failed), oldest first, deleted for room: as many as it takes to
+  // bring the pages in use down to room_to by an estimate of what each frees (at least one,
+  // at most `batch`); needs mu_. A fixed batch would be the whole of a small ledger.
   std::size_t MakeRoomLocked(std::size_t batch);
   // Pages holding data (the file's pages less its free list); needs mu_.
   std::int64_t UsedPagesLocked();
@@ -305,6 +307,7 @@ class Ledger {
   std::filesystem::path path_;  // the database file, set by Open
   std::uint64_t max_bytes_ = 0;
   std::int64_t max_pages_ = 0;
+  std::uint64_t page_size_ = 4096;
   std::int64_t opened_ms_ = 0;
   std::int64_t next_expiry_ms_ = 0;  // writer thread only: when the next pass is due (Unix ms)
   // Under mu_: NearlyFullLocked's last count of pages in use (-1: none yet), and how many asks

@@ -5,7 +5,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <limits>
 
 namespace tidelane::server::ledger_internal {
 
@@ -14,7 +13,6 @@ namespace tidelane::server::ledger_internal {
 // burst outran the writer's passes) deletes fewer, since its caller waits for it.
 constexpr std::size_t kPruneBatch = 64;
 constexpr std::size_t kRoomBatchInCommit = 16;
-constexpr std::int64_t kNoLimitMs = std::numeric_limits<std::int64_t>::max();
 
 inline std::int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -11,7 +11,6 @@
 
 namespace tidelane::server {
 
-using ledger_internal::kNoLimitMs;
 using ledger_internal::kPruneBatch;
 using ledger_internal::kRoomBatchInCommit;
 using ledger_internal::NowMs;
@@ -87,8 +86,38 @@ bool Ledger::RoomCanHelp(std::size_t bytes) const {
 }
 
 std::size_t Ledger::MakeRoomLocked(std::size_t batch) {
+  // What each request frees, estimated from its rows without reading them: the request (its
+  // key twice, with the primary key's index), its receipt, and its tokens by count (one
+  // index seek: max(idx) under the (request_id, idx) key), each token row ~ its key and a few
+  // bytes of text. A conversation's messages go with its last request only, so they do not
+  // count. Pages are seldom full, so the bytes freed undercount the pages: the first pass may
+  // leave the ledger over room_to, and the writer's next pass goes on from there.
   // Answered requests only: a cancelled one may still be resumed, and waits for its age.
-  const std::size_t n = PruneLocked(State::kFailed, kNoLimitMs, batch);
+  static_assert(static_cast<int>(State::kDone) == 2 && State::kFailed > State::kDone);
+  Stmt pick(db_,
+            "SELECT r.id, length(r.request) + 2 * length(r.id) + 64"
+            " + coalesce((SELECT length(payload) + 256 FROM receipts WHERE request_id = r.id), 0)"
+            " + coalesce((SELECT (max(idx) + 1) * (length(r.id) + 16) FROM tokens"
+            "             WHERE request_id = r.id), 0) "
+            "FROM requests AS r INDEXED BY requests_finished_by_age "
+            "WHERE state >= 2 AND state <= ? ORDER BY updated_ms LIMIT ?");
+  if (!pick.ok()) {
+    Fail("prepare retention");
+    return 0;
+  }
+  const double over =
+      static_cast<double>(UsedPagesLocked()) - retention_.room_to * static_cast<double>(max_pages_);
+  const auto goal =
+      static_cast<std::int64_t>(std::max(1.0, over) * static_cast<double>(page_size_));
+  pick.Int(1, static_cast<int>(State::kFailed)).Int(2, static_cast<std::int64_t>(batch));
+  std::vector<std::string> ids;
+  std::int64_t freed = 0;
+  while (freed < goal && pick.Step() == SQLITE_ROW) {
+    ids.push_back(pick.ColumnText(0));
+    freed += pick.ColumnInt(1);
+  }
+  pick.Reset();  // no read left open under the deletes
+  const std::size_t n = DeleteLocked(ids, "DELETE FROM requests WHERE id=? AND state >= 2");
   pruned_for_room_.fetch_add(n, std::memory_order_relaxed);
   return n;
 }

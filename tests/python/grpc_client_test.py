@@ -492,9 +492,11 @@ class FullLedger(OwnRouter):
         self.assertEqual(after[-1].WhichOneof("event"), "done", after)
 
     def test_a_bounded_ledger_keeps_answering_by_letting_its_oldest_answers_go(self):
-        """0.25 MiB holds ~150 of these requests: 400 in a row are all answered whole; the
-        oldest answers made room (Resume finds nothing, /metrics counts them) and the newest
-        is still resumable whole."""
+        """0.25 MiB holds ~45 of these requests (a prompt and a receipt each, in pages SQLite
+        fills by half or more): 400 in a row are all answered whole; the oldest answers made
+        room (Resume finds nothing, /metrics counts them), never all of them at once (a fixed
+        batch of 64 once emptied this ledger every ~45 requests): the tenth newest is always
+        resumable, and so is the newest at the end."""
         self.start_router("tidelane-pyroom-", "high", "room", worker_args=["--time-scale", "0"],
                           router_args=["--ledger-max-mb", "0.25"])
         answers = []
@@ -504,6 +506,10 @@ class FullLedger(OwnRouter):
             self.assertWhole(events, "request %d" % i)
             answers.append((request.request_id,
                             [e.token.text for e in events if e.HasField("token")]))
+            if i >= 10:
+                earlier = self.resume(answers[i - 10][0])
+                self.assertEqual([e.token.text for e in earlier if e.HasField("token")],
+                                 answers[i - 10][1], "request %d, ten before %d" % (i - 10, i))
         with self.assertRaises(grpc.RpcError) as caught:
             self.resume(answers[0][0])
         self.assertEqual(caught.exception.code(), grpc.StatusCode.NOT_FOUND,

@@ -637,6 +637,38 @@ TEST(Ledger, ABoundedLedgerMakesRoomFromItsOldestAnsweredRequests) {
   fs::remove_all(dir);
 }
 
+// Room is made to three quarters of the bound, not by a fixed number of requests: a batch of
+// 64 was the whole of a ledger that holds ~45 (it was emptied every ~45 requests, and a
+// client resuming its last answer found nothing).
+TEST(Ledger, MakingRoomInASmallLedgerKeepsItsNewestAnswers) {
+  const auto dir = FreshDir("small-room");
+  std::string error;
+  auto ledger = Ledger::Open(dir, &error, 256 * 1024);
+  ASSERT_TRUE(ledger) << error;
+  constexpr int kRequests = 400;  // ~3 KB each, so ~one a page: ~9x what fits
+  for (int i = 0; i < kRequests; ++i) {
+    const auto id = "r" + std::to_string(i);
+    Reports<Ledger::AcceptOutcome> outcome;
+    ledger->AcceptAsync(id, Request(Unique(i, 3000)), std::nullopt,
+                        [&](Ledger::AcceptOutcome o) { outcome.Add(o); });
+    const auto got = outcome.Wait(1);
+    ASSERT_TRUE(got);
+    ASSERT_EQ(got->front(), Ledger::AcceptOutcome::kRecorded)
+        << "request " << i << ": " << ledger->LastError();
+    for (std::uint32_t t = 0; t < 4; ++t) ledger->AppendToken(id, t, "token" + std::to_string(t));
+    ledger->Finish(id, Ledger::State::kDone, "stop", "");
+    if (i >= 10) {
+      const auto earlier = ledger->Load("r" + std::to_string(i - 10));
+      ASSERT_TRUE(earlier) << "request " << i - 10 << ", ten before " << i;
+      EXPECT_EQ(earlier->tokens.size(), 4u);
+    }
+  }
+  EXPECT_FALSE(ledger->Load("r0")) << "the oldest answers made room";
+  EXPECT_GT(ledger->Pruned().for_room, 300u);
+  EXPECT_LE(fs::file_size(dir / "ledger.sqlite3"), 256 * 1024 - 256 * 1024 / 8);
+  fs::remove_all(dir);
+}
+
 // New requests stop short of the bound: what is left of it is kept for the answers already in
 // progress, so a burst of accepts with nothing answered to give up cannot make a streaming
 // answer's tokens fail to be written.
