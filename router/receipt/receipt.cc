@@ -6,6 +6,7 @@
 #include <ctime>
 #include <fstream>
 #include <mutex>
+#include <span>
 
 namespace tidelane::receipt {
 namespace {
@@ -241,6 +242,19 @@ std::string NetstringsSha256(const Strings& strings) {
   return ToHex({reinterpret_cast<const char*>(digest), sizeof digest});
 }
 
+// SHA-256 of the strings joined, without joining them.
+std::string ConcatenationSha256(std::span<const std::string> strings) {
+  EnsureSodium();
+  crypto_hash_sha256_state state;
+  crypto_hash_sha256_init(&state);
+  for (const auto& s : strings) {
+    crypto_hash_sha256_update(&state, reinterpret_cast<const unsigned char*>(s.data()), s.size());
+  }
+  unsigned char digest[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256_final(&state, digest);
+  return ToHex({reinterpret_cast<const char*>(digest), sizeof digest});
+}
+
 }  // namespace
 
 std::string Sha256Strings(const std::vector<std::string>& strings) {
@@ -364,22 +378,20 @@ std::optional<Envelope> Countersign(const RouterStatement& request, const Signed
                " tokens the router sent";
     return std::nullopt;
   }
-  const std::vector<std::string> prefix(output_tokens.begin(),
-                                        output_tokens.begin() + static_cast<std::ptrdiff_t>(from));
-  const std::vector<std::string> produced(output_tokens.begin() + static_cast<std::ptrdiff_t>(from),
-                                          output_tokens.end());
-  if (Sha256Strings(prefix) != statement.resumed_prefix_sha256 ||
-      Sha256Strings(produced) != statement.output_sha256) {
+  // Hashed in place, on this answer's critical path: no copies of the tokens, and an answer
+  // that one worker gave whole (from == 0) is hashed once for both statements.
+  const std::span<const std::string> tokens(output_tokens);
+  const std::string produced_sha256 = NetstringsSha256(tokens.subspan(from));
+  if (NetstringsSha256(tokens.first(from)) != statement.resumed_prefix_sha256 ||
+      produced_sha256 != statement.output_sha256) {
     *problem = "the worker signed other tokens than the router forwarded";
     return std::nullopt;
   }
   RouterStatement r = request;
   r.router_public_key = router.PublicKeyHex();
   r.output_tokens = output_tokens.size();
-  r.output_sha256 = Sha256Strings(output_tokens);
-  std::string text;
-  for (const auto& t : output_tokens) text += t;
-  r.output_text_sha256 = Sha256Hex(text);
+  r.output_sha256 = from == 0 ? produced_sha256 : NetstringsSha256(tokens);
+  r.output_text_sha256 = ConcatenationSha256(tokens);
   if (const auto why = Inconsistency(r, statement); !why.empty()) {
     *problem = why;
     return std::nullopt;
