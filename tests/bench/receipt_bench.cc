@@ -1,8 +1,10 @@
 // What a receipt costs the router at the end of every answer (docs/benchmarks/serving.md):
 // Countersign whole (parse and check the worker's statement, verify its Ed25519 signature,
 // hash the tokens, build and sign the payload, check its own receipt), and its parts. The
-// answer is the router-overhead bench's: 8 tokens from one worker. Google Benchmark prints the
-// machine's CPU and caches beside the figures. Run: build/<dir>/bin/receipt_bench (not in CI).
+// answer is the router-overhead bench's: 8 tokens from one worker; CountersigningALongAnswer
+// takes 1,000 (the hashing of the tokens grows with the answer, the rest does not). Google
+// Benchmark prints the machine's CPU and caches beside the figures. Run:
+// build/<dir>/bin/receipt_bench (not in CI).
 #include <benchmark/benchmark.h>
 #include <sodium.h>
 
@@ -15,11 +17,14 @@ using namespace tidelane::receipt;
 struct Answer {
   Identity worker = Identity::Generate();
   Identity router = Identity::Generate();
-  std::vector<std::string> tokens{"Once", " upon", " a", " time", ",", " there", " was", " a"};
+  std::vector<std::string> tokens;
   SignedStatement statement;
   RouterStatement request;
 
-  Answer() {
+  explicit Answer(std::size_t n) {
+    static const std::vector<std::string> kWords{"Once", " upon",  " a",   " time",
+                                                 ",",    " there", " was", " a"};
+    for (std::size_t i = 0; i < n; ++i) tokens.push_back(kWords[i % kWords.size()]);
     WorkerStatement w;
     w.request_id = "routed-1234";
     w.worker_name = "instant";
@@ -47,12 +52,11 @@ struct Answer {
 };
 
 const Answer& TheAnswer() {
-  static const Answer answer;
+  static const Answer answer(8);
   return answer;
 }
 
-void Countersigning(benchmark::State& state) {
-  const Answer& a = TheAnswer();
+void CountersignAnswer(benchmark::State& state, const Answer& a) {
   std::string problem;
   for (auto _ : state) {
     auto e = Countersign(a.request, a.statement, a.tokens, a.router, &problem);
@@ -60,7 +64,17 @@ void Countersigning(benchmark::State& state) {
     benchmark::DoNotOptimize(e);
   }
 }
+
+void Countersigning(benchmark::State& state) {
+  CountersignAnswer(state, TheAnswer());
+}
 BENCHMARK(Countersigning);
+
+void CountersigningALongAnswer(benchmark::State& state) {
+  static const Answer answer(1000);
+  CountersignAnswer(state, answer);
+}
+BENCHMARK(CountersigningALongAnswer);
 
 void VerifyingTheWorkersSignature(benchmark::State& state) {
   const Answer& a = TheAnswer();
