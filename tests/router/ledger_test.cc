@@ -62,6 +62,23 @@ class Reports {
   std::vector<T> values_;
 };
 
+// One request on the router's path (AcceptAsync): its outcome once reported, nothing if it
+// was not within Reports' wait.
+std::optional<Ledger::AcceptOutcome> AcceptAsTheRouterDoes(Ledger& ledger, const std::string& id,
+                                                           const tidelane::v1::ChatRequest& r) {
+  Reports<Ledger::AcceptOutcome> outcome;
+  ledger.AcceptAsync(id, r, std::nullopt, [&](Ledger::AcceptOutcome o) { outcome.Add(o); });
+  const auto got = outcome.Wait(1);
+  if (!got) return std::nullopt;
+  return got->front();
+}
+
+// An answer of `tokens` tokens ("token0", "token1", ...) and its end, as the router writes them.
+void Answer(Ledger& ledger, const std::string& id, std::uint32_t tokens) {
+  for (std::uint32_t t = 0; t < tokens; ++t) ledger.AppendToken(id, t, "token" + std::to_string(t));
+  ledger.Finish(id, Ledger::State::kDone, "stop", "");
+}
+
 // `bytes` of text that no other `i` gives: each request's message its own (the ledger keeps a
 // conversation's messages once).
 std::string Unique(int i, std::size_t bytes) {
@@ -603,15 +620,11 @@ TEST(Ledger, ABoundedLedgerMakesRoomFromItsOldestAnsweredRequests) {
   constexpr int kRequests = 3000;  // ~1 KiB of prompt and 8 tokens each: ~4x what fits
   for (int i = 0; i < kRequests; ++i) {
     const auto id = "r" + std::to_string(i);
-    Reports<Ledger::AcceptOutcome> outcome;
-    ledger->AcceptAsync(id, Request(Unique(i, 1000)), std::nullopt,
-                        [&](Ledger::AcceptOutcome o) { outcome.Add(o); });
-    const auto got = outcome.Wait(1);
+    const auto got = AcceptAsTheRouterDoes(*ledger, id, Request(Unique(i, 1000)));
     ASSERT_TRUE(got);
-    ASSERT_EQ(got->front(), Ledger::AcceptOutcome::kRecorded)
+    ASSERT_EQ(*got, Ledger::AcceptOutcome::kRecorded)
         << "request " << i << ": " << ledger->LastError();
-    for (std::uint32_t t = 0; t < 8; ++t) ledger->AppendToken(id, t, "token" + std::to_string(t));
-    ledger->Finish(id, Ledger::State::kDone, "stop", "");
+    Answer(*ledger, id, 8);
   }
   const auto last = ledger->Load("r" + std::to_string(kRequests - 1));
   ASSERT_TRUE(last);
@@ -648,15 +661,11 @@ TEST(Ledger, MakingRoomInASmallLedgerKeepsItsNewestAnswers) {
   constexpr int kRequests = 400;  // ~3 KB each, so ~one a page: ~9x what fits
   for (int i = 0; i < kRequests; ++i) {
     const auto id = "r" + std::to_string(i);
-    Reports<Ledger::AcceptOutcome> outcome;
-    ledger->AcceptAsync(id, Request(Unique(i, 3000)), std::nullopt,
-                        [&](Ledger::AcceptOutcome o) { outcome.Add(o); });
-    const auto got = outcome.Wait(1);
+    const auto got = AcceptAsTheRouterDoes(*ledger, id, Request(Unique(i, 3000)));
     ASSERT_TRUE(got);
-    ASSERT_EQ(got->front(), Ledger::AcceptOutcome::kRecorded)
+    ASSERT_EQ(*got, Ledger::AcceptOutcome::kRecorded)
         << "request " << i << ": " << ledger->LastError();
-    for (std::uint32_t t = 0; t < 4; ++t) ledger->AppendToken(id, t, "token" + std::to_string(t));
-    ledger->Finish(id, Ledger::State::kDone, "stop", "");
+    Answer(*ledger, id, 4);
     if (i >= 10) {
       const auto earlier = ledger->Load("r" + std::to_string(i - 10));
       ASSERT_TRUE(earlier) << "request " << i - 10 << ", ten before " << i;
@@ -680,12 +689,10 @@ TEST(Ledger, AcceptsStopShortOfTheBoundSoAnswersInProgressCanStillBeWritten) {
   ASSERT_TRUE(ledger->Accept("streaming", Request("a long answer, please")));
   int accepted = 0;
   for (; accepted < 1000; ++accepted) {
-    Reports<Ledger::AcceptOutcome> outcome;
-    ledger->AcceptAsync("q" + std::to_string(accepted), Request(Unique(accepted, 1000)),
-                        std::nullopt, [&](Ledger::AcceptOutcome o) { outcome.Add(o); });
-    const auto got = outcome.Wait(1);
+    const auto got = AcceptAsTheRouterDoes(*ledger, "q" + std::to_string(accepted),
+                                           Request(Unique(accepted, 1000)));
     ASSERT_TRUE(got);
-    if (got->front() != Ledger::AcceptOutcome::kRecorded) break;
+    if (*got != Ledger::AcceptOutcome::kRecorded) break;
   }
   ASSERT_LT(accepted, 1000) << "a 256 KiB ledger must stop taking 1 KB requests";
   EXPECT_NE(ledger->LastError().find("full"), std::string::npos) << ledger->LastError();
@@ -702,12 +709,9 @@ TEST(Ledger, AcceptsStopShortOfTheBoundSoAnswersInProgressCanStillBeWritten) {
   // own pass or by this accept, whichever comes first).
   ASSERT_TRUE(ledger->Finish("streaming", Ledger::State::kDone, "stop", ""));
   // The router's path: its end is still queued for the writer, and the accept takes it along.
-  Reports<Ledger::AcceptOutcome> next;
-  ledger->AcceptAsync("next", Request(std::string(1000, 'n')), std::nullopt,
-                      [&](Ledger::AcceptOutcome o) { next.Add(o); });
-  const auto got = next.Wait(1);
+  const auto got = AcceptAsTheRouterDoes(*ledger, "next", Request(std::string(1000, 'n')));
   ASSERT_TRUE(got);
-  EXPECT_EQ(got->front(), Ledger::AcceptOutcome::kRecorded) << ledger->LastError();
+  EXPECT_EQ(*got, Ledger::AcceptOutcome::kRecorded) << ledger->LastError();
   EXPECT_FALSE(ledger->Load("streaming"));
   EXPECT_EQ(ledger->Pruned().for_room, 1u);
   fs::remove_all(dir);
