@@ -327,6 +327,13 @@ class Ledger {
   std::atomic<std::uint64_t> pruned_for_room_{0};
 
   int queued_accepts_ = 0;  // under queue_mu_
+  // queued_accepts_ > 0, readable without queue_mu_: a group of tokens and ends that the
+  // writer is committing stops at its next statement and commits what it has, so the request
+  // waiting to be recorded waits for one statement, not the whole group (Commit).
+  std::atomic<bool> accept_queued_{false};
+  bool yield_to_accepts_ = false;  // under mu_: Apply may stop early for accept_queued_
+  // The accepts waiting in the queue, taken out of it (tokens and ends stay), in order.
+  std::vector<Op> TakeQueuedAccepts();
   // Under queue_mu_: the writer sleeps until there is work (wake it when this is set), and a
   // commit asked for a checkpoint (OnCommit) since it last looked.
   bool writer_idle_ = false;
