@@ -441,6 +441,23 @@ void ChatPipeline::Start(const v1::ChatRequest& request, std::shared_ptr<StreamS
     return;
   }
   const std::string id = request.request_id().empty() ? NewRequestId() : request.request_id();
+  // An id whose request still runs here is not started again. Its owner retrying it would
+  // stream a second answer into the first one's record (Resume follows the running one);
+  // anyone else finds the id taken, as the ledger would say.
+  if (const auto live = request.request_id().empty() ? nullptr : live_.Find(id)) {
+    bool running;
+    {
+      std::lock_guard lock(live->mu);
+      running = !live->terminal;
+    }
+    if (running) {
+      sink->Close({grpc::StatusCode::ALREADY_EXISTS,
+                   live->owner == caller.owner
+                       ? "request " + id + " is still running; Resume it to follow its answer"
+                       : "request id " + id + " is already in use; choose another"});
+      return;
+    }
+  }
   auto flight = std::make_shared<Flight>();
   flight->id = id;
   flight->owner = caller.owner;

@@ -463,6 +463,14 @@ class RequestOwnership(unittest.TestCase):
         with self.assertRaises(grpc.RpcError) as caught:
             self.chat(self.bob, hijack)
         self.assertEqual(caught.exception.code(), grpc.StatusCode.ALREADY_EXISTS)
+        # Nor can alice start it over while it runs (a second answer would stream into the
+        # first one's record): she is told to Resume it.
+        again = chat_request("alice's question again under her running id", max_tokens=50)
+        again.request_id = rid
+        with self.assertRaises(grpc.RpcError) as caught:
+            self.chat(self.alice, again)
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.ALREADY_EXISTS)
+        self.assertIn("Resume", caught.exception.details())
         rest = list(stream)
         self.assertEqual(rest[-1].WhichOneof("event"), "done", "bob's attempt did not disturb it")
         answer = [first.token.text] + self.texts(rest)

@@ -587,6 +587,44 @@ TEST(Ledger, ARequestArrivingWhileTheWriterCommitsTokensIsRecordedBeforeTheRestO
   fs::remove_all(dir);
 }
 
+// An owner may send a request id again (a retry): the request starts over, and the ledger
+// keeps the new answer alone, whether the first one's tokens are on disk already or still
+// queued behind the retry. Before, the first answer's tokens stood in for the new one's (a
+// token index is written once), its receipt stayed, and a Resume mixed the two answers.
+TEST(Ledger, ARetriedRequestIdKeepsTheNewAnswerAlone) {
+  const auto dir = FreshDir("retry");
+  std::string error;
+  auto ledger = Ledger::Open(dir, &error);
+  ASSERT_TRUE(ledger) << error;
+  const auto answer = [&](const std::string& id, const std::string& word, int tokens) {
+    for (int t = 0; t < tokens; ++t) ledger->AppendToken(id, t, word + std::to_string(t));
+    ledger->Finish(id, Ledger::State::kDone, word == "old" ? "length" : "stop", "");
+  };
+  // Written before the retry arrives, and still queued when it does.
+  for (const bool on_disk : {true, false}) {
+    const std::string id = on_disk ? "retried-late" : "retried-at-once";
+    ASSERT_EQ(AcceptAsTheRouterDoes(*ledger, id, Request("first try")),
+              Ledger::AcceptOutcome::kRecorded);
+    answer(id, "old", 5);
+    ASSERT_TRUE(ledger->StoreReceipt(id, SomeReceipt(id)));
+    if (on_disk) ledger->Unfinished();  // commits what is queued
+    ASSERT_EQ(AcceptAsTheRouterDoes(*ledger, id, Request("second try")),
+              Ledger::AcceptOutcome::kRecorded);
+    answer(id, "new", 3);
+    const auto entry = ledger->Load(id);
+    ASSERT_TRUE(entry) << id;
+    EXPECT_EQ(entry->request.messages(0).content(), "second try") << id;
+    EXPECT_EQ(entry->tokens, (std::vector<std::string>{"new0", "new1", "new2"})) << id;
+    EXPECT_EQ(entry->finish_reason, "stop") << id;
+    EXPECT_EQ(entry->state, Ledger::State::kDone) << id;
+    tidelane::v1::Receipt receipt;
+    EXPECT_EQ(ledger->LoadReceipt(id, &receipt), Ledger::Lookup::kNotFound)
+        << id << ": the first answer's receipt does not vouch for the second";
+  }
+  ledger.reset();
+  fs::remove_all(dir);
+}
+
 // Retention: a finished request (done, failed, cancelled) that ended before the cut-off goes,
 // with its tokens and its receipt; one that ended after it stays, and an unfinished one stays
 // whatever its age (it is someone's answer in progress).
