@@ -534,10 +534,15 @@ std::vector<Ledger::Op> Ledger::TakeQueuedAccepts(const std::vector<Op>& group) 
   for (const auto& op : queue_) {
     if (!is_accept(op)) unwritten.insert(op.id);
   }
+  // Decided before anything moves: `unwritten` views the queue's ids.
+  std::vector<bool> take(queue_.size());
+  for (std::size_t k = 0; k < queue_.size(); ++k) {
+    take[k] = is_accept(queue_[k]) && !unwritten.contains(queue_[k].id);
+  }
   std::vector<Op> accepts;
   std::vector<Op> stay;
-  for (auto& op : queue_) {
-    (is_accept(op) && !unwritten.contains(op.id) ? accepts : stay).push_back(std::move(op));
+  for (std::size_t k = 0; k < queue_.size(); ++k) {
+    (take[k] ? accepts : stay).push_back(std::move(queue_[k]));
   }
   queue_ = std::move(stay);
   queued_accepts_ = static_cast<int>(std::count_if(queue_.begin(), queue_.end(), is_accept));
