@@ -468,23 +468,6 @@ void Ledger::Flush() {
 
 void Ledger::Commit(std::vector<Op>& ops) {
   const auto is_accept = [](const Op& op) { return op.kind == Op::Kind::kAccept; };
-  // Requests waiting to be recorded are waited on (their clients hear nothing until then);
-  // tokens and ends are not. So the writer woken by an accept does not first write the tokens
-  // queued since its last group (~0.3 ms at two requests in flight, serving.md). A bounded
-  // ledger writes what answers owe first instead (ApplyMakingRoom), to keep room for them.
-  if (max_pages_ == 0 && std::any_of(ops.begin(), ops.end(), is_accept) &&
-      !std::all_of(ops.begin(), ops.end(), is_accept) && !RetriesAnId(ops)) {
-    const auto first =
-        std::stable_partition(ops.begin(), ops.end(), [&](const Op& op) { return !is_accept(op); });
-    std::vector<Op> accepts(std::make_move_iterator(first), std::make_move_iterator(ops.end()));
-    ops.erase(first, ops.end());
-    CommitGroup(accepts);
-  }
-  CommitGroup(ops);
-}
-
-void Ledger::CommitGroup(std::vector<Op>& ops) {
-  const auto is_accept = [](const Op& op) { return op.kind == Op::Kind::kAccept; };
   const auto tell = [](std::vector<Op>& group) {
     for (auto& op : group) {
       if (op.kind == Op::Kind::kAccept && op.done) std::exchange(op.done, nullptr)(Outcome(op));
@@ -494,9 +477,11 @@ void Ledger::CommitGroup(std::vector<Op>& ops) {
   // stream (~60 statements, ~0.25 ms at one request in flight, serving.md). A new request
   // that arrives meanwhile cannot say anything to its client until it is recorded, so the
   // group gives way to it: it commits what it has written, the waiting accepts are committed,
-  // and the rest of the group follows. A group with accepts in it (a surge) does not give way:
-  // it commits many requests at once, which is what keeps up with a surge.
-  const bool gives_way = std::none_of(ops.begin(), ops.end(), is_accept);
+  // and the rest of the group follows. Once: requests arriving back to back (a surge) would
+  // otherwise cut the group into a commit per statement (ledger_bench: accept p50 30 -> 200
+  // us). Nor does a group with accepts in it give way: it commits many requests at once,
+  // which is what keeps up with a surge.
+  bool gives_way = std::none_of(ops.begin(), ops.end(), is_accept);
   const auto left = [&] {
     return std::count_if(ops.begin(), ops.end(),
                          [](const Op& op) { return !op.applied && !op.refused; });
@@ -515,6 +500,7 @@ void Ledger::CommitGroup(std::vector<Op>& ops) {
     // Done, failed (the group is given up, as before), or (never expected) stuck.
     if (!ok || now_left == 0 || now_left == before) return;
     before = now_left;
+    gives_way = false;
     std::vector<Op> accepts = TakeQueuedAccepts(ops);
     if (!accepts.empty()) {
       std::lock_guard db(mu_);
@@ -548,16 +534,6 @@ std::vector<Ledger::Op> Ledger::TakeQueuedAccepts(const std::vector<Op>& group) 
   queued_accepts_ = static_cast<int>(std::count_if(queue_.begin(), queue_.end(), is_accept));
   accept_queued_ = false;  // those left are the writer's next group, after what they follow
   return accepts;
-}
-
-bool Ledger::RetriesAnId(const std::vector<Op>& ops) {
-  std::unordered_set<std::string_view> accepted;
-  for (const auto& op : ops) {
-    if (op.kind == Op::Kind::kAccept) accepted.insert(op.id);
-  }
-  return std::any_of(ops.begin(), ops.end(), [&](const Op& op) {
-    return op.kind != Op::Kind::kAccept && accepted.contains(op.id);
-  });
 }
 
 Ledger::Op Ledger::AcceptOp(const std::string& id, const v1::ChatRequest& request,

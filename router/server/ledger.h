@@ -283,11 +283,8 @@ class Ledger {
   // Whether deleting answered requests could let a write of `bytes` fit: a bounded ledger, and
   // a write small beside the bound (a prompt as large as the ledger must not empty it).
   bool RoomCanHelp(std::size_t bytes) const;
-  // Apply under mu_, then tells accepts their outcome without the lock. In an unbounded ledger
-  // the accepts in `ops` go first, in a transaction of their own (CommitGroup each part),
-  // unless one retries an id that the rest of `ops` still writes to.
+  // Apply under mu_, then tells accepts their outcome without the lock.
   void Commit(std::vector<Op>& ops);
-  void CommitGroup(std::vector<Op>& ops);
   void Flush();
 
   struct Prepared;
@@ -339,8 +336,7 @@ class Ledger {
   // whose id has something of an earlier request still to write, in `group` or in the queue
   // (an owner's retry of it: that is written first, then the retry replaces it).
   std::vector<Op> TakeQueuedAccepts(const std::vector<Op>& group);
-  // Whether an accept in `ops` has the id of another of them (ends, tokens): an owner's retry.
-  static bool RetriesAnId(const std::vector<Op>& ops);
+
   // Under queue_mu_: the writer sleeps until there is work (wake it when this is set), and a
   // commit asked for a checkpoint (OnCommit) since it last looked.
   bool writer_idle_ = false;
