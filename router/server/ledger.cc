@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <iterator>
 #include <string_view>
 #include <unordered_set>
@@ -467,10 +468,10 @@ void Ledger::Flush() {
 }
 
 void Ledger::Commit(std::vector<Op>& ops) {
-  const auto is_accept = [](const Op& op) { return op.kind == Op::Kind::kAccept; };
+  const auto is_accept = std::mem_fn(&Op::IsAccept);
   const auto tell = [](std::vector<Op>& group) {
     for (auto& op : group) {
-      if (op.kind == Op::Kind::kAccept && op.done) std::exchange(op.done, nullptr)(Outcome(op));
+      if (op.IsAccept() && op.done) std::exchange(op.done, nullptr)(Outcome(op));
     }
   };
   // A group of tokens and ends is what the writer commits every few milliseconds while answers
@@ -511,7 +512,7 @@ void Ledger::Commit(std::vector<Op>& ops) {
 }
 
 std::vector<Ledger::Op> Ledger::TakeQueuedAccepts(const std::vector<Op>& group) {
-  const auto is_accept = [](const Op& op) { return op.kind == Op::Kind::kAccept; };
+  const auto is_accept = std::mem_fn(&Op::IsAccept);
   std::lock_guard lock(queue_mu_);
   std::unordered_set<std::string_view> unwritten;
   for (const auto& op : group) {
@@ -791,7 +792,7 @@ bool Ledger::Apply(std::vector<Op>& ops) {
         break;
       }
     }
-    const bool accept = op.kind == Op::Kind::kAccept;
+    const bool accept = op.IsAccept();
     const int rc = accept ? WriteAccept(op, now) : s->Step();
     if (rc != SQLITE_DONE) {
       if (!accept) {

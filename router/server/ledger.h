@@ -213,6 +213,7 @@ class Ledger {
     // request kept whole in `text` (no conversation, or its first message only).
     std::vector<std::string> messages;
     std::vector<std::string> chains;
+    bool IsAccept() const { return kind == Kind::kAccept; }
     // What it would add to the ledger at most (room is made only for what can fit).
     std::size_t Bytes() const {
       std::size_t n = text.size();

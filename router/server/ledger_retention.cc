@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <functional>
 #include <set>
 
 #include "router/server/ledger.h"
@@ -22,7 +23,7 @@ bool Ledger::ApplyMakingRoom(std::vector<Op>& ops, std::optional<bool> nearly_fu
   // give), then makes room for new requests when it is past room_at, and accepts them only
   // below it: the last part of the bound stays for answers in progress, so a burst of accepts
   // cannot crowd out the tokens of answers already streaming.
-  const auto is_accept = [](const Op& op) { return op.kind == Op::Kind::kAccept; };
+  const auto is_accept = std::mem_fn(&Op::IsAccept);
   const bool accepts = std::any_of(ops.begin(), ops.end(), is_accept);
   bool ok = true;
   if (accepts && !std::all_of(ops.begin(), ops.end(), is_accept)) {
