@@ -73,10 +73,12 @@ std::optional<Ledger::AcceptOutcome> AcceptAsTheRouterDoes(Ledger& ledger, const
   return got->front();
 }
 
-// An answer of `tokens` tokens ("token0", "token1", ...) and its end, as the router writes them.
-void Answer(Ledger& ledger, const std::string& id, std::uint32_t tokens) {
-  for (std::uint32_t t = 0; t < tokens; ++t) ledger.AppendToken(id, t, "token" + std::to_string(t));
-  ledger.Finish(id, Ledger::State::kDone, "stop", "");
+// An answer of `tokens` tokens (`word` numbered: "token0", "token1", ...) and its end, as the
+// router writes them.
+void Answer(Ledger& ledger, const std::string& id, std::uint32_t tokens,
+            const std::string& word = "token", const std::string& finish_reason = "stop") {
+  for (std::uint32_t t = 0; t < tokens; ++t) ledger.AppendToken(id, t, word + std::to_string(t));
+  ledger.Finish(id, Ledger::State::kDone, finish_reason, "");
 }
 
 // `bytes` of text that no other `i` gives: each request's message its own (the ledger keeps a
@@ -596,21 +598,17 @@ TEST(Ledger, ARetriedRequestIdKeepsTheNewAnswerAlone) {
   std::string error;
   auto ledger = Ledger::Open(dir, &error);
   ASSERT_TRUE(ledger) << error;
-  const auto answer = [&](const std::string& id, const std::string& word, int tokens) {
-    for (int t = 0; t < tokens; ++t) ledger->AppendToken(id, t, word + std::to_string(t));
-    ledger->Finish(id, Ledger::State::kDone, word == "old" ? "length" : "stop", "");
-  };
   // Written before the retry arrives, and still queued when it does.
   for (const bool on_disk : {true, false}) {
     const std::string id = on_disk ? "retried-late" : "retried-at-once";
     ASSERT_EQ(AcceptAsTheRouterDoes(*ledger, id, Request("first try")),
               Ledger::AcceptOutcome::kRecorded);
-    answer(id, "old", 5);
+    Answer(*ledger, id, 5, "old", "length");
     ASSERT_TRUE(ledger->StoreReceipt(id, SomeReceipt(id)));
     if (on_disk) ledger->Unfinished();  // commits what is queued
     ASSERT_EQ(AcceptAsTheRouterDoes(*ledger, id, Request("second try")),
               Ledger::AcceptOutcome::kRecorded);
-    answer(id, "new", 3);
+    Answer(*ledger, id, 3, "new", "stop");
     const auto entry = ledger->Load(id);
     ASSERT_TRUE(entry) << id;
     EXPECT_EQ(entry->request.messages(0).content(), "second try") << id;
