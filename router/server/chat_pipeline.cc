@@ -99,15 +99,17 @@ bool Caller::MayRead(const std::optional<std::string>& request_owner) const {
   return request_owner && auth::ConstantTimeEquals(*request_owner, owner);
 }
 
-std::shared_ptr<LiveRequests::Live> LiveRequests::Begin(const std::string& id,
-                                                        const std::vector<std::string>& tokens,
-                                                        std::optional<std::string> owner) {
-  auto live = std::make_shared<Live>();
-  live->tokens = tokens;
-  live->owner = std::move(owner);
+std::pair<std::shared_ptr<LiveRequests::Live>, bool> LiveRequests::Start(
+    const std::string& id, std::optional<std::string> owner) {
   std::lock_guard lock(mu_);
-  live_[id] = live;
-  return live;
+  auto& slot = live_[id];
+  if (slot) {
+    std::lock_guard running(slot->mu);
+    if (!slot->terminal) return {slot, false};
+  }
+  slot = std::make_shared<Live>();
+  slot->owner = std::move(owner);
+  return {slot, true};
 }
 
 std::pair<std::shared_ptr<LiveRequests::Live>, bool> LiveRequests::Claim(
@@ -120,20 +122,11 @@ std::pair<std::shared_ptr<LiveRequests::Live>, bool> LiveRequests::Claim(
   return {live, true};
 }
 
-std::shared_ptr<LiveRequests::Live> LiveRequests::Find(const std::string& id) {
-  std::lock_guard lock(mu_);
-  const auto it = live_.find(id);
-  return it == live_.end() ? nullptr : it->second;
-}
-
-void LiveRequests::End(const std::string& id) {
-  std::shared_ptr<Live> live;
+void LiveRequests::End(const std::string& id, const std::shared_ptr<Live>& live) {
   {
     std::lock_guard lock(mu_);
     const auto it = live_.find(id);
-    if (it == live_.end()) return;
-    live = it->second;
-    live_.erase(it);
+    if (it != live_.end() && it->second == live) live_.erase(it);
   }
   std::lock_guard lock(live->mu);
   if (!live->terminal) {
@@ -441,31 +434,25 @@ void ChatPipeline::Start(const v1::ChatRequest& request, std::shared_ptr<StreamS
     return;
   }
   const std::string id = request.request_id().empty() ? NewRequestId() : request.request_id();
-  // An id whose request still runs here is not started again. Its owner retrying it would
-  // stream a second answer into the first one's record (Resume follows the running one);
-  // anyone else finds the id taken, as the ledger would say.
-  if (const auto live = request.request_id().empty() ? nullptr : live_.Find(id)) {
-    bool running;
-    {
-      std::lock_guard lock(live->mu);
-      running = !live->terminal;
-    }
-    if (running) {
-      sink->Close({grpc::StatusCode::ALREADY_EXISTS,
-                   live->owner == caller.owner
-                       ? "request " + id + " is still running; Resume it to follow its answer"
-                       : "request id " + id + " is already in use; choose another"});
-      return;
-    }
+  // An id whose request still runs here is not started again, even while its record is being
+  // written. Its owner retrying it would stream a second answer into the first one's record
+  // (Resume follows the running one); anyone else finds the id taken, as the ledger would say.
+  auto [live, mine] = live_.Start(id, caller.owner);
+  if (!mine) {
+    sink->Close({grpc::StatusCode::ALREADY_EXISTS,
+                 live->owner == caller.owner
+                     ? "request " + id + " is still running; Resume it to follow its answer"
+                     : "request id " + id + " is already in use; choose another"});
+    return;
   }
   auto flight = std::make_shared<Flight>();
   flight->id = id;
   flight->owner = caller.owner;
   flight->request = request;
   flight->client = std::move(sink);
+  flight->live = std::move(live);
   if (!ledger_) {
     nodes_.Count(NodeTable::Outcome::kAccepted);
-    flight->live = live_.Begin(id, {}, flight->owner);
     Begin(flight);
     if (config_.identity) flight->PromptSha256();  // while the worker answers
     return;
@@ -508,7 +495,6 @@ void ChatPipeline::Recorded(const std::shared_ptr<Flight>& flight) {
   std::optional<grpc::Status> close;
   {
     std::lock_guard lock(f.send_mu);
-    f.live = live_.Begin(f.id, {}, f.owner);
     f.sink = std::make_unique<PublishingSink>(*f.client, *f.live, ledger_, f.id);
     f.record = Flight::Record::kRecorded;
     for (const auto& e : f.held) f.sink->Send(e);
@@ -523,6 +509,7 @@ void ChatPipeline::Refused(const std::shared_ptr<Flight>& flight, const grpc::St
                            std::optional<v1::ChatEvent> error) {
   Flight& f = *flight;
   nodes_.Count(NodeTable::Outcome::kFailed);
+  live_.End(f.id, f.live);  // nothing of it was kept: the id is free again
   bool ended;
   {
     std::lock_guard lock(f.send_mu);
@@ -633,11 +620,12 @@ grpc::Status ChatPipeline::Resume(const std::string& id, std::uint32_t from_inde
   struct EndUnlessRun {
     LiveRequests& registry;
     const std::string& id;
+    std::shared_ptr<LiveRequests::Live> record;
     bool run = false;
     ~EndUnlessRun() {
-      if (!run) registry.End(id);
+      if (!run) registry.End(id, record);
     }
-  } end{live_, id};
+  } end{live_, id, live};
   if (!ledger_) return NotFound(id);
   // An interrupted request taken up again is this router's now: the retention must not let
   // it go as one a stopped router left (a finished one is not touched).
@@ -729,7 +717,7 @@ grpc::Status ChatPipeline::Follow(LiveRequests::Live& live, const std::string& i
 void ChatPipeline::CloseRecorded(Flight& flight, const grpc::Status& status) {
   if (flight.outcome) nodes_.Count(*flight.outcome);
   if (flight.latency) nodes_.RecordLatency(flight.latency->first, flight.latency->second);
-  live_.End(flight.id);
+  live_.End(flight.id, flight.live);
   flight.client->Close(status);
 }
 

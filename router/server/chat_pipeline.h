@@ -130,16 +130,22 @@ class LiveRequests {
     // before the record is registered and never changed, so it is read without `mu`.
     std::optional<std::string> owner;
   };
-  std::shared_ptr<Live> Begin(const std::string& id, const std::vector<std::string>& tokens,
-                              std::optional<std::string> owner);
+  // A new request's record, registered from its start, so that no second request with the
+  // same id starts while it runs (not even before the ledger has recorded it). Returns the
+  // record running under `id` and false (the caller refuses the new request); or a new empty
+  // record owned by `owner`, now registered in place of any finished one, and true: the caller
+  // runs it and Ends it.
+  std::pair<std::shared_ptr<Live>, bool> Start(const std::string& id,
+                                               std::optional<std::string> owner);
   // The live record of `id` and false when it runs already; else a new empty record owned by
   // `owner`, now registered, and true: the caller runs it (or Ends it), so two Resumes never
   // both do.
   std::pair<std::shared_ptr<Live>, bool> Claim(const std::string& id,
                                                std::optional<std::string> owner);
-  std::shared_ptr<Live> Find(const std::string& id);
-  // The request stopped running here; followers get its terminal event (or an interruption).
-  void End(const std::string& id);
+  // The request of record `live` stopped running here; followers get its terminal event (or
+  // an interruption). Only that record is unregistered: a newer request that took the id over
+  // once this one had ended stays registered.
+  void End(const std::string& id, const std::shared_ptr<Live>& live);
 
  private:
   std::mutex mu_;

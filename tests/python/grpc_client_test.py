@@ -381,6 +381,53 @@ class ClientsThatLeaveWhileTheirRequestIsBeingRecorded(OwnRouter):
             self.assertWhole(self.resume(rid), rid)
 
 
+class ARetryWhileTheFirstRequestIsBeingRecorded(OwnRouter):
+    """A client that sends a request id again while the router is still recording the first
+    request with it (the test holds the ledger's write lock, as a slow disk would): the retry is
+    refused at once, ALREADY_EXISTS, and told to Resume, rather than waiting for the disk and
+    then streaming a second answer into the first one's record. The first answers whole, its
+    record holds that answer, and once it has ended the id may be sent again."""
+
+    def test_the_retry_is_refused_and_the_first_answers_whole_alone(self):
+        import time
+        self.start_router("tidelane-pyretry-", "low", "slow")
+        disk = self.lock_ledger()
+        first = self.request("retry-", "the first question", 64)
+        call = self.stub.Chat(first, metadata=self.auth, timeout=60)
+        # Placed on the worker while its record waits for the disk: the router has started it.
+        deadline = time.monotonic() + 30
+        while self.metric("tidelane_in_flight") != 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(self.metric("tidelane_in_flight"), 1, "the first request was placed")
+        again = self.request("retry-", "the first question, sent again", 8)
+        again.request_id = first.request_id
+        # Within the router's busy timeout (5 s): a retry that waited for the disk instead of
+        # being refused runs out of time here.
+        with self.assertRaises(grpc.RpcError) as caught:
+            self.chat(again, timeout=3)
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.ALREADY_EXISTS,
+                         caught.exception.details())
+        self.assertIn("Resume it", caught.exception.details())
+        disk.execute("ROLLBACK")
+        disk.close()
+
+        events = list(call)
+        self.assertWhole(events)
+        answer = [e.token.text for e in events if e.HasField("token")]
+        self.assertTrue(answer)
+        replay = self.resume(first.request_id)
+        self.assertWhole(replay)
+        self.assertEqual([e.token.text for e in replay if e.HasField("token")], answer,
+                         "the record holds the first answer alone")
+        # The first has ended: the same id is a new request now, answered whole on its own.
+        retried = self.chat(again)
+        self.assertWhole(retried)
+        self.assertEqual(
+            [e.token.text for e in self.resume(first.request_id) if e.HasField("token")],
+            [e.token.text for e in retried if e.HasField("token")],
+            "the retry's record holds the retry's answer alone")
+
+
 class ALedgerThatCannotRecordInTime(OwnRouter):
     """The ledger stays locked past the router's busy timeout (5 s) while an instant worker has
     already answered: the answer was produced while the request was being recorded, but the
