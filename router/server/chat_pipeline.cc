@@ -99,17 +99,38 @@ bool Caller::MayRead(const std::optional<std::string>& request_owner) const {
   return request_owner && auth::ConstantTimeEquals(*request_owner, owner);
 }
 
-std::pair<std::shared_ptr<LiveRequests::Live>, bool> LiveRequests::Start(
-    const std::string& id, std::optional<std::string> owner) {
+LiveRequests::Start LiveRequests::StartNew(const std::string& id, std::optional<std::string> owner,
+                                           bool recorded) {
+  const auto refusal = [&](const Live& other) {
+    return other.owner == owner ? Refusal::kOwn : Refusal::kInUse;
+  };
   std::lock_guard lock(mu_);
-  auto& slot = live_[id];
-  if (slot) {
-    std::lock_guard running(slot->mu);
-    if (!slot->terminal) return {slot, false};
+  if (const auto it = live_.find(id); it != live_.end()) {
+    std::lock_guard running(it->second->mu);
+    if (!it->second->terminal) return {nullptr, refusal(*it->second)};
   }
-  slot = std::make_shared<Live>();
-  slot->owner = std::move(owner);
-  return {slot, true};
+  const auto pending = recording_.find(id);
+  if (pending != recording_.end() && pending->second->owner == owner) {
+    return {nullptr, Refusal::kOwn};
+  }
+  auto live = std::make_shared<Live>();
+  live->owner = std::move(owner);
+  if (recorded) {
+    live_[id] = live;
+  } else if (pending == recording_.end()) {
+    // Only the first start is noted: a second owner's start while it is being recorded goes
+    // on to the ledger, which refuses whichever is not the id's owner.
+    recording_.emplace(id, live);
+  }
+  return {live, Refusal::kNone};
+}
+
+void LiveRequests::Recorded(const std::string& id, const std::shared_ptr<Live>& live) {
+  std::lock_guard lock(mu_);
+  if (const auto it = recording_.find(id); it != recording_.end() && it->second == live) {
+    recording_.erase(it);
+  }
+  live_[id] = live;
 }
 
 std::pair<std::shared_ptr<LiveRequests::Live>, bool> LiveRequests::Claim(
@@ -125,8 +146,10 @@ std::pair<std::shared_ptr<LiveRequests::Live>, bool> LiveRequests::Claim(
 void LiveRequests::End(const std::string& id, const std::shared_ptr<Live>& live) {
   {
     std::lock_guard lock(mu_);
-    const auto it = live_.find(id);
-    if (it != live_.end() && it->second == live) live_.erase(it);
+    if (const auto it = live_.find(id); it != live_.end() && it->second == live) live_.erase(it);
+    if (const auto it = recording_.find(id); it != recording_.end() && it->second == live) {
+      recording_.erase(it);
+    }
   }
   std::lock_guard lock(live->mu);
   if (!live->terminal) {
@@ -434,26 +457,38 @@ void ChatPipeline::Start(const v1::ChatRequest& request, std::shared_ptr<StreamS
     return;
   }
   const std::string id = request.request_id().empty() ? NewRequestId() : request.request_id();
-  // An id whose request still runs here is not started again, even while its record is being
-  // written. Its owner retrying it would stream a second answer into the first one's record
-  // (Resume follows the running one); anyone else finds the id taken, as the ledger would say.
-  auto [live, mine] = live_.Start(id, caller.owner);
-  if (!mine) {
+  // An id whose request still runs here is not started again, nor its owner's while it is
+  // being recorded. Its owner retrying it would stream a second answer into the first one's
+  // record (Resume follows the running one); anyone else finds the id taken, as the ledger
+  // would say.
+  auto start = live_.StartNew(id, caller.owner, /*recorded=*/ledger_ == nullptr);
+  if (start.refusal != LiveRequests::Refusal::kNone) {
     sink->Close({grpc::StatusCode::ALREADY_EXISTS,
-                 live->owner == caller.owner
+                 start.refusal == LiveRequests::Refusal::kOwn
                      ? "request " + id + " is still running; Resume it to follow its answer"
                      : "request id " + id + " is already in use; choose another"});
     return;
   }
+  // Until the flight owns the record, an exception here must not leave the id refused.
+  struct EndUnlessFlown {
+    LiveRequests& registry;
+    const std::string& id;
+    const std::shared_ptr<LiveRequests::Live>& record;
+    bool flown = false;
+    ~EndUnlessFlown() {
+      if (!flown) registry.End(id, record);
+    }
+  } guard{live_, id, start.record};
   auto flight = std::make_shared<Flight>();
   flight->id = id;
   flight->owner = caller.owner;
   flight->request = request;
   flight->client = std::move(sink);
-  flight->live = std::move(live);
+  flight->live = start.record;
   if (!ledger_) {
     nodes_.Count(NodeTable::Outcome::kAccepted);
     Begin(flight);
+    guard.flown = true;                            // its end Ends the record
     if (config_.identity) flight->PromptSha256();  // while the worker answers
     return;
   }
@@ -485,6 +520,7 @@ void ChatPipeline::Start(const v1::ChatRequest& request, std::shared_ptr<StreamS
     spdlog::error("ledger refused request {}: {}", flight->id, ledger_->LastError());
     Refused(flight, grpc::Status::OK, std::move(e));
   });
+  guard.flown = true;  // Recorded or Refused takes the record on
   // The receipt's prompt hash, while the worker answers rather than after (PromptSha256).
   if (config_.identity) flight->PromptSha256();
 }
@@ -495,6 +531,7 @@ void ChatPipeline::Recorded(const std::shared_ptr<Flight>& flight) {
   std::optional<grpc::Status> close;
   {
     std::lock_guard lock(f.send_mu);
+    live_.Recorded(f.id, f.live);
     f.sink = std::make_unique<PublishingSink>(*f.client, *f.live, ledger_, f.id);
     f.record = Flight::Record::kRecorded;
     for (const auto& e : f.held) f.sink->Send(e);
@@ -635,13 +672,16 @@ grpc::Status ChatPipeline::Resume(const std::string& id, std::uint32_t from_inde
   auto entry = ledger_->Load(id);
   // Checked again on the row read: the answer must come from the row that is served.
   if (!entry || !caller.MayRead(entry->owner)) return NotFound(id);
-  for (std::uint32_t i = from_index; i < entry->tokens.size(); ++i) {
-    v1::ChatEvent e;
-    e.set_request_id(id);
-    e.mutable_token()->set_index(i);
-    e.mutable_token()->set_text(entry->tokens[i]);
-    if (!sink->Send(e)) return {grpc::StatusCode::CANCELLED, "client went away"};
-  }
+  const auto replay = [&]() -> bool {
+    for (std::uint32_t i = from_index; i < entry->tokens.size(); ++i) {
+      v1::ChatEvent e;
+      e.set_request_id(id);
+      e.mutable_token()->set_index(i);
+      e.mutable_token()->set_text(entry->tokens[i]);
+      if (!sink->Send(e)) return false;
+    }
+    return true;
+  };
   if (entry->state == Ledger::State::kDone || entry->state == Ledger::State::kFailed) {
     v1::ChatEvent e;
     e.set_request_id(id);
@@ -657,9 +697,19 @@ grpc::Status ChatPipeline::Resume(const std::string& id, std::uint32_t from_inde
       e.mutable_error()->set_code(v1::ERROR_CODE_WORKER_FAILED);
       e.mutable_error()->set_message(entry->error);
     }
+    // A second Resume arriving meanwhile follows this record: it gets the stored answer too,
+    // not the interruption that ending an empty record would tell it.
+    {
+      std::lock_guard lock(live->mu);
+      live->tokens = entry->tokens;
+      live->terminal = e;
+    }
+    live->cv.notify_all();
+    if (!replay()) return {grpc::StatusCode::CANCELLED, "client went away"};
     sink->Send(e);
     return grpc::Status::OK;
   }
+  if (!replay()) return {grpc::StatusCode::CANCELLED, "client went away"};
   // Interrupted (router restart, client gone): continue at the next token index.
   spdlog::info("resuming request {} at token {}", id, entry->tokens.size());
   {

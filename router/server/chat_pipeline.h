@@ -130,26 +130,41 @@ class LiveRequests {
     // before the record is registered and never changed, so it is read without `mu`.
     std::optional<std::string> owner;
   };
-  // A new request's record, registered from its start, so that no second request with the
-  // same id starts while it runs (not even before the ledger has recorded it). Returns the
-  // record running under `id` and false (the caller refuses the new request); or a new empty
-  // record owned by `owner`, now registered in place of any finished one, and true: the caller
-  // runs it and Ends it.
-  std::pair<std::shared_ptr<Live>, bool> Start(const std::string& id,
-                                               std::optional<std::string> owner);
+  // Why a new request with an id in use here is refused.
+  enum class Refusal {
+    kNone,   // it may start
+    kOwn,    // its owner's request with that id is running or being recorded: Resume it
+    kInUse,  // another owner's request with that id runs here
+  };
+  struct Start {
+    std::shared_ptr<Live> record;  // the new request's (empty when refused)
+    Refusal refusal = Refusal::kNone;
+  };
+  // A new request's start. Refused while a request with `id` runs here (recorded, any owner) or
+  // is being recorded for the same owner, so that an owner's retry never streams a second
+  // answer into the first one's record. Otherwise returns a new empty record owned by `owner`,
+  // which the caller runs and Ends. With `recorded` (a router without a ledger) it is registered
+  // at once; else it is noted as being recorded (refusing its owner's retries, invisible to
+  // Resume) until Recorded registers it or End drops it. Another owner's request still being
+  // recorded does not refuse this one: only the ledger knows whose the id is, and it refuses
+  // the one that is not the owner's; a stranger cannot hold an owner's id by sending it.
+  Start StartNew(const std::string& id, std::optional<std::string> owner, bool recorded);
+  // The ledger has recorded the request of `live`: Resume follows it from now on.
+  void Recorded(const std::string& id, const std::shared_ptr<Live>& live);
   // The live record of `id` and false when it runs already; else a new empty record owned by
   // `owner`, now registered, and true: the caller runs it (or Ends it), so two Resumes never
   // both do.
   std::pair<std::shared_ptr<Live>, bool> Claim(const std::string& id,
                                                std::optional<std::string> owner);
-  // The request of record `live` stopped running here; followers get its terminal event (or
-  // an interruption). Only that record is unregistered: a newer request that took the id over
-  // once this one had ended stays registered.
+  // The request of record `live` stopped running here (or was never recorded); followers get
+  // its terminal event (or an interruption). Only that record is unregistered: a newer request
+  // that took the id over once this one had ended stays registered.
   void End(const std::string& id, const std::shared_ptr<Live>& live);
 
  private:
   std::mutex mu_;
-  std::map<std::string, std::shared_ptr<Live>> live_;
+  std::map<std::string, std::shared_ptr<Live>> live_;       // followed by Resume
+  std::map<std::string, std::shared_ptr<Live>> recording_;  // started, not yet recorded
 };
 
 // Sends each event on to the client, records it in the ledger (a Done's receipt with it) and

@@ -482,6 +482,62 @@ class RequestOwnership(unittest.TestCase):
         self.assertEqual(self.texts(self.resume(self.alice, rid)), answer,
                          "the ledger holds alice's answer alone")
 
+    def test_a_strangers_request_being_recorded_under_the_id_does_not_hold_it(self):
+        """Bob sends the id of alice's finished request while the ledger is slow to record
+        anything (the test holds its write lock, as a slow disk would), and alice then sends
+        her id again. Bob's request, started and waiting for the disk, does not hold the id:
+        alice's retry is not refused for it. Once the disk is free the ledger, which knows whose
+        the id is, refuses bob and records alice's retry, which answers whole."""
+        first = chat_request("alice's first question", max_tokens=6)
+        self.chat(self.alice, first)
+        rid = first.request_id
+        disk = sqlite3.connect(os.path.join(self.work, "data", "ledger.sqlite3"),
+                               isolation_level=None)
+        disk.execute("BEGIN IMMEDIATE")
+        try:
+            hijack = chat_request("bob's question under alice's id")
+            hijack.request_id = rid
+            bob = self.stub.Chat(hijack, metadata=[("authorization", "Bearer " + self.bob)],
+                                 timeout=60)
+            # The pauses give the router time to start each request (which then waits for the
+            # disk, within its 5 s busy timeout); in whichever order they start, the outcome
+            # asserted below is the same.
+            time.sleep(0.5)
+            retry = chat_request("alice's question again", max_tokens=6)
+            retry.request_id = rid
+            alice = self.stub.Chat(retry, metadata=[("authorization", "Bearer " + self.alice)],
+                                   timeout=60)
+            time.sleep(0.5)
+        finally:
+            disk.execute("ROLLBACK")
+            disk.close()
+        with self.assertRaises(grpc.RpcError) as caught:
+            list(bob)
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.ALREADY_EXISTS)
+        events = list(alice)
+        self.assertEqual(events[-1].WhichOneof("event"), "done", events)
+        self.assertEqual(self.texts(self.resume(self.alice, rid)), self.texts(events))
+
+    def test_resumes_of_a_finished_request_at_once_all_get_its_answer(self):
+        """Several Resumes of one finished request at the same moment (a client on two devices,
+        say): each gets the whole stored answer and its Done, none an interruption."""
+        request = chat_request("a finished answer, read twice at once", max_tokens=300)
+        answer = self.texts(self.chat(self.alice, request))
+        for _ in range(10):
+            results = [None, None, None]
+
+            def read(i):
+                results[i] = self.resume(self.alice, request.request_id)
+
+            threads = [threading.Thread(target=read, args=(i,)) for i in range(3)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            for events in results:
+                self.assertEqual(events[-1].WhichOneof("event"), "done", events[-1])
+                self.assertEqual(self.texts(events), answer)
+
     def test_rows_of_a_schema2_ledger_are_for_the_router_token_only(self):
         resumed = self.resume(self.token, self.LEGACY_ID)
         self.assertEqual(self.texts(resumed), self.LEGACY_TOKENS)
