@@ -430,11 +430,13 @@ void Ledger::WriterLoop() {
     queued_accepts_ = 0;
     accept_queued_ = false;
     writer_committing_ = !ops.empty();
+    if (!ops.empty()) groups_in_flight_.push_back(&ops);
     lock.unlock();
     if (!ops.empty()) {
       Commit(ops);
       lock.lock();
       writer_committing_ = false;
+      std::erase(groups_in_flight_, &ops);
       lock.unlock();
       committed_cv_.notify_all();
     }
@@ -459,8 +461,13 @@ void Ledger::Flush() {
     ops.swap(queue_);
     queued_accepts_ = 0;
     accept_queued_ = false;
+    if (!ops.empty()) groups_in_flight_.push_back(&ops);
   }
-  if (!ops.empty()) Commit(ops);
+  if (!ops.empty()) {
+    Commit(ops);
+    std::lock_guard lock(queue_mu_);
+    std::erase(groups_in_flight_, &ops);
+  }
   // What the writer took from the queue before this is being committed: wait for it, so that
   // a read after Flush sees every write made before it.
   std::unique_lock lock(queue_mu_);
@@ -702,7 +709,18 @@ void Ledger::AcceptAsync(const std::string& id, const v1::ChatRequest& request,
     std::unique_lock db(mu_, std::try_to_lock);
     if (db.owns_lock()) {
       std::unique_lock lock(queue_mu_);
-      if (queued_accepts_ == 0) {
+      // A group taken from the queue still holding something of an earlier request under this
+      // id (its owner retries it while its end is being written): the retry goes to the
+      // writer, which writes it after that group (TakeQueuedAccepts keeps it back till then).
+      const auto earlier_in_flight = [&] {
+        return std::any_of(groups_in_flight_.begin(), groups_in_flight_.end(),
+                           [&](const auto* group) {
+                             return std::any_of(group->begin(), group->end(), [&](const Op& q) {
+                               return q.id == op.id && !q.applied && !q.refused;
+                             });
+                           });
+      };
+      if (queued_accepts_ == 0 && !earlier_in_flight()) {
         std::vector<Op> ops;
         // The writer's queue comes along when the writer has fallen behind (accepts back to
         // back can keep it from the connection), and in a bounded ledger near its bound, where

@@ -324,6 +324,11 @@ class Ledger {
   // it on committed_cv_).
   bool writer_committing_ = false;
   std::condition_variable committed_cv_;
+  // Under queue_mu_: the groups taken from the queue (by the writer, by Flush) and not yet
+  // committed, so that an accept committed on its caller's thread never overtakes what is
+  // still to be written of an earlier request under its id (the owner retrying it). Their
+  // ops' applied and refused flags change only under mu_.
+  std::vector<const std::vector<Op>*> groups_in_flight_;
   std::atomic<std::uint64_t> pruned_expired_{0};
   std::atomic<std::uint64_t> pruned_for_room_{0};
 
