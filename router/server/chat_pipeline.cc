@@ -44,6 +44,18 @@ std::string MessagesSha256(const v1::ChatRequest& request) {
   return receipt::Sha256StringViews(parts);
 }
 
+// Ends a live record that a start or a Resume registered, when it returns (or throws) before
+// a flight has taken the record on; a flight ends its record itself (CloseRecorded, Refused).
+struct EndRecordUnlessTaken {
+  LiveRequests& registry;
+  const std::string& id;
+  std::shared_ptr<LiveRequests::Live> record;
+  bool taken = false;
+  ~EndRecordUnlessTaken() {
+    if (!taken) registry.End(id, record);
+  }
+};
+
 std::string NewRequestId() {
   std::random_device rd;
   std::uniform_int_distribution<std::uint64_t> d;
@@ -470,15 +482,7 @@ void ChatPipeline::Start(const v1::ChatRequest& request, std::shared_ptr<StreamS
     return;
   }
   // Until the flight owns the record, an exception here must not leave the id refused.
-  struct EndUnlessFlown {
-    LiveRequests& registry;
-    const std::string& id;
-    const std::shared_ptr<LiveRequests::Live>& record;
-    bool flown = false;
-    ~EndUnlessFlown() {
-      if (!flown) registry.End(id, record);
-    }
-  } guard{live_, id, start.record};
+  EndRecordUnlessTaken guard{live_, id, start.record};
   auto flight = std::make_shared<Flight>();
   flight->id = id;
   flight->owner = caller.owner;
@@ -488,7 +492,7 @@ void ChatPipeline::Start(const v1::ChatRequest& request, std::shared_ptr<StreamS
   if (!ledger_) {
     nodes_.Count(NodeTable::Outcome::kAccepted);
     Begin(flight);
-    guard.flown = true;                            // its end Ends the record
+    guard.taken = true;                            // its end Ends the record
     if (config_.identity) flight->PromptSha256();  // while the worker answers
     return;
   }
@@ -520,7 +524,7 @@ void ChatPipeline::Start(const v1::ChatRequest& request, std::shared_ptr<StreamS
     spdlog::error("ledger refused request {}: {}", flight->id, ledger_->LastError());
     Refused(flight, grpc::Status::OK, std::move(e));
   });
-  guard.flown = true;  // Recorded or Refused takes the record on
+  guard.taken = true;  // Recorded or Refused takes the record on
   // The receipt's prompt hash, while the worker answers rather than after (PromptSha256).
   if (config_.identity) flight->PromptSha256();
 }
@@ -654,15 +658,7 @@ grpc::Status ChatPipeline::Resume(const std::string& id, std::uint32_t from_inde
     return Follow(*live, id, from_index, *sink);
   }
   // From here this call owns the record: it continues the request or ends the record.
-  struct EndUnlessRun {
-    LiveRequests& registry;
-    const std::string& id;
-    std::shared_ptr<LiveRequests::Live> record;
-    bool run = false;
-    ~EndUnlessRun() {
-      if (!run) registry.End(id, record);
-    }
-  } end{live_, id, live};
+  EndRecordUnlessTaken end{live_, id, live};
   if (!ledger_) return NotFound(id);
   // An interrupted request taken up again is this router's now: the retention must not let
   // it go as one a stopped router left (a finished one is not touched).
@@ -730,7 +726,7 @@ grpc::Status ChatPipeline::Resume(const std::string& id, std::uint32_t from_inde
   flight->client = sink;
   flight->replay = std::make_unique<ReplaySink>(*sink, from_index);
   flight->live = live;
-  end.run = true;  // the flight ends the record
+  end.taken = true;  // the flight ends the record
   *started = true;
   Begin(flight);
   if (config_.identity) flight->PromptSha256();  // while the worker answers

@@ -491,8 +491,7 @@ void Ledger::Commit(std::vector<Op>& ops) {
   // which is what keeps up with a surge.
   bool gives_way = std::none_of(ops.begin(), ops.end(), is_accept);
   const auto left = [&] {
-    return std::count_if(ops.begin(), ops.end(),
-                         [](const Op& op) { return !op.applied && !op.refused; });
+    return std::count_if(ops.begin(), ops.end(), std::mem_fn(&Op::Unwritten));
   };
   for (auto before = left();;) {
     bool ok;
@@ -523,7 +522,7 @@ std::vector<Ledger::Op> Ledger::TakeQueuedAccepts(const std::vector<Op>& group) 
   std::lock_guard lock(queue_mu_);
   std::unordered_set<std::string_view> unwritten;
   for (const auto& op : group) {
-    if (!op.applied && !op.refused) unwritten.insert(op.id);
+    if (op.Unwritten()) unwritten.insert(op.id);
   }
   for (const auto& op : queue_) {
     if (!is_accept(op)) unwritten.insert(op.id);
@@ -712,15 +711,13 @@ void Ledger::AcceptAsync(const std::string& id, const v1::ChatRequest& request,
       // A group taken from the queue still holding something of an earlier request under this
       // id (its owner retries it while its end is being written): the retry goes to the
       // writer, which writes it after that group (TakeQueuedAccepts keeps it back till then).
-      const auto earlier_in_flight = [&] {
-        return std::any_of(groups_in_flight_.begin(), groups_in_flight_.end(),
-                           [&](const auto* group) {
-                             return std::any_of(group->begin(), group->end(), [&](const Op& q) {
-                               return q.id == op.id && !q.applied && !q.refused;
-                             });
-                           });
+      const auto holds_earlier = [&](const std::vector<Op>& ops) {
+        return std::any_of(ops.begin(), ops.end(),
+                           [&](const Op& q) { return q.id == op.id && q.Unwritten(); });
       };
-      if (queued_accepts_ == 0 && !earlier_in_flight()) {
+      if (queued_accepts_ == 0 &&
+          std::none_of(groups_in_flight_.begin(), groups_in_flight_.end(),
+                       [&](const auto* group) { return holds_earlier(*group); })) {
         std::vector<Op> ops;
         // The writer's queue comes along when the writer has fallen behind (accepts back to
         // back can keep it from the connection), and in a bounded ledger near its bound, where
@@ -728,8 +725,7 @@ void Ledger::AcceptAsync(const std::string& id, const v1::ChatRequest& request,
         // And when something of an earlier request under this id is still queued (the owner
         // retries it): that is written first, then the retry replaces it.
         const bool nearly_full = NearlyFullLocked();
-        if (queue_.size() >= kWriterBehindOps || nearly_full ||
-            std::any_of(queue_.begin(), queue_.end(), [&](const Op& q) { return q.id == op.id; })) {
+        if (queue_.size() >= kWriterBehindOps || nearly_full || holds_earlier(queue_)) {
           ops.swap(queue_);
         }
         lock.unlock();

@@ -214,6 +214,8 @@ class Ledger {
     std::vector<std::string> messages;
     std::vector<std::string> chains;
     bool IsAccept() const { return kind == Kind::kAccept; }
+    // Still to be written: neither committed nor refused.
+    bool Unwritten() const { return !applied && !refused; }
     // What it would add to the ledger at most (room is made only for what can fit).
     std::size_t Bytes() const {
       std::size_t n = text.size();
